@@ -1,0 +1,213 @@
+// Package azurite starts Azurite, Microsoft's Azure Storage emulator, as a
+// child process for the local stack and for tests.
+//
+// Azurite is the real emulator (npm package "azurite", pinned in the
+// project's package-lock.json); this package only finds the installed binary,
+// chooses a loopback port, starts it with a data directory and waits until the
+// blob endpoint answers.
+package azurite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// The well-known development account that every Azurite instance accepts.
+const (
+	Account = "devstoreaccount1"
+	Key     = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+
+// Options configure a Server. The zero value is usable inside the repository.
+type Options struct {
+	// Dir is Azurite's --location (its data). Required.
+	Dir string
+	// Bin is the azurite-blob executable. Default: FindBin().
+	Bin string
+	// Port for the blob endpoint on 127.0.0.1. 0 picks a free port.
+	Port int
+	// Logger receives Azurite's lifecycle lines. Default: discard.
+	Logger *slog.Logger
+	// Stdout and Stderr receive the child's output. Default: discarded.
+	Stdout, Stderr *os.File
+}
+
+// Server is a running Azurite blob service.
+type Server struct {
+	opts Options
+	port int
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// New returns a Server that is not yet started.
+func New(opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Server{opts: opts}
+}
+
+// FindBin locates the azurite-blob executable: $FFPIPE_AZURITE_BIN, then
+// node_modules/.bin/azurite-blob in the current directory or any parent.
+func FindBin() (string, error) {
+	if p := os.Getenv("FFPIPE_AZURITE_BIN"); p != "" {
+		return p, nil
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("find azurite: %w", err)
+	}
+	for {
+		p := filepath.Join(dir, "node_modules", ".bin", "azurite-blob")
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("find azurite: node_modules/.bin/azurite-blob not found; run `make deps` (npm ci) in the repository root")
+		}
+		dir = parent
+	}
+}
+
+// Start launches Azurite and waits until its blob endpoint answers or ctx ends.
+func (s *Server) Start(ctx context.Context) error {
+	if s.opts.Dir == "" {
+		return errors.New("start azurite: Options.Dir is required")
+	}
+	bin := s.opts.Bin
+	if bin == "" {
+		var err error
+		if bin, err = FindBin(); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(s.opts.Dir, 0o755); err != nil {
+		return fmt.Errorf("start azurite: %w", err)
+	}
+	port := s.opts.Port
+	if port == 0 {
+		p, err := freePort()
+		if err != nil {
+			return fmt.Errorf("start azurite: %w", err)
+		}
+		port = p
+	}
+	cmd := exec.Command(bin,
+		"--blobHost", "127.0.0.1", "--blobPort", strconv.Itoa(port),
+		"--location", s.opts.Dir, "--skipApiVersionCheck", "--loose", "--silent")
+	cmd.Stdout, cmd.Stderr = s.opts.Stdout, s.opts.Stderr
+	// Own process group so Close also stops node's children.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start azurite: %w", err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	s.mu.Lock()
+	s.cmd, s.done, s.port = cmd, done, port
+	s.mu.Unlock()
+	s.opts.Logger.Info("azurite starting", "pid", cmd.Process.Pid, "url", s.URL(), "dir", s.opts.Dir)
+	if err := s.waitReady(ctx, done); err != nil {
+		_ = s.Close()
+		return err
+	}
+	return nil
+}
+
+func (s *Server) waitReady(ctx context.Context, done <-chan struct{}) error {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	client := &http.Client{Timeout: time.Second}
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL()+"?comp=list", nil)
+		if resp, err := client.Do(req); err == nil {
+			resp.Body.Close()
+			return nil // any HTTP answer (even 403 for a missing signature) means it is up
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("start azurite: not ready: %w", ctx.Err())
+		case <-done:
+			return errors.New("start azurite: process exited before it was ready")
+		case <-tick.C:
+		}
+	}
+}
+
+// Port is the blob endpoint's TCP port.
+func (s *Server) Port() int { s.mu.Lock(); defer s.mu.Unlock(); return s.port }
+
+// URL is the blob service endpoint, e.g. http://127.0.0.1:10000/devstoreaccount1.
+func (s *Server) URL() string {
+	return fmt.Sprintf("http://127.0.0.1:%d/%s", s.Port(), Account)
+}
+
+// ConnectionString is the storage connection string for the dev account.
+func (s *Server) ConnectionString() string {
+	return ConnectionString(s.URL())
+}
+
+// ConnectionString builds the dev-account connection string for a blob endpoint URL.
+func ConnectionString(blobURL string) string {
+	return "DefaultEndpointsProtocol=http;AccountName=" + Account + ";AccountKey=" + Key + ";BlobEndpoint=" + blobURL + ";"
+}
+
+// Pid is the Azurite process id, 0 when not running.
+func (s *Server) Pid() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
+// Kill stops Azurite with SIGKILL (for crash tests) and waits for it to exit.
+func (s *Server) Kill() error { return s.stop(syscall.SIGKILL) }
+
+// Close stops Azurite (SIGTERM, then SIGKILL after 5 s) and waits for it.
+func (s *Server) Close() error { return s.stop(syscall.SIGTERM) }
+
+func (s *Server) stop(sig syscall.Signal) error {
+	s.mu.Lock()
+	cmd, done := s.cmd, s.done
+	s.cmd = nil
+	s.mu.Unlock()
+	if cmd == nil {
+		return nil
+	}
+	_ = syscall.Kill(-cmd.Process.Pid, sig)
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+	}
+	return nil
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
