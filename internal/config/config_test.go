@@ -1,0 +1,274 @@
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+func localSettings() map[string]string {
+	return map[string]string{
+		"ServiceBusConnection":  "Endpoint=sb://127.0.0.1:5672;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=SAS_KEY_VALUE;UseDevelopmentEmulator=true;",
+		"DataStorage":           "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=" + devKey + ";BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;",
+		"FFPIPE_BATCH_ENDPOINT": "http://127.0.0.1:8090",
+		"FFPIPE_BATCH_TOKEN":    "ffpipe-local-batch-token",
+	}
+}
+
+func TestLoadDefaults(t *testing.T) {
+	c, err := Load(FromMap(localSettings()))
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"pool", c.BatchPool, "ffmpeg"},
+		{"job", c.BatchJob, "ffpipe"},
+		{"queue", c.Queue, "transcode"},
+		{"input", c.InputContainer, "input"},
+		{"quarantine", c.QuarantineContainer, "quarantine"},
+		{"suffixes", strings.Join(c.AllowedSuffixes, ","), ".mp4"},
+		{"max bytes", c.MaxInputBytes, int64(4 << 30)},
+		{"wallclock", c.TaskMaxWallClock, 30 * time.Minute},
+		{"retries", c.TaskMaxRetries, 2},
+		{"sas", c.SASExpiry, 2 * time.Hour},
+		{"sweep max", c.SweepMaxTasks, 500},
+		{"reconcile", c.ReconcileAfter, 15 * time.Minute},
+		{"template", c.OutputTemplate, "{dir}/{stem}.{ext}"},
+		{"account", c.StorageAccount(), "devstoreaccount1"},
+		{"local", c.Local(), true},
+	}
+	for _, ch := range checks {
+		if ch.got != ch.want {
+			t.Errorf("%s: got %v, want %v", ch.name, ch.got, ch.want)
+		}
+	}
+}
+
+func TestLoadOverrides(t *testing.T) {
+	m := localSettings()
+	m["FFPIPE_ALLOWED_SUFFIXES"] = ".MP4, .mov ,"
+	m["FFPIPE_QUARANTINE_CONTAINER"] = ""
+	m["FFPIPE_TASK_MAX_WALLCLOCK"] = "PT1H30M"
+	m["FFPIPE_SAS_EXPIRY"] = "P1D"
+	c, err := Load(FromMap(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Join(c.AllowedSuffixes, ","), ".mp4,.mov"; got != want {
+		t.Errorf("suffixes: got %q, want %q", got, want)
+	}
+	if c.QuarantineContainer != "" {
+		t.Errorf("quarantine: got %q, want empty (explicitly disabled)", c.QuarantineContainer)
+	}
+	if got, want := c.TaskMaxWallClock, 90*time.Minute; got != want {
+		t.Errorf("wallclock: got %v, want %v", got, want)
+	}
+	if got, want := c.SASExpiry, 24*time.Hour; got != want {
+		t.Errorf("sas: got %v, want %v", got, want)
+	}
+}
+
+func TestLoadAndValidateErrorsNameTheSetting(t *testing.T) {
+	tests := []struct {
+		name    string
+		change  func(m map[string]string)
+		wantErr string
+	}{
+		{"bad size", func(m map[string]string) { m["FFPIPE_MAX_INPUT_BYTES"] = "lots" }, "FFPIPE_MAX_INPUT_BYTES"},
+		{"bad retries", func(m map[string]string) { m["FFPIPE_TASK_MAX_RETRIES"] = "-1" }, "FFPIPE_TASK_MAX_RETRIES"},
+		{"bad duration", func(m map[string]string) { m["FFPIPE_RECONCILE_AFTER"] = "soon" }, "FFPIPE_RECONCILE_AFTER"},
+		{"bad schedule", func(m map[string]string) { m["SweepSchedule"] = "* * * * *" }, "SweepSchedule"},
+		{"bad presets", func(m map[string]string) { m["FFPIPE_PRESETS"] = "{" }, "FFPIPE_PRESETS"},
+		{"bad log format", func(m map[string]string) { m["FFPIPE_LOG_FORMAT"] = "xml" }, "FFPIPE_LOG_FORMAT"},
+		{"no service bus", func(m map[string]string) { delete(m, "ServiceBusConnection") }, "ServiceBusConnection"},
+		{"no storage", func(m map[string]string) { delete(m, "DataStorage") }, "DataStorage"},
+		{"no batch", func(m map[string]string) { delete(m, "FFPIPE_BATCH_ENDPOINT") }, "FFPIPE_BATCH_ENDPOINT"},
+		{"bad container", func(m map[string]string) { m["FFPIPE_OUTPUT_CONTAINER"] = "Out_Put" }, "FFPIPE_OUTPUT_CONTAINER"},
+		{"same container", func(m map[string]string) { m["FFPIPE_OUTPUT_CONTAINER"] = "input" }, "FFPIPE_INPUT_CONTAINER and FFPIPE_OUTPUT_CONTAINER"},
+		{"sas shorter than task", func(m map[string]string) { m["FFPIPE_SAS_EXPIRY"] = "10m" }, "FFPIPE_SAS_EXPIRY"},
+		{"bad blob uri", func(m map[string]string) { delete(m, "DataStorage"); m["DataStorage__blobServiceUri"] = "nope" }, "DataStorage__blobServiceUri"},
+		{"bad connection string", func(m map[string]string) { m["DataStorage"] = "AccountName=x" }, "DataStorage"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := localSettings()
+			tt.change(m)
+			c, err := Load(FromMap(m))
+			if err == nil {
+				err = c.Validate()
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("got error %v, want one naming %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestAzureSettings(t *testing.T) {
+	c, err := Load(FromMap(map[string]string{
+		"ServiceBusConnection__fullyQualifiedNamespace": "ffpipe.servicebus.windows.net",
+		"DataStorage__blobServiceUri":                   "https://ffpipedata.blob.core.windows.net/",
+		"FFPIPE_BATCH_ENDPOINT":                         "https://ffpipe.westeurope.batch.azure.com",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	if got, want := c.StorageAccount(), "ffpipedata"; got != want {
+		t.Errorf("account: got %q, want %q", got, want)
+	}
+	if c.Local() {
+		t.Errorf("Local: got true, want false")
+	}
+}
+
+func TestSettingsTableIsComplete(t *testing.T) {
+	// Every setting the team contract names must be in the table.
+	want := []string{"ServiceBusConnection", "ServiceBusConnection__fullyQualifiedNamespace", "DataStorage",
+		"DataStorage__blobServiceUri", "AZURE_CLIENT_ID", "FFPIPE_BATCH_ENDPOINT", "FFPIPE_BATCH_TOKEN",
+		"FFPIPE_BATCH_POOL", "FFPIPE_BATCH_JOB", "FFPIPE_QUEUE", "FFPIPE_INPUT_CONTAINER", "FFPIPE_OUTPUT_CONTAINER",
+		"FFPIPE_STATUS_CONTAINER", "FFPIPE_LOGS_CONTAINER", "FFPIPE_QUARANTINE_CONTAINER", "FFPIPE_ALLOWED_SUFFIXES",
+		"FFPIPE_MAX_INPUT_BYTES", "FFPIPE_DEFAULT_PRESET", "FFPIPE_OUTPUT_TEMPLATE", "FFPIPE_PRESETS",
+		"FFPIPE_TASK_MAX_WALLCLOCK", "FFPIPE_TASK_MAX_RETRIES", "FFPIPE_SAS_EXPIRY", "FFPIPE_NODE_IDENTITY",
+		"FFPIPE_SWEEP_MAX_TASKS", "FFPIPE_RECONCILE_AFTER", "SweepSchedule", "FFPIPE_LOG_FORMAT", "FFPIPE_LOG_LEVEL"}
+	have := map[string]Setting{}
+	for _, s := range Settings() {
+		if _, dup := have[s.Name]; dup {
+			t.Errorf("setting %s listed twice", s.Name)
+		}
+		if s.Doc == "" {
+			t.Errorf("setting %s has no doc", s.Name)
+		}
+		have[s.Name] = s
+	}
+	for _, n := range want {
+		if _, ok := have[n]; !ok {
+			t.Errorf("setting %s missing from Settings()", n)
+		}
+	}
+	if len(have) != len(want) {
+		t.Errorf("got %d settings, want %d", len(have), len(want))
+	}
+	// Load must read exactly the table's names.
+	var read []string
+	_, _ = Load(func(k string) (string, bool) { read = append(read, k); return "", false })
+	if len(read) != len(have) {
+		t.Errorf("Load read %d names, want %d", len(read), len(have))
+	}
+	for _, k := range read {
+		if _, ok := have[k]; !ok {
+			t.Errorf("Load read %s, which is not in Settings()", k)
+		}
+	}
+}
+
+func TestAccountFromBlobURL(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"https://acct.blob.core.windows.net", "acct"},
+		{"https://acct.blob.core.windows.net/input/a.mp4", "acct"},
+		{"http://127.0.0.1:10000/devstoreaccount1", "devstoreaccount1"},
+		{"http://127.0.0.1:10000/devstoreaccount1/input/a.mp4", "devstoreaccount1"},
+		{"http://localhost:10000/devstoreaccount1/input", "devstoreaccount1"},
+		{"not a url", ""},
+	}
+	for _, tt := range tests {
+		if got := AccountFromBlobURL(tt.in); got != tt.want {
+			t.Errorf("AccountFromBlobURL(%q): got %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestParseDuration(t *testing.T) {
+	tests := []struct {
+		in   string
+		want time.Duration
+		ok   bool
+	}{
+		{"30m", 30 * time.Minute, true},
+		{"PT30M", 30 * time.Minute, true},
+		{"PT1H30M15S", time.Hour + 30*time.Minute + 15*time.Second, true},
+		{"P1DT1H", 25 * time.Hour, true},
+		{"pt0.5s", 500 * time.Millisecond, true},
+		{"P", 0, false},
+		{"PT", 0, false},
+		{"P1H", 0, false},
+		{"PT1D", 0, false},
+		{"PT5", 0, false},
+		{"PTM", 0, false},
+	}
+	for _, tt := range tests {
+		got, err := ParseDuration(tt.in)
+		if (err == nil) != tt.ok || got != tt.want {
+			t.Errorf("ParseDuration(%q): got %v, %v; want %v, ok=%v", tt.in, got, err, tt.want, tt.ok)
+		}
+	}
+}
+
+func FuzzParseDuration(f *testing.F) {
+	for _, s := range []string{"30m", "PT30M", "P1DT2H3M4.5S", "P", "PT1.2.3S", "1h2m"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := ParseDuration(s)
+		if err != nil && d != 0 {
+			t.Fatalf("ParseDuration(%q): error %v with non-zero %v", s, err, d)
+		}
+	})
+}
+
+func TestRedact(t *testing.T) {
+	tests := []struct{ in, leak string }{
+		{"Endpoint=sb://x/;SharedAccessKeyName=Root;SharedAccessKey=abc123secret=;", "abc123secret"},
+		{"DefaultEndpointsProtocol=https;AccountName=a;AccountKey=c2VjcmV0a2V5==;EndpointSuffix=core.windows.net", "c2VjcmV0a2V5"},
+		{"GET https://a.blob.core.windows.net/c/b?sv=2023&sp=r&sig=AbCdEf%2B123 failed", "AbCdEf"},
+		{"Authorization: Bearer eyJhbGciOi.secret", "eyJhbGciOi"},
+	}
+	for _, tt := range tests {
+		got := Redact(tt.in)
+		if strings.Contains(got, tt.leak) {
+			t.Errorf("Redact(%q) = %q: still contains %q", tt.in, got, tt.leak)
+		}
+		if !strings.Contains(got, "REDACTED") {
+			t.Errorf("Redact(%q) = %q: want a REDACTED marker", tt.in, got)
+		}
+	}
+	if got := Redact("key=abc correlationId=xyz"); got != "key=abc correlationId=xyz" {
+		t.Errorf("Redact changed harmless text: %q", got)
+	}
+}
+
+func TestLoggerRedacts(t *testing.T) {
+	var buf bytes.Buffer
+	log := NewLogger(Config{LogFormat: "json", LogLevel: "info"}, &buf)
+	log = log.With("conn", "AccountName=a;AccountKey=topsecret1;")
+	log.Info("send failed https://x/y?sig=topsecret2", "err", errString("Bearer topsecret3"), "url", "https://x/y?sp=r&sig=topsecret4")
+	out := buf.String()
+	for _, s := range []string{"topsecret1", "topsecret2", "topsecret3", "topsecret4"} {
+		if strings.Contains(out, s) {
+			t.Errorf("log line leaks %s: %s", s, out)
+		}
+	}
+	var m map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &m); err != nil {
+		t.Fatalf("want JSON log line, got %q: %v", out, err)
+	}
+	buf.Reset()
+	NewLogger(Config{LogFormat: "text", LogLevel: "warn"}, &buf).Info("quiet")
+	if buf.Len() != 0 {
+		t.Errorf("info logged at warn level: %q", buf.String())
+	}
+}
+
+type errString string
+
+func (e errString) Error() string { return string(e) }
