@@ -1,0 +1,359 @@
+package encoding
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"unicode/utf8"
+)
+
+// Limits that keep hostile input from exhausting memory or stack.
+const (
+	// MaxDepth is the deepest nesting of compound and described values.
+	MaxDepth = 32
+	// MaxArrayCount caps the element count of an array (go-amqp uses the same).
+	MaxArrayCount = 65536
+)
+
+// Decode errors.
+var (
+	ErrShort       = errors.New("amqp: value truncated")
+	ErrInvalidCode = errors.New("amqp: invalid type code")
+	ErrTooDeep     = errors.New("amqp: values nested too deeply")
+	ErrTooLarge    = errors.New("amqp: compound value too large")
+	ErrInvalidUTF8 = errors.New("amqp: invalid utf-8 in string")
+	ErrOddMap      = errors.New("amqp: map with odd element count")
+)
+
+// Unmarshal decodes one value from the start of b and returns it with the
+// bytes that follow it.
+func Unmarshal(b []byte) (v any, rest []byte, err error) {
+	d := decoder{b: b}
+	v, err = d.value(0)
+	if err != nil {
+		return nil, b, err
+	}
+	return v, d.b[d.p:], nil
+}
+
+// UnmarshalAll decodes consecutive values until b is exhausted.
+func UnmarshalAll(b []byte) ([]any, error) {
+	var out []any
+	for len(b) > 0 {
+		v, rest, err := Unmarshal(b)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+		b = rest
+	}
+	return out, nil
+}
+
+type decoder struct {
+	b []byte
+	p int
+}
+
+func (d *decoder) need(n int) ([]byte, error) {
+	if n < 0 || len(d.b)-d.p < n {
+		return nil, ErrShort
+	}
+	s := d.b[d.p : d.p+n]
+	d.p += n
+	return s, nil
+}
+
+func (d *decoder) byte1() (byte, error) {
+	s, err := d.need(1)
+	if err != nil {
+		return 0, err
+	}
+	return s[0], nil
+}
+
+func (d *decoder) value(depth int) (any, error) {
+	if depth > MaxDepth {
+		return nil, ErrTooDeep
+	}
+	start := d.p
+	c, err := d.byte1()
+	if err != nil {
+		return nil, err
+	}
+	if c == 0x00 {
+		desc, err := d.value(depth + 1)
+		if err != nil {
+			return nil, err
+		}
+		val, err := d.value(depth + 1)
+		if err != nil {
+			return nil, err
+		}
+		return &Described{Descriptor: desc, Value: val}, nil
+	}
+	return d.body(c, start, depth)
+}
+
+// body decodes the value after constructor c (already consumed; start is
+// the offset of the constructor).
+func (d *decoder) body(c byte, start, depth int) (any, error) {
+	switch c {
+	case 0x40:
+		return nil, nil
+	case 0x41:
+		return true, nil
+	case 0x42:
+		return false, nil
+	case 0x56:
+		x, err := d.byte1()
+		if err != nil {
+			return nil, err
+		}
+		if x > 1 {
+			return nil, fmt.Errorf("amqp: invalid boolean %#x", x)
+		}
+		return x == 1, nil
+	case 0x50:
+		x, err := d.byte1()
+		return x, err
+	case 0x51:
+		x, err := d.byte1()
+		return int8(x), err
+	case 0x60:
+		s, err := d.need(2)
+		if err != nil {
+			return nil, err
+		}
+		return binary.BigEndian.Uint16(s), nil
+	case 0x61:
+		s, err := d.need(2)
+		if err != nil {
+			return nil, err
+		}
+		return int16(binary.BigEndian.Uint16(s)), nil
+	case 0x43:
+		return uint32(0), nil
+	case 0x52:
+		x, err := d.byte1()
+		return uint32(x), err
+	case 0x70:
+		s, err := d.need(4)
+		if err != nil {
+			return nil, err
+		}
+		return binary.BigEndian.Uint32(s), nil
+	case 0x44:
+		return uint64(0), nil
+	case 0x53:
+		x, err := d.byte1()
+		return uint64(x), err
+	case 0x80:
+		s, err := d.need(8)
+		if err != nil {
+			return nil, err
+		}
+		return binary.BigEndian.Uint64(s), nil
+	case 0x54:
+		x, err := d.byte1()
+		return int32(int8(x)), err
+	case 0x71:
+		s, err := d.need(4)
+		if err != nil {
+			return nil, err
+		}
+		return int32(binary.BigEndian.Uint32(s)), nil
+	case 0x55:
+		x, err := d.byte1()
+		return int64(int8(x)), err
+	case 0x81:
+		s, err := d.need(8)
+		if err != nil {
+			return nil, err
+		}
+		return int64(binary.BigEndian.Uint64(s)), nil
+	case 0x72:
+		s, err := d.need(4)
+		if err != nil {
+			return nil, err
+		}
+		return math.Float32frombits(binary.BigEndian.Uint32(s)), nil
+	case 0x82:
+		s, err := d.need(8)
+		if err != nil {
+			return nil, err
+		}
+		return math.Float64frombits(binary.BigEndian.Uint64(s)), nil
+	case 0x83:
+		s, err := d.need(8)
+		if err != nil {
+			return nil, err
+		}
+		return Timestamp(int64(binary.BigEndian.Uint64(s))), nil
+	case 0x73, 0x74, 0x84, 0x94:
+		n := map[byte]int{0x73: 4, 0x74: 4, 0x84: 8, 0x94: 16}[c]
+		if _, err := d.need(n); err != nil {
+			return nil, err
+		}
+		return Raw(append([]byte(nil), d.b[start:d.p]...)), nil
+	case 0x98:
+		s, err := d.need(16)
+		if err != nil {
+			return nil, err
+		}
+		var u UUID
+		copy(u[:], s)
+		return u, nil
+	case 0xa0, 0xb0, 0xa1, 0xb1, 0xa3, 0xb3:
+		n, err := d.size(c >= 0xb0)
+		if err != nil {
+			return nil, err
+		}
+		s, err := d.need(n)
+		if err != nil {
+			return nil, err
+		}
+		switch c {
+		case 0xa0, 0xb0:
+			return append([]byte(nil), s...), nil
+		case 0xa1, 0xb1:
+			if !utf8.Valid(s) {
+				return nil, ErrInvalidUTF8
+			}
+			return string(s), nil
+		default:
+			return Symbol(s), nil
+		}
+	case 0x45:
+		return []any{}, nil
+	case 0xc0, 0xd0, 0xc1, 0xd1:
+		wide := c >= 0xd0
+		size, err := d.size(wide)
+		if err != nil {
+			return nil, err
+		}
+		body, err := d.need(size)
+		if err != nil {
+			return nil, err
+		}
+		sub := decoder{b: body}
+		count, err := sub.size(wide)
+		if err != nil {
+			return nil, err
+		}
+		if count > len(body)-sub.p {
+			return nil, ErrTooLarge // each element takes at least one byte
+		}
+		elems := make([]any, 0, count)
+		for i := 0; i < count; i++ {
+			v, err := sub.value(depth + 1)
+			if err != nil {
+				return nil, err
+			}
+			elems = append(elems, v)
+		}
+		if c == 0xc0 || c == 0xd0 {
+			return elems, nil
+		}
+		if count%2 != 0 {
+			return nil, ErrOddMap
+		}
+		m := make(Map, 0, count/2)
+		for i := 0; i < count; i += 2 {
+			m = append(m, KV{Key: elems[i], Value: elems[i+1]})
+		}
+		return m, nil
+	case 0xe0, 0xf0:
+		return d.array(c == 0xf0, start, depth)
+	}
+	return nil, fmt.Errorf("%w %#02x", ErrInvalidCode, c)
+}
+
+func (d *decoder) size(wide bool) (int, error) {
+	if !wide {
+		x, err := d.byte1()
+		return int(x), err
+	}
+	s, err := d.need(4)
+	if err != nil {
+		return 0, err
+	}
+	n := binary.BigEndian.Uint32(s)
+	if uint64(n) > uint64(len(d.b)) {
+		return 0, ErrShort
+	}
+	return int(n), nil
+}
+
+func (d *decoder) array(wide bool, start, depth int) (any, error) {
+	size, err := d.size(wide)
+	if err != nil {
+		return nil, err
+	}
+	body, err := d.need(size)
+	if err != nil {
+		return nil, err
+	}
+	end := d.p
+	sub := decoder{b: body}
+	count, err := sub.size(wide)
+	if err != nil {
+		return nil, err
+	}
+	if count > MaxArrayCount {
+		return nil, ErrTooLarge
+	}
+	// The element constructor, possibly described.
+	ctorStart := sub.p
+	ctor, err := sub.byte1()
+	if err != nil {
+		if count == 0 {
+			return &Array{raw: append([]byte(nil), d.b[start:end]...)}, nil
+		}
+		return nil, err
+	}
+	var desc any
+	if ctor == 0x00 {
+		if desc, err = sub.value(depth + 1); err != nil {
+			return nil, err
+		}
+		if ctor, err = sub.byte1(); err != nil {
+			return nil, err
+		}
+	}
+	_ = ctorStart
+	elems := make([]any, 0, min(count, len(body)))
+	for i := 0; i < count; i++ {
+		if sub.p >= len(sub.b) && fixedWidth(ctor) != 0 {
+			return nil, ErrShort
+		}
+		v, err := sub.body(ctor, sub.p, depth+1)
+		if err != nil {
+			return nil, err
+		}
+		if desc != nil {
+			v = &Described{Descriptor: desc, Value: v}
+		}
+		elems = append(elems, v)
+	}
+	return &Array{Ctor: ctor, Elems: elems, raw: append([]byte(nil), d.b[start:end]...)}, nil
+}
+
+// fixedWidth is the encoded width of a fixed-width element (excluding the
+// constructor), or 0 for variable or zero-width types.
+func fixedWidth(c byte) int {
+	switch c {
+	case 0x50, 0x51, 0x52, 0x53, 0x54, 0x55, 0x56:
+		return 1
+	case 0x60, 0x61:
+		return 2
+	case 0x70, 0x71, 0x72, 0x73, 0x74:
+		return 4
+	case 0x80, 0x81, 0x82, 0x83, 0x84:
+		return 8
+	case 0x94, 0x98:
+		return 16
+	}
+	return 0
+}
