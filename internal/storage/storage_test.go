@@ -1,0 +1,234 @@
+package storage
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ffpipe/ffpipe/internal/emulator/azurite/azuritetest"
+)
+
+func newAzurite(t *testing.T) *Client {
+	t.Helper()
+	s := azuritetest.Start(t)
+	c, err := NewFromConnectionString(s.ConnectionString(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, name := range []string{"input", "output", "quarantine"} {
+		if err := c.EnsureContainer(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Twice: idempotent.
+	if err := c.EnsureContainer(ctx, "input"); err != nil {
+		t.Fatalf("EnsureContainer again: %v", err)
+	}
+	return c
+}
+
+func TestAgainstAzurite(t *testing.T) {
+	c := newAzurite(t)
+	ctx := context.Background()
+
+	t.Run("put get properties tail list", func(t *testing.T) {
+		data := []byte("line1\nline2\nline3\n")
+		if err := c.Put(ctx, "input", "dir/a.mp4", data, "video/mp4", map[string]string{"state": "x"}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := c.Get(ctx, "input", "dir/a.mp4")
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("Get: got %q, %v; want %q", got, err, data)
+		}
+		p, err := c.Properties(ctx, "input", "dir/a.mp4")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Size != int64(len(data)) || p.ETag == "" || strings.Contains(p.ETag, `"`) || p.Metadata["state"] != "x" {
+			t.Errorf("Properties: got %+v", p)
+		}
+		tail, err := c.Tail(ctx, "input", "dir/a.mp4", 6)
+		if err != nil || string(tail) != "line3\n" {
+			t.Errorf("Tail: got %q, %v; want %q", tail, err, "line3\n")
+		}
+		var names []string
+		if err := c.List(ctx, "input", "dir/", func(it Item) bool { names = append(names, it.Name+":"+it.Metadata["state"]); return true }); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Join(names, ",") != "dir/a.mp4:x" {
+			t.Errorf("List: got %v", names)
+		}
+		if err := c.List(ctx, "nosuchcontainer", "", func(Item) bool { return true }); err != nil {
+			t.Errorf("List of a missing container: got %v, want nil", err)
+		}
+		if _, err := c.Properties(ctx, "input", "missing.mp4"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Properties(missing): got %v, want ErrNotFound", err)
+		}
+	})
+
+	t.Run("delete if match", func(t *testing.T) {
+		if err := c.Put(ctx, "input", "d.mp4", []byte("v1"), "video/mp4", nil); err != nil {
+			t.Fatal(err)
+		}
+		p1, _ := c.Properties(ctx, "input", "d.mp4")
+		if err := c.Put(ctx, "input", "d.mp4", []byte("v2"), "video/mp4", nil); err != nil {
+			t.Fatal(err)
+		}
+		p2, _ := c.Properties(ctx, "input", "d.mp4")
+		if err := c.DeleteIfMatch(ctx, "input", "d.mp4", p1.ETag); !errors.Is(err, ErrConditionNotMet) {
+			t.Fatalf("DeleteIfMatch(old eTag): got %v, want ErrConditionNotMet", err)
+		}
+		if _, err := c.Properties(ctx, "input", "d.mp4"); err != nil {
+			t.Fatalf("blob deleted despite eTag mismatch: %v", err)
+		}
+		if err := c.DeleteIfMatch(ctx, "input", "d.mp4", `"`+p2.ETag+`"`); err != nil {
+			t.Fatalf("DeleteIfMatch(current, quoted): %v", err)
+		}
+		if err := c.DeleteIfMatch(ctx, "input", "d.mp4", p2.ETag); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("DeleteIfMatch again: got %v, want ErrNotFound", err)
+		}
+	})
+
+	t.Run("move to quarantine is idempotent", func(t *testing.T) {
+		if err := c.Put(ctx, "input", "bad/x.mp4", []byte("garbage"), "video/mp4", nil); err != nil {
+			t.Fatal(err)
+		}
+		p, _ := c.Properties(ctx, "input", "bad/x.mp4")
+		for i := range 2 {
+			if err := c.Move(ctx, "input", "bad/x.mp4", p.ETag, "quarantine", "bad/x.mp4"); err != nil {
+				t.Fatalf("Move #%d: %v", i+1, err)
+			}
+		}
+		if _, err := c.Properties(ctx, "input", "bad/x.mp4"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("source after move: got %v, want ErrNotFound", err)
+		}
+		got, err := c.Get(ctx, "quarantine", "bad/x.mp4")
+		if err != nil || string(got) != "garbage" {
+			t.Errorf("quarantine copy: got %q, %v", got, err)
+		}
+		// A changed source is not moved.
+		_ = c.Put(ctx, "input", "bad/y.mp4", []byte("v1"), "video/mp4", nil)
+		if err := c.Move(ctx, "input", "bad/y.mp4", "0x0000", "quarantine", "bad/y.mp4"); !errors.Is(err, ErrConditionNotMet) {
+			t.Errorf("Move with stale eTag: got %v, want ErrConditionNotMet", err)
+		}
+	})
+
+	t.Run("sas urls grant exactly one blob", func(t *testing.T) {
+		_ = c.Put(ctx, "input", "in.mp4", []byte("input bytes"), "video/mp4", nil)
+		_ = c.Put(ctx, "input", "other.mp4", []byte("other"), "video/mp4", nil)
+		read, err := c.ReadURL(ctx, "input", "in.mp4", time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		write, err := c.WriteURL(ctx, "output", "out/in.mp3", time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		contURL, err := c.ContainerWriteURL(ctx, "output", "out/in.mp3", time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tests := []struct {
+			name, method, url string
+			want              int
+		}{
+			{"read input", http.MethodGet, read, http.StatusOK},
+			{"read other blob with input sas", http.MethodGet, swapBlob(read, "other.mp4"), http.StatusForbidden},
+			{"write with read sas", http.MethodPut, read, http.StatusForbidden},
+			{"write output", http.MethodPut, write, http.StatusCreated},
+			{"write other blob with output sas", http.MethodPut, swapBlob(write, "out/evil.mp3"), http.StatusForbidden},
+			{"read output with write sas", http.MethodGet, write, http.StatusForbidden},
+			{"container url + path (Batch style)", http.MethodPut, appendPath(contURL, "out/in.mp3"), http.StatusCreated},
+			{"container url + other path", http.MethodPut, appendPath(contURL, "out/other.mp3"), http.StatusForbidden},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				req, _ := http.NewRequestWithContext(ctx, tt.method, tt.url, strings.NewReader("data"))
+				if tt.method == http.MethodPut {
+					req.Header.Set("x-ms-blob-type", "BlockBlob")
+				}
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != tt.want {
+					t.Errorf("%s: got HTTP %d, want %d", tt.name, resp.StatusCode, tt.want)
+				}
+			})
+		}
+	})
+}
+
+func swapBlob(u, name string) string {
+	p, _ := url.Parse(u)
+	parts := strings.SplitN(strings.TrimPrefix(p.Path, "/"), "/", 3) // account/container/blob
+	p.Path = "/" + parts[0] + "/" + parts[1] + "/" + name
+	return p.String()
+}
+
+func appendPath(containerURL, name string) string {
+	p, _ := url.Parse(containerURL)
+	p.Path = strings.TrimRight(p.Path, "/") + "/" + name
+	return p.String()
+}
+
+func TestSASScope(t *testing.T) {
+	now := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	c, err := NewFromConnectionString("DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=a2V5a2V5a2V5a2V5;EndpointSuffix=core.windows.net", Options{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	read, _ := c.ReadURL(ctx, "input", "videos/a b.mp4", 2*time.Hour)
+	write, _ := c.WriteURL(ctx, "output", "videos/a b.mp3", 2*time.Hour)
+	cont, _ := c.ContainerWriteURL(ctx, "output", "videos/a b.mp3", 2*time.Hour)
+	tests := []struct {
+		name, url, path, sp string
+	}{
+		{"read", read, "/input/videos/a b.mp4", "r"},
+		{"write", write, "/output/videos/a b.mp3", "cw"},
+		{"container write", cont, "/output", "cw"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u, err := url.Parse(tt.url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if u.Host != "acct.blob.core.windows.net" || u.Path != tt.path {
+				t.Errorf("url: got %s%s, want acct.blob.core.windows.net%s", u.Host, u.Path, tt.path)
+			}
+			q := u.Query()
+			checks := map[string]string{"sp": tt.sp, "sr": "b", "spr": "https", "se": "2026-03-01T11:00:00Z", "st": "2026-03-01T08:55:00Z"}
+			for k, want := range checks {
+				if got := q.Get(k); got != want {
+					t.Errorf("%s: got %q, want %q", k, got, want)
+				}
+			}
+			if q.Get("sig") == "" {
+				t.Errorf("no signature")
+			}
+			if q.Get("srt") != "" || q.Get("ss") != "" {
+				t.Errorf("account SAS fields present: %v", q)
+			}
+		})
+	}
+	if _, err := c.ReadURL(ctx, "input", "a.mp4", 0); err == nil {
+		t.Errorf("ReadURL with zero ttl: got nil error")
+	}
+}
+
+func TestNormalizeETag(t *testing.T) {
+	for in, want := range map[string]string{`"0x8DC"`: "0x8DC", "0x8DC": "0x8DC", ` "0x1" `: "0x1"} {
+		if got := NormalizeETag(in); got != want {
+			t.Errorf("NormalizeETag(%q): got %q, want %q", in, got, want)
+		}
+	}
+}
