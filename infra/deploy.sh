@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# Deploy ffpipe to Azure, or tear it down. No keys: every step authenticates
+# with the signed-in Azure CLI user (az login) and every resource with managed
+# identities. See docs/deploy.md.
+#
+#   ./infra/deploy.sh deploy  RG LOCATION PREFIX
+#   ./infra/deploy.sh destroy RG LOCATION PREFIX
+#
+# Environment:
+#   FFPIPE_PARAMETERS  optional parameters file for main.bicep
+#                      (see infra/main.parameters.example.json)
+#   FFPIPE_YES=1       destroy without asking
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+
+say() { printf '==> %s\n' "$*"; }
+die() { printf 'deploy.sh: %s\n' "$*" >&2; exit 1; }
+
+usage() {
+	cat >&2 <<'USAGE'
+usage: infra/deploy.sh deploy|destroy RESOURCE_GROUP LOCATION PREFIX
+  deploy   create or update every resource, publish the function app,
+           then subscribe OnBlobCreated to the input container
+  destroy  delete the resource group and everything in it
+PREFIX: 3-11 lower-case letters and digits, starting with a letter.
+USAGE
+	exit 2
+}
+
+need() {
+	command -v "$1" >/dev/null 2>&1 || die "$1 is not installed: $2"
+}
+
+[ $# -eq 4 ] || usage
+action=$1 rg=$2 location=$3 prefix=$4
+[[ $prefix =~ ^[a-z][a-z0-9]{2,10}$ ]] || die "PREFIX must be 3-11 lower-case letters and digits starting with a letter, got '$prefix'"
+[ -n "$rg" ] || die "RESOURCE_GROUP is empty"
+[ -n "$location" ] || die "LOCATION is empty"
+
+need az "install the Azure CLI (https://learn.microsoft.com/cli/azure/install-azure-cli)"
+az account show --only-show-errors >/dev/null 2>&1 || die "not signed in: run 'az login' (and 'az account set --subscription ...')"
+
+deploy() {
+	need func "install Azure Functions Core Tools v4 (npm i -g azure-functions-core-tools@4)"
+	need go "install Go (see go.mod)"
+	need make "install make"
+	az bicep version >/dev/null 2>&1 || az bicep install
+
+	local sub
+	sub=$(az account show --query name -o tsv)
+	say "subscription: $sub; resource group $rg in $location; prefix $prefix"
+
+	say "resource group"
+	az group create --name "$rg" --location "$location" --tags app=ffpipe --only-show-errors -o none
+
+	# The signed-in user gets rights to upload inputs and read results, so
+	# the checks in docs/deploy.md work with --auth-mode login. A service
+	# principal (CI) has no signed-in user: skip.
+	local operator
+	operator=$(az ad signed-in-user show --query id -o tsv 2>/dev/null || true)
+	[ -n "$operator" ] || say "no signed-in user object id: skipping operator roles"
+
+	local params=(prefix="$prefix" location="$location" operatorPrincipalId="$operator")
+	local files=()
+	if [ -n "${FFPIPE_PARAMETERS:-}" ]; then
+		[ -f "$FFPIPE_PARAMETERS" ] || die "FFPIPE_PARAMETERS: no such file $FFPIPE_PARAMETERS"
+		files=(--parameters "@$FFPIPE_PARAMETERS")
+	fi
+
+	say "infrastructure (main.bicep): storage, Service Bus, Batch + pool, Function App, identities, roles"
+	az deployment group create \
+		--resource-group "$rg" \
+		--name ffpipe-main \
+		--template-file "$here/main.bicep" \
+		${files[@]+"${files[@]}"} \
+		--parameters "${params[@]}" \
+		--only-show-errors -o none
+
+	out() {
+		az deployment group show --resource-group "$rg" --name ffpipe-main \
+			--query "properties.outputs.$1.value" -o tsv
+	}
+	local app storage input deadletter egid suffix
+	app=$(out functionAppName)
+	storage=$(out dataStorageName)
+	input=$(out inputContainerName)
+	deadletter=$(out deadLetterContainerName)
+	egid=$(out eventGridIdentityName)
+	[ -n "$app" ] || die "main.bicep returned no functionAppName"
+
+	say "package (make package -> dist/)"
+	make -C "$root" package
+
+	# --custom: the worker runtime of this app (local.settings.json is not
+	# published). On Flex Consumption, func checks it against
+	# functionAppConfig.runtime.name and deploys with the caller's token.
+	say "publish $app"
+	(cd "$root/dist" && func azure functionapp publish "$app" --custom)
+
+	suffix=$(az functionapp config appsettings list --resource-group "$rg" --name "$app" \
+		--query "[?name=='FFPIPE_ALLOWED_SUFFIXES'].value | [0]" -o tsv)
+	case "$suffix" in
+	*,*)
+		say "FFPIPE_ALLOWED_SUFFIXES lists several suffixes ($suffix): subscribing without a suffix filter; OnBlobCreated filters"
+		suffix=""
+		;;
+	esac
+
+	say "Event Grid subscription (eventgrid.bicep): $storage/$input -> $app/OnBlobCreated"
+	az deployment group create \
+		--resource-group "$rg" \
+		--name ffpipe-eventgrid \
+		--template-file "$here/eventgrid.bicep" \
+		--parameters location="$location" functionAppName="$app" dataStorageName="$storage" \
+		inputContainerName="$input" deadLetterContainerName="$deadletter" \
+		eventGridIdentityName="$egid" subjectSuffix="$suffix" \
+		--only-show-errors -o none
+
+	say "done. Try it:"
+	cat <<DONE
+  az storage blob upload --auth-mode login --account-name $storage -c $input -n demo/a.mp4 -f some.mp4
+  az storage blob list   --auth-mode login --account-name $storage -c $(out outputContainerName) --prefix demo/ -o table
+  (role assignments can take a few minutes to apply; see docs/deploy.md)
+DONE
+}
+
+destroy() {
+	if ! az group exists --name "$rg" | grep -qx true; then
+		say "resource group $rg does not exist: nothing to do"
+		return
+	fi
+	if [ "${FFPIPE_YES:-}" != 1 ]; then
+		[ -t 0 ] || die "refusing to delete $rg without a terminal; set FFPIPE_YES=1"
+		read -r -p "Delete resource group $rg and everything in it? [y/N] " answer
+		[ "$answer" = y ] || [ "$answer" = Y ] || die "cancelled"
+	fi
+	say "deleting resource group $rg (waits until it is gone)"
+	az group delete --name "$rg" --yes --only-show-errors
+	say "deleted $rg"
+}
+
+case "$action" in
+deploy) deploy ;;
+destroy) destroy ;;
+*) usage ;;
+esac

@@ -1,0 +1,283 @@
+// ffpipe on Azure, with no keys anywhere: every service accepts Entra ID only
+// (storage shared-key access off, Service Bus local auth off, Batch AAD-only,
+// Application Insights local auth off) and every client is a user-assigned
+// managed identity with least-privilege roles (modules/roles.bicep).
+//
+// Deploy with ./infra/deploy.sh (docs/deploy.md). This template creates
+// everything but the Event Grid subscription, which needs the published
+// OnBlobCreated function and is deployed afterwards from eventgrid.bicep.
+//
+// The names of containers, the queue, the pool and the job must agree with
+// the code's defaults (internal/config) and local.settings.example.json, and
+// the Function App must set exactly the settings internal/config reads:
+// infra/infra_test.go checks both.
+
+targetScope = 'resourceGroup'
+
+@description('Short lower-case prefix (letters and digits, 3-11) for every resource name.')
+@minLength(3)
+@maxLength(11)
+param prefix string
+
+@description('Azure region (must offer Flex Consumption).')
+param location string = resourceGroup().location
+
+@description('Object id of the person deploying, given rights to upload inputs and read results (empty: none). deploy.sh passes the signed-in user.')
+param operatorPrincipalId string = ''
+
+@description('identity: Batch tasks reach blobs with the pool\'s managed identity (FFPIPE_NODE_IDENTITY); sas: with user delegation SAS URLs signed by the function.')
+@allowed([
+  'identity'
+  'sas'
+])
+param taskBlobAccess string = 'identity'
+
+// Names shared with the code (FFPIPE_* defaults).
+param inputContainerName string = 'input'
+param outputContainerName string = 'output'
+param statusContainerName string = 'status'
+param logsContainerName string = 'logs'
+param quarantineContainerName string = 'quarantine'
+@description('Infra only: Event Grid writes events it could not deliver here.')
+param deadLetterContainerName string = 'deadletter'
+param queueName string = 'transcode'
+param batchPoolId string = 'ffmpeg'
+param batchJobId string = 'ffpipe'
+
+// Pipeline behaviour (app settings, same defaults as internal/config).
+param allowedSuffixes string = '.mp4'
+param maxInputBytes string = '4294967296'
+param defaultPreset string = 'mp3'
+param outputTemplate string = '{dir}/{stem}.{ext}'
+@description('Optional JSON object overriding or adding presets.')
+param presets string = ''
+param taskMaxWallClock string = 'PT30M'
+param taskMaxRetries string = '2'
+param sasExpiry string = '2h'
+param sweepMaxTasks string = '500'
+param reconcileAfter string = '15m'
+@description('Sweep\'s 6-field NCRONTAB schedule. Once a minute in Azure (the local stack uses every 10 s).')
+param sweepSchedule string = '0 */1 * * * *'
+param logLevel string = 'info'
+
+// Capacity and cost.
+@description('Batch node VM size.')
+param poolVmSize string = 'Standard_D2s_v5'
+@description('Concurrent ffmpeg tasks per node (ffmpeg audio transcodes are mostly single-threaded).')
+param taskSlotsPerNode int = 2
+@description('Most Spot nodes the pool scales out to.')
+param poolMaxLowPriorityNodes int = 10
+@description('Dedicated nodes kept warm (0 = scale to zero).')
+param poolDedicatedNodes int = 0
+@description('Most Function App instances.')
+param functionMaximumInstanceCount int = 40
+@description('Days before task logs are deleted.')
+param logsRetentionDays int = 30
+@description('Days before status records are deleted.')
+param statusRetentionDays int = 90
+@description('Days before dead-lettered events are deleted.')
+param deadLetterRetentionDays int = 30
+
+param tags object = {
+  app: 'ffpipe'
+}
+
+var token = toLower(uniqueString(resourceGroup().id, prefix))
+var short = take(token, 8)
+var deploymentContainerName = 'app-package'
+
+module identities 'modules/identities.bicep' = {
+  name: 'identities'
+  params: {
+    location: location
+    prefix: prefix
+    tags: tags
+  }
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  params: {
+    location: location
+    prefix: prefix
+    token: token
+    tags: tags
+  }
+}
+
+// Pipeline data: inputs, outputs, records, logs, quarantine, dead letters.
+module dataStorage 'modules/storage.bicep' = {
+  name: 'data-storage'
+  params: {
+    name: '${prefix}data${short}'
+    location: location
+    tags: tags
+    containers: [
+      inputContainerName
+      outputContainerName
+      statusContainerName
+      logsContainerName
+      quarantineContainerName
+      deadLetterContainerName
+    ]
+    expiryRules: [
+      {
+        name: 'expire-logs'
+        prefix: '${logsContainerName}/'
+        deleteAfterDays: logsRetentionDays
+      }
+      {
+        name: 'expire-status'
+        prefix: '${statusContainerName}/'
+        deleteAfterDays: statusRetentionDays
+      }
+      {
+        name: 'expire-deadletter'
+        prefix: '${deadLetterContainerName}/'
+        deleteAfterDays: deadLetterRetentionDays
+      }
+    ]
+  }
+}
+
+// Functions host storage and the deployment package, apart from the data so
+// that the host's account-wide role reaches no pipeline data.
+module hostStorage 'modules/storage.bicep' = {
+  name: 'host-storage'
+  params: {
+    name: '${prefix}host${short}'
+    location: location
+    tags: tags
+    containers: [
+      deploymentContainerName
+    ]
+  }
+}
+
+module serviceBus 'modules/servicebus.bicep' = {
+  name: 'servicebus'
+  params: {
+    location: location
+    name: '${prefix}-sb-${token}'
+    queueName: queueName
+    tags: tags
+  }
+}
+
+module batch 'modules/batch.bicep' = {
+  name: 'batch'
+  params: {
+    location: location
+    accountName: '${prefix}batch${short}'
+    poolId: batchPoolId
+    poolIdentityId: identities.outputs.poolId
+    vmSize: poolVmSize
+    taskSlotsPerNode: taskSlotsPerNode
+    maxLowPriorityNodes: poolMaxLowPriorityNodes
+    dedicatedNodes: poolDedicatedNodes
+    tags: tags
+  }
+}
+
+// Every app setting of the Function App. The FFPIPE_*, ServiceBusConnection__
+// fullyQualifiedNamespace, DataStorage__blobServiceUri, AZURE_CLIENT_ID and
+// SweepSchedule entries are exactly what internal/config reads; the rest are
+// read by the Functions host itself. Local-only settings (ServiceBusConnection,
+// DataStorage, FFPIPE_BATCH_TOKEN) are connection strings or tokens and are
+// never set here.
+var appSettings = {
+  // Functions host storage through the managed identity.
+  AzureWebJobsStorage__accountName: hostStorage.outputs.name
+  AzureWebJobsStorage__credential: 'managedidentity'
+  AzureWebJobsStorage__clientId: identities.outputs.funcClientId
+  // Service Bus: the trigger and output bindings (host) use all three; the Go
+  // code reads the namespace and AZURE_CLIENT_ID.
+  ServiceBusConnection__fullyQualifiedNamespace: serviceBus.outputs.fullyQualifiedNamespace
+  ServiceBusConnection__credential: 'managedidentity'
+  ServiceBusConnection__clientId: identities.outputs.funcClientId
+  // Not a secret key (it identifies the resource); local auth is disabled on
+  // the component, so telemetry is accepted only with the Entra ID token
+  // named by APPLICATIONINSIGHTS_AUTHENTICATION_STRING.
+  APPLICATIONINSIGHTS_CONNECTION_STRING: monitoring.outputs.appInsightsConnectionString
+  APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'Authorization=AAD;ClientId=${identities.outputs.funcClientId}'
+  // internal/config
+  DataStorage__blobServiceUri: dataStorage.outputs.blobEndpoint
+  AZURE_CLIENT_ID: identities.outputs.funcClientId
+  FFPIPE_BATCH_ENDPOINT: batch.outputs.accountEndpoint
+  FFPIPE_BATCH_POOL: batchPoolId
+  FFPIPE_BATCH_JOB: batchJobId
+  FFPIPE_QUEUE: queueName
+  FFPIPE_INPUT_CONTAINER: inputContainerName
+  FFPIPE_OUTPUT_CONTAINER: outputContainerName
+  FFPIPE_STATUS_CONTAINER: statusContainerName
+  FFPIPE_LOGS_CONTAINER: logsContainerName
+  FFPIPE_QUARANTINE_CONTAINER: quarantineContainerName
+  FFPIPE_ALLOWED_SUFFIXES: allowedSuffixes
+  FFPIPE_MAX_INPUT_BYTES: maxInputBytes
+  FFPIPE_DEFAULT_PRESET: defaultPreset
+  FFPIPE_OUTPUT_TEMPLATE: outputTemplate
+  FFPIPE_PRESETS: presets
+  FFPIPE_TASK_MAX_WALLCLOCK: taskMaxWallClock
+  FFPIPE_TASK_MAX_RETRIES: taskMaxRetries
+  FFPIPE_SAS_EXPIRY: sasExpiry
+  FFPIPE_NODE_IDENTITY: taskBlobAccess == 'identity' ? identities.outputs.poolId : ''
+  FFPIPE_SWEEP_MAX_TASKS: sweepMaxTasks
+  FFPIPE_RECONCILE_AFTER: reconcileAfter
+  SweepSchedule: sweepSchedule
+  FFPIPE_LOG_FORMAT: 'json'
+  FFPIPE_LOG_LEVEL: logLevel
+}
+
+module functionApp 'modules/functionapp.bicep' = {
+  name: 'functionapp'
+  params: {
+    location: location
+    name: '${prefix}-func-${token}'
+    planName: '${prefix}-plan-${token}'
+    identityId: identities.outputs.funcId
+    hostStorageBlobEndpoint: hostStorage.outputs.blobEndpoint
+    deploymentContainerName: deploymentContainerName
+    appSettings: appSettings
+    maximumInstanceCount: functionMaximumInstanceCount
+    tags: tags
+  }
+}
+
+module roles 'modules/roles.bicep' = {
+  name: 'roles'
+  params: {
+    dataStorageName: dataStorage.outputs.name
+    hostStorageName: hostStorage.outputs.name
+    inputContainerName: inputContainerName
+    outputContainerName: outputContainerName
+    statusContainerName: statusContainerName
+    logsContainerName: logsContainerName
+    quarantineContainerName: quarantineContainerName
+    deadLetterContainerName: deadLetterContainerName
+    serviceBusNamespaceName: serviceBus.outputs.namespaceName
+    queueName: serviceBus.outputs.queueName
+    batchAccountName: batch.outputs.accountName
+    appInsightsName: monitoring.outputs.appInsightsName
+    funcPrincipalId: identities.outputs.funcPrincipalId
+    poolPrincipalId: identities.outputs.poolPrincipalId
+    eventGridPrincipalId: identities.outputs.eventGridPrincipalId
+    taskBlobAccess: taskBlobAccess
+    operatorPrincipalId: operatorPrincipalId
+  }
+}
+
+// deploy.sh reads these for `func azure functionapp publish` and eventgrid.bicep.
+output functionAppName string = functionApp.outputs.name
+output functionAppHostName string = functionApp.outputs.defaultHostName
+output dataStorageName string = dataStorage.outputs.name
+output inputContainerName string = inputContainerName
+output outputContainerName string = outputContainerName
+output statusContainerName string = statusContainerName
+output deadLetterContainerName string = deadLetterContainerName
+output eventGridIdentityName string = identities.outputs.eventGridName
+output batchAccountName string = batch.outputs.accountName
+output batchEndpoint string = batch.outputs.accountEndpoint
+output batchPoolId string = batch.outputs.poolName
+output batchJobId string = batchJobId
+output serviceBusNamespace string = serviceBus.outputs.namespaceName
+output queueName string = serviceBus.outputs.queueName
