@@ -1,0 +1,220 @@
+// Package records keeps one status record per request key: a JSON blob in
+// the status container whose name is the key. The record's state is also
+// stored as blob metadata so that counting states needs a listing, not a
+// download per record.
+//
+// Writers only ever replace a record with a newer view of the same work, so
+// every write is idempotent; Put never moves a record out of a terminal
+// state unless the caller says so (Force), which makes duplicate deliveries
+// and re-runs after a crash harmless.
+package records
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/ffpipe/ffpipe/internal/storage"
+)
+
+// State of a piece of work.
+type State string
+
+// States. Terminal states end the life of a key.
+const (
+	StateQueued       State = "queued"        // message sent
+	StateDispatched   State = "dispatched"    // Batch task created
+	StateDone         State = "done"          // output written, input deleted
+	StateFailed       State = "failed"        // the task failed, or produced no output
+	StateInputMissing State = "input_missing" // the input was gone before dispatch
+	StateBadRequest   State = "bad_request"   // the message can never succeed
+	StateRejected     State = "rejected"      // refused before dispatch (empty, too large)
+)
+
+// States lists every state in display order.
+var States = []State{StateQueued, StateDispatched, StateDone, StateFailed, StateInputMissing, StateBadRequest, StateRejected}
+
+// Terminal reports whether no further work will happen for the key.
+func (s State) Terminal() bool {
+	switch s {
+	case StateDone, StateFailed, StateInputMissing, StateBadRequest, StateRejected:
+		return true
+	}
+	return false
+}
+
+// Blob names a blob.
+type Blob struct {
+	Container string `json:"container,omitempty"`
+	Blob      string `json:"blob,omitempty"`
+	ETag      string `json:"etag,omitempty"`
+	Size      int64  `json:"size,omitempty"`
+}
+
+// Timings are the moments in the life of a key (UTC; zero = not yet).
+type Timings struct {
+	Event      *time.Time `json:"event,omitempty"`      // blob created (Event Grid eventTime)
+	Enqueued   *time.Time `json:"enqueued,omitempty"`   // message sent / enqueued
+	Dispatched *time.Time `json:"dispatched,omitempty"` // task added
+	Started    *time.Time `json:"started,omitempty"`    // task started on a node
+	Ended      *time.Time `json:"ended,omitempty"`      // task completed
+	Swept      *time.Time `json:"swept,omitempty"`      // Sweep finished with it
+}
+
+// Record is the status of one key.
+type Record struct {
+	Key           string    `json:"key"`
+	Source        Blob      `json:"source"`
+	Output        Blob      `json:"output,omitzero"`
+	Preset        string    `json:"preset,omitempty"`
+	State         State     `json:"state"`
+	Reason        string    `json:"reason,omitempty"`
+	ExitCode      *int      `json:"exitCode,omitempty"`
+	Attempts      int       `json:"attempts,omitempty"`
+	Timings       Timings   `json:"timings"`
+	CorrelationID string    `json:"correlationId,omitempty"`
+	Updated       time.Time `json:"updated"`
+}
+
+// ErrNotFound: no record for the key.
+var ErrNotFound = errors.New("record not found")
+
+// Blobs is the storage the records live in.
+type Blobs interface {
+	Put(ctx context.Context, container, name string, data []byte, contentType string, metadata map[string]string) error
+	Get(ctx context.Context, container, name string) ([]byte, error)
+	List(ctx context.Context, container, prefix string, fn func(storage.Item) bool) error
+}
+
+var _ Blobs = (*storage.Client)(nil)
+
+// Store reads and writes records.
+type Store struct {
+	blobs     Blobs
+	container string
+	now       func() time.Time
+}
+
+// New returns a Store over container. now may be nil (time.Now).
+func New(blobs Blobs, container string, now func() time.Time) *Store {
+	if now == nil {
+		now = time.Now
+	}
+	return &Store{blobs: blobs, container: container, now: now}
+}
+
+// Metadata names on record blobs.
+const (
+	metaState   = "state"
+	metaUpdated = "updated"
+)
+
+// Put writes r, stamping Updated. It is a plain overwrite: use Update to
+// respect terminal states.
+func (s *Store) Put(ctx context.Context, r Record) error {
+	if r.Key == "" {
+		return errors.New("put record: empty key")
+	}
+	r.Updated = s.now().UTC()
+	b, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("put record %s: %w", r.Key, err)
+	}
+	if err := s.blobs.Put(ctx, s.container, r.Key, b, "application/json", map[string]string{metaState: string(r.State), metaUpdated: r.Updated.Format(time.RFC3339Nano)}); err != nil {
+		return fmt.Errorf("put record %s: %w", r.Key, err)
+	}
+	return nil
+}
+
+// Get reads the record for key; ErrNotFound if there is none.
+func (s *Store) Get(ctx context.Context, key string) (Record, error) {
+	b, err := s.blobs.Get(ctx, s.container, key)
+	if errors.Is(err, storage.ErrNotFound) {
+		return Record{}, fmt.Errorf("get record %s: %w", key, ErrNotFound)
+	}
+	if err != nil {
+		return Record{}, fmt.Errorf("get record %s: %w", key, err)
+	}
+	var r Record
+	if err := json.Unmarshal(b, &r); err != nil {
+		return Record{}, fmt.Errorf("get record %s: %w", key, err)
+	}
+	return r, nil
+}
+
+// Update reads the record for r.Key (if any), lets merge combine the old
+// record (zero if none) with the new one, and writes the result, unless the
+// old record is terminal and the new one is not: a late "dispatched" never
+// overwrites "done". It returns the record as stored.
+func (s *Store) Update(ctx context.Context, key string, change func(old Record, found bool) Record) (Record, error) {
+	old, err := s.Get(ctx, key)
+	found := err == nil
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return Record{}, err
+	}
+	r := change(old, found)
+	r.Key = key
+	if found && old.State.Terminal() && !r.State.Terminal() {
+		return old, nil
+	}
+	if err := s.Put(ctx, r); err != nil {
+		return Record{}, err
+	}
+	return r, nil
+}
+
+// Summary is what the Status page shows.
+type Summary struct {
+	Counts map[State]int `json:"counts"`
+	Total  int           `json:"total"`
+	Recent []Record      `json:"recent"`
+}
+
+// Summarize counts records by state (from metadata, one listing) and loads
+// the recent most recently updated ones.
+func (s *Store) Summarize(ctx context.Context, recent int) (Summary, error) {
+	sum := Summary{Counts: map[State]int{}}
+	type item struct {
+		name string
+		mod  time.Time
+	}
+	var items []item
+	err := s.blobs.List(ctx, s.container, "", func(it storage.Item) bool {
+		st := State(it.Metadata[metaState])
+		if st == "" {
+			st = "unknown"
+		}
+		sum.Counts[st]++
+		sum.Total++
+		mod := it.LastModified
+		if t, err := time.Parse(time.RFC3339Nano, it.Metadata[metaUpdated]); err == nil {
+			mod = t // finer than Last-Modified's seconds
+		}
+		items = append(items, item{it.Name, mod})
+		return true
+	})
+	if err != nil {
+		return Summary{}, fmt.Errorf("summarize records: %w", err)
+	}
+	sort.Slice(items, func(i, j int) bool {
+		if !items[i].mod.Equal(items[j].mod) {
+			return items[i].mod.After(items[j].mod)
+		}
+		return items[i].name < items[j].name
+	})
+	for _, it := range items[:min(recent, len(items))] {
+		r, err := s.Get(ctx, it.name)
+		if errors.Is(err, ErrNotFound) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			return Summary{}, err
+		}
+		sum.Recent = append(sum.Recent, r)
+	}
+	sort.SliceStable(sum.Recent, func(i, j int) bool { return sum.Recent[i].Updated.After(sum.Recent[j].Updated) })
+	return sum, nil
+}

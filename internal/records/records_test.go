@@ -1,0 +1,113 @@
+package records
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/ffpipe/ffpipe/internal/emulator/azurite/azuritetest"
+	"github.com/ffpipe/ffpipe/internal/storage"
+)
+
+func TestRecordsAgainstAzurite(t *testing.T) {
+	az := azuritetest.Start(t)
+	blobs, err := storage.NewFromConnectionString(az.ConnectionString(), storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := blobs.EnsureContainer(ctx, "status"); err != nil {
+		t.Fatal(err)
+	}
+	clock := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	s := New(blobs, "status", func() time.Time { clock = clock.Add(time.Second); return clock })
+
+	ev := time.Date(2026, 3, 1, 8, 59, 0, 0, time.UTC)
+	code := 1
+	want := Record{
+		Key:           "0123456789abcdef0123456789abcdef",
+		Source:        Blob{Container: "input", Blob: "videos/a b.mp4", ETag: "0x8DC", Size: 1234},
+		Output:        Blob{Container: "output", Blob: "videos/a b.mp3"},
+		Preset:        "mp3",
+		State:         StateFailed,
+		Reason:        "exit code 1: moov atom not found",
+		ExitCode:      &code,
+		Attempts:      2,
+		Timings:       Timings{Event: &ev},
+		CorrelationID: "corr-1",
+	}
+	t.Run("round trip", func(t *testing.T) {
+		if err := s.Put(ctx, want); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Get(ctx, want.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want.Updated = got.Updated
+		if got.Updated.IsZero() {
+			t.Errorf("Updated not stamped")
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("got %+v, want %+v", got, want)
+		}
+		if _, err := s.Get(ctx, "ffffffffffffffffffffffffffffffff"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Get(missing): got %v, want ErrNotFound", err)
+		}
+	})
+	t.Run("terminal states are not overwritten by late updates", func(t *testing.T) {
+		got, err := s.Update(ctx, want.Key, func(old Record, found bool) Record {
+			if !found {
+				t.Errorf("found: got false, want true")
+			}
+			old.State = StateDispatched
+			return old
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.State != StateFailed {
+			t.Errorf("state after late dispatched: got %s, want failed", got.State)
+		}
+		stored, _ := s.Get(ctx, want.Key)
+		if stored.State != StateFailed {
+			t.Errorf("stored state: got %s, want failed", stored.State)
+		}
+		// A new key is created.
+		got, err = s.Update(ctx, "00000000000000000000000000000001", func(old Record, found bool) Record {
+			if found {
+				t.Errorf("found: got true, want false")
+			}
+			return Record{State: StateQueued}
+		})
+		if err != nil || got.State != StateQueued || got.Key != "00000000000000000000000000000001" {
+			t.Errorf("Update(new): got %+v, %v", got, err)
+		}
+	})
+	t.Run("summary", func(t *testing.T) {
+		_ = s.Put(ctx, Record{Key: "00000000000000000000000000000002", State: StateDone})
+		_ = s.Put(ctx, Record{Key: "00000000000000000000000000000003", State: StateDone})
+		sum, err := s.Summarize(ctx, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantCounts := map[State]int{StateFailed: 1, StateQueued: 1, StateDone: 2}
+		if !reflect.DeepEqual(sum.Counts, wantCounts) || sum.Total != 4 {
+			t.Errorf("counts: got %v (total %d), want %v (total 4)", sum.Counts, sum.Total, wantCounts)
+		}
+		if len(sum.Recent) != 2 || sum.Recent[0].Key != "00000000000000000000000000000003" {
+			t.Errorf("recent: got %+v, want the 2 newest, 3 first", sum.Recent)
+		}
+	})
+}
+
+func TestTerminal(t *testing.T) {
+	for _, s := range States {
+		want := s != StateQueued && s != StateDispatched
+		if got := s.Terminal(); got != want {
+			t.Errorf("%s.Terminal(): got %v, want %v", s, got, want)
+		}
+	}
+}
