@@ -1,0 +1,21 @@
+package batch
+
+import (
+	"net/url"
+	"regexp"
+)
+
+var sigRE = regexp.MustCompile(`(?i)(sig=)[^&\s"]*`)
+
+// redactURL hides SAS signatures (and any query) in a URL for messages.
+func redactURL(s string) string {
+	if u, err := url.Parse(s); err == nil && u.RawQuery != "" {
+		u.RawQuery = "redacted"
+		return u.String()
+	}
+	return sigRE.ReplaceAllString(s, "${1}REDACTED")
+}
+
+// RedactSAS replaces every "sig=..." value in s; use it on any text that
+// may contain a SAS URL (errors, logs).
+func RedactSAS(s string) string { return sigRE.ReplaceAllString(s, "${1}REDACTED") }

@@ -1,0 +1,248 @@
+package batch
+
+import (
+	"encoding/base64"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/batch/azbatch"
+
+	"github.com/ffpipe/ffpipe/internal/presets"
+	"github.com/ffpipe/ffpipe/internal/request"
+)
+
+// Names of the task environment settings.
+const (
+	// EnvRequest carries the request JSON, base64url without padding, so
+	// that Sweep can recover source, eTag, output, preset and correlation
+	// id from the task alone.
+	EnvRequest = "FFPIPE_REQUEST"
+	// EnvKey carries the request key (also the task id).
+	EnvKey = "FFPIPE_KEY"
+)
+
+// Fixed output file patterns.
+const (
+	// LogsPattern matches stdout.txt and stderr.txt, which Batch writes one
+	// level above the task working directory.
+	LogsPattern = "../std*.txt"
+	// ContentTypeHeader sets the output blob's content type on upload.
+	ContentTypeHeader = "x-ms-blob-content-type"
+)
+
+// Task constraint defaults.
+const (
+	DefaultMaxWallClock = 30 * time.Minute
+	DefaultRetention    = time.Hour
+	// MaxTaskRetries bounds Constraints.MaxRetries (-1, unlimited, is refused).
+	MaxTaskRetries = 10
+)
+
+// Constraints bound one task.
+type Constraints struct {
+	// MaxWallClock is measured from task start; 0 means DefaultMaxWallClock.
+	MaxWallClock time.Duration
+	// MaxRetries is maxTaskRetryCount: retries after a non-zero exit (0 = run once).
+	MaxRetries int
+	// Retention keeps the task directory on the node after completion; 0
+	// means DefaultRetention. Sweep deletes the task sooner anyway.
+	Retention time.Duration
+}
+
+// TaskSpec is one request turned into Batch terms. Every URL is complete:
+// with a SAS (read for the input, write for the containers) unless
+// NodeIdentity is set, in which case the pool identity is used and the URLs
+// carry no SAS.
+type TaskSpec struct {
+	// Key is the request key, the task id (32 lowercase hex digits).
+	Key string
+	// Request is complete (request.WithDefaults applied; eTag resolved).
+	Request request.Request
+	// Preset is the configured preset named by Request.Preset.
+	Preset presets.Preset
+	// InputURL is the source blob URL.
+	InputURL string
+	// OutputContainerURL is the output container URL; the blob path is Request.Output.Blob.
+	OutputContainerURL string
+	// LogsContainerURL is the logs container URL; logs go to "<key>/stdout.txt" and "<key>/stderr.txt".
+	LogsContainerURL string
+	// NodeIdentity is the ARM resource id of the pool's user-assigned
+	// identity, or "" to rely on SAS URLs.
+	NodeIdentity string
+	Constraints  Constraints
+}
+
+// Validate checks that the spec is complete and consistent.
+func (s TaskSpec) Validate() error {
+	invalid := func(format string, args ...any) error {
+		return fmt.Errorf("%w: task %s: %s", ErrInvalidSpec, s.Key, fmt.Sprintf(format, args...))
+	}
+	if !request.IsKey(s.Key) {
+		return fmt.Errorf("%w: task id %q is not a request key", ErrInvalidSpec, s.Key)
+	}
+	if err := s.Request.Validate(); err != nil {
+		return invalid("%v", err)
+	}
+	if s.Request.Output.Container == "" || s.Request.Output.Blob == "" {
+		return invalid("request has no output (apply request.WithDefaults first)")
+	}
+	if s.Request.Source.ETag == "" {
+		return invalid("request has no source eTag")
+	}
+	if s.Request.Preset != s.Preset.Name {
+		return invalid("request preset %q differs from spec preset %q", s.Request.Preset, s.Preset.Name)
+	}
+	if err := s.Preset.Validate(); err != nil {
+		return invalid("%v", err)
+	}
+	for _, u := range []struct{ name, v string }{
+		{"input URL", s.InputURL}, {"output container URL", s.OutputContainerURL}, {"logs container URL", s.LogsContainerURL},
+	} {
+		pu, err := url.Parse(u.v)
+		if err != nil || (pu.Scheme != "https" && pu.Scheme != "http") || pu.Host == "" {
+			return invalid("%s is not an absolute http(s) URL", u.name)
+		}
+	}
+	c := s.Constraints
+	if c.MaxWallClock < 0 || c.Retention < 0 {
+		return invalid("negative duration in constraints")
+	}
+	if c.MaxRetries < 0 || c.MaxRetries > MaxTaskRetries {
+		return invalid("max retries %d outside [0, %d]", c.MaxRetries, MaxTaskRetries)
+	}
+	return nil
+}
+
+// Content builds the Batch task. The command line, the resource file path
+// and the output file patterns are functions of the preset only: no byte of
+// a container or blob name reaches them. The real output blob name travels
+// only in the output destination path and, encoded, in EnvRequest.
+func (s TaskSpec) Content() (azbatch.CreateTaskContent, error) {
+	if err := s.Validate(); err != nil {
+		return azbatch.CreateTaskContent{}, err
+	}
+	reqJSON, err := s.Request.Encode()
+	if err != nil {
+		return azbatch.CreateTaskContent{}, fmt.Errorf("build task %s: encode request: %w", s.Key, err)
+	}
+	var ident *azbatch.NodeIdentityReference
+	if s.NodeIdentity != "" {
+		ident = &azbatch.NodeIdentityReference{ResourceID: to.Ptr(s.NodeIdentity)}
+	}
+	wall := s.Constraints.MaxWallClock
+	if wall == 0 {
+		wall = DefaultMaxWallClock
+	}
+	retention := s.Constraints.Retention
+	if retention == 0 {
+		retention = DefaultRetention
+	}
+	p := s.Preset
+	ct := p.ContentType
+	out := &azbatch.OutputFileBlobContainerDestination{
+		ContainerURL:      to.Ptr(s.OutputContainerURL),
+		Path:              to.Ptr(s.Request.Output.Blob),
+		IdentityReference: ident,
+	}
+	if ct != "" {
+		out.UploadHeaders = []azbatch.HTTPHeader{{Name: to.Ptr(ContentTypeHeader), Value: to.Ptr(ct)}}
+	}
+	return azbatch.CreateTaskContent{
+		ID:          to.Ptr(s.Key),
+		DisplayName: to.Ptr("ffpipe " + p.Name),
+		CommandLine: to.Ptr(p.CommandLine()),
+		ResourceFiles: []azbatch.ResourceFile{{
+			HTTPURL:           to.Ptr(s.InputURL),
+			FilePath:          to.Ptr(presets.InputFile),
+			IdentityReference: ident,
+		}},
+		OutputFiles: []azbatch.OutputFile{
+			{
+				FilePattern:   to.Ptr(p.OutputFile()),
+				Destination:   &azbatch.OutputFileDestination{Container: out},
+				UploadOptions: &azbatch.OutputFileUploadConfig{UploadCondition: to.Ptr(azbatch.OutputFileUploadConditionTaskSuccess)},
+			},
+			{
+				FilePattern: to.Ptr(LogsPattern),
+				Destination: &azbatch.OutputFileDestination{Container: &azbatch.OutputFileBlobContainerDestination{
+					ContainerURL:      to.Ptr(s.LogsContainerURL),
+					Path:              to.Ptr(s.Key),
+					IdentityReference: ident,
+				}},
+				UploadOptions: &azbatch.OutputFileUploadConfig{UploadCondition: to.Ptr(azbatch.OutputFileUploadConditionTaskCompletion)},
+			},
+		},
+		EnvironmentSettings: []azbatch.EnvironmentSetting{
+			{Name: to.Ptr(EnvKey), Value: to.Ptr(s.Key)},
+			{Name: to.Ptr(EnvRequest), Value: to.Ptr(base64.RawURLEncoding.EncodeToString(reqJSON))},
+		},
+		Constraints: &azbatch.TaskConstraints{
+			MaxWallClockTime:  to.Ptr(ISODuration(wall)),
+			RetentionTime:     to.Ptr(ISODuration(retention)),
+			MaxTaskRetryCount: to.Ptr(int32(s.Constraints.MaxRetries)),
+		},
+		// A per-task, non-admin auto-user: concurrent tasks on one node
+		// cannot read each other's inputs or outputs.
+		UserIdentity: &azbatch.UserIdentity{AutoUser: &azbatch.AutoUserSpecification{
+			Scope:          to.Ptr(azbatch.AutoUserScopeTask),
+			ElevationLevel: to.Ptr(azbatch.ElevationLevelNonAdmin),
+		}},
+		RequiredSlots: to.Ptr[int32](1),
+	}, nil
+}
+
+// EncodeRequestEnv is the EnvRequest value for r.
+func EncodeRequestEnv(r request.Request) (string, error) {
+	b, err := r.Encode()
+	if err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// DecodeRequestEnv parses an EnvRequest value (padding tolerated).
+func DecodeRequestEnv(s string) (request.Request, error) {
+	b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))
+	if err != nil {
+		return request.Request{}, fmt.Errorf("decode %s: %w", EnvRequest, err)
+	}
+	r, err := request.Decode(b)
+	if err != nil {
+		return request.Request{}, fmt.Errorf("decode %s: %w", EnvRequest, err)
+	}
+	return r, nil
+}
+
+// ISODuration formats d as an ISO-8601 duration ("PT1H30M", "PT45S"),
+// rounded up to whole seconds. Zero or negative gives "PT0S".
+func ISODuration(d time.Duration) string {
+	if d <= 0 {
+		return "PT0S"
+	}
+	secs := int64((d + time.Second - 1) / time.Second)
+	days, secs := secs/86400, secs%86400
+	h, secs := secs/3600, secs%3600
+	m, secs := secs/60, secs%60
+	var b strings.Builder
+	b.WriteByte('P')
+	if days > 0 {
+		fmt.Fprintf(&b, "%dD", days)
+	}
+	if h == 0 && m == 0 && secs == 0 {
+		return b.String()
+	}
+	b.WriteByte('T')
+	if h > 0 {
+		fmt.Fprintf(&b, "%dH", h)
+	}
+	if m > 0 {
+		fmt.Fprintf(&b, "%dM", m)
+	}
+	if secs > 0 {
+		fmt.Fprintf(&b, "%dS", secs)
+	}
+	return b.String()
+}

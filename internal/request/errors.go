@@ -1,0 +1,83 @@
+package request
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinels. Every *BadRequestError matches ErrBadRequest with errors.Is;
+// the more specific ones let callers pick a record reason.
+var (
+	// ErrBadRequest matches every validation failure of a request.
+	ErrBadRequest = errors.New("bad request")
+	// ErrUnsupportedVersion: the message's "v" is newer than this code understands.
+	ErrUnsupportedVersion = errors.New("unsupported message version")
+	// ErrNameTooLong: a blob name (typically the generated output name) exceeds 1,024 characters.
+	ErrNameTooLong = errors.New("blob name too long")
+	// ErrUnknownPreset: the request names a preset that is not configured.
+	ErrUnknownPreset = errors.New("unknown preset")
+	// ErrTooLarge: the message body exceeds MaxBodyBytes.
+	ErrTooLarge = errors.New("message too large")
+)
+
+// Stable reason codes, suitable for status records. Code returns one of them.
+const (
+	CodeBadRequest         = "bad_request"
+	CodeUnsupportedVersion = "unsupported_version"
+	CodeNameTooLong        = "name_too_long"
+	CodeUnknownPreset      = "unknown_preset"
+	CodeTooLarge           = "too_large"
+)
+
+// BadRequestError is a request that can never succeed as sent: the caller
+// records it as a failure (it is never retried). Field is a JSON path such
+// as "source.blob"; Reason is human-readable and never contains the
+// offending value verbatim beyond a short, escaped excerpt.
+type BadRequestError struct {
+	Field  string
+	Reason string
+	// Err is an optional more specific sentinel (ErrNameTooLong, ...).
+	Err error
+}
+
+func (e *BadRequestError) Error() string {
+	if e.Field == "" {
+		return "bad request: " + e.Reason
+	}
+	return fmt.Sprintf("bad request: %s: %s", e.Field, e.Reason)
+}
+
+// Is makes every BadRequestError match ErrBadRequest.
+func (e *BadRequestError) Is(target error) bool { return target == ErrBadRequest }
+
+// Unwrap returns the specific sentinel, if any.
+func (e *BadRequestError) Unwrap() error { return e.Err }
+
+// Code returns the stable reason code for records (CodeBadRequest, ...).
+func (e *BadRequestError) Code() string {
+	switch {
+	case errors.Is(e.Err, ErrUnsupportedVersion):
+		return CodeUnsupportedVersion
+	case errors.Is(e.Err, ErrNameTooLong):
+		return CodeNameTooLong
+	case errors.Is(e.Err, ErrUnknownPreset):
+		return CodeUnknownPreset
+	case errors.Is(e.Err, ErrTooLarge):
+		return CodeTooLarge
+	}
+	return CodeBadRequest
+}
+
+// Code returns the stable reason code of err if it is (or wraps) a
+// *BadRequestError, and "" otherwise.
+func Code(err error) string {
+	var bre *BadRequestError
+	if errors.As(err, &bre) {
+		return bre.Code()
+	}
+	return ""
+}
+
+func bad(field, format string, args ...any) *BadRequestError {
+	return &BadRequestError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}

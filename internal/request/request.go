@@ -1,0 +1,328 @@
+// Package request is the unit of work of ffpipe: the versioned queue
+// message that asks for one blob to be transcoded with one preset, its
+// identity (Key) and its validation.
+//
+// A request arrives from OnBlobCreated (complete but for the output) or
+// from any user (only source.container and source.blob are required).
+// Decode parses and validates the wire form; WithDefaults fills in the
+// preset and the output from configuration; Key names the work.
+package request
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"unicode/utf8"
+)
+
+// Version is the message version this code writes and understands.
+const Version = 1
+
+// MaxBodyBytes caps an encoded request. A valid request is well under
+// 8 KiB (two 1,024-character names plus small fields); the cap leaves
+// room for forward-compatible additions.
+const MaxBodyBytes = 64 << 10
+
+// Limits on the small fields.
+const (
+	MaxETagLen          = 256
+	MaxCorrelationIDLen = 128
+	MaxPresetNameLen    = 32
+)
+
+// Request is the queue message body:
+//
+//	{"v":1,"source":{"container":"input","blob":"videos/a.mp4","etag":"0x8DC...","size":1234},
+//	 "preset":"mp3","output":{"container":"output","blob":"videos/a.mp3"},"correlationId":"..."}
+type Request struct {
+	V             int    `json:"v"`
+	Source        Source `json:"source"`
+	Preset        string `json:"preset,omitempty"`
+	Output        Output `json:"output,omitzero"`
+	CorrelationID string `json:"correlationId,omitempty"`
+}
+
+// Source is the input blob. ETag and Size may be left empty by users; the
+// dispatcher resolves them from storage. ETag is kept as sent; Key
+// normalises it.
+type Source struct {
+	Container string `json:"container"`
+	Blob      string `json:"blob"`
+	ETag      string `json:"etag,omitempty"`
+	Size      int64  `json:"size,omitempty"`
+}
+
+// Output is where the result goes. Empty fields are filled by WithDefaults.
+type Output struct {
+	Container string `json:"container,omitempty"`
+	Blob      string `json:"blob,omitempty"`
+}
+
+// wire mirrors Request with pointers where "absent" and "zero" differ.
+type wire struct {
+	V      *int `json:"v"`
+	Source struct {
+		Container string `json:"container"`
+		Blob      string `json:"blob"`
+		ETag      string `json:"etag"`
+		Size      *int64 `json:"size"`
+	} `json:"source"`
+	Preset        string `json:"preset"`
+	Output        Output `json:"output"`
+	CorrelationID string `json:"correlationId"`
+}
+
+// Decode parses and validates a message body. Unknown fields are ignored
+// (forward compatibility); wrong types, trailing data, a missing or invalid
+// source, and a version other than 1 are rejected. A missing "v" means 1,
+// so users may send just {"source":{"container":"input","blob":"a.mp4"}}.
+// Every error is a *BadRequestError: the message can never succeed.
+func Decode(body []byte) (Request, error) {
+	if len(body) > MaxBodyBytes {
+		return Request{}, &BadRequestError{Reason: fmt.Sprintf("message is %d bytes, at most %d allowed", len(body), MaxBodyBytes), Err: ErrTooLarge}
+	}
+	body = bytes.TrimPrefix(body, []byte("\xef\xbb\xbf")) // a UTF-8 BOM from some senders
+	if !utf8.Valid(body) {
+		return Request{}, bad("", "message is not valid UTF-8")
+	}
+	var w wire
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&w); err != nil {
+		return Request{}, jsonError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return Request{}, bad("", "trailing data after the JSON object")
+	}
+	r := Request{
+		V:             Version,
+		Preset:        w.Preset,
+		Output:        w.Output,
+		CorrelationID: w.CorrelationID,
+		Source: Source{
+			Container: w.Source.Container,
+			Blob:      w.Source.Blob,
+			ETag:      w.Source.ETag,
+		},
+	}
+	if w.V != nil {
+		r.V = *w.V
+	}
+	if w.Source.Size != nil {
+		r.Source.Size = *w.Source.Size
+		if r.Source.Size < 0 {
+			return Request{}, bad("source.size", "must not be negative")
+		}
+	}
+	if err := r.Validate(); err != nil {
+		return Request{}, err
+	}
+	return r, nil
+}
+
+func jsonError(err error) error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		field := te.Field
+		if field == "" {
+			field = "(message)"
+		}
+		return bad(field, "wrong JSON type %s, want %s", te.Value, te.Type)
+	}
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return bad("", "invalid JSON at offset %d: %v", se.Offset, se)
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return bad("", "empty or truncated JSON")
+	}
+	return bad("", "invalid JSON: %v", err)
+}
+
+// Encode returns the JSON form of r (compact, with "v" set).
+func (r Request) Encode() ([]byte, error) {
+	if r.V == 0 {
+		r.V = Version
+	}
+	return json.Marshal(r)
+}
+
+// Key returns the request's key for the given storage account. The eTag
+// must be known (resolved from storage); Key does not check that.
+func (r Request) Key(account string) string {
+	return Key(account, r.Source.Container, r.Source.Blob, r.Source.ETag)
+}
+
+// Validate checks every field that is present. It does not require the
+// eTag, size, preset or output, which WithDefaults and the dispatcher fill.
+func (r Request) Validate() error {
+	switch {
+	case r.V < 1:
+		return bad("v", "must be %d, got %d", Version, r.V)
+	case r.V > Version:
+		return &BadRequestError{Field: "v", Reason: fmt.Sprintf("version %d is newer than this service understands (%d)", r.V, Version), Err: ErrUnsupportedVersion}
+	}
+	if err := ValidateContainer(r.Source.Container); err != nil {
+		return bad("source.container", "%v", err)
+	}
+	if err := validateBlobField("source.blob", r.Source.Blob); err != nil {
+		return err
+	}
+	if err := validateETag(r.Source.ETag); err != nil {
+		return err
+	}
+	if r.Source.Size < 0 {
+		return bad("source.size", "must not be negative")
+	}
+	if r.Preset != "" && !ValidPresetName(r.Preset) {
+		return bad("preset", "must match [a-z0-9-]{1,%d}, got %s", MaxPresetNameLen, quoteExcerpt(r.Preset))
+	}
+	if r.Output.Container != "" {
+		if err := ValidateContainer(r.Output.Container); err != nil {
+			return bad("output.container", "%v", err)
+		}
+	}
+	if r.Output.Blob != "" {
+		if err := validateBlobField("output.blob", r.Output.Blob); err != nil {
+			return err
+		}
+	}
+	if r.Output.Container != "" && r.Output.Container == r.Source.Container && r.Output.Blob == r.Source.Blob {
+		return bad("output.blob", "the output must not overwrite the source")
+	}
+	if len(r.CorrelationID) > MaxCorrelationIDLen {
+		return bad("correlationId", "longer than %d bytes", MaxCorrelationIDLen)
+	}
+	for i := 0; i < len(r.CorrelationID); i++ {
+		if c := r.CorrelationID[i]; c < 0x21 || c > 0x7e {
+			return bad("correlationId", "must be printable ASCII without spaces")
+		}
+	}
+	return nil
+}
+
+func validateBlobField(field, name string) error {
+	if err := ValidateBlob(name); err != nil {
+		var le *lengthError
+		if errors.As(err, &le) {
+			return &BadRequestError{Field: field, Reason: err.Error(), Err: ErrNameTooLong}
+		}
+		return bad(field, "%v", err)
+	}
+	return nil
+}
+
+func validateETag(etag string) error {
+	if etag == "" {
+		return nil
+	}
+	e := NormalizeETag(etag)
+	if e == "" || len(e) > MaxETagLen {
+		return bad("source.etag", "must be 1-%d characters", MaxETagLen)
+	}
+	for i := 0; i < len(e); i++ {
+		if c := e[i]; c < 0x21 || c > 0x7e || c == '"' {
+			return bad("source.etag", "must be printable ASCII without quotes inside")
+		}
+	}
+	return nil
+}
+
+// ValidPresetName reports whether s is a syntactically valid preset name:
+// 1–32 of [a-z0-9-].
+func ValidPresetName(s string) bool {
+	if s == "" || len(s) > MaxPresetNameLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// Defaults are the configured values WithDefaults fills in.
+type Defaults struct {
+	// Account is the storage account name; needed only for a {key} template.
+	Account string
+	// Preset is used when the request names none (e.g. "mp3").
+	Preset string
+	// OutputContainer is used when the request names none (e.g. "output").
+	OutputContainer string
+	// Template builds the output blob name; nil means DefaultTemplate.
+	Template *Template
+	// Ext returns the output extension of a configured preset, and false
+	// for an unknown preset (presets.Set.Ext fits).
+	Ext func(preset string) (ext string, ok bool)
+}
+
+var defaultTemplate = MustParseTemplate(DefaultTemplate)
+
+// WithDefaults returns r completed from d: version, preset, output
+// container and output blob (from the template), then validates the
+// result. An unknown preset, an output name over 1,024 characters or an
+// output equal to the source is a *BadRequestError. For a {key} template
+// the eTag must already be set.
+func (r Request) WithDefaults(d Defaults) (Request, error) {
+	if r.V == 0 {
+		r.V = Version
+	}
+	if err := r.Validate(); err != nil {
+		return Request{}, err
+	}
+	if r.Preset == "" {
+		r.Preset = d.Preset
+	}
+	if r.Preset == "" {
+		return Request{}, bad("preset", "no preset given and no default configured")
+	}
+	if d.Ext == nil {
+		return Request{}, fmt.Errorf("fill request defaults: no preset lookup configured")
+	}
+	ext, ok := d.Ext(r.Preset)
+	if !ok {
+		return Request{}, &BadRequestError{Field: "preset", Reason: fmt.Sprintf("preset %s is not configured", quoteExcerpt(r.Preset)), Err: ErrUnknownPreset}
+	}
+	if r.Output.Container == "" {
+		r.Output.Container = d.OutputContainer
+	}
+	if r.Output.Container == "" {
+		return Request{}, bad("output.container", "no output container given and no default configured")
+	}
+	if r.Output.Blob == "" {
+		t := d.Template
+		if t == nil {
+			t = defaultTemplate
+		}
+		v := Vars{Blob: r.Source.Blob, Ext: ext, Preset: r.Preset}
+		if t.Uses("key") {
+			if r.Source.ETag == "" {
+				return Request{}, bad("source.etag", "the output template uses {key}, which needs the eTag")
+			}
+			v.Key = r.Key(d.Account)
+		}
+		out, err := t.Execute(v)
+		if err != nil {
+			return Request{}, fmt.Errorf("fill request defaults: %w", err)
+		}
+		r.Output.Blob = out
+	}
+	if err := r.Validate(); err != nil {
+		return Request{}, err
+	}
+	return r, nil
+}
+
+// String returns a short, log-safe description (names escaped and cut).
+func (r Request) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s/%s", r.Source.Container, quoteExcerpt(r.Source.Blob))
+	if r.Preset != "" {
+		fmt.Fprintf(&b, " preset=%s", quoteExcerpt(r.Preset))
+	}
+	return b.String()
+}
