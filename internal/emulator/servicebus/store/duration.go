@@ -1,0 +1,133 @@
+package store
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ParseISODuration parses an ISO-8601 duration as Config.json uses it:
+// P[nY][nM][nW][nD][T[nH][nM][nS]], e.g. "PT1M", "P1D", "PT1H30M".
+// A year is 365 days and a month 30 days, as .NET's XmlConvert does.
+// Leniency beyond Microsoft's schema: lower-case letters, weeks, and a
+// fraction on the last component ("PT0.5S"). Negative durations, empty
+// durations ("P", "PT") and values that overflow time.Duration are errors.
+func ParseISODuration(s string) (time.Duration, error) {
+	in := s
+	s = strings.ToUpper(strings.TrimSpace(s))
+	if len(s) < 2 || s[0] != 'P' {
+		return 0, fmt.Errorf("parse duration %q: want ISO-8601 like PT1M", in)
+	}
+	s = s[1:]
+	var total float64
+	inTime := false
+	seen := false
+	// order enforces the component order: date units, then T, then time units.
+	order := 0
+	for len(s) > 0 {
+		if s[0] == 'T' {
+			if inTime {
+				return 0, fmt.Errorf("parse duration %q: repeated T", in)
+			}
+			inTime = true
+			s = s[1:]
+			if len(s) == 0 {
+				return 0, fmt.Errorf("parse duration %q: no time components after T", in)
+			}
+			order = 10
+			continue
+		}
+		i := 0
+		for i < len(s) && (s[i] >= '0' && s[i] <= '9' || s[i] == '.' || s[i] == ',') {
+			i++
+		}
+		if i == 0 || i == len(s) {
+			return 0, fmt.Errorf("parse duration %q: want a number followed by a unit", in)
+		}
+		num := strings.ReplaceAll(s[:i], ",", ".")
+		if num[0] == '.' || num[len(num)-1] == '.' {
+			return 0, fmt.Errorf("parse duration %q: bad number %q", in, s[:i])
+		}
+		v, err := strconv.ParseFloat(num, 64)
+		if err != nil || v < 0 || math.IsInf(v, 0) {
+			return 0, fmt.Errorf("parse duration %q: bad number %q", in, s[:i])
+		}
+		fraction := strings.Contains(num, ".")
+		unit := s[i]
+		s = s[i+1:]
+		var mult float64
+		var rank int
+		switch {
+		case !inTime && unit == 'Y':
+			mult, rank = 365*24*float64(time.Hour), 1
+		case !inTime && unit == 'M':
+			mult, rank = 30*24*float64(time.Hour), 2
+		case !inTime && unit == 'W':
+			mult, rank = 7*24*float64(time.Hour), 3
+		case !inTime && unit == 'D':
+			mult, rank = 24*float64(time.Hour), 4
+		case inTime && unit == 'H':
+			mult, rank = float64(time.Hour), 11
+		case inTime && unit == 'M':
+			mult, rank = float64(time.Minute), 12
+		case inTime && unit == 'S':
+			mult, rank = float64(time.Second), 13
+		default:
+			return 0, fmt.Errorf("parse duration %q: unexpected unit %q", in, unit)
+		}
+		if rank <= order {
+			return 0, fmt.Errorf("parse duration %q: unit %q out of order", in, unit)
+		}
+		if fraction && len(s) > 0 {
+			return 0, fmt.Errorf("parse duration %q: only the last component may have a fraction", in)
+		}
+		order = rank
+		seen = true
+		total += v * mult
+		if total >= math.MaxInt64 {
+			return 0, fmt.Errorf("parse duration %q: too long", in)
+		}
+	}
+	if !seen {
+		return 0, fmt.Errorf("parse duration %q: no components", in)
+	}
+	return time.Duration(math.Round(total)), nil
+}
+
+// FormatISODuration formats d as an ISO-8601 duration ("PT1M", "P1DT2H").
+// Sub-second parts are written as fractional seconds.
+func FormatISODuration(d time.Duration) string {
+	if d <= 0 {
+		return "PT0S"
+	}
+	var b strings.Builder
+	b.WriteByte('P')
+	day := 24 * time.Hour
+	if d >= day {
+		fmt.Fprintf(&b, "%dD", d/day)
+		d %= day
+	}
+	if d == 0 {
+		return b.String()
+	}
+	b.WriteByte('T')
+	if d >= time.Hour {
+		fmt.Fprintf(&b, "%dH", d/time.Hour)
+		d %= time.Hour
+	}
+	if d >= time.Minute {
+		fmt.Fprintf(&b, "%dM", d/time.Minute)
+		d %= time.Minute
+	}
+	if d > 0 {
+		if d%time.Second == 0 {
+			fmt.Fprintf(&b, "%dS", d/time.Second)
+		} else {
+			b.WriteString(strconv.FormatFloat(d.Seconds(), 'f', -1, 64))
+			b.WriteByte('S')
+		}
+	}
+	return b.String()
+}

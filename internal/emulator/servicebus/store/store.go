@@ -1,0 +1,218 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// DefaultMaxMessageSize is the official emulator's fixed message size limit.
+const DefaultMaxMessageSize = 256 * 1024
+
+// DeadLetterSuffix is appended to a queue name to address its dead-letter
+// subqueue ("transcode/$DeadLetterQueue"). Matched ignoring case.
+const DeadLetterSuffix = "/$DeadLetterQueue"
+
+// Options configure a Store. The zero value is an in-memory store with
+// [DefaultConfig].
+type Options struct {
+	// Dir holds the append-only log. Empty means in memory only.
+	Dir string
+	// Config lists the queues. Nil means [DefaultConfig]. It is validated
+	// (and defaults filled in) by Open.
+	Config *Config
+	// Now is the clock; nil means time.Now. Tests inject a fake clock;
+	// timers still run on real (or synctest) time and re-check Now when
+	// they fire, and every operation applies due expiries lazily.
+	Now func() time.Time
+	// Logger receives recovery and compaction events. Nil discards.
+	Logger *slog.Logger
+	// MaxMessageSize bounds one message body; 0 means 256 KB.
+	MaxMessageSize int
+	// MaxQueueBytes bounds the bodies held by one queue (active, deferred,
+	// scheduled and dead-lettered); 0 means no limit.
+	MaxQueueBytes int64
+	// SyncSettlements makes Complete, Abandon, DeadLetter, Defer and
+	// ReceiveDeferred wait until their log records are on disk. By default
+	// they return at once and their records reach the disk with the next
+	// group commit (within milliseconds); a crash in between can only
+	// redeliver a message, never lose one.
+	SyncSettlements bool
+	// CompactMinBytes is the log size below which the log is never
+	// compacted; 0 means 64 MiB. The log is rewritten as a snapshot when it
+	// is at least this big and at least four times the live data.
+	CompactMinBytes int64
+}
+
+// Store holds every queue of one namespace. It is safe for concurrent use.
+type Store struct {
+	opts   Options
+	now    func() time.Time
+	log    *slog.Logger
+	queues map[string]*queue // by lower-case name
+	order  []*queue          // sorted by name: the lock order
+	wal    *wal              // nil in memory
+
+	closeOnce sync.Once
+	closed    chan struct{}
+}
+
+// Open creates a store. With Options.Dir set it recovers the state from
+// the log in that directory (creating it if needed), tolerating a torn last
+// record, and starts the log writer.
+func Open(opts Options) (*Store, error) {
+	cfg := opts.Config
+	if cfg == nil {
+		cfg = DefaultConfig()
+	} else {
+		c := *cfg
+		c.Queues = append([]QueueConfig(nil), cfg.Queues...)
+		cfg = &c
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	opts.Config = cfg
+	if opts.MaxMessageSize <= 0 {
+		opts.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if opts.CompactMinBytes <= 0 {
+		opts.CompactMinBytes = 64 << 20
+	}
+	s := &Store{
+		opts:   opts,
+		now:    opts.Now,
+		log:    opts.Logger,
+		queues: map[string]*queue{},
+		closed: make(chan struct{}),
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	for _, qc := range cfg.Queues {
+		q := newQueue(s, qc)
+		s.queues[strings.ToLower(qc.Name)] = q
+		s.order = append(s.order, q)
+	}
+	sort.Slice(s.order, func(i, j int) bool { return s.order[i].key < s.order[j].key })
+	if opts.Dir != "" {
+		w, err := openWAL(s, opts.Dir)
+		if err != nil {
+			return nil, fmt.Errorf("open store %s: %w", opts.Dir, err)
+		}
+		s.wal = w
+	}
+	// Apply what fell due while the store was down and start the timers.
+	for _, q := range s.order {
+		if now, err := q.begin(); err == nil {
+			q.end(now)
+		}
+	}
+	return s, nil
+}
+
+// Close stops the timers, writes and syncs pending log records and closes
+// the log. Operations after Close fail with ErrClosed. Close is idempotent.
+func (s *Store) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		close(s.closed)
+		for _, q := range s.order {
+			q.mu.Lock()
+			q.closed = true
+			if q.timer != nil {
+				q.timer.Stop()
+			}
+			for i := range q.subs {
+				q.subs[i].signal()
+			}
+			q.mu.Unlock()
+		}
+		if s.wal != nil {
+			err = s.wal.close()
+		}
+	})
+	return err
+}
+
+// Queue returns the entity named name: a queue, or its dead-letter
+// subqueue when name ends in "/$DeadLetterQueue". Names ignore case. An
+// unknown name gives ErrNotFound. The returned handle is cheap and stable:
+// the same name always gives the same *Queue.
+func (s *Store) Queue(name string) (*Queue, error) {
+	key := strings.ToLower(strings.TrimSuffix(strings.TrimPrefix(name, "/"), "/"))
+	sub := subMain
+	if strings.HasSuffix(key, strings.ToLower(DeadLetterSuffix)) {
+		key = strings.TrimSuffix(key, strings.ToLower(DeadLetterSuffix))
+		sub = subDLQ
+	}
+	q, ok := s.queues[key]
+	if !ok {
+		return nil, fmt.Errorf("queue %q: %w", name, ErrNotFound)
+	}
+	return &q.handles[sub], nil
+}
+
+// Queues returns the configured queue names in order.
+func (s *Store) Queues() []string {
+	names := make([]string, 0, len(s.order))
+	for _, q := range s.order {
+		names = append(names, q.cfg.Name)
+	}
+	return names
+}
+
+// Config returns the validated configuration (defaults filled in).
+func (s *Store) Config() Config { return *s.opts.Config }
+
+// Sync waits until every change made so far is on disk. In memory it
+// returns at once.
+func (s *Store) Sync(ctx context.Context) error {
+	if s.wal == nil {
+		return nil
+	}
+	return s.wal.wait(ctx, s.wal.barrier())
+}
+
+// LockToken identifies one lock on one message: a random (version 4) UUID
+// in RFC 4122 byte order, as carried by the AMQP uuid type. Delivery tags
+// use the .NET GUID layout; see [LockToken.DotNetBytes].
+type LockToken [16]byte
+
+// String formats the token as 8-4-4-4-12 hex.
+func (t LockToken) String() string {
+	return fmt.Sprintf("%x-%x-%x-%x-%x", t[0:4], t[4:6], t[6:8], t[8:10], t[10:16])
+}
+
+// DotNetBytes returns the token in .NET Guid.ToByteArray layout (bytes
+// 0–3 reversed, 4↔5 and 6↔7 swapped), the layout of a PeekLock delivery tag.
+func (t LockToken) DotNetBytes() [16]byte {
+	b := t
+	b[0], b[1], b[2], b[3] = t[3], t[2], t[1], t[0]
+	b[4], b[5] = t[5], t[4]
+	b[6], b[7] = t[7], t[6]
+	return b
+}
+
+// LockTokenFromDotNet converts a .NET-layout delivery tag back to a token.
+func LockTokenFromDotNet(b [16]byte) LockToken {
+	return LockToken(LockToken(b).DotNetBytes())
+}
+
+// NewUUID returns a random version-4 UUID in RFC byte order; the engine may
+// use it for missing message-ids.
+func NewUUID() LockToken {
+	var t LockToken
+	_, _ = rand.Read(t[:])
+	t[6] = t[6]&0x0f | 0x40
+	t[8] = t[8]&0x3f | 0x80
+	return t
+}

@@ -1,0 +1,509 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+)
+
+const (
+	logName     = "servicebus.log"
+	compactName = "servicebus.log.compact"
+)
+
+// batch is one group commit: every record appended while it was current
+// is written and synced together.
+type batch struct {
+	done chan struct{}
+	err  error
+}
+
+func newBatch() *batch { return &batch{done: make(chan struct{})} }
+
+// failed reports whether the batch is done with an error.
+func (b *batch) failed() bool {
+	select {
+	case <-b.done:
+		return b.err != nil
+	default:
+		return false
+	}
+}
+
+// wal is the append-only log with a single writer goroutine. Appenders
+// (holding their queue's lock, so records are in the order of the state
+// changes) copy records into buf; the writer swaps buf out, writes it with
+// one write and one fsync, and completes the batch.
+type wal struct {
+	s    *Store
+	dir  string
+	path string
+	f    *os.File
+
+	mu     sync.Mutex
+	buf    []byte
+	cur    *batch
+	err    error // sticky: after a write error the log refuses changes
+	closed bool
+	size   int64 // bytes in the file
+	spare  []byte
+
+	kick    chan struct{}
+	stop    chan struct{}
+	stopped chan struct{}
+	closing sync.Once
+
+	// compactions counts finished compactions (tests read it).
+	compactions int
+}
+
+func openWAL(s *Store, dir string) (*wal, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	_ = os.Remove(filepath.Join(dir, compactName)) // an unfinished compaction
+	w := &wal{
+		s:       s,
+		dir:     dir,
+		path:    filepath.Join(dir, logName),
+		cur:     newBatch(),
+		kick:    make(chan struct{}, 1),
+		stop:    make(chan struct{}),
+		stopped: make(chan struct{}),
+	}
+	f, err := os.OpenFile(w.path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	w.f = f
+	if err := w.recover(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	go w.run()
+	return w, nil
+}
+
+// recover replays the log into the store's queues and truncates a torn
+// tail.
+func (w *wal) recover() error {
+	data, err := io.ReadAll(w.f)
+	if err != nil {
+		return fmt.Errorf("read log: %w", err)
+	}
+	if len(data) < len(logMagic) {
+		if string(data) != logMagic[:len(data)] {
+			return fmt.Errorf("%s is not a store log", w.path)
+		}
+		// New, or torn while the header was written.
+		if err := w.f.Truncate(0); err != nil {
+			return err
+		}
+		if _, err := w.f.WriteAt([]byte(logMagic), 0); err != nil {
+			return err
+		}
+		if err := w.f.Sync(); err != nil {
+			return err
+		}
+		if err := syncDir(w.dir); err != nil {
+			return err
+		}
+		w.size = int64(len(logMagic))
+		_, err := w.f.Seek(w.size, io.SeekStart)
+		return err
+	}
+	if string(data[:len(logMagic)]) != logMagic {
+		return fmt.Errorf("%s is not a store log", w.path)
+	}
+	off := len(logMagic)
+	records, unknown := 0, 0
+	for off < len(data) {
+		payload, n, err := readFrame(data[off:])
+		if err != nil {
+			break
+		}
+		r, err := decodeRecord(payload)
+		if err != nil {
+			break
+		}
+		if !w.s.apply(&r) {
+			unknown++
+		}
+		records++
+		off += n
+	}
+	if off < len(data) {
+		w.s.log.Warn("store log: dropping torn or corrupt tail", "path", w.path, "offset", off, "bytes", len(data)-off)
+		if err := w.f.Truncate(int64(off)); err != nil {
+			return fmt.Errorf("truncate torn tail: %w", err)
+		}
+		if err := w.f.Sync(); err != nil {
+			return err
+		}
+	}
+	if unknown > 0 {
+		w.s.log.Warn("store log: records for queues not in the configuration were ignored", "records", unknown)
+	}
+	w.size = int64(off)
+	if _, err := w.f.Seek(w.size, io.SeekStart); err != nil {
+		return err
+	}
+	for _, q := range w.s.order {
+		q.rebuild()
+	}
+	w.s.log.Info("store log recovered", "path", w.path, "records", records, "bytes", off)
+	return nil
+}
+
+// append adds encoded records to the current batch and returns it.
+func (w *wal) append(p []byte) *batch {
+	w.mu.Lock()
+	if w.err != nil || w.closed {
+		err := w.err
+		if err == nil {
+			err = ErrClosed
+		}
+		b := &batch{done: make(chan struct{}), err: err}
+		close(b.done)
+		w.mu.Unlock()
+		return b
+	}
+	w.buf = append(w.buf, p...)
+	b := w.cur
+	w.mu.Unlock()
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+	return b
+}
+
+// barrier returns a batch that completes after everything appended so far.
+func (w *wal) barrier() *batch { return w.append(nil) }
+
+func (w *wal) wait(ctx context.Context, b *batch) error {
+	select {
+	case <-b.done:
+		return b.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (w *wal) run() {
+	defer close(w.stopped)
+	for {
+		select {
+		case <-w.kick:
+			w.flush()
+			if w.shouldCompact() {
+				if err := w.compact(); err != nil {
+					w.s.log.Error("store log: compaction failed", "err", err)
+				}
+			}
+		case <-w.stop:
+			w.flush()
+			return
+		}
+	}
+}
+
+// flush writes and syncs the current batch.
+func (w *wal) flush() {
+	w.mu.Lock()
+	data, b := w.buf, w.cur
+	w.buf, w.cur = w.spare[:0], newBatch()
+	failed := w.err
+	w.mu.Unlock()
+	var err error
+	if failed != nil {
+		err = failed
+	} else if len(data) > 0 {
+		if _, err = w.f.Write(data); err == nil {
+			err = w.f.Sync()
+		}
+		if err != nil {
+			err = fmt.Errorf("write store log: %w", err)
+			w.fail(err)
+		}
+	}
+	w.mu.Lock()
+	w.size += int64(len(data))
+	w.spare = data[:0]
+	if cap(w.spare) > 4<<20 {
+		w.spare = nil
+	}
+	w.mu.Unlock()
+	b.err = err
+	close(b.done)
+}
+
+func (w *wal) fail(err error) {
+	w.mu.Lock()
+	if w.err == nil {
+		w.err = err
+	}
+	w.mu.Unlock()
+	w.s.log.Error("store log failed; refusing further changes", "err", err)
+}
+
+func (w *wal) shouldCompact() bool {
+	w.mu.Lock()
+	size, failed := w.size, w.err != nil
+	w.mu.Unlock()
+	if failed || size < w.s.opts.CompactMinBytes {
+		return false
+	}
+	var live int64
+	for _, q := range w.s.order {
+		live += q.live.Load()
+	}
+	return size >= 4*live
+}
+
+// compact rewrites the log as a snapshot of the current state. With every
+// queue lock held it copies the state and takes the pending records; then,
+// without locks, it writes snapshot + pending records to a new file, syncs
+// it and renames it over the log. The pending records' effects are already
+// in the snapshot, and replaying them again is harmless because every
+// record sets an absolute state. A crash before the rename leaves the old
+// log, which lacks only the pending (not yet acknowledged) records.
+func (w *wal) compact() error {
+	type qsnap struct {
+		key     string
+		lastSeq int64
+		entries []entry
+		dups    []dupRec
+		dupSeq  []int64
+	}
+	for _, q := range w.s.order {
+		q.mu.Lock()
+	}
+	w.mu.Lock()
+	snaps := make([]qsnap, 0, len(w.s.order))
+	for _, q := range w.s.order {
+		qs := qsnap{key: q.key, lastSeq: q.lastSeq, entries: make([]entry, 0, len(q.msgs))}
+		for _, e := range q.msgs {
+			qs.entries = append(qs.entries, *e)
+		}
+		for id, d := range q.dups {
+			qs.dups = append(qs.dups, dupRec{id: id, at: d.at})
+			qs.dupSeq = append(qs.dupSeq, d.seq)
+		}
+		snaps = append(snaps, qs)
+	}
+	pending, b := w.buf, w.cur
+	w.buf, w.cur = nil, newBatch()
+	w.mu.Unlock()
+	for i := len(w.s.order) - 1; i >= 0; i-- {
+		w.s.order[i].mu.Unlock()
+	}
+
+	err := func() error {
+		tmp := filepath.Join(w.dir, compactName)
+		f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+		if err != nil {
+			return err
+		}
+		ok := false
+		defer func() {
+			if !ok {
+				f.Close()
+				os.Remove(tmp)
+			}
+		}()
+		buf := []byte(logMagic)
+		var size int64
+		write := func(force bool) error {
+			if len(buf) >= 1<<20 || force && len(buf) > 0 {
+				if _, err := f.Write(buf); err != nil {
+					return err
+				}
+				size += int64(len(buf))
+				buf = buf[:0]
+			}
+			return nil
+		}
+		for _, qs := range snaps {
+			buf = appendSeq(buf, qs.key, qs.lastSeq)
+			sort.Slice(qs.entries, func(i, j int) bool { return qs.entries[i].seq < qs.entries[j].seq })
+			for i := range qs.entries {
+				e := &qs.entries[i]
+				e.locked = false
+				buf = appendPut(buf, qs.key, e)
+				if err := write(false); err != nil {
+					return err
+				}
+			}
+			for i, d := range qs.dups {
+				buf = appendDup(buf, qs.key, qs.dupSeq[i], d.id, d.at)
+				if err := write(false); err != nil {
+					return err
+				}
+			}
+		}
+		buf = append(buf, pending...)
+		if err := write(true); err != nil {
+			return err
+		}
+		if err := f.Sync(); err != nil {
+			return err
+		}
+		if err := os.Rename(tmp, w.path); err != nil {
+			return err
+		}
+		if err := syncDir(w.dir); err != nil {
+			return err
+		}
+		ok = true
+		old := w.f
+		w.f = f
+		old.Close()
+		w.mu.Lock()
+		w.size = size
+		w.compactions++
+		w.mu.Unlock()
+		w.s.log.Info("store log compacted", "path", w.path, "bytes", size)
+		return nil
+	}()
+	if err != nil {
+		// Keep the old log; the pending records still belong to it.
+		if len(pending) > 0 {
+			if _, werr := w.f.Write(pending); werr == nil {
+				werr = w.f.Sync()
+				if werr != nil {
+					w.fail(werr)
+					b.err = werr
+				}
+			} else {
+				w.fail(werr)
+				b.err = werr
+			}
+			w.mu.Lock()
+			w.size += int64(len(pending))
+			w.mu.Unlock()
+		}
+	}
+	close(b.done)
+	return err
+}
+
+func (w *wal) close() error {
+	var err error
+	w.closing.Do(func() {
+		w.mu.Lock()
+		w.closed = true
+		w.mu.Unlock()
+		close(w.stop)
+		<-w.stopped
+		w.mu.Lock()
+		err = w.err
+		w.mu.Unlock()
+		if cerr := w.f.Close(); err == nil {
+			err = cerr
+		}
+	})
+	return err
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// apply replays one record into the store (recovery). It returns false for
+// records of unknown queues.
+func (s *Store) apply(r *record) bool {
+	q := s.queues[r.queue]
+	if q == nil {
+		return false
+	}
+	switch r.kind {
+	case recPut:
+		e := &entry{
+			seq:           r.seq,
+			body:          append([]byte(nil), r.body...),
+			messageID:     r.messageID,
+			acceptedAt:    r.acceptedAt,
+			scheduledAt:   r.scheduledAt,
+			ttl:           r.ttl,
+			deliveryCount: r.deliveryCount,
+			sub:           r.sub,
+			state:         r.state,
+			reason:        r.reason,
+			desc:          r.desc,
+		}
+		q.insert(e)
+		if q.cfg.RequiresDuplicateDetection && e.messageID != "" && e.sub == subMain {
+			if d, ok := q.dups[e.messageID]; !ok || d.at <= e.acceptedAt {
+				q.rememberID(e.messageID, e.seq, e.acceptedAt)
+			}
+		}
+	case recUpdate:
+		e := q.msgs[r.seq]
+		if e == nil {
+			return true
+		}
+		if e.sub != r.sub {
+			q.bytes[e.sub] -= int64(len(e.body))
+			q.bytes[r.sub] += int64(len(e.body))
+			e.sub = r.sub
+		}
+		e.state = r.state
+		e.deliveryCount = r.deliveryCount
+		e.reason, e.desc = r.reason, r.desc
+		if r.hasBody {
+			nb := append([]byte(nil), r.body...)
+			q.bytes[e.sub] += int64(len(nb) - len(e.body))
+			q.live.Add(int64(len(nb) - len(e.body)))
+			e.body = nb
+		}
+	case recDelete:
+		if e := q.msgs[r.seq]; e != nil {
+			q.dropIndex(e)
+		}
+		if r.seq > q.lastSeq {
+			q.lastSeq = r.seq
+		}
+	case recSeq:
+		if r.seq > q.lastSeq {
+			q.lastSeq = r.seq
+		}
+	case recDup:
+		if q.cfg.RequiresDuplicateDetection {
+			if d, ok := q.dups[r.messageID]; !ok || d.at <= r.at {
+				q.rememberID(r.messageID, r.seq, r.at)
+			}
+		}
+	}
+	return true
+}
+
+// rebuild derives the in-memory indexes (available heaps, events) from
+// the recovered messages. Locks are not durable: every message starts
+// unlocked.
+func (q *queue) rebuild() {
+	seqs := make([]int64, 0, len(q.msgs))
+	for seq := range q.msgs {
+		seqs = append(seqs, seq)
+	}
+	sort.Slice(seqs, func(i, j int) bool { return seqs[i] < seqs[j] })
+	for _, seq := range seqs {
+		e := q.msgs[seq]
+		switch e.state {
+		case StateActive:
+			q.activate(e)
+		case StateScheduled:
+			q.pushEvent(event{at: e.scheduledAt, seq: e.seq, kind: evSchedule})
+		}
+	}
+	sort.SliceStable(q.dupFIFO, func(i, j int) bool { return q.dupFIFO[i].at < q.dupFIFO[j].at })
+}
