@@ -2,10 +2,8 @@ package media
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -215,6 +213,3 @@ func GenerateSet(ctx context.Context, dir string, n int, seed uint64, opts SetOp
 	}
 	return clips, nil
 }
-
-// isNotExist reports a missing file behind any wrapping.
-func isNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }

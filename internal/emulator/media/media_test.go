@@ -11,6 +11,21 @@ import (
 	"time"
 )
 
+// testCache is shared by tests whose clips repeat (the poison sets), so the
+// suite encodes each spec once.
+var testCache string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "ffpipe-media-test-")
+	if err != nil {
+		panic(err)
+	}
+	testCache = dir
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
 // needFFmpeg skips when ffmpeg/ffprobe are missing (make deps installs them).
 func needFFmpeg(t *testing.T) {
 	t.Helper()

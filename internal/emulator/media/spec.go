@@ -54,6 +54,11 @@ type ClipSpec struct {
 	// Noise uses pink noise (anoisesrc, seeded by ToneHz) instead of a sine.
 	Noise bool
 
+	// Container is the ffmpeg muxer: "mp4" (default) or "mov" (QuickTime,
+	// which carries codecs such as MagicYUV that mp4 cannot; the pipeline's
+	// pinned mov demuxer reads both).
+	Container string
+
 	// MoovAtEnd leaves the moov box after the media data (no faststart), the
 	// layout where truncation loses the index.
 	MoovAtEnd bool
@@ -91,6 +96,9 @@ func (s ClipSpec) withDefaults() ClipSpec {
 	if s.Channels <= 0 {
 		s.Channels = 2
 	}
+	if s.Container == "" {
+		s.Container = "mp4"
+	}
 	if s.ToneHz <= 0 {
 		s.ToneHz = 440
 	}
@@ -103,6 +111,9 @@ func (s ClipSpec) validate() error {
 	}
 	if s.Width%2 != 0 || s.Height%2 != 0 {
 		return fmt.Errorf("clip spec: %w: %dx%d must be even for yuv420p", ErrBadSpec, s.Width, s.Height)
+	}
+	if s.Container != "mp4" && s.Container != "mov" {
+		return fmt.Errorf("clip spec: %w: container %q (want mp4 or mov)", ErrBadSpec, s.Container)
 	}
 	if s.AudioTracks > 16 {
 		return fmt.Errorf("clip spec: %w: %d audio tracks (max 16)", ErrBadSpec, s.AudioTracks)
@@ -182,5 +193,5 @@ func (s ClipSpec) ffmpegArgs(out string) []string {
 	if !s.MoovAtEnd {
 		args = append(args, "-movflags", "+faststart")
 	}
-	return append(args, "-f", "mp4", out)
+	return append(args, "-f", s.Container, out)
 }
