@@ -35,6 +35,10 @@ need() {
 
 [ $# -eq 4 ] || usage
 action=$1 rg=$2 location=$3 prefix=$4
+case "$action" in
+deploy | destroy) ;;
+*) usage ;;
+esac
 [[ $prefix =~ ^[a-z][a-z0-9]{2,10}$ ]] || die "PREFIX must be 3-11 lower-case letters and digits starting with a letter, got '$prefix'"
 [ -n "$rg" ] || die "RESOURCE_GROUP is empty"
 [ -n "$location" ] || die "LOCATION is empty"

@@ -1,0 +1,765 @@
+// Package infra holds ffpipe's Azure deployment: Bicep templates and
+// deploy.sh. The Bicep compiler cannot run in this project's environment, so
+// these tests check what can be checked from the source: the templates are
+// well-formed and internally consistent (module parameters and outputs, API
+// versions that were reviewed), the Function App sets exactly the settings
+// internal/config reads, names agree with the code's defaults and
+// local.settings.example.json, every service is Entra ID-only, role
+// assignments use known least-privilege built-in roles, no key or SAS appears
+// anywhere, and deploy.sh parses.
+package infra
+
+import (
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/ffpipe/ffpipe/internal/config"
+)
+
+// hostSettings are app settings read by the Functions host itself, not by
+// internal/config; the Function App may set them.
+var hostSettings = map[string]string{
+	"AzureWebJobsStorage__accountName":          "host storage through the managed identity",
+	"AzureWebJobsStorage__credential":           "host storage through the managed identity",
+	"AzureWebJobsStorage__clientId":             "host storage through the user-assigned identity",
+	"ServiceBusConnection__credential":          "Service Bus bindings through the managed identity",
+	"ServiceBusConnection__clientId":            "Service Bus bindings through the user-assigned identity",
+	"APPLICATIONINSIGHTS_CONNECTION_STRING":     "telemetry endpoint (not a secret with local auth off)",
+	"APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "telemetry with Entra ID",
+	"FUNCTIONS_EXTENSION_VERSION":               "host version (not used on Flex Consumption)",
+}
+
+// azureDiffers are settings whose Azure value deliberately differs from the
+// code default (the default suits the local stack).
+var azureDiffers = map[string]bool{
+	"SweepSchedule": true, // every 10 s locally, once a minute in Azure
+}
+
+// sharedNames are the names that must agree between Bicep, the code's
+// defaults and local.settings.example.json: setting → main.bicep param.
+var sharedNames = []struct{ setting, param string }{
+	{"FFPIPE_INPUT_CONTAINER", "inputContainerName"},
+	{"FFPIPE_OUTPUT_CONTAINER", "outputContainerName"},
+	{"FFPIPE_STATUS_CONTAINER", "statusContainerName"},
+	{"FFPIPE_LOGS_CONTAINER", "logsContainerName"},
+	{"FFPIPE_QUARANTINE_CONTAINER", "quarantineContainerName"},
+	{"FFPIPE_QUEUE", "queueName"},
+	{"FFPIPE_BATCH_POOL", "batchPoolId"},
+	{"FFPIPE_BATCH_JOB", "batchJobId"},
+}
+
+// builtinRoles are the built-in role definitions the templates may assign,
+// by GUID (from Azure's built-in roles list). Broad roles (Owner,
+// Contributor, Storage Account Contributor, Service Bus Data Owner, Batch
+// Account Contributor) are deliberately absent.
+var builtinRoles = map[string]string{
+	"b7e6dc6d-f1e8-4753-8033-0f276bb0955b": "Storage Blob Data Owner",
+	"ba92f5b4-2d11-453d-a403-e96b0029c9fe": "Storage Blob Data Contributor",
+	"2a2b9908-6ea1-4ae2-8e65-a410df84e7d1": "Storage Blob Data Reader",
+	"db58b8e5-c6ad-4a2a-8342-4190687cbf4a": "Storage Blob Delegator",
+	"69a216fc-b8fb-44d8-bc22-1f3c2cd27a39": "Azure Service Bus Data Sender",
+	"4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0": "Azure Service Bus Data Receiver",
+	"48e5e92e-a480-4e71-aa9c-2778f4c13781": "Azure Batch Job Submitter",
+	"3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
+}
+
+// reviewedAPIVersions are the resource types and API versions whose
+// property names were checked against the ARM template reference; a new
+// type or version must be reviewed and added here.
+var reviewedAPIVersions = map[string]string{
+	"Microsoft.ManagedIdentity/userAssignedIdentities":          "2023-01-31",
+	"Microsoft.OperationalInsights/workspaces":                  "2023-09-01",
+	"Microsoft.Insights/components":                             "2020-02-02",
+	"Microsoft.Storage/storageAccounts":                         "2023-05-01",
+	"Microsoft.Storage/storageAccounts/blobServices":            "2023-05-01",
+	"Microsoft.Storage/storageAccounts/blobServices/containers": "2023-05-01",
+	"Microsoft.Storage/storageAccounts/managementPolicies":      "2023-05-01",
+	"Microsoft.ServiceBus/namespaces":                           "2024-01-01",
+	"Microsoft.ServiceBus/namespaces/queues":                    "2024-01-01",
+	"Microsoft.Batch/batchAccounts":                             "2024-07-01",
+	"Microsoft.Batch/batchAccounts/pools":                       "2024-07-01",
+	"Microsoft.Web/serverfarms":                                 "2024-04-01",
+	"Microsoft.Web/sites":                                       "2024-04-01",
+	"Microsoft.Web/sites/basicPublishingCredentialsPolicies":    "2024-04-01",
+	"Microsoft.Authorization/roleAssignments":                   "2022-04-01",
+	"Microsoft.EventGrid/systemTopics":                          "2022-06-15",
+	"Microsoft.EventGrid/systemTopics/eventSubscriptions":       "2022-06-15",
+}
+
+// forbidden are fragments of keys, connection strings and SAS tokens, and
+// the ARM functions that read keys. None may appear in infra/.
+var forbidden = []string{
+	"sig=",
+	"sharedaccesskey",
+	"accountkey=",
+	"defaultendpointsprotocol",
+	"instrumentationkey=",
+	"listkeys(",
+	"listconnectionstrings(",
+	"listsecrets(",
+	"listaccountsas(",
+	"listservicesas(",
+	"@secure(",
+	"storagekeys",
+}
+
+func loadAll(t *testing.T) map[string]*bicepFile {
+	t.Helper()
+	files := map[string]*bicepFile{}
+	paths, err := filepath.Glob("*.bicep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mods, err := filepath.Glob("modules/*.bicep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range append(paths, mods...) {
+		f, err := parseBicep(p)
+		if err != nil {
+			t.Fatalf("parse: %v", err)
+		}
+		files[filepath.ToSlash(p)] = f
+	}
+	for _, want := range []string{"main.bicep", "eventgrid.bicep"} {
+		if files[want] == nil {
+			t.Fatalf("infra/%s is missing", want)
+		}
+	}
+	return files
+}
+
+func settingsByName() map[string]config.Setting {
+	m := map[string]config.Setting{}
+	for _, s := range config.Settings() {
+		m[s.Name] = s
+	}
+	return m
+}
+
+// appSettings returns main.bicep's appSettings object: name → value range.
+func appSettings(t *testing.T, main *bicepFile) map[string][2]int {
+	t.Helper()
+	d, ok := main.find("var", "appSettings")
+	if !ok || d.body < 0 || d.body != d.value[0] {
+		t.Fatal("main.bicep: want var appSettings = { … }")
+	}
+	ps, err := main.props(d.body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][2]int{}
+	for _, p := range ps {
+		if _, dup := out[p.key]; dup {
+			t.Errorf("main.bicep: app setting %s is set twice", p.key)
+		}
+		out[p.key] = p.value
+	}
+	return out
+}
+
+func TestAppSettingsMatchConfig(t *testing.T) {
+	main := loadAll(t)["main.bicep"]
+	set := appSettings(t, main)
+	read := settingsByName()
+
+	for _, s := range config.Settings() {
+		_, isSet := set[s.Name]
+		switch {
+		case s.Secret && isSet:
+			t.Errorf("app setting %s is set in Azure, want it absent: it is a local-only secret (connection string or token)", s.Name)
+		case !s.Secret && !isSet:
+			t.Errorf("app setting %s is read by internal/config but not set in main.bicep", s.Name)
+		}
+	}
+	for name := range set {
+		if _, ok := read[name]; ok {
+			continue
+		}
+		if _, ok := hostSettings[name]; ok {
+			continue
+		}
+		t.Errorf("app setting %s is set in main.bicep but nothing reads it (not in internal/config, not a host setting)", name)
+	}
+	// The Function App must take its settings from that object, verbatim.
+	fa, ok := main.find("module", "functionApp")
+	if !ok {
+		t.Fatal("main.bicep: module functionApp is missing")
+	}
+	r, ok := main.lookup(fa.body, "params.appSettings")
+	if got, _ := main.identValue(r); !ok || got != "appSettings" {
+		t.Errorf("module functionApp params.appSettings = %q, want appSettings", main.text(r))
+	}
+}
+
+func TestAppSettingValuesMatchDefaults(t *testing.T) {
+	main := loadAll(t)["main.bicep"]
+	set := appSettings(t, main)
+	for name, r := range set {
+		s, ok := settingsByName()[name]
+		if !ok {
+			continue
+		}
+		v, isLit := main.stringValue(r)
+		if param, isIdent := main.identValue(r); isIdent {
+			if d, ok := main.find("param", param); ok {
+				if !d.hasValue {
+					continue // required parameter: no default to compare
+				}
+				v, isLit = main.stringValue(d.value)
+			}
+		}
+		if !isLit {
+			continue // computed from resources (endpoints, identities)
+		}
+		if azureDiffers[name] {
+			if len(strings.Fields(v)) != 6 {
+				t.Errorf("%s = %q in Azure, want a 6-field NCRONTAB expression", name, v)
+			}
+			continue
+		}
+		if v != s.Default {
+			t.Errorf("%s = %q in main.bicep, want the code default %q", name, v, s.Default)
+		}
+	}
+}
+
+func TestNamesAgree(t *testing.T) {
+	files := loadAll(t)
+	main := files["main.bicep"]
+	set := appSettings(t, main)
+	read := settingsByName()
+
+	var local map[string]string
+	raw, err := os.ReadFile("../local.settings.example.json")
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		t.Log("local.settings.example.json not found at the repository root: comparing Bicep with the code only")
+	case err != nil:
+		t.Fatal(err)
+	default:
+		var doc struct{ Values map[string]string }
+		if err := json.Unmarshal(raw, &doc); err != nil {
+			t.Fatalf("local.settings.example.json: %v", err)
+		}
+		local = doc.Values
+	}
+
+	for _, n := range sharedNames {
+		s, ok := read[n.setting]
+		if !ok {
+			t.Errorf("internal/config no longer reads %s", n.setting)
+			continue
+		}
+		got, ok := main.paramDefault(n.param)
+		if !ok {
+			t.Errorf("main.bicep: param %s has no string default", n.param)
+			continue
+		}
+		if got != s.Default {
+			t.Errorf("main.bicep param %s = %q, want the code default of %s, %q", n.param, got, n.setting, s.Default)
+		}
+		if id, _ := main.identValue(set[n.setting]); id != n.param {
+			t.Errorf("main.bicep app setting %s = %q, want param %s", n.setting, main.text(set[n.setting]), n.param)
+		}
+		if v, ok := local[n.setting]; ok && v != s.Default {
+			t.Errorf("local.settings.example.json %s = %q, want the code default %q", n.setting, v, s.Default)
+		}
+	}
+
+	// The resources are named from the same params.
+	moduleParam := func(module, key string) string {
+		t.Helper()
+		d, ok := main.find("module", module)
+		if !ok {
+			t.Fatalf("main.bicep: module %s is missing", module)
+		}
+		r, ok := main.lookup(d.body, "params."+key)
+		if !ok {
+			t.Fatalf("main.bicep: module %s has no param %s", module, key)
+		}
+		return main.text(r)
+	}
+	containers := moduleParam("dataStorage", "containers")
+	for _, p := range []string{"inputContainerName", "outputContainerName", "statusContainerName", "logsContainerName", "quarantineContainerName", "deadLetterContainerName"} {
+		if !slices.Contains(strings.Fields(strings.Trim(containers, "[]")), p) {
+			t.Errorf("main.bicep: module dataStorage containers = %s, want it to list %s", containers, p)
+		}
+	}
+	if got := moduleParam("serviceBus", "queueName"); got != "queueName" {
+		t.Errorf("main.bicep: module serviceBus queueName = %s, want queueName", got)
+	}
+	if got := moduleParam("batch", "poolId"); got != "batchPoolId" {
+		t.Errorf("main.bicep: module batch poolId = %s, want batchPoolId", got)
+	}
+	named := []struct{ file, typ, param string }{
+		{"modules/servicebus.bicep", "Microsoft.ServiceBus/namespaces/queues", "queueName"},
+		{"modules/batch.bicep", "Microsoft.Batch/batchAccounts/pools", "poolId"},
+		{"modules/storage.bicep", "Microsoft.Storage/storageAccounts/blobServices/containers", "c"},
+	}
+	for _, n := range named {
+		f := files[n.file]
+		rs := f.resources(n.typ)
+		if len(rs) != 1 {
+			t.Errorf("%s: got %d %s resources, want 1", n.file, len(rs), n.typ)
+			continue
+		}
+		r, _ := f.lookup(rs[0].body, "name")
+		if got, _ := f.identValue(r); got != n.param {
+			t.Errorf("%s: %s name = %q, want %s", n.file, n.typ, f.text(r), n.param)
+		}
+	}
+
+	// Event Grid watches the same input container and suffix.
+	eg := files["eventgrid.bicep"]
+	if got, _ := eg.paramDefault("inputContainerName"); got != read["FFPIPE_INPUT_CONTAINER"].Default {
+		t.Errorf("eventgrid.bicep inputContainerName = %q, want %q", got, read["FFPIPE_INPUT_CONTAINER"].Default)
+	}
+	if got, _ := eg.paramDefault("subjectSuffix"); got != read["FFPIPE_ALLOWED_SUFFIXES"].Default {
+		t.Errorf("eventgrid.bicep subjectSuffix = %q, want the code's allowed suffix %q", got, read["FFPIPE_ALLOWED_SUFFIXES"].Default)
+	}
+	mainDL, _ := main.paramDefault("deadLetterContainerName")
+	if got, _ := eg.paramDefault("deadLetterContainerName"); got != mainDL || got == "" {
+		t.Errorf("eventgrid.bicep deadLetterContainerName = %q, want main.bicep's %q", got, mainDL)
+	}
+	fn, _ := eg.paramDefault("functionName")
+	if fn != "OnBlobCreated" {
+		t.Errorf("eventgrid.bicep functionName = %q, want OnBlobCreated", fn)
+	}
+	if raw, err := os.ReadFile(filepath.Join("..", "functions", fn, "function.json")); err == nil {
+		var fj struct{ Bindings []struct{ Type string } }
+		if err := json.Unmarshal(raw, &fj); err != nil {
+			t.Fatalf("functions/%s/function.json: %v", fn, err)
+		}
+		if len(fj.Bindings) == 0 || !strings.EqualFold(fj.Bindings[0].Type, "eventGridTrigger") {
+			t.Errorf("functions/%s/function.json: want an eventGridTrigger, got %+v", fn, fj.Bindings)
+		}
+	} else {
+		t.Logf("functions/%s/function.json not found: not checking its trigger", fn)
+	}
+}
+
+func TestParametersExample(t *testing.T) {
+	main := loadAll(t)["main.bicep"]
+	raw, err := os.ReadFile("main.parameters.example.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Parameters map[string]struct {
+			Value any `json:"value"`
+		} `json:"parameters"`
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatalf("main.parameters.example.json: %v", err)
+	}
+	if len(doc.Parameters) == 0 {
+		t.Fatal("main.parameters.example.json has no parameters")
+	}
+	for name, p := range doc.Parameters {
+		d, ok := main.find("param", name)
+		if !ok {
+			t.Errorf("main.parameters.example.json sets %s, which main.bicep does not declare", name)
+			continue
+		}
+		if s, isString := p.Value.(string); isString && d.typ != "string" {
+			t.Errorf("main.parameters.example.json %s = %q, but main.bicep declares it %s", name, s, d.typ)
+		}
+	}
+	for _, n := range sharedNames {
+		if p, ok := doc.Parameters[n.param]; ok && p.Value != settingsByName()[n.setting].Default {
+			t.Errorf("main.parameters.example.json %s = %v, want %q", n.param, p.Value, settingsByName()[n.setting].Default)
+		}
+	}
+}
+
+// TestModulesWire checks what the Bicep compiler would: module paths exist,
+// every param passed is declared, every required param is passed, and every
+// <module>.outputs.<name> reference names a declared output.
+func TestModulesWire(t *testing.T) {
+	files := loadAll(t)
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		f := files[name]
+		modPath := map[string]string{}
+		for _, m := range f.all("module") {
+			target := filepath.ToSlash(filepath.Join(filepath.Dir(name), m.typ))
+			mod := files[target]
+			if mod == nil {
+				t.Errorf("%s:%d: module %s: no file %s", name, m.line, m.name, target)
+				continue
+			}
+			modPath[m.name] = target
+			r, ok := f.lookup(m.body, "params")
+			if !ok {
+				t.Errorf("%s:%d: module %s has no params", name, m.line, m.name)
+				continue
+			}
+			ps, err := f.props(r[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			passed := map[string]bool{}
+			for _, p := range ps {
+				passed[p.key] = true
+				if _, ok := mod.find("param", p.key); !ok {
+					t.Errorf("%s:%d: module %s passes %s, which %s does not declare", name, m.line, m.name, p.key, target)
+				}
+			}
+			for _, p := range mod.all("param") {
+				if !p.hasValue && !passed[p.name] {
+					t.Errorf("%s:%d: module %s does not pass required param %s of %s", name, m.line, m.name, p.name, target)
+				}
+			}
+		}
+		for i := 0; i+4 < len(f.toks); i++ {
+			a, dot1, out, dot2, o := f.toks[i], f.toks[i+1], f.toks[i+2], f.toks[i+3], f.toks[i+4]
+			if a.kind != tIdent || dot1.text != "." || out.text != "outputs" || dot2.text != "." || o.kind != tIdent {
+				continue
+			}
+			target, ok := modPath[a.text]
+			if !ok {
+				continue
+			}
+			if _, ok := files[target].find("output", o.text); !ok {
+				t.Errorf("%s:%d: %s.outputs.%s: %s declares no output %s", name, a.line, a.text, o.text, target, o.text)
+			}
+		}
+	}
+}
+
+func TestAPIVersionsReviewed(t *testing.T) {
+	files := loadAll(t)
+	for name, f := range files {
+		for _, r := range f.all("resource") {
+			typ, version, ok := strings.Cut(r.typ, "@")
+			if !ok {
+				t.Errorf("%s:%d: resource %s has no API version", name, r.line, r.name)
+				continue
+			}
+			want, known := reviewedAPIVersions[typ]
+			switch {
+			case !known:
+				t.Errorf("%s:%d: resource type %s has not been reviewed (add it to reviewedAPIVersions after checking its properties)", name, r.line, typ)
+			case version != want:
+				t.Errorf("%s:%d: %s@%s, want the reviewed version %s", name, r.line, typ, version, want)
+			}
+		}
+	}
+}
+
+// TestEntraIDOnly checks the settings that turn shared keys and local
+// authentication off, and the security-relevant shape of each service.
+func TestEntraIDOnly(t *testing.T) {
+	files := loadAll(t)
+	checks := []struct {
+		file, typ, path, want string
+	}{
+		{"modules/storage.bicep", "Microsoft.Storage/storageAccounts", "properties.allowSharedKeyAccess", "false"},
+		{"modules/storage.bicep", "Microsoft.Storage/storageAccounts", "properties.minimumTlsVersion", "'TLS1_2'"},
+		{"modules/storage.bicep", "Microsoft.Storage/storageAccounts", "properties.allowBlobPublicAccess", "false"},
+		{"modules/storage.bicep", "Microsoft.Storage/storageAccounts", "properties.supportsHttpsTrafficOnly", "true"},
+		{"modules/servicebus.bicep", "Microsoft.ServiceBus/namespaces", "properties.disableLocalAuth", "true"},
+		{"modules/servicebus.bicep", "Microsoft.ServiceBus/namespaces/queues", "properties.requiresDuplicateDetection", "true"},
+		{"modules/servicebus.bicep", "Microsoft.ServiceBus/namespaces/queues", "properties.deadLetteringOnMessageExpiration", "true"},
+		{"modules/servicebus.bicep", "Microsoft.ServiceBus/namespaces/queues", "properties.lockDuration", "lockDuration"},
+		{"modules/servicebus.bicep", "Microsoft.ServiceBus/namespaces/queues", "properties.maxDeliveryCount", "maxDeliveryCount"},
+		{"modules/servicebus.bicep", "Microsoft.ServiceBus/namespaces/queues", "properties.duplicateDetectionHistoryTimeWindow", "duplicateDetectionWindow"},
+		{"modules/batch.bicep", "Microsoft.Batch/batchAccounts", "properties.allowedAuthenticationModes", "[ 'AAD' ]"},
+		{"modules/batch.bicep", "Microsoft.Batch/batchAccounts", "properties.poolAllocationMode", "'BatchService'"},
+		{"modules/batch.bicep", "Microsoft.Batch/batchAccounts/pools", "identity.type", "'UserAssigned'"},
+		{"modules/batch.bicep", "Microsoft.Batch/batchAccounts/pools", "properties.targetNodeCommunicationMode", "'Simplified'"},
+		{"modules/batch.bicep", "Microsoft.Batch/batchAccounts/pools", "properties.deploymentConfiguration.virtualMachineConfiguration.nodeAgentSkuId", "'batch.node.ubuntu 22.04'"},
+		{"modules/batch.bicep", "Microsoft.Batch/batchAccounts/pools", "properties.deploymentConfiguration.virtualMachineConfiguration.imageReference.publisher", "'canonical'"},
+		{"modules/batch.bicep", "Microsoft.Batch/batchAccounts/pools", "properties.deploymentConfiguration.virtualMachineConfiguration.imageReference.offer", "'0001-com-ubuntu-server-jammy'"},
+		{"modules/batch.bicep", "Microsoft.Batch/batchAccounts/pools", "properties.deploymentConfiguration.virtualMachineConfiguration.imageReference.sku", "'22_04-lts'"},
+		{"modules/batch.bicep", "Microsoft.Batch/batchAccounts/pools", "properties.taskSlotsPerNode", "taskSlotsPerNode"},
+		{"modules/batch.bicep", "Microsoft.Batch/batchAccounts/pools", "properties.startTask.waitForSuccess", "true"},
+		{"modules/batch.bicep", "Microsoft.Batch/batchAccounts/pools", "properties.startTask.userIdentity.autoUser.elevationLevel", "'Admin'"},
+		{"modules/batch.bicep", "Microsoft.Batch/batchAccounts/pools", "properties.scaleSettings.autoScale.formula", "autoScaleFormula"},
+		{"modules/monitoring.bicep", "Microsoft.Insights/components", "properties.DisableLocalAuth", "true"},
+		{"modules/functionapp.bicep", "Microsoft.Web/serverfarms", "sku.name", "'FC1'"},
+		{"modules/functionapp.bicep", "Microsoft.Web/sites", "identity.type", "'UserAssigned'"},
+		{"modules/functionapp.bicep", "Microsoft.Web/sites", "properties.httpsOnly", "true"},
+		{"modules/functionapp.bicep", "Microsoft.Web/sites", "properties.functionAppConfig.runtime.name", "'custom'"},
+		{"modules/functionapp.bicep", "Microsoft.Web/sites", "properties.functionAppConfig.runtime.version", "'1.0'"},
+		{"modules/functionapp.bicep", "Microsoft.Web/sites", "properties.functionAppConfig.deployment.storage.authentication.type", "'UserAssignedIdentity'"},
+		{"eventgrid.bicep", "Microsoft.EventGrid/systemTopics/eventSubscriptions", "properties.destination.endpointType", "'AzureFunction'"},
+		{"eventgrid.bicep", "Microsoft.EventGrid/systemTopics/eventSubscriptions", "properties.filter.includedEventTypes", "[ 'Microsoft.Storage.BlobCreated' ]"},
+		{"eventgrid.bicep", "Microsoft.EventGrid/systemTopics/eventSubscriptions", "properties.filter.subjectBeginsWith", "'/blobServices/default/containers/${inputContainerName}/blobs/'"},
+		{"eventgrid.bicep", "Microsoft.EventGrid/systemTopics/eventSubscriptions", "properties.filter.subjectEndsWith", "subjectSuffix"},
+		{"eventgrid.bicep", "Microsoft.EventGrid/systemTopics/eventSubscriptions", "properties.filter.isSubjectCaseSensitive", "false"},
+		{"eventgrid.bicep", "Microsoft.EventGrid/systemTopics/eventSubscriptions", "properties.retryPolicy.maxDeliveryAttempts", "maxDeliveryAttempts"},
+		{"eventgrid.bicep", "Microsoft.EventGrid/systemTopics/eventSubscriptions", "properties.deadLetterWithResourceIdentity.identity.type", "'UserAssigned'"},
+		{"eventgrid.bicep", "Microsoft.EventGrid/systemTopics/eventSubscriptions", "properties.deadLetterWithResourceIdentity.deadLetterDestination.endpointType", "'StorageBlob'"},
+	}
+	files["modules/batch.bicep"].checkFormula(t)
+	for _, c := range checks {
+		f := files[c.file]
+		rs := f.resources(c.typ)
+		if len(rs) == 0 {
+			t.Errorf("%s: no %s resource", c.file, c.typ)
+			continue
+		}
+		for _, r := range rs {
+			v, ok := f.lookup(r.body, c.path)
+			if got := f.text(v); !ok || got != c.want {
+				t.Errorf("%s:%d: %s %s = %q, want %q", c.file, r.line, r.name, c.path, got, c.want)
+			}
+		}
+	}
+	// A dead-letter destination without an identity would need a key.
+	for _, r := range files["eventgrid.bicep"].resources("Microsoft.EventGrid/systemTopics/eventSubscriptions") {
+		if _, ok := files["eventgrid.bicep"].lookup(r.body, "properties.deadLetterDestination"); ok {
+			t.Errorf("eventgrid.bicep: %s sets deadLetterDestination, want only deadLetterWithResourceIdentity", r.name)
+		}
+	}
+}
+
+func (f *bicepFile) checkFormula(t *testing.T) {
+	t.Helper()
+	d, ok := f.find("var", "autoScaleFormulaTemplate")
+	if !ok {
+		t.Error("modules/batch.bicep: var autoScaleFormulaTemplate is missing")
+		return
+	}
+	formula, ok := f.stringValue(d.value)
+	if !ok {
+		t.Error("modules/batch.bicep: autoScaleFormulaTemplate is not a plain string")
+		return
+	}
+	statements := 0
+	for _, s := range strings.Split(formula, ";") {
+		if strings.TrimSpace(s) != "" {
+			statements++
+		}
+	}
+	if statements > 100 || len(formula) > 8<<10 {
+		t.Errorf("autoscale formula has %d statements and %d bytes, want at most 100 and 8 KiB", statements, len(formula))
+	}
+	for _, want := range []string{
+		"$PendingTasks",           // queue-driven
+		"$TargetLowPriorityNodes", // Spot nodes
+		": 0;",                    // scales to zero
+		"$TargetDedicatedNodes",   // set explicitly
+		"$NodeDeallocationOption = taskcompletion", // never kills running ffmpeg
+	} {
+		if !strings.Contains(formula, want) {
+			t.Errorf("autoscale formula lacks %q:\n%s", want, formula)
+		}
+	}
+}
+
+func TestRoleAssignments(t *testing.T) {
+	guid := regexp.MustCompile(`[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}`)
+	files := loadAll(t)
+	used := map[string]bool{}
+	for name := range files {
+		raw, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for n, line := range strings.Split(string(raw), "\n") {
+			for _, g := range guid.FindAllString(line, -1) {
+				role, ok := builtinRoles[strings.ToLower(g)]
+				if !ok {
+					t.Errorf("%s:%d: role definition %s is not an allowed least-privilege built-in role", name, n+1, g)
+					continue
+				}
+				used[role] = true
+				if !strings.Contains(line, "// "+role) {
+					t.Errorf("%s:%d: role %s lacks the comment // %s", name, n+1, g, role)
+				}
+			}
+		}
+	}
+	for _, want := range []string{"Storage Blob Data Contributor", "Storage Blob Data Reader", "Storage Blob Delegator", "Azure Service Bus Data Sender", "Azure Service Bus Data Receiver", "Azure Batch Job Submitter", "Monitoring Metrics Publisher", "Storage Blob Data Owner"} {
+		if !used[want] {
+			t.Errorf("role %s is never assigned", want)
+		}
+	}
+	// Blob data roles on the data account go through container-role.bicep
+	// (container scope), except the Delegator, which only exists at account
+	// scope; the host account (no pipeline data) gets its own.
+	roles := files["modules/roles.bicep"]
+	for _, r := range roles.resources("Microsoft.Authorization/roleAssignments") {
+		scope, _ := roles.lookup(r.body, "scope")
+		role, _ := roles.lookup(r.body, "properties.roleDefinitionId")
+		s, rl := roles.text(scope), roles.text(role)
+		if s == "dataStorage" && !strings.Contains(rl, "blobDelegator") {
+			t.Errorf("modules/roles.bicep:%d: %s assigns %s on the whole data account, want a container scope", r.line, r.name, rl)
+		}
+		if p, _ := roles.lookup(r.body, "properties.principalType"); roles.text(p) == "" {
+			t.Errorf("modules/roles.bicep:%d: %s has no principalType", r.line, r.name)
+		}
+	}
+	cr := files["modules/container-role.bicep"]
+	rs := cr.resources("Microsoft.Authorization/roleAssignments")
+	if len(rs) != 1 {
+		t.Fatalf("modules/container-role.bicep: got %d role assignments, want 1", len(rs))
+	}
+	if scope, _ := cr.lookup(rs[0].body, "scope"); cr.text(scope) != "container" {
+		t.Errorf("modules/container-role.bicep: scope = %q, want container", cr.text(scope))
+	}
+}
+
+func TestNoKeysOrSAS(t *testing.T) {
+	var scanned int
+	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() || strings.HasSuffix(path, ".go") {
+			return nil
+		}
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		scanned++
+		for _, hit := range secretHits(string(raw)) {
+			t.Errorf("%s: %s", path, hit)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if scanned < 5 {
+		t.Fatalf("scanned %d files in infra/, want the Bicep, JSON and shell files", scanned)
+	}
+}
+
+// secretHits reports lines holding a forbidden fragment.
+func secretHits(s string) []string {
+	var hits []string
+	for n, line := range strings.Split(s, "\n") {
+		l := strings.ToLower(line)
+		for _, f := range forbidden {
+			if strings.Contains(l, f) {
+				hits = append(hits, "line "+strconv.Itoa(n+1)+": contains "+f)
+			}
+		}
+	}
+	return hits
+}
+
+func TestSecretScanner(t *testing.T) {
+	tests := []struct {
+		in   string
+		hits int
+	}{
+		{"value: 'https://a.blob.core.windows.net/c?sv=2022&sig=abc'", 1},
+		{"Endpoint=sb://x/;SharedAccessKeyName=r;SharedAccessKey=k", 1},
+		{"DefaultEndpointsProtocol=https;AccountName=a;AccountKey=k", 2},
+		{"value: storage.listKeys().keys[0].value", 1},
+		{"cs: sb.listConnectionStrings()", 1},
+		{"InstrumentationKey=0000", 1},
+		{"@secure()\nparam p string", 1},
+		{"AzureWebJobsStorage__accountName: host.name", 0},
+		{"APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'Authorization=AAD;ClientId=x'", 0},
+	}
+	for _, tt := range tests {
+		if got := len(secretHits(tt.in)); got != tt.hits {
+			t.Errorf("secretHits(%q) = %d hits, want %d", tt.in, got, tt.hits)
+		}
+	}
+}
+
+func TestDeployScript(t *testing.T) {
+	info, err := os.Stat("deploy.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Mode().Perm()&0o111 == 0 {
+		t.Errorf("deploy.sh mode = %v, want executable", info.Mode().Perm())
+	}
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Fatalf("bash not found: %v", err)
+	}
+	if out, err := exec.Command(bash, "-n", "deploy.sh").CombinedOutput(); err != nil {
+		t.Errorf("bash -n deploy.sh: %v\n%s", err, out)
+	}
+	if sc, err := exec.LookPath("shellcheck"); err == nil {
+		if out, err := exec.Command(sc, "deploy.sh").CombinedOutput(); err != nil {
+			t.Errorf("shellcheck deploy.sh: %v\n%s", err, out)
+		}
+	} else {
+		t.Log("shellcheck not installed: skipping it")
+	}
+	raw, err := os.ReadFile("deploy.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(raw)
+	order := []string{
+		"set -euo pipefail",
+		"az group create",
+		"az deployment group create",
+		"main.bicep",
+		"make -C",
+		"func azure functionapp publish \"$app\" --custom",
+		"eventgrid.bicep",
+		"az group delete",
+	}
+	at := -1
+	for _, want := range order {
+		i := strings.Index(s[at+1:], want)
+		if i < 0 {
+			t.Errorf("deploy.sh: want %q after the previous step", want)
+			continue
+		}
+		at += 1 + i
+	}
+	for _, want := range []string{"need az", "need func", "deploy) deploy", "destroy) destroy"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("deploy.sh lacks %q", want)
+		}
+	}
+}
+
+func TestDeployScriptUsage(t *testing.T) {
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Fatalf("bash not found: %v", err)
+	}
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no arguments", nil, "usage: infra/deploy.sh"},
+		{"unknown action", []string{"upgrade", "rg", "westeurope", "ffpipe"}, "usage: infra/deploy.sh"},
+		{"bad prefix", []string{"deploy", "rg", "westeurope", "Bad-Prefix"}, "PREFIX must be"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command(bash, append([]string{"deploy.sh"}, tt.args...)...)
+			// No az on PATH: the script must stop before calling Azure.
+			cmd.Env = []string{"PATH=" + filepath.Dir(bash), "HOME=" + t.TempDir()}
+			out, err := cmd.CombinedOutput()
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() == 0 {
+				t.Fatalf("deploy.sh %v: err = %v, want a non-zero exit\n%s", tt.args, err, out)
+			}
+			if !strings.Contains(string(out), tt.want) {
+				t.Errorf("deploy.sh %v output = %q, want it to contain %q", tt.args, out, tt.want)
+			}
+		})
+	}
+}
