@@ -361,12 +361,12 @@ func (h *Queue) Wait() <-chan struct{} {
 	q := h.q
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	s := &q.subs[h.sub]
 	if q.closed {
-		s.waited = true
-		s.signal()
-		return s.notify
+		ch := make(chan struct{})
+		close(ch)
+		return ch
 	}
+	s := &q.subs[h.sub]
 	s.waited = true
 	return s.notify
 }

@@ -216,7 +216,9 @@ func (d *decoder) body(c byte, start, depth int) (any, error) {
 		}
 		switch c {
 		case 0xa0, 0xb0:
-			return append([]byte(nil), s...), nil
+			b := make([]byte, len(s))
+			copy(b, s)
+			return b, nil
 		case 0xa1, 0xb1:
 			if !utf8.Valid(s) {
 				return nil, ErrInvalidUTF8
@@ -280,8 +282,8 @@ func (d *decoder) size(wide bool) (int, error) {
 		return 0, err
 	}
 	n := binary.BigEndian.Uint32(s)
-	if uint64(n) > uint64(len(d.b)) {
-		return 0, ErrShort
+	if uint64(n) > math.MaxInt32 {
+		return 0, ErrTooLarge
 	}
 	return int(n), nil
 }

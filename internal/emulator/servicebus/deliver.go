@@ -1,0 +1,261 @@
+package servicebus
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+
+	enc "github.com/ffpipe/ffpipe/internal/emulator/servicebus/amqp/encoding"
+	"github.com/ffpipe/ffpipe/internal/emulator/servicebus/amqp/frames"
+	"github.com/ffpipe/ffpipe/internal/emulator/servicebus/store"
+)
+
+// maxTake bounds how many messages one delivery round takes from the store.
+const maxTake = 128
+
+// deliverLoop pushes queue messages to a client receiver link while it has
+// credit.
+func (l *link) deliverLoop() {
+	c := l.s.c
+	defer c.wg.Done()
+	for {
+		notify := l.q.Wait() // before Receive, so no wake-up is lost
+		c.mu.Lock()
+		credit, drain, closed, window := l.credit, l.drain, l.closed || l.s.ended, l.s.remoteIncomingWindow
+		c.mu.Unlock()
+		if closed {
+			return
+		}
+		if credit > 0 && window > 0 {
+			n := min(int(credit), int(window), maxTake)
+			msgs, err := take(l.q, n, l.peekLock)
+			if err != nil && !errors.Is(err, store.ErrClosed) {
+				c.log.Warn("receive from store", "queue", l.entity, "err", err)
+			}
+			if len(msgs) > 0 {
+				l.push(msgs)
+				continue
+			}
+			if errors.Is(err, store.ErrClosed) {
+				return
+			}
+		}
+		if drain {
+			c.mu.Lock()
+			if l.drain && !l.closed {
+				l.deliveryCount += l.credit
+				l.credit = 0
+				l.drain = false
+				l.s.flowLocked(l, true)
+				c.flushLocked()
+			}
+			c.mu.Unlock()
+			continue
+		}
+		select {
+		case <-l.wake:
+		case <-notify:
+		case <-l.stop:
+			return
+		case <-c.done:
+			return
+		}
+	}
+}
+
+// push writes taken messages to the link. Messages that can no longer be
+// sent (the link closed or credit shrank) are released unchanged.
+func (l *link) push(msgs []store.Message) {
+	c := l.s.c
+	encoded := make([][]byte, len(msgs))
+	for i := range msgs {
+		b, err := encodeStored(&msgs[i], l.peekLock, false)
+		if err != nil {
+			c.log.Error("encode stored message", "queue", l.entity, "seq", msgs[i].SequenceNumber, "err", err)
+		}
+		encoded[i] = b
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := range msgs {
+		m := &msgs[i]
+		if l.closed || l.s.ended || l.credit == 0 || encoded[i] == nil {
+			if l.peekLock {
+				release(l.q, m.LockToken)
+			}
+			continue
+		}
+		var tag []byte
+		if l.peekLock {
+			t := m.LockToken.DotNetBytes()
+			tag = t[:]
+		} else {
+			tag = binary.BigEndian.AppendUint64(nil, uint64(m.SequenceNumber))
+		}
+		id := l.s.sendLocked(l, tag, !l.peekLock, encoded[i])
+		if l.peekLock {
+			l.s.unsettled[id] = &outDelivery{link: l, token: enc.UUID(m.LockToken)}
+		}
+	}
+	c.flushLocked()
+}
+
+// encodeStored builds the wire form of a stored message (§7.3). withToken
+// adds the lock token as the x-opt-lock-token delivery annotation.
+func encodeStored(m *store.Message, locked, withToken bool) ([]byte, error) {
+	info := deliveryInfo{
+		seq:           m.SequenceNumber,
+		enqueued:      m.EnqueuedAt,
+		deliveryCount: m.DeliveryCount,
+		state:         int32(m.State),
+		ttl:           m.TTL,
+	}
+	if locked && m.Locked() {
+		info.lockedUntil = m.LockedUntil
+		if withToken {
+			t := enc.UUID(m.LockToken)
+			info.lockToken = &t
+		}
+	}
+	if m.DeadLetterReason != "" || m.DeadLetterDescription != "" {
+		info.appProps = enc.Map{{Key: "DeadLetterReason", Value: m.DeadLetterReason}, {Key: "DeadLetterErrorDescription", Value: m.DeadLetterDescription}}
+	}
+	return buildDelivery(m.Body, info)
+}
+
+// settle applies the client's outcome for a PeekLock delivery and answers
+// it. It runs with conn.mu held.
+func (l *link) settle(s *session, id uint32, od *outDelivery, state any, clientSettled bool) {
+	token := store.LockToken(od.token)
+	reply, err := applyOutcome(context.Background(), l.q, token, state)
+	if err != nil {
+		s.c.log.Debug("settlement failed", "queue", l.entity, "err", err)
+	}
+	if clientSettled {
+		return
+	}
+	s.c.writeLocked(s.ch, &frames.Disposition{Role: frames.RoleSender, First: id, Settled: true, State: reply}, nil)
+}
+
+// applyOutcome maps an AMQP outcome onto the store and returns the state to
+// confirm it with.
+func applyOutcome(ctx context.Context, q *store.Queue, token store.LockToken, state any) (any, error) {
+	var err error
+	reply := state
+	switch st := state.(type) {
+	case nil, *frames.Accepted:
+		reply = &frames.Accepted{}
+		err = complete(ctx, q, token)
+	case *frames.Released:
+		err = release(q, token)
+	case *frames.Modified:
+		props := stringKeys(st.MessageAnnotations)
+		if st.UndeliverableHere {
+			err = deferMsg(ctx, q, token, props)
+		} else {
+			err = abandon(ctx, q, token, props)
+		}
+	case *frames.Rejected:
+		reason, desc := "", ""
+		var props enc.Map
+		if st.Error != nil {
+			for _, kv := range stringKeys(st.Error.Info) {
+				switch kv.Key {
+				case "DeadLetterReason":
+					reason, _ = kv.Value.(string)
+				case "DeadLetterErrorDescription":
+					desc, _ = kv.Value.(string)
+				default:
+					props = append(props, kv)
+				}
+			}
+			if reason == "" && st.Error.Condition != "com.microsoft:dead-letter" {
+				reason = string(st.Error.Condition)
+				desc = st.Error.Description
+			}
+		}
+		reply = &frames.Rejected{}
+		err = deadLetter(ctx, q, token, reason, desc, props)
+	default:
+		return &frames.Rejected{Error: &frames.Error{Condition: condNotImplemented, Description: "unsupported delivery state"}}, errors.New("unsupported delivery state")
+	}
+	if err != nil {
+		return &frames.Rejected{Error: settleError(err)}, err
+	}
+	return reply, nil
+}
+
+func settleError(err error) *frames.Error {
+	switch {
+	case errors.Is(err, store.ErrLockLost):
+		return &frames.Error{Condition: condLockLost, Description: lockLostText}
+	case errors.Is(err, store.ErrNotAllowed):
+		return &frames.Error{Condition: condNotAllowed, Description: err.Error()}
+	}
+	return &frames.Error{Condition: condInternal, Description: err.Error()}
+}
+
+// stringKeys converts symbol keys to strings (PropertiesToModify arrives
+// with symbol keys in modified.message-annotations).
+func stringKeys(m enc.Map) enc.Map {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(enc.Map, 0, len(m))
+	for _, kv := range m {
+		switch k := kv.Key.(type) {
+		case enc.Symbol:
+			out = append(out, enc.KV{Key: string(k), Value: kv.Value})
+		case string:
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// mergeAppProps returns body with props set in its application-properties.
+func mergeAppProps(body []byte, props enc.Map) ([]byte, error) {
+	secs, err := splitSections(body)
+	if err != nil {
+		return nil, err
+	}
+	var e enc.Buffer
+	done := false
+	writeProps := func(m enc.Map) error {
+		for _, kv := range props {
+			m = m.Set(kv.Key, kv.Value)
+		}
+		e.WriteDescriptor(secApplicationProp)
+		return e.WriteMap(m)
+	}
+	for _, s := range secs {
+		switch {
+		case s.code == secApplicationProp:
+			m, _ := s.val.(enc.Map)
+			if err := writeProps(append(enc.Map(nil), m...)); err != nil {
+				return nil, err
+			}
+			done = true
+			continue
+		case !done && s.code > secApplicationProp:
+			if err := writeProps(nil); err != nil {
+				return nil, err
+			}
+			done = true
+		}
+		e.B = append(e.B, s.raw...)
+	}
+	if !done {
+		if err := writeProps(nil); err != nil {
+			return nil, err
+		}
+	}
+	return e.B, nil
+}
+
+func modifier(props enc.Map) store.Modify {
+	if len(props) == 0 {
+		return nil
+	}
+	return func(body []byte) ([]byte, error) { return mergeAppProps(body, props) }
+}

@@ -1,0 +1,336 @@
+package servicebus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	enc "github.com/ffpipe/ffpipe/internal/emulator/servicebus/amqp/encoding"
+	"github.com/ffpipe/ffpipe/internal/emulator/servicebus/amqp/frames"
+	"github.com/ffpipe/ffpipe/internal/emulator/servicebus/store"
+)
+
+type linkKind int
+
+const (
+	kindCBS       linkKind = iota // client sends put-token requests
+	kindReply                     // broker sends CBS or management replies
+	kindMgmt                      // client sends management requests
+	kindEntityIn                  // client sends messages to a queue
+	kindEntityOut                 // broker delivers messages from a queue
+)
+
+// link is one attached link. The broker uses the client's handle number as
+// its own. Fields are guarded by conn.mu.
+type link struct {
+	s       *session
+	name    string
+	handle  uint32
+	kind    linkKind
+	sending bool   // the broker is the sender
+	address string // the node: "$cbs", "<q>", "<q>/$management", reply address
+	entity  string // the queue path ("q" or "q/$DeadLetterQueue")
+	q       *store.Queue
+	closed  bool
+
+	// Broker-as-receiver state.
+	credit        uint32
+	deliveryCount uint32
+	inProgress    bool
+	cur           inDelivery
+	buf           []byte
+	sends         chan inDelivery // entity sends, processed in order by sendWorker
+
+	// Broker-as-sender state.
+	drain     bool
+	peekLock  bool
+	wake      chan struct{}
+	stop      chan struct{}
+	tagSerial uint64
+}
+
+func (l *link) wakeLocked() {
+	if l.wake == nil {
+		return
+	}
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (l *link) closeLocked() {
+	if l.closed {
+		return
+	}
+	l.closed = true
+	if l.stop != nil {
+		close(l.stop)
+	}
+	if l.sends != nil {
+		close(l.sends)
+	}
+	if l.kind == kindReply && l.s.c.replies[l.address] == l {
+		delete(l.s.c.replies, l.address)
+	}
+}
+
+const (
+	mgmtSuffix = "/$management"
+	dlqSuffix  = "/$deadletterqueue"
+)
+
+func (s *session) onAttach(a *frames.Attach) error {
+	c := s.c
+	if _, dup := s.links[a.Handle]; dup {
+		return protoErr(condNotAllowed, "handle %d already attached", a.Handle)
+	}
+	clientSends := a.Role == frames.RoleSender
+	l := &link{s: s, name: a.Name, handle: a.Handle, sending: !clientSends}
+	var node string
+	if clientSends {
+		node = frames.Address(a.Target)
+	} else {
+		node = frames.Address(a.Source)
+	}
+	l.address = node
+	lower := strings.ToLower(node)
+	reject := func(cond, desc string) error {
+		c.log.Info("attach refused", "node", node, "condition", cond, "description", desc)
+		reply := &frames.Attach{Name: a.Name, Handle: a.Handle, Role: !a.Role, SndSettleMode: a.SndSettleMode, RcvSettleMode: a.RcvSettleMode}
+		if !clientSends {
+			zero := uint32(0)
+			reply.InitialDeliveryCount = &zero
+		}
+		c.writeLocked(s.ch, reply, nil)
+		c.writeLocked(s.ch, &frames.Detach{Handle: a.Handle, Closed: true, Error: &frames.Error{Condition: enc.Symbol(cond), Description: desc}}, nil)
+		return nil
+	}
+	switch {
+	case clientSends && lower == "$cbs":
+		l.kind = kindCBS
+	case !clientSends && (lower == "$cbs" || strings.HasSuffix(lower, mgmtSuffix)):
+		l.kind = kindReply
+		l.address = frames.Address(a.Target)
+		if l.address == "" {
+			return reject(condInvalidField, "a reply link needs a target address")
+		}
+	case clientSends && strings.HasSuffix(lower, mgmtSuffix):
+		l.kind = kindMgmt
+		l.entity = node[:len(node)-len(mgmtSuffix)]
+	case clientSends:
+		l.kind = kindEntityIn
+		l.entity = node
+	default:
+		l.kind = kindEntityOut
+		l.entity = node
+	}
+	if l.kind == kindMgmt || l.kind == kindEntityIn || l.kind == kindEntityOut {
+		if strings.Contains(strings.ToLower(l.entity), "/subscriptions/") || c.srv.store.isTopic(l.entity) {
+			return reject(condNotImplemented, fmt.Sprintf("topics and subscriptions are not supported by this emulator ('%s')", l.entity))
+		}
+		q, err := c.srv.store.st.Queue(l.entity)
+		if err != nil {
+			return reject(condNotFound, fmt.Sprintf("The messaging entity 'sb://%s/%s' could not be found.", c.srv.Addr(), l.entity))
+		}
+		l.q = q
+		claimPath := l.entity
+		if l.kind == kindMgmt && c.authorized(l.entity+mgmtSuffix) {
+			claimPath = l.entity + mgmtSuffix
+		}
+		if !c.authorized(claimPath) {
+			claim := "Listen"
+			if l.kind == kindEntityIn {
+				claim = "Send"
+			}
+			return reject(condUnauthorized, fmt.Sprintf("Unauthorized access. '%s' claim(s) are required to perform this operation. Resource: 'sb://%s/%s'.", claim, c.srv.Addr(), l.entity))
+		}
+		if l.kind == kindEntityIn && strings.HasSuffix(strings.ToLower(l.entity), dlqSuffix) {
+			return reject(condNotAllowed, "sending to a dead-letter subqueue is not allowed")
+		}
+	}
+
+	reply := &frames.Attach{Name: a.Name, Handle: a.Handle, Role: !a.Role, SndSettleMode: a.SndSettleMode,
+		RcvSettleMode: a.RcvSettleMode, Source: a.Source, Target: a.Target}
+	if reply.Source == nil {
+		reply.Source = &enc.Described{Descriptor: frames.CodeSource, Value: []any{}}
+	}
+	if reply.Target == nil {
+		reply.Target = &enc.Described{Descriptor: frames.CodeTarget, Value: []any{}}
+	}
+	if l.sending {
+		zero := uint32(0)
+		reply.InitialDeliveryCount = &zero
+	} else {
+		if a.InitialDeliveryCount != nil {
+			l.deliveryCount = *a.InitialDeliveryCount
+		}
+		if l.kind == kindEntityIn {
+			reply.MaxMessageSize = MaxMessageSize
+		}
+	}
+	s.links[a.Handle] = l
+	c.writeLocked(s.ch, reply, nil)
+	c.log.Debug("link attached", "node", node, "kind", l.kind, "handle", a.Handle)
+	switch l.kind {
+	case kindReply:
+		c.replies[l.address] = l
+	case kindEntityOut:
+		// Receive-and-delete links are presettled by the broker.
+		l.peekLock = a.SndSettleMode == nil || *a.SndSettleMode != 1
+		l.wake = make(chan struct{}, 1)
+		l.stop = make(chan struct{})
+		c.wg.Add(1)
+		go l.deliverLoop()
+	case kindEntityIn:
+		l.sends = make(chan inDelivery, linkCredit)
+		c.wg.Add(1)
+		go l.sendWorker()
+	}
+	if !l.sending {
+		l.credit = linkCredit
+		s.flowLocked(l, false)
+	}
+	return nil
+}
+
+// onDelivery handles a complete message the client sent on this link. It
+// runs with conn.mu held.
+func (l *link) onDelivery(d inDelivery) error {
+	s := l.s
+	switch l.kind {
+	case kindCBS:
+		l.s.c.onPutToken(s, d)
+	case kindMgmt:
+		if !d.settled {
+			s.settleIncomingLocked(d.id, &frames.Accepted{})
+		}
+		c := s.c
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			c.onManagement(l, d)
+		}()
+	case kindEntityIn:
+		if d.tooLarge {
+			s.settleIncomingLocked(d.id, &frames.Rejected{Error: &frames.Error{Condition: condMessageTooLarge,
+				Description: fmt.Sprintf("The received message (delivery-id:%d, size:%d bytes) exceeds the limit (%d bytes) currently allowed on the link.", d.id, d.size, MaxMessageSize)}})
+			return nil
+		}
+		select {
+		case l.sends <- d:
+		default:
+			// More than the granted credit is in flight: the client broke the
+			// flow-control contract.
+			return protoErr(condNotAllowed, "transfer exceeds link credit")
+		}
+	default:
+		return protoErr(condNotAllowed, "unexpected transfer on link %q", l.address)
+	}
+	return nil
+}
+
+// sendWorker stores the messages of one sender link in order, batching
+// whatever has queued up into one store call (one disk sync).
+func (l *link) sendWorker() {
+	c := l.s.c
+	defer c.wg.Done()
+	for d := range l.sends {
+		batch := []inDelivery{d}
+	more:
+		for len(batch) < 256 {
+			select {
+			case d, ok := <-l.sends:
+				if !ok {
+					break more
+				}
+				batch = append(batch, d)
+			default:
+				break more
+			}
+		}
+		states := c.storeSends(l, batch)
+		c.mu.Lock()
+		if !l.s.ended {
+			for i, d := range batch {
+				if !d.settled {
+					l.s.settleIncomingLocked(d.id, states[i])
+				}
+			}
+			c.flushLocked()
+		}
+		c.mu.Unlock()
+	}
+}
+
+// storeSends parses and stores a group of client deliveries and returns the
+// outcome of each. Batches are accepted or rejected as a whole.
+func (c *conn) storeSends(l *link, batch []inDelivery) []any {
+	states := make([]any, len(batch))
+	var msgs []store.Incoming
+	owner := make([]int, 0, len(batch))
+	for i, d := range batch {
+		ins, err := parseDelivery(d)
+		if err != nil {
+			c.log.Info("message refused", "queue", l.entity, "err", err)
+			states[i] = &frames.Rejected{Error: &frames.Error{Condition: condDecodeError, Description: err.Error()}}
+			continue
+		}
+		for _, in := range ins {
+			msgs = append(msgs, store.Incoming{Body: in.bare, MessageID: in.messageID, TTL: in.ttl, ScheduledAt: in.scheduledAt})
+			owner = append(owner, i)
+		}
+		states[i] = &frames.Accepted{}
+	}
+	if len(msgs) == 0 {
+		return states
+	}
+	_, err := l.q.Send(context.Background(), msgs)
+	if err != nil {
+		c.log.Warn("store send failed", "queue", l.entity, "err", err)
+		st := &frames.Rejected{Error: sendError(err)}
+		for _, i := range owner {
+			states[i] = st
+		}
+	}
+	return states
+}
+
+func sendError(err error) *frames.Error {
+	switch {
+	case errors.Is(err, store.ErrMessageTooLarge):
+		return &frames.Error{Condition: condMessageTooLarge, Description: err.Error()}
+	case errors.Is(err, store.ErrQuotaExceeded):
+		return &frames.Error{Condition: condResourceLimit, Description: err.Error()}
+	case errors.Is(err, store.ErrNotAllowed):
+		return &frames.Error{Condition: condNotAllowed, Description: err.Error()}
+	case errors.Is(err, store.ErrNotFound):
+		return &frames.Error{Condition: condNotFound, Description: err.Error()}
+	}
+	return &frames.Error{Condition: condServerBusy, Description: err.Error()}
+}
+
+// parseDelivery splits a client delivery into messages (a batch holds many).
+func parseDelivery(d inDelivery) ([]incoming, error) {
+	if d.format != batchFormat {
+		in, err := parseIncoming(d.payload)
+		if err != nil {
+			return nil, err
+		}
+		return []incoming{in}, nil
+	}
+	inner, err := splitBatch(d.payload)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]incoming, 0, len(inner))
+	for _, b := range inner {
+		in, err := parseIncoming(b)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, in)
+	}
+	return out, nil
+}

@@ -1,0 +1,309 @@
+package servicebus
+
+import (
+	"crypto/rand"
+	"fmt"
+	"time"
+
+	enc "github.com/ffpipe/ffpipe/internal/emulator/servicebus/amqp/encoding"
+)
+
+// Message section descriptors.
+const (
+	secHeader          = 0x70
+	secDeliveryAnn     = 0x71
+	secMessageAnn      = 0x72
+	secProperties      = 0x73
+	secApplicationProp = 0x74
+	secData            = 0x75
+	secSequence        = 0x76
+	secValue           = 0x77
+	secFooter          = 0x78
+)
+
+// batchFormat is the message-format of a Service Bus batch transfer.
+const batchFormat = 0x80013700
+
+type section struct {
+	code uint64
+	raw  []byte
+	val  any // the described value's content (list, map, ...)
+}
+
+// splitSections parses a bare or annotated message into its sections.
+func splitSections(b []byte) ([]section, error) {
+	var out []section
+	for len(b) > 0 {
+		v, rest, err := enc.Unmarshal(b)
+		if err != nil {
+			return nil, fmt.Errorf("parse message section: %w", err)
+		}
+		d, ok := v.(*enc.Described)
+		if !ok {
+			return nil, fmt.Errorf("parse message section: got %T, want described section", v)
+		}
+		code, ok := d.Code()
+		if !ok {
+			if s, isSym := d.Descriptor.(enc.Symbol); isSym {
+				code = symbolicSection(s)
+			}
+		}
+		if code < secHeader || code > secFooter {
+			return nil, fmt.Errorf("parse message section: unknown section descriptor %v", d.Descriptor)
+		}
+		out = append(out, section{code: code, raw: b[:len(b)-len(rest)], val: d.Value})
+		b = rest
+	}
+	return out, nil
+}
+
+func symbolicSection(s enc.Symbol) uint64 {
+	names := []enc.Symbol{"amqp:header:list", "amqp:delivery-annotations:map", "amqp:message-annotations:map",
+		"amqp:properties:list", "amqp:application-properties:map", "amqp:data:binary",
+		"amqp:amqp-sequence:list", "amqp:amqp-value:*", "amqp:footer:map"}
+	for i, n := range names {
+		if n == s {
+			return secHeader + uint64(i)
+		}
+	}
+	return 0
+}
+
+// incoming is a message parsed from a client transfer.
+type incoming struct {
+	bare        []byte // message bytes to store (message-id filled in)
+	messageID   string
+	ttl         time.Duration // 0 = none
+	scheduledAt time.Time     // zero = not scheduled
+}
+
+// splitBatch returns the inner messages of a batch transfer: every data
+// section of the envelope holds one encoded message.
+func splitBatch(payload []byte) ([][]byte, error) {
+	secs, err := splitSections(payload)
+	if err != nil {
+		return nil, err
+	}
+	var out [][]byte
+	for _, s := range secs {
+		if s.code == secData {
+			b, ok := s.val.([]byte)
+			if !ok {
+				return nil, fmt.Errorf("parse batch: data section holds %T", s.val)
+			}
+			out = append(out, b)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("parse batch: no messages")
+	}
+	return out, nil
+}
+
+// parseIncoming validates a message from a client, fills in a missing
+// message-id and extracts what the store needs.
+func parseIncoming(b []byte) (incoming, error) {
+	secs, err := splitSections(b)
+	if err != nil {
+		return incoming{}, err
+	}
+	in := incoming{}
+	propsAt := -1
+	for i, s := range secs {
+		switch s.code {
+		case secHeader:
+			l, _ := s.val.([]any)
+			if len(l) > 2 {
+				if ms, ok := l[2].(uint32); ok && ms > 0 {
+					in.ttl = time.Duration(ms) * time.Millisecond
+				}
+			}
+		case secMessageAnn:
+			m, _ := s.val.(enc.Map)
+			if v, ok := m.Get("x-opt-scheduled-enqueue-time"); ok {
+				if t, ok := v.(time.Time); ok {
+					in.scheduledAt = t
+				}
+			}
+		case secProperties:
+			propsAt = i
+			l, _ := s.val.([]any)
+			if len(l) > 0 {
+				switch id := l[0].(type) {
+				case string:
+					in.messageID = id
+				case enc.UUID:
+					in.messageID = id.String()
+				case uint64:
+					in.messageID = fmt.Sprint(id)
+				case []byte:
+					in.messageID = fmt.Sprintf("%x", id)
+				}
+			}
+		}
+	}
+	if in.messageID != "" {
+		in.bare = b
+		return in, nil
+	}
+	// Fill in a message-id, as the real service does.
+	in.messageID = newID()
+	var e enc.Buffer
+	inserted := false
+	for i, s := range secs {
+		if i == propsAt {
+			l, _ := s.val.([]any)
+			nl := append([]any{in.messageID}, tail(l, 1)...)
+			e.WriteDescriptor(secProperties)
+			if err := e.WriteList(nl); err != nil {
+				return incoming{}, err
+			}
+			inserted = true
+			continue
+		}
+		if !inserted && propsAt < 0 && s.code > secProperties {
+			e.WriteDescriptor(secProperties)
+			_ = e.WriteList([]any{in.messageID})
+			inserted = true
+		}
+		e.B = append(e.B, s.raw...)
+	}
+	if !inserted {
+		e.WriteDescriptor(secProperties)
+		_ = e.WriteList([]any{in.messageID})
+	}
+	in.bare = e.B
+	return in, nil
+}
+
+func tail(l []any, from int) []any {
+	if len(l) <= from {
+		return nil
+	}
+	return l[from:]
+}
+
+// newID returns a random 32-hex-digit message id.
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%x", b)
+}
+
+// newUUID returns a random version 4 UUID.
+func newUUID() enc.UUID {
+	var u enc.UUID
+	_, _ = rand.Read(u[:])
+	u[6] = u[6]&0x0f | 0x40
+	u[8] = u[8]&0x3f | 0x80
+	return u
+}
+
+// deliveryInfo is what the broker adds to a stored message when it
+// delivers it (reference §7.3).
+type deliveryInfo struct {
+	seq           int64
+	enqueued      time.Time
+	lockedUntil   time.Time // zero = not locked
+	lockToken     *enc.UUID
+	deliveryCount uint32 // previous failed attempts
+	state         int32  // 0 active, 1 deferred, 2 scheduled
+	ttl           time.Duration
+	appProps      enc.Map // merged into application-properties (values overwrite)
+}
+
+// buildDelivery re-encodes a stored message with the broker's annotations.
+func buildDelivery(bare []byte, info deliveryInfo) ([]byte, error) {
+	secs, err := splitSections(bare)
+	if err != nil {
+		return nil, err
+	}
+	var header []any
+	var dann, mann, appProps enc.Map
+	var props []byte
+	var rest [][]byte // body sections
+	var footer []byte
+	for _, s := range secs {
+		switch s.code {
+		case secHeader:
+			l, _ := s.val.([]any)
+			header = append([]any(nil), l...)
+		case secDeliveryAnn:
+			m, _ := s.val.(enc.Map)
+			dann = append(enc.Map(nil), m...)
+		case secMessageAnn:
+			m, _ := s.val.(enc.Map)
+			mann = append(enc.Map(nil), m...)
+		case secProperties:
+			props = s.raw
+		case secApplicationProp:
+			m, _ := s.val.(enc.Map)
+			appProps = append(enc.Map(nil), m...)
+		case secFooter:
+			footer = s.raw
+		default:
+			rest = append(rest, s.raw)
+		}
+	}
+	for len(header) < 5 {
+		header = append(header, nil)
+	}
+	header = header[:5]
+	header[4] = info.deliveryCount
+	if info.ttl > 0 {
+		if cur, ok := header[2].(uint32); !ok || time.Duration(cur)*time.Millisecond > info.ttl {
+			header[2] = uint32(info.ttl / time.Millisecond)
+		}
+	}
+	for len(header) > 0 && header[len(header)-1] == nil {
+		header = header[:len(header)-1]
+	}
+	if info.lockToken != nil {
+		dann = dann.Delete("x-opt-lock-token").Set(enc.Symbol("x-opt-lock-token"), *info.lockToken)
+	}
+	mann = mann.Delete("x-opt-sequence-number").Delete("x-opt-enqueued-time").Delete("x-opt-locked-until").Delete("x-opt-message-state")
+	mann = append(mann, enc.KV{Key: enc.Symbol("x-opt-sequence-number"), Value: info.seq},
+		enc.KV{Key: enc.Symbol("x-opt-enqueued-time"), Value: info.enqueued})
+	if !info.lockedUntil.IsZero() {
+		mann = append(mann, enc.KV{Key: enc.Symbol("x-opt-locked-until"), Value: info.lockedUntil})
+	}
+	if info.state != 0 {
+		mann = append(mann, enc.KV{Key: enc.Symbol("x-opt-message-state"), Value: info.state})
+	}
+	for _, kv := range info.appProps {
+		appProps = appProps.Set(kv.Key, kv.Value)
+	}
+
+	e := enc.Buffer{B: make([]byte, 0, len(bare)+160)}
+	e.WriteDescriptor(secHeader)
+	if err := e.WriteList(header); err != nil {
+		return nil, err
+	}
+	if len(dann) > 0 {
+		e.WriteDescriptor(secDeliveryAnn)
+		if err := e.WriteMap(dann); err != nil {
+			return nil, err
+		}
+	}
+	e.WriteDescriptor(secMessageAnn)
+	if err := e.WriteMap(mann); err != nil {
+		return nil, err
+	}
+	if props != nil {
+		e.B = append(e.B, props...)
+	} else {
+		e.WriteDescriptor(secProperties)
+		_ = e.WriteList(nil)
+	}
+	if len(appProps) > 0 {
+		e.WriteDescriptor(secApplicationProp)
+		if err := e.WriteMap(appProps); err != nil {
+			return nil, err
+		}
+	}
+	for _, r := range rest {
+		e.B = append(e.B, r...)
+	}
+	e.B = append(e.B, footer...)
+	return e.B, nil
+}
