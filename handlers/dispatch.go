@@ -1,0 +1,372 @@
+package handlers
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/ffpipe/ffpipe/internal/batch"
+	"github.com/ffpipe/ffpipe/internal/records"
+	"github.com/ffpipe/ffpipe/internal/request"
+	"github.com/ffpipe/ffpipe/internal/storage"
+)
+
+// dispatchParallelism bounds the storage lookups of one batch.
+const dispatchParallelism = 16
+
+// message is one Service Bus message of a Dispatch batch.
+type message struct {
+	body          []byte
+	messageID     string
+	correlationID string
+	enqueued      time.Time
+}
+
+// prepared is what one message turned into.
+type prepared struct {
+	spec *batch.TaskSpec // a task to add
+	log  *slog.Logger
+	err  error // retryable: the batch must be abandoned
+}
+
+// dispatch handles a serviceBusTrigger batch (cardinality many, dataType
+// string): one Batch task per valid request, a record for every message
+// that can never succeed, and 500 when anything transient failed, so the
+// host abandons the whole batch (safe: task ids are keys, TaskExists counts
+// as success).
+func (a *app) dispatch(r *http.Request, inv *invocation) error {
+	ctx := r.Context()
+	msgs, err := decodeMessages(inv.req)
+	if err != nil {
+		// The envelope itself is unreadable: nothing to record per message.
+		a.log.Error("dispatch: undecodable trigger value", "invocationId", inv.id, "err", err)
+		inv.logf("undecodable trigger value: %v", err)
+		return nil
+	}
+	results := make([]prepared, len(msgs))
+	parallel(len(msgs), dispatchParallelism, func(i int) { results[i] = a.prepare(ctx, inv, msgs[i]) })
+
+	var specs []batch.TaskSpec
+	logs := map[string]*slog.Logger{}
+	var errs []error
+	for _, p := range results {
+		if p.err != nil {
+			errs = append(errs, p.err)
+		}
+		if p.spec != nil {
+			if _, dup := logs[p.spec.Key]; !dup {
+				specs = append(specs, *p.spec)
+				logs[p.spec.Key] = p.log
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return retry(errors.Join(errs...))
+	}
+	if len(specs) == 0 {
+		inv.logf("dispatch: %d messages, no tasks", len(msgs))
+		return nil
+	}
+	if err := a.ensureJob(ctx); err != nil {
+		return retry(err)
+	}
+	added, err := a.d.Submitter.AddTasks(ctx, a.cfg.BatchJob, specs)
+	if err != nil {
+		if errors.Is(err, batch.ErrJobNotFound) || errors.Is(err, batch.ErrJobNotActive) {
+			a.forgetJob()
+		}
+		return retry(fmt.Errorf("add %d tasks: %w", len(specs), err))
+	}
+	byKey := map[string]batch.TaskSpec{}
+	for _, s := range specs {
+		byKey[s.Key] = s
+	}
+	now := a.now()
+	var created, existed, rejected int
+	recErrs := make([]error, len(added))
+	parallel(len(added), dispatchParallelism, func(i int) {
+		res := added[i]
+		spec, ok := byKey[res.Key]
+		if !ok {
+			recErrs[i] = fmt.Errorf("add tasks: result for unknown key %s", res.Key)
+			return
+		}
+		log := logs[res.Key]
+		switch {
+		case res.Err == nil:
+			_, err := a.d.Records.Update(ctx, res.Key, func(old records.Record, _ bool) records.Record {
+				rec := recordFrom(old, spec.Request)
+				rec.State, rec.Reason = records.StateDispatched, ""
+				if !res.Existed || rec.Attempts == 0 {
+					rec.Attempts++
+				}
+				rec.Timings.Dispatched = tp(now)
+				return rec
+			})
+			if err != nil {
+				// The task exists; the record is only a view of it.
+				log.Warn("dispatched record not written", "err", err)
+			}
+			log.Info("task added", "existed", res.Existed, "preset", spec.Preset.Name, "output", spec.Request.Output.Blob)
+		case res.Permanent:
+			reason := "batch_rejected: " + res.Err.Error()
+			_, err := a.d.Records.Update(ctx, res.Key, func(old records.Record, _ bool) records.Record {
+				rec := recordFrom(old, spec.Request)
+				rec.State, rec.Reason = records.StateFailed, reason
+				rec.Timings.Ended = tp(now)
+				return rec
+			})
+			if err != nil {
+				recErrs[i] = fmt.Errorf("write failed record %s: %w", res.Key, err)
+				return
+			}
+			log.Warn("task rejected by Batch", "err", res.Err)
+		default:
+			recErrs[i] = fmt.Errorf("add task %s: %w", res.Key, res.Err)
+		}
+	})
+	for i, res := range added {
+		switch {
+		case recErrs[i] != nil:
+		case res.Err == nil && res.Existed:
+			existed++
+		case res.Err == nil:
+			created++
+		default:
+			rejected++
+		}
+	}
+	inv.logf("dispatch: %d messages, %d tasks added, %d existed, %d rejected", len(msgs), created, existed, rejected)
+	if err := errors.Join(recErrs...); err != nil {
+		return retry(err)
+	}
+	return nil
+}
+
+// prepare decodes and completes one message. It writes the failure record
+// for messages that can never succeed and returns a task spec for the rest.
+func (a *app) prepare(ctx context.Context, inv *invocation, m message) prepared {
+	req, err := request.Decode(m.body)
+	if err != nil {
+		key := fallbackKey(m)
+		cid := m.correlationID
+		if !validCorrelationID(cid) {
+			cid = key
+		}
+		log := a.fileLog(FuncDispatch, key, cid).With("messageId", m.messageID)
+		reason := "bad_request: " + err.Error()
+		if code := request.Code(err); code != "" {
+			reason = code + ": " + err.Error()
+		}
+		return prepared{err: a.fail(ctx, inv, log, key, request.Request{CorrelationID: cid}, records.StateBadRequest, reason, time.Time{})}
+	}
+	if req.CorrelationID == "" {
+		if validCorrelationID(m.correlationID) {
+			req.CorrelationID = m.correlationID
+		} else if validCorrelationID(m.messageID) {
+			req.CorrelationID = m.messageID
+		}
+	}
+	// Only the configured containers: a message must not make the app read
+	// its own records or write over inputs.
+	if req.Source.Container != a.cfg.InputContainer || (req.Output.Container != "" && req.Output.Container != a.cfg.OutputContainer) {
+		key := fallbackKey(m)
+		if req.Source.ETag != "" {
+			key = req.Key(a.account)
+		}
+		if req.CorrelationID == "" {
+			req.CorrelationID = key
+		}
+		log := a.fileLog(FuncDispatch, key, req.CorrelationID)
+		reason := fmt.Sprintf("bad_request: source.container must be %q and output.container %q", a.cfg.InputContainer, a.cfg.OutputContainer)
+		return prepared{err: a.fail(ctx, inv, log, key, req, records.StateBadRequest, reason, time.Time{})}
+	}
+	props, err := a.d.Blobs.Properties(ctx, req.Source.Container, req.Source.Blob)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		key := fallbackKey(m)
+		if req.Source.ETag != "" {
+			key = req.Key(a.account)
+		}
+		if req.CorrelationID == "" {
+			req.CorrelationID = key
+		}
+		log := a.fileLog(FuncDispatch, key, req.CorrelationID)
+		return prepared{err: a.fail(ctx, inv, log, key, req, records.StateInputMissing, "input_missing: the input blob does not exist", time.Time{})}
+	case err != nil:
+		return prepared{err: fmt.Errorf("message %s: %w", m.messageID, err)}
+	}
+	if req.Source.ETag == "" {
+		req.Source.ETag = props.ETag
+	}
+	key := req.Key(a.account)
+	if req.CorrelationID == "" {
+		req.CorrelationID = key
+	}
+	log := a.fileLog(FuncDispatch, key, req.CorrelationID).With("blob", req.Source.Blob)
+	if request.NormalizeETag(req.Source.ETag) != props.ETag {
+		// The requested version was replaced; the new upload has its own key.
+		return prepared{err: a.fail(ctx, inv, log, key, req, records.StateInputMissing,
+			fmt.Sprintf("input_missing: the input changed (eTag %s, requested %s)", props.ETag, request.NormalizeETag(req.Source.ETag)), time.Time{})}
+	}
+	req.Source.Size = props.Size
+	if why := a.sizeProblem(req.Source.Size); why != "" {
+		return prepared{err: a.fail(ctx, inv, log, key, req, records.StateRejected, why, time.Time{})}
+	}
+	full, err := req.WithDefaults(a.defaults)
+	if err != nil {
+		var bre *request.BadRequestError
+		if errors.As(err, &bre) {
+			return prepared{err: a.fail(ctx, inv, log, key, req, records.StateBadRequest, bre.Code()+": "+bre.Error(), time.Time{})}
+		}
+		return prepared{err: fmt.Errorf("request %s: %w", key, err)}
+	}
+	rec, err := a.d.Records.Get(ctx, key)
+	switch {
+	case err == nil && rec.State.Terminal():
+		log.Info("already finished; message ignored", "state", rec.State)
+		return prepared{}
+	case err != nil && !errors.Is(err, records.ErrNotFound):
+		return prepared{err: fmt.Errorf("message %s: %w", m.messageID, err)}
+	}
+	preset, ok := a.d.Presets.Get(full.Preset)
+	if !ok { // WithDefaults checked it; keep the invariant visible
+		return prepared{err: a.fail(ctx, inv, log, key, full, records.StateBadRequest, "unknown_preset: "+full.Preset, time.Time{})}
+	}
+	spec := batch.TaskSpec{
+		Key:          key,
+		Request:      full,
+		Preset:       preset,
+		NodeIdentity: a.cfg.NodeIdentity,
+		Constraints:  batch.Constraints{MaxWallClock: a.cfg.TaskMaxWallClock, MaxRetries: a.cfg.TaskMaxRetries},
+	}
+	if err := a.taskURLs(ctx, &spec); err != nil {
+		return prepared{err: err}
+	}
+	return prepared{spec: &spec, log: log}
+}
+
+// taskURLs fills the input, output and logs URLs: SAS URLs scoped to one
+// blob (logs: create/write in the logs container), or plain URLs when the
+// pool's identity reaches storage.
+func (a *app) taskURLs(ctx context.Context, s *batch.TaskSpec) error {
+	src, out := s.Request.Source, s.Request.Output
+	if a.cfg.NodeIdentity != "" {
+		s.InputURL = a.d.SAS.BlobURL(src.Container, src.Blob)
+		s.OutputContainerURL = a.d.SAS.ContainerURL(out.Container)
+		s.LogsContainerURL = a.d.SAS.ContainerURL(a.cfg.LogsContainer)
+		return nil
+	}
+	ttl := a.cfg.SASExpiry
+	var err error
+	if s.InputURL, err = a.d.SAS.ReadURL(ctx, src.Container, src.Blob, ttl); err != nil {
+		return fmt.Errorf("task %s input url: %w", s.Key, err)
+	}
+	if s.OutputContainerURL, err = a.d.SAS.ContainerWriteURL(ctx, out.Container, out.Blob, ttl); err != nil {
+		return fmt.Errorf("task %s output url: %w", s.Key, err)
+	}
+	if s.LogsContainerURL, err = a.d.SAS.ContainerCreateWriteURL(ctx, a.cfg.LogsContainer, ttl); err != nil {
+		return fmt.Errorf("task %s logs url: %w", s.Key, err)
+	}
+	return nil
+}
+
+// ensureJob creates the long-lived job once per process.
+func (a *app) ensureJob(ctx context.Context) error {
+	a.jobMu.Lock()
+	defer a.jobMu.Unlock()
+	if a.jobReady {
+		return nil
+	}
+	if err := a.d.Submitter.EnsureJob(ctx, a.cfg.BatchJob, a.cfg.BatchPool); err != nil {
+		if errors.Is(err, batch.ErrPoolNotFound) {
+			a.log.Error("Batch pool missing: create it (infra, or `ffpipe pool ensure`)", "pool", a.cfg.BatchPool, "job", a.cfg.BatchJob)
+			return fmt.Errorf("pool %q does not exist (FFPIPE_BATCH_POOL); create it with infra or `ffpipe pool ensure`: %w", a.cfg.BatchPool, err)
+		}
+		return err
+	}
+	a.jobReady = true
+	return nil
+}
+
+func (a *app) forgetJob() {
+	a.jobMu.Lock()
+	a.jobReady = false
+	a.jobMu.Unlock()
+}
+
+// fallbackKey names the record of a message that has no key of its own:
+// its MessageId if that is a key, else a hash of the body.
+func fallbackKey(m message) string {
+	if request.IsKey(m.messageID) {
+		return m.messageID
+	}
+	h := sha256.Sum256(m.body)
+	return hex.EncodeToString(h[:])[:request.KeyLen]
+}
+
+// decodeMessages reads the trigger value and the per-message metadata of a
+// Service Bus invocation: many (a JSON array of bodies, usually inside a
+// JSON string) or one (a single body).
+func decodeMessages(req InvokeRequest) ([]message, error) {
+	raw, ok := req.Data[BindingMessages]
+	if !ok && len(req.Data) == 1 {
+		for _, v := range req.Data {
+			raw, ok = v, true
+		}
+	}
+	if !ok {
+		return nil, fmt.Errorf("no %q binding value", BindingMessages)
+	}
+	text, err := decodeValue(raw)
+	if err != nil {
+		return nil, err
+	}
+	md := req.Metadata
+	if len(text) > 0 && text[0] == '[' {
+		var items []json.RawMessage
+		if err := json.Unmarshal(text, &items); err != nil {
+			return nil, fmt.Errorf("message array: %w", err)
+		}
+		ids := metaArray(md, "MessageIdArray")
+		cids := metaArray(md, "CorrelationIdArray")
+		enq := metaArray(md, "EnqueuedTimeArray")
+		out := make([]message, len(items))
+		for i, it := range items {
+			out[i].body = bodyOf(it)
+			if i < len(ids) {
+				out[i].messageID = rawString(ids[i])
+			}
+			if i < len(cids) {
+				out[i].correlationID = rawString(cids[i])
+			}
+			if i < len(enq) {
+				out[i].enqueued = parseTime(rawString(enq[i]))
+			}
+		}
+		return out, nil
+	}
+	return []message{{
+		body:          text,
+		messageID:     metaString(md, "MessageId"),
+		correlationID: metaString(md, "CorrelationId"),
+		enqueued:      parseTime(metaString(md, "EnqueuedTime")),
+	}}, nil
+}
+
+// bodyOf returns a message body from one array element: a string (the
+// dataType string case) is the body text; anything else (the object[]
+// case) is the body itself.
+func bodyOf(raw json.RawMessage) []byte {
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return []byte(s)
+	}
+	return raw
+}

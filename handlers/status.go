@@ -1,0 +1,228 @@
+package handlers
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"html/template"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/ffpipe/ffpipe/internal/records"
+	"github.com/ffpipe/ffpipe/internal/request"
+)
+
+// statusRecent is how many recent records the Status page lists.
+const statusRecent = 50
+
+// httpRequest is the host's rendering of an HTTP trigger request.
+type httpRequest struct {
+	URL     string              `json:"Url"`
+	Method  string              `json:"Method"`
+	Query   json.RawMessage     `json:"Query"`
+	Headers map[string][]string `json:"Headers"`
+	Params  map[string]string   `json:"Params"`
+}
+
+// httpResponse is the value of the http output binding.
+type httpResponse struct {
+	StatusCode int               `json:"statusCode"`
+	Headers    map[string]string `json:"headers"`
+	Body       string            `json:"body"`
+}
+
+// status handles the httpTrigger (GET status/{key?}): counts by state,
+// recent records, or one record; JSON for tools (Accept: application/json
+// or ?format=json), HTML for people. The HTTP status goes in the output
+// binding; the invocation itself always succeeds.
+func (a *app) status(r *http.Request, inv *invocation) error {
+	ctx := r.Context()
+	hr, err := decodeHTTPRequest(inv.req)
+	if err != nil {
+		inv.output(BindingResponse, jsonResponse(http.StatusBadRequest, map[string]string{"error": "unreadable request"}))
+		return nil
+	}
+	if m := strings.ToUpper(hr.Method); m != "" && m != http.MethodGet && m != http.MethodHead {
+		inv.output(BindingResponse, jsonResponse(http.StatusMethodNotAllowed, map[string]string{"error": "GET only"}))
+		return nil
+	}
+	query := hr.query()
+	wantJSON := strings.EqualFold(query.Get("format"), "json") || acceptsJSON(hr.Headers)
+	key := hr.Params["key"]
+	if key == "" {
+		key = query.Get("key")
+	}
+	if key == "" {
+		key = keyFromPath(hr.URL)
+	}
+	if key != "" {
+		key = strings.ToLower(key)
+		if !request.IsKey(key) {
+			inv.output(BindingResponse, a.render(wantJSON, http.StatusBadRequest, map[string]string{"error": "a key is 32 hex characters"}, nil))
+			return nil
+		}
+		rec, err := a.d.Records.Get(ctx, key)
+		switch {
+		case errors.Is(err, records.ErrNotFound):
+			inv.output(BindingResponse, a.render(wantJSON, http.StatusNotFound, map[string]string{"error": "no record for key " + key}, nil))
+		case err != nil:
+			a.log.Warn("status: read record", "key", key, "err", err)
+			inv.output(BindingResponse, a.render(wantJSON, http.StatusServiceUnavailable, map[string]string{"error": "storage unavailable"}, nil))
+		default:
+			inv.output(BindingResponse, a.render(wantJSON, http.StatusOK, rec, &page{Record: &rec}))
+		}
+		return nil
+	}
+	sum, err := a.d.Records.Summarize(ctx, statusRecent)
+	if err != nil {
+		a.log.Warn("status: summarize", "err", err)
+		inv.output(BindingResponse, a.render(wantJSON, http.StatusServiceUnavailable, map[string]string{"error": "storage unavailable"}, nil))
+		return nil
+	}
+	inv.output(BindingResponse, a.render(wantJSON, http.StatusOK, sum, &page{Summary: &sum, States: records.States}))
+	return nil
+}
+
+func decodeHTTPRequest(req InvokeRequest) (httpRequest, error) {
+	var hr httpRequest
+	raw, ok := req.Data[BindingRequest]
+	if !ok {
+		return hr, errors.New("no request")
+	}
+	text, err := decodeValue(raw)
+	if err != nil {
+		return hr, err
+	}
+	if err := json.Unmarshal(text, &hr); err != nil {
+		return hr, err
+	}
+	return hr, nil
+}
+
+// query accepts Query as an object (current hosts) or a JSON string
+// holding one (older hosts), and falls back on the URL's query.
+func (hr httpRequest) query() url.Values {
+	v := url.Values{}
+	if u, err := url.Parse(hr.URL); err == nil {
+		v = u.Query()
+	}
+	if len(hr.Query) > 0 {
+		if text, err := decodeValue(hr.Query); err == nil {
+			var m map[string]string
+			if json.Unmarshal(text, &m) == nil {
+				for k, s := range m {
+					v.Set(k, s)
+				}
+			}
+		}
+	}
+	return v
+}
+
+func acceptsJSON(h map[string][]string) bool {
+	for k, vs := range h {
+		if !strings.EqualFold(k, "Accept") {
+			continue
+		}
+		for _, s := range vs {
+			if strings.Contains(strings.ToLower(s), "application/json") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// keyFromPath takes the segment after "status/" in the URL path.
+func keyFromPath(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	segs := strings.Split(strings.Trim(u.Path, "/"), "/")
+	for i := 0; i+1 < len(segs); i++ {
+		if strings.EqualFold(segs[i], "status") {
+			return segs[i+1]
+		}
+	}
+	return ""
+}
+
+func jsonResponse(code int, v any) httpResponse {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		code, b = http.StatusInternalServerError, []byte(`{"error":"encode"}`)
+	}
+	return httpResponse{StatusCode: code, Headers: map[string]string{"Content-Type": "application/json; charset=utf-8", "Cache-Control": "no-store"}, Body: string(b)}
+}
+
+type page struct {
+	Summary *records.Summary
+	States  []records.State
+	Record  *records.Record
+	Error   string
+}
+
+func (a *app) render(wantJSON bool, code int, v any, p *page) httpResponse {
+	if wantJSON {
+		return jsonResponse(code, v)
+	}
+	if p == nil {
+		msg := ""
+		if m, ok := v.(map[string]string); ok {
+			msg = m["error"]
+		}
+		p = &page{Error: msg}
+	}
+	var buf bytes.Buffer
+	if err := statusPage.Execute(&buf, p); err != nil {
+		a.log.Error("status: render", "err", err)
+		return jsonResponse(http.StatusInternalServerError, map[string]string{"error": "render"})
+	}
+	return httpResponse{StatusCode: code, Headers: map[string]string{"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"}, Body: buf.String()}
+}
+
+var statusPage = template.Must(template.New("status").Funcs(template.FuncMap{
+	"count": func(s *records.Summary, st records.State) int { return s.Counts[st] },
+}).Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>ffpipe status</title>
+<style>body{font-family:system-ui,sans-serif;margin:2rem;color:#222}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:left;vertical-align:top}th{background:#f4f4f4}.done{color:#070}.failed,.rejected,.bad_request,.input_missing{color:#b00}code{font-size:.9em}</style>
+</head><body>
+<h1>ffpipe status</h1>
+{{- with .Error}}<p class="failed">{{.}}</p>{{end}}
+{{- with .Summary}}
+<h2>Counts ({{.Total}} records)</h2>
+<table><tr>{{range $.States}}<th>{{.}}</th>{{end}}</tr>
+<tr>{{range $.States}}<td>{{count $.Summary .}}</td>{{end}}</tr></table>
+<h2>Recent</h2>
+<table><tr><th>updated</th><th>state</th><th>source</th><th>output</th><th>reason</th><th>key</th></tr>
+{{- range .Recent}}
+<tr><td>{{.Updated.Format "2006-01-02 15:04:05Z"}}</td><td class="{{.State}}">{{.State}}</td><td>{{.Source.Container}}/{{.Source.Blob}}</td><td>{{if .Output.Blob}}{{.Output.Container}}/{{.Output.Blob}}{{end}}</td><td>{{.Reason}}</td><td><a href="status/{{.Key}}"><code>{{.Key}}</code></a></td></tr>
+{{- end}}
+</table>
+{{- end}}
+{{- with .Record}}
+<h2>Record <code>{{.Key}}</code></h2>
+<table>
+<tr><th>state</th><td class="{{.State}}">{{.State}}</td></tr>
+<tr><th>reason</th><td>{{.Reason}}</td></tr>
+<tr><th>source</th><td>{{.Source.Container}}/{{.Source.Blob}} ({{.Source.Size}} bytes, eTag {{.Source.ETag}})</td></tr>
+<tr><th>output</th><td>{{.Output.Container}}/{{.Output.Blob}}{{if .Output.Size}} ({{.Output.Size}} bytes){{end}}</td></tr>
+<tr><th>preset</th><td>{{.Preset}}</td></tr>
+<tr><th>exit code</th><td>{{with .ExitCode}}{{.}}{{end}}</td></tr>
+<tr><th>attempts</th><td>{{.Attempts}}</td></tr>
+<tr><th>correlation id</th><td><code>{{.CorrelationID}}</code></td></tr>
+{{- with .Timings}}
+<tr><th>event</th><td>{{with .Event}}{{.}}{{end}}</td></tr>
+<tr><th>enqueued</th><td>{{with .Enqueued}}{{.}}{{end}}</td></tr>
+<tr><th>dispatched</th><td>{{with .Dispatched}}{{.}}{{end}}</td></tr>
+<tr><th>started</th><td>{{with .Started}}{{.}}{{end}}</td></tr>
+<tr><th>ended</th><td>{{with .Ended}}{{.}}{{end}}</td></tr>
+<tr><th>swept</th><td>{{with .Swept}}{{.}}{{end}}</td></tr>
+{{- end}}
+<tr><th>updated</th><td>{{.Updated}}</td></tr>
+</table>
+{{- end}}
+</body></html>
+`))

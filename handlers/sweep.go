@@ -1,0 +1,286 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync/atomic"
+
+	"github.com/ffpipe/ffpipe/internal/batch"
+	"github.com/ffpipe/ffpipe/internal/records"
+	"github.com/ffpipe/ffpipe/internal/request"
+	"github.com/ffpipe/ffpipe/internal/storage"
+)
+
+const (
+	sweepParallelism = 8
+	// stderrTailBytes is how much of a failed task's stderr is read; the
+	// last stderrTailLines lines go into the record's reason.
+	stderrTailBytes = 4096
+	stderrTailLines = 5
+	// reconcileScanFactor bounds the input blobs one run looks at, as a
+	// multiple of FFPIPE_SWEEP_MAX_TASKS.
+	reconcileScanFactor = 10
+)
+
+// sweep handles a timerTrigger: settle completed tasks, then reconcile
+// inputs nothing knows about. Every step is idempotent, so a crash between
+// any two steps is repaired by the next run.
+func (a *app) sweep(r *http.Request, inv *invocation) error {
+	ctx := r.Context()
+	var errs []error
+	tasks, err := a.d.Sweeper.ListCompleted(ctx, a.cfg.BatchJob, a.cfg.SweepMaxTasks)
+	switch {
+	case errors.Is(err, batch.ErrJobNotFound):
+		tasks = nil // nothing dispatched yet
+	case err != nil:
+		errs = append(errs, fmt.Errorf("list completed tasks: %w", err))
+	}
+	var done, failed atomic.Int64
+	taskErrs := make([]error, len(tasks))
+	parallel(len(tasks), sweepParallelism, func(i int) {
+		ok, err := a.settle(ctx, tasks[i])
+		taskErrs[i] = err
+		if err == nil && ok {
+			done.Add(1)
+		} else if err == nil {
+			failed.Add(1)
+		}
+	})
+	errs = append(errs, taskErrs...)
+	requeued, err := a.reconcile(ctx, inv)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	inv.logf("sweep: %d completed tasks (%d done, %d failed), %d inputs re-enqueued", len(tasks), done.Load(), failed.Load(), requeued)
+	if err := errors.Join(errs...); err != nil {
+		// The next timer run retries; failing makes the problem visible.
+		return retry(err)
+	}
+	return nil
+}
+
+// settle finishes one completed task: done (output verified, input
+// deleted) or failed (reason recorded, input quarantined), then deletes the
+// task. It reports whether the task succeeded.
+func (a *app) settle(ctx context.Context, t batch.CompletedTask) (bool, error) {
+	req := t.Request
+	if t.RequestErr != nil {
+		// Fall back on what Dispatch recorded.
+		rec, err := a.d.Records.Get(ctx, t.Key)
+		if err != nil && !errors.Is(err, records.ErrNotFound) {
+			return false, err
+		}
+		req = request.Request{
+			V:             request.Version,
+			Source:        request.Source{Container: rec.Source.Container, Blob: rec.Source.Blob, ETag: rec.Source.ETag, Size: rec.Source.Size},
+			Output:        request.Output{Container: rec.Output.Container, Blob: rec.Output.Blob},
+			Preset:        rec.Preset,
+			CorrelationID: rec.CorrelationID,
+		}
+	}
+	log := a.fileLog(FuncSweep, t.Key, req.CorrelationID).With("blob", req.Source.Blob)
+	if req.Source.Blob == "" {
+		// Neither the task nor a record says which file this was.
+		err := a.finish(ctx, log, t, req, records.StateFailed, "unknown_task: the task carries no readable request ("+errString(t.RequestErr)+")", 0)
+		return false, err
+	}
+	if t.Success {
+		p, err := a.d.Blobs.Properties(ctx, req.Output.Container, req.Output.Blob)
+		switch {
+		case err == nil && p.Size > 0:
+			if err := a.d.Blobs.DeleteIfMatch(ctx, req.Source.Container, req.Source.Blob, req.Source.ETag); err != nil {
+				switch {
+				case errors.Is(err, storage.ErrNotFound):
+					// Deleted by an earlier run, or by the user.
+				case errors.Is(err, storage.ErrConditionNotMet):
+					log.Info("input replaced by a newer upload; kept")
+				default:
+					return false, err
+				}
+			}
+			return true, a.finish(ctx, log, t, req, records.StateDone, "", p.Size)
+		case err == nil, errors.Is(err, storage.ErrNotFound):
+			return false, a.failTask(ctx, log, t, req, "no_output: the task succeeded but the output blob is missing or empty")
+		default:
+			return false, err
+		}
+	}
+	return false, a.failTask(ctx, log, t, req, a.failureReason(ctx, log, t))
+}
+
+// failTask records the failure, quarantines the input and deletes the task.
+func (a *app) failTask(ctx context.Context, log *slog.Logger, t batch.CompletedTask, req request.Request, reason string) error {
+	// Record first: if the move or the delete fails, the next run repeats
+	// all three, and each is idempotent.
+	if err := a.record(ctx, t, req, records.StateFailed, reason, 0); err != nil {
+		return err
+	}
+	if q := a.cfg.QuarantineContainer; q != "" && req.Source.Blob != "" {
+		err := a.d.Blobs.Move(ctx, req.Source.Container, req.Source.Blob, req.Source.ETag, q, req.Source.Blob)
+		switch {
+		case err == nil:
+			log.Info("input quarantined", "container", q)
+		case errors.Is(err, storage.ErrNotFound):
+		case errors.Is(err, storage.ErrConditionNotMet):
+			log.Info("input replaced by a newer upload; not quarantined")
+		default:
+			return err
+		}
+	}
+	if err := a.d.Sweeper.DeleteTask(ctx, a.cfg.BatchJob, t.Key); err != nil {
+		return err
+	}
+	log.Warn("task failed", "reason", reason)
+	return nil
+}
+
+// finish records a final state and deletes the task.
+func (a *app) finish(ctx context.Context, log *slog.Logger, t batch.CompletedTask, req request.Request, state records.State, reason string, outSize int64) error {
+	if err := a.record(ctx, t, req, state, reason, outSize); err != nil {
+		return err
+	}
+	if err := a.d.Sweeper.DeleteTask(ctx, a.cfg.BatchJob, t.Key); err != nil {
+		return err
+	}
+	log.Info("task settled", "state", state, "reason", reason)
+	return nil
+}
+
+func (a *app) record(ctx context.Context, t batch.CompletedTask, req request.Request, state records.State, reason string, outSize int64) error {
+	now := a.now()
+	_, err := a.d.Records.Update(ctx, t.Key, func(old records.Record, _ bool) records.Record {
+		r := recordFrom(old, req)
+		r.State, r.Reason = state, reason
+		if outSize > 0 {
+			r.Output.Size = outSize
+		}
+		if t.ExitCode != nil {
+			code := *t.ExitCode
+			r.ExitCode = &code
+		}
+		r.Attempts = max(r.Attempts, t.RetryCount+1)
+		if st := tp(t.Start); st != nil {
+			r.Timings.Started = st
+		}
+		if en := tp(t.End); en != nil {
+			r.Timings.Ended = en
+		}
+		r.Timings.Swept = tp(now)
+		return r
+	})
+	if err != nil {
+		return fmt.Errorf("write %s record %s: %w", state, t.Key, err)
+	}
+	return nil
+}
+
+// failureReason explains a failed task: exit code, Batch failure info and
+// the last lines of stderr.
+func (a *app) failureReason(ctx context.Context, log *slog.Logger, t batch.CompletedTask) string {
+	var parts []string
+	if t.ExitCode != nil {
+		parts = append(parts, fmt.Sprintf("exit code %d", *t.ExitCode))
+	}
+	if t.FailureCode != "" || t.FailureMessage != "" {
+		parts = append(parts, strings.TrimSpace(strings.Join([]string{t.FailureCategory, t.FailureCode, firstLine(t.FailureMessage)}, " ")))
+	}
+	_, stderr := batch.LogBlobs(t.Key)
+	tail, err := a.d.Blobs.Tail(ctx, a.cfg.LogsContainer, stderr, stderrTailBytes)
+	switch {
+	case err == nil:
+		if s := lastLines(string(tail), stderrTailLines); s != "" {
+			parts = append(parts, "stderr: "+s)
+		}
+	case errors.Is(err, storage.ErrNotFound):
+	default:
+		log.Warn("stderr not read", "err", err)
+	}
+	if len(parts) == 0 {
+		return "task_failed"
+	}
+	return "task_failed: " + strings.Join(parts, "; ")
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\r\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	for i := range lines {
+		lines[i] = strings.TrimSpace(lines[i])
+	}
+	return strings.TrimSpace(strings.Join(lines, " | "))
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	return strings.TrimSpace(s)
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "none"
+	}
+	return err.Error()
+}
+
+// reconcile re-enqueues inputs older than FFPIPE_RECONCILE_AFTER that have
+// no task and no finished record (a lost event or message). The message id
+// is the key, so a duplicate is harmless.
+func (a *app) reconcile(ctx context.Context, inv *invocation) (int, error) {
+	cutoff := a.now().Add(-a.cfg.ReconcileAfter)
+	var candidates []storage.Item
+	scanned := 0
+	err := a.d.Blobs.List(ctx, a.cfg.InputContainer, "", func(it storage.Item) bool {
+		scanned++
+		if it.LastModified.Before(cutoff) && a.hasAllowedSuffix(it.Name) {
+			candidates = append(candidates, it)
+		}
+		return scanned < reconcileScanFactor*a.cfg.SweepMaxTasks && len(candidates) < a.cfg.SweepMaxTasks
+	})
+	if err != nil {
+		return 0, fmt.Errorf("reconcile: %w", err)
+	}
+	var requeued atomic.Int64
+	errs := make([]error, len(candidates))
+	parallel(len(candidates), sweepParallelism, func(i int) {
+		it := candidates[i]
+		key := request.Key(a.account, a.cfg.InputContainer, it.Name, it.ETag)
+		rec, err := a.d.Records.Get(ctx, key)
+		switch {
+		case err == nil && (rec.State.Terminal() || rec.Updated.After(cutoff)):
+			return // finished, or recently active
+		case err != nil && !errors.Is(err, records.ErrNotFound):
+			errs[i] = err
+			return
+		}
+		exists, err := a.d.Sweeper.TaskExists(ctx, a.cfg.BatchJob, key)
+		if err != nil && !errors.Is(err, batch.ErrJobNotFound) {
+			errs[i] = err
+			return
+		}
+		if exists {
+			return
+		}
+		cid := rec.CorrelationID
+		if !validCorrelationID(cid) {
+			cid = key
+		}
+		req := request.Request{
+			V:             request.Version,
+			Source:        request.Source{Container: a.cfg.InputContainer, Blob: it.Name, ETag: it.ETag, Size: it.Size},
+			CorrelationID: cid,
+		}
+		a.fileLog(FuncSweep, key, cid).Info("reconcile: re-enqueueing an input with no task and no record", "blob", it.Name, "lastModified", it.LastModified)
+		if err := a.enqueue(ctx, inv, FuncSweep, key, req, it.LastModified, map[string]any{"reconciled": true}); err != nil {
+			errs[i] = err
+			return
+		}
+		requeued.Add(1)
+	})
+	return int(requeued.Load()), errors.Join(errs...)
+}
