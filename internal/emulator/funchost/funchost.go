@@ -1,0 +1,502 @@
+package funchost
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Options configure a Host. AppDir is required.
+type Options struct {
+	// AppDir is the function app root: host.json, <Function>/function.json,
+	// optional local.settings.json and the handler executable.
+	AppDir string
+	// Settings override local.settings.json Values (and the process
+	// environment) for binding expressions and the handler's environment.
+	Settings map[string]string
+	// ListenAddr for the host's HTTP endpoint. Default 127.0.0.1:0.
+	ListenAddr string
+	// Logger receives host, handler console and invocation logs. Default: discard.
+	Logger *slog.Logger
+	// Keys for httpTrigger authLevel function/admin and for webhooks.
+	Keys Keys
+	// StartTimeout bounds the handler readiness wait. Default 30 s.
+	StartTimeout time.Duration
+	// RestartLimit is how many handler exits within RestartWindow are
+	// tolerated before the host gives up, like the host's 3 in 30 minutes.
+	// 0 means 3; negative means never give up.
+	RestartLimit int
+	// RestartWindow defaults to 30 minutes.
+	RestartWindow time.Duration
+	// RestartBackoff is the first restart delay (doubled per consecutive
+	// exit up to 5 s). Default 100 ms.
+	RestartBackoff time.Duration
+	// DataDir keeps timer schedule status (the schedule monitor) across
+	// restarts. Empty: in memory only.
+	DataDir string
+	// OpenReceiver opens a Service Bus receiver for a serviceBusTrigger.
+	// Default: azservicebus with the connection setting.
+	OpenReceiver func(ctx context.Context, conn Connection, entity Entity) (Receiver, error)
+	// ServiceBusRetryDelay is the pause after a receive error. Default 1 s.
+	ServiceBusRetryDelay time.Duration
+}
+
+// Keys are the function keys the host accepts. Code may be given in the
+// `code` query parameter or the x-functions-key header.
+type Keys struct {
+	// Master (_master) is accepted for every auth level. Generated when empty.
+	Master string
+	// Host keys are accepted for authLevel function on every function.
+	Host []string
+	// Function keys by function name, accepted for authLevel function.
+	Function map[string][]string
+	// System keys by extension name. When System["eventgrid_extension"] is
+	// set, the Event Grid webhook requires it (or the master key); when it is
+	// empty the webhook is open, as under Core Tools.
+	System map[string]string
+}
+
+// FunctionStats counts invocations of one function.
+type FunctionStats struct {
+	Invocations int64
+	Succeeded   int64
+	Failed      int64
+	Running     int64
+}
+
+type stats struct {
+	mu sync.Mutex
+	m  map[string]*FunctionStats
+}
+
+func (s *stats) begin(fn string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.m[fn]
+	if st == nil {
+		st = &FunctionStats{}
+		s.m[fn] = st
+	}
+	st.Invocations++
+	st.Running++
+}
+
+func (s *stats) end(fn string, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.m[fn]
+	st.Running--
+	if err != nil {
+		st.Failed++
+	} else {
+		st.Succeeded++
+	}
+}
+
+// Host is a local Azure Functions host for custom handlers.
+type Host struct {
+	opts            Options
+	log             *slog.Logger
+	client          *http.Client
+	stats           stats
+	worker          *worker
+	functionTimeout time.Duration
+	routePrefix     string
+	forwarding      bool
+	hc              hostConfig
+	settings        map[string]string // Values + overrides (not os env)
+	functions       map[string]*function
+	routes          []*httpRoute
+
+	mu       sync.Mutex
+	started  bool
+	closed   bool
+	ln       net.Listener
+	srv      *http.Server
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	loadErrs map[string]error
+}
+
+// New returns a Host that is not yet started.
+func New(opts Options) *Host {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.ListenAddr == "" {
+		opts.ListenAddr = "127.0.0.1:0"
+	}
+	if opts.StartTimeout <= 0 {
+		opts.StartTimeout = 30 * time.Second
+	}
+	if opts.RestartLimit == 0 {
+		opts.RestartLimit = 3
+	}
+	if opts.RestartWindow <= 0 {
+		opts.RestartWindow = 30 * time.Minute
+	}
+	if opts.RestartBackoff <= 0 {
+		opts.RestartBackoff = 100 * time.Millisecond
+	}
+	if opts.ServiceBusRetryDelay <= 0 {
+		opts.ServiceBusRetryDelay = time.Second
+	}
+	if opts.Keys.Master == "" {
+		var b [32]byte
+		_, _ = rand.Read(b[:])
+		opts.Keys.Master = base64.RawURLEncoding.EncodeToString(b[:])
+	}
+	if opts.OpenReceiver == nil {
+		opts.OpenReceiver = openAzureReceiver
+	}
+	return &Host{
+		opts:     opts,
+		log:      opts.Logger,
+		stats:    stats{m: map[string]*FunctionStats{}},
+		loadErrs: map[string]error{},
+	}
+}
+
+// lookup resolves an app setting: overrides, then local.settings.json
+// Values, then the process environment.
+func (h *Host) lookup(name string) (string, bool) {
+	if v, ok := h.settings[name]; ok {
+		return v, true
+	}
+	return os.LookupEnv(name)
+}
+
+// Start loads the app, starts the handler, waits until it is ready (bounded
+// by ctx and StartTimeout), then starts the triggers. Later failures are
+// logged; the host keeps running until Close.
+func (h *Host) Start(ctx context.Context) error {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return ErrClosed
+	}
+	if h.started {
+		h.mu.Unlock()
+		return errors.New("funchost: already started")
+	}
+	h.started = true
+	h.mu.Unlock()
+
+	if err := h.load(); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", h.opts.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", h.opts.ListenAddr, err)
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	h.mu.Lock()
+	h.ln, h.cancel = ln, cancel
+	h.srv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	h.mu.Unlock()
+	h.wg.Add(2)
+	go func() { defer h.wg.Done(); _ = h.srv.Serve(ln) }()
+	go func() { defer h.wg.Done(); h.worker.run(runCtx) }()
+
+	readyCtx, readyCancel := context.WithTimeout(ctx, h.opts.StartTimeout+time.Second)
+	defer readyCancel()
+	if _, err := h.worker.endpoint(readyCtx); err != nil {
+		_ = h.Close()
+		return fmt.Errorf("start handler: %w", err)
+	}
+	h.log.Info("functions host started", "url", h.URL(), "functions", h.functionNames())
+	h.startTriggers(runCtx)
+	return nil
+}
+
+func (h *Host) load() error {
+	appDir, err := filepath.Abs(h.opts.AppDir)
+	if err != nil {
+		return fmt.Errorf("app dir: %w", err)
+	}
+	values, err := loadLocalSettings(appDir)
+	if err != nil {
+		return err
+	}
+	h.settings = map[string]string{}
+	for k, v := range values {
+		h.settings[k] = v
+	}
+	for k, v := range h.opts.Settings {
+		h.settings[k] = v
+	}
+	envSettings := map[string]string{}
+	for _, kv := range os.Environ() {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			envSettings[k] = v
+		}
+	}
+	for k, v := range h.settings {
+		envSettings[k] = v
+	}
+	hc, err := loadHostJSON(appDir, envSettings)
+	if err != nil {
+		return err
+	}
+	h.hc = hc
+	h.functionTimeout = 30 * time.Minute
+	if hc.FunctionTimeout != "" {
+		d, err := parseTimeSpan(hc.FunctionTimeout)
+		if err != nil {
+			return fmt.Errorf("host.json functionTimeout: %w", err)
+		}
+		if d > 0 {
+			h.functionTimeout = d
+		}
+	}
+	// Transport timeout is functionTimeout + 1 minute, as on the host; the
+	// invocation context enforces functionTimeout itself.
+	h.client = &http.Client{Timeout: h.functionTimeout + time.Minute}
+	h.routePrefix = "api"
+	if p := hc.Extensions.HTTP.RoutePrefix; p != nil {
+		h.routePrefix = strings.Trim(*p, "/")
+	}
+	h.forwarding = hc.CustomHandler.EnableForwardingHTTPRequest
+
+	// The handler process.
+	desc := hc.CustomHandler.Description
+	exe := expandArg(desc.DefaultExecutablePath, h.lookup)
+	if !filepath.IsAbs(exe) {
+		if st, err := os.Stat(filepath.Join(appDir, exe)); err == nil && !st.IsDir() {
+			exe = filepath.Join(appDir, exe)
+		}
+	}
+	dir := appDir
+	if wd := desc.WorkingDirectory; wd != "" {
+		if filepath.IsAbs(wd) {
+			dir = wd
+		} else {
+			dir = filepath.Join(appDir, wd)
+		}
+	}
+	var args []string
+	for _, a := range desc.Arguments {
+		if a = expandArg(a, h.lookup); a != "" {
+			args = append(args, a)
+		}
+	}
+	env := os.Environ()
+	keys := make([]string, 0, len(h.settings))
+	for k := range h.settings {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		env = append(env, k+"="+h.settings[k])
+	}
+	env = append(env, "FUNCTIONS_APP_ROOT_PATH="+appDir)
+	h.worker = &worker{
+		log:           h.log.With("component", "handler"),
+		exe:           exe,
+		args:          args,
+		dir:           dir,
+		env:           env,
+		fixedPort:     hc.CustomHandler.Port,
+		readyTimeout:  h.opts.StartTimeout,
+		restartLimit:  h.opts.RestartLimit,
+		restartWindow: h.opts.RestartWindow,
+		minBackoff:    h.opts.RestartBackoff,
+		maxBackoff:    5 * time.Second,
+		changed:       make(chan struct{}),
+	}
+
+	// Functions.
+	fns, err := loadFunctions(appDir)
+	if err != nil {
+		return err
+	}
+	h.functions = map[string]*function{}
+	for _, fn := range fns {
+		if h.disabled(fn.Name) {
+			h.log.Info("function disabled", "function", fn.Name)
+			continue
+		}
+		if err := h.prepare(fn); err != nil {
+			h.loadErrs[fn.Name] = err
+			h.log.Error("function not loaded", "function", fn.Name, "err", err)
+			continue
+		}
+		h.functions[strings.ToLower(fn.Name)] = fn
+	}
+	return nil
+}
+
+func (h *Host) disabled(name string) bool {
+	v, ok := h.lookup("AzureWebJobs." + name + ".Disabled")
+	if !ok {
+		// Linux app settings cannot contain dots; the host also reads "__".
+		v, ok = h.lookup("AzureWebJobs__" + name + "__Disabled")
+	}
+	return ok && (strings.EqualFold(strings.TrimSpace(v), "true") || strings.TrimSpace(v) == "1")
+}
+
+// prepare validates a function's trigger and output bindings.
+func (h *Host) prepare(fn *function) error {
+	for _, b := range fn.Bindings {
+		if !strings.EqualFold(b.Direction, "out") {
+			continue
+		}
+		if !strings.EqualFold(b.Type, "http") {
+			return fmt.Errorf("output binding %q of type %q is not modelled by the local host: %w", b.Name, b.Type, ErrConfig)
+		}
+	}
+	switch fn.triggerType() {
+	case "httptrigger":
+		r, err := newHTTPRoute(fn)
+		if err != nil {
+			return err
+		}
+		h.routes = append(h.routes, r)
+	case "eventgridtrigger", "timertrigger", "servicebustrigger":
+		return h.prepareTrigger(fn)
+	default:
+		return fmt.Errorf("trigger type %q is not modelled by the local host: %w", fn.Trigger.Type, ErrConfig)
+	}
+	return nil
+}
+
+func (h *Host) functionNames() []string {
+	names := make([]string, 0, len(h.functions))
+	for _, fn := range h.functions {
+		names = append(names, fn.Name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// LoadErrors returns the functions that failed to load, by name.
+func (h *Host) LoadErrors() map[string]error {
+	out := map[string]error{}
+	for k, v := range h.loadErrs {
+		out[k] = v
+	}
+	return out
+}
+
+// Close stops the triggers, the HTTP endpoint and the handler.
+func (h *Host) Close() error {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil
+	}
+	h.closed = true
+	cancel, srv := h.cancel, h.srv
+	h.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	if srv != nil {
+		ctx, c := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = srv.Shutdown(ctx)
+		c()
+		_ = srv.Close()
+	}
+	h.wg.Wait()
+	return nil
+}
+
+// URL returns the host's base URL, e.g. http://127.0.0.1:7071.
+func (h *Host) URL() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.ln == nil {
+		return ""
+	}
+	return "http://" + h.ln.Addr().String()
+}
+
+// Addr returns the host's listen address.
+func (h *Host) Addr() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.ln == nil {
+		return ""
+	}
+	return h.ln.Addr().String()
+}
+
+// MasterKey returns the master key (generated when Options.Keys.Master was empty).
+func (h *Host) MasterKey() string { return h.opts.Keys.Master }
+
+// HandlerPid returns the pid of the running handler, 0 while it is down.
+func (h *Host) HandlerPid() int { return h.worker.currentPid() }
+
+// HandlerRestarts returns how many times the handler has been restarted.
+func (h *Host) HandlerRestarts() int {
+	h.worker.mu.Lock()
+	defer h.worker.mu.Unlock()
+	return h.worker.restarts
+}
+
+// Stats returns invocation counters by function name.
+func (h *Host) Stats() map[string]FunctionStats {
+	h.stats.mu.Lock()
+	defer h.stats.mu.Unlock()
+	out := make(map[string]FunctionStats, len(h.stats.m))
+	for k, v := range h.stats.m {
+		out[k] = *v
+	}
+	return out
+}
+
+// EventGridWebhookURL returns the webhook URL Event Grid would call for fn
+// (with the system key when one is configured).
+func (h *Host) EventGridWebhookURL(fn string) string {
+	u := h.URL() + "/runtime/webhooks/eventgrid?functionName=" + fn
+	if k := h.opts.Keys.System["eventgrid_extension"]; k != "" {
+		u += "&code=" + k
+	}
+	return u
+}
+
+// ServeHTTP routes host endpoints: Event Grid webhooks, HTTP triggers, and a
+// few admin/status paths. Anything else answers 501 and is logged.
+func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p := strings.ToLower(r.URL.Path)
+	switch {
+	case p == "/runtime/webhooks/eventgrid":
+		h.serveEventGrid(w, r)
+		return
+	case p == "/" && r.Method == http.MethodGet && h.routePrefix != "":
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = fmt.Fprintln(w, "Your Functions host (ffpipe local stand-in) is running.")
+		return
+	case p == "/admin/host/status" && r.Method == http.MethodGet:
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		_, _ = w.Write(marshal(map[string]any{"state": "Running", "version": HostVersion, "functions": h.functionNames()}))
+		return
+	case strings.HasPrefix(p, "/runtime/") || strings.HasPrefix(p, "/admin/"):
+		h.notImplemented(w, r)
+		return
+	}
+	if h.serveHTTPTrigger(w, r) {
+		return
+	}
+	if h.routePrefix != "" && !strings.HasPrefix(p, "/"+strings.ToLower(h.routePrefix)+"/") {
+		h.notImplemented(w, r)
+		return
+	}
+	http.NotFound(w, r)
+}
+
+func (h *Host) notImplemented(w http.ResponseWriter, r *http.Request) {
+	h.log.Warn("route not implemented by the local functions host", "method", r.Method, "path", r.URL.Path)
+	http.Error(w, "not implemented by the ffpipe local functions host: "+r.Method+" "+r.URL.Path, http.StatusNotImplemented)
+}
