@@ -31,13 +31,21 @@ func Key(account, container, blob, etag string) string {
 // "W/" and the surrounding double quotes, so that the header form
 // ("\"0x8DC...\""), the Event Grid form (0x8DC...) and the SDK's azcore.ETag
 // all give the same key.
+//
+// It is idempotent: wrappers are removed until none is left.
 func NormalizeETag(etag string) string {
-	e := strings.TrimSpace(etag)
-	e = strings.TrimPrefix(e, "W/")
-	if len(e) >= 2 && e[0] == '"' && e[len(e)-1] == '"' {
-		e = e[1 : len(e)-1]
+	e := etag
+	for {
+		prev := e
+		e = strings.TrimSpace(e)
+		e = strings.TrimPrefix(e, "W/")
+		if len(e) >= 2 && e[0] == '"' && e[len(e)-1] == '"' {
+			e = e[1 : len(e)-1]
+		}
+		if e == prev {
+			return e
+		}
 	}
-	return e
 }
 
 // IsKey reports whether s has the shape of a key (32 lowercase hex digits).

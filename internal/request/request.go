@@ -91,6 +91,13 @@ func Decode(body []byte) (Request, error) {
 	var w wire
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(&w); err != nil {
+		// A newer message may change shapes; report its version, not the shape.
+		var vOnly struct {
+			V int `json:"v"`
+		}
+		if json.Unmarshal(body, &vOnly) == nil && vOnly.V > Version {
+			return Request{}, versionError(vOnly.V)
+		}
 		return Request{}, jsonError(err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
@@ -122,14 +129,17 @@ func Decode(body []byte) (Request, error) {
 	return r, nil
 }
 
+func versionError(v int) error {
+	return &BadRequestError{Field: "v", Reason: fmt.Sprintf("version %d is newer than this service understands (%d)", v, Version), Err: ErrUnsupportedVersion}
+}
+
 func jsonError(err error) error {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
-		field := te.Field
-		if field == "" {
-			field = "(message)"
+		if te.Field == "" {
+			return bad("", "the message must be a JSON object, got %s", te.Value)
 		}
-		return bad(field, "wrong JSON type %s, want %s", te.Value, te.Type)
+		return bad(te.Field, "wrong JSON type %s, want %s", te.Value, te.Type)
 	}
 	var se *json.SyntaxError
 	if errors.As(err, &se) {
@@ -162,7 +172,7 @@ func (r Request) Validate() error {
 	case r.V < 1:
 		return bad("v", "must be %d, got %d", Version, r.V)
 	case r.V > Version:
-		return &BadRequestError{Field: "v", Reason: fmt.Sprintf("version %d is newer than this service understands (%d)", r.V, Version), Err: ErrUnsupportedVersion}
+		return versionError(r.V)
 	}
 	if err := ValidateContainer(r.Source.Container); err != nil {
 		return bad("source.container", "%v", err)
