@@ -1,0 +1,593 @@
+package batch
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// DefaultToken is the bearer token the stand-in accepts when Options.Token is
+// empty. It is a development value, not a secret.
+const DefaultToken = "ffpipe-local-batch-token"
+
+// APIVersion is the api-version the azbatch v0.1.0 SDK sends. Other versions
+// are accepted.
+const APIVersion = "2024-07-01.20.0"
+
+// Options configures a Server. The zero value is usable.
+type Options struct {
+	// Addr is the listen address; default "127.0.0.1:0".
+	Addr string
+	// DataDir holds the state log and the node directories. "" keeps state
+	// in memory and runs tasks under a temporary directory removed on Close.
+	DataDir string
+	// Token is the accepted bearer token; default DefaultToken.
+	Token string
+	// MaxSlots caps the task slots of all local nodes together; default
+	// runtime.NumCPU().
+	MaxSlots int
+	// Logger receives structured logs; default discards.
+	Logger *slog.Logger
+	// Env is extra environment ("NAME=value") for task and start task
+	// processes, e.g. PATH. Without a PATH entry the default
+	// /usr/local/bin:/usr/bin:/bin is used.
+	Env []string
+	// AccountName is reported as AZ_BATCH_ACCOUNT_NAME; default "local".
+	AccountName string
+}
+
+func (o *Options) fill() {
+	if o.Addr == "" {
+		o.Addr = "127.0.0.1:0"
+	}
+	if o.Token == "" {
+		o.Token = DefaultToken
+	}
+	if o.MaxSlots <= 0 {
+		o.MaxSlots = runtime.NumCPU()
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.AccountName == "" {
+		o.AccountName = "local"
+	}
+}
+
+// Validate names the first bad field.
+func (o Options) Validate() error {
+	if o.MaxSlots < 0 {
+		return fmt.Errorf("batch emulator options: MaxSlots %d is negative", o.MaxSlots)
+	}
+	for _, kv := range o.Env {
+		if !strings.Contains(kv, "=") {
+			return fmt.Errorf("batch emulator options: Env entry %q is not NAME=value", kv)
+		}
+	}
+	return nil
+}
+
+// Server is the local Azure Batch stand-in.
+type Server struct {
+	opts Options
+	log  *slog.Logger
+
+	ln      net.Listener
+	srv     *http.Server
+	url     string
+	root    string // node directories live under root/nodes
+	tmpRoot bool
+
+	mu       sync.Mutex
+	started  bool
+	closed   bool
+	pools    map[string]*poolEntry // by lower-case id
+	poolList []*poolEntry
+	jobs     map[string]*jobEntry
+	jobList  []*jobEntry
+	seq      uint64
+	journal  *journal
+	records  int // records appended since the last compaction
+	runs     map[*run]struct{}
+	timers   map[*taskEntry]*time.Timer
+	slotsUsed int // slots handed to nodes
+
+	kick chan struct{}
+	stop chan struct{}
+	wg   sync.WaitGroup
+
+	lastETag atomic.Uint64
+}
+
+// New returns an unstarted Server.
+func New(opts Options) *Server {
+	opts.fill()
+	return &Server{
+		opts:   opts,
+		log:    opts.Logger,
+		pools:  map[string]*poolEntry{},
+		jobs:   map[string]*jobEntry{},
+		runs:   map[*run]struct{}{},
+		timers: map[*taskEntry]*time.Timer{},
+		kick:   make(chan struct{}, 1),
+		stop:   make(chan struct{}),
+	}
+}
+
+// Start loads the state, listens and starts scheduling. ctx bounds only the
+// start-up.
+func (s *Server) Start(ctx context.Context) error {
+	if err := s.opts.Validate(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if s.started {
+		s.mu.Unlock()
+		return ErrStarted
+	}
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	s.started = true
+	s.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+
+	if s.opts.DataDir == "" {
+		dir, err := os.MkdirTemp("", "ffpipe-batch-")
+		if err != nil {
+			return fmt.Errorf("start batch emulator: %w", err)
+		}
+		s.root, s.tmpRoot = dir, true
+	} else {
+		if err := os.MkdirAll(s.opts.DataDir, 0o755); err != nil {
+			return fmt.Errorf("start batch emulator: %w", err)
+		}
+		abs, err := filepath.Abs(s.opts.DataDir)
+		if err != nil {
+			return fmt.Errorf("start batch emulator: %w", err)
+		}
+		s.root = abs
+	}
+
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", s.opts.Addr)
+	if err != nil {
+		s.cleanupRoot()
+		return fmt.Errorf("start batch emulator: listen %s: %w", s.opts.Addr, err)
+	}
+	s.ln = ln
+	s.url = "http://" + ln.Addr().String()
+
+	if s.opts.DataDir != "" {
+		if err := s.load(); err != nil {
+			ln.Close()
+			return fmt.Errorf("start batch emulator: %w", err)
+		}
+	}
+
+	s.srv = &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("batch emulator serve", "err", err)
+		}
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.scheduler()
+	}()
+
+	s.mu.Lock()
+	for _, p := range s.poolList {
+		s.reconcileNodesLocked(p, "")
+	}
+	s.mu.Unlock()
+	s.poke()
+	s.log.Info("batch emulator listening", "url", s.url, "dataDir", s.opts.DataDir, "maxSlots", s.opts.MaxSlots)
+	return nil
+}
+
+// URL returns the base URL, e.g. http://127.0.0.1:8090 (for azbatch.NewClient).
+func (s *Server) URL() string { return s.url }
+
+// Addr returns the listen address.
+func (s *Server) Addr() string {
+	if s.ln == nil {
+		return ""
+	}
+	return s.ln.Addr().String()
+}
+
+// Token returns the accepted bearer token.
+func (s *Server) Token() string { return s.opts.Token }
+
+// Close stops serving, kills running task processes (their tasks stay
+// "running" in the state log and are requeued by the next Start, as Batch
+// does after node loss), flushes the log and removes temporary directories.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	started := s.started
+	runs := make([]*run, 0, len(s.runs))
+	for r := range s.runs {
+		runs = append(runs, r)
+	}
+	for _, t := range s.timers {
+		t.Stop()
+	}
+	s.timers = map[*taskEntry]*time.Timer{}
+	for _, p := range s.poolList {
+		for _, n := range p.nodes {
+			if n.startCancel != nil {
+				n.startCancel()
+			}
+		}
+	}
+	s.mu.Unlock()
+	if !started {
+		return nil
+	}
+	for _, r := range runs {
+		r.kill(killShutdown)
+	}
+	close(s.stop)
+	var err error
+	if s.srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err = s.srv.Shutdown(ctx)
+		cancel()
+		if err != nil {
+			_ = s.srv.Close()
+		}
+	}
+	s.wg.Wait()
+	s.mu.Lock()
+	j := s.journal
+	s.mu.Unlock()
+	if jerr := j.close(); jerr != nil && err == nil {
+		err = jerr
+	}
+	s.cleanupRoot()
+	return err
+}
+
+func (s *Server) cleanupRoot() {
+	if s.tmpRoot && s.root != "" {
+		_ = os.RemoveAll(s.root)
+	}
+}
+
+// poke asks the scheduler to look for work.
+func (s *Server) poke() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// newETag returns a unique Batch-style ETag: 0x and 15 upper-case hex digits.
+func (s *Server) newETag() string {
+	for {
+		last := s.lastETag.Load()
+		next := uint64(time.Now().UnixNano()/100) & 0xFFFFFFFFFFFFFFF
+		if next <= last {
+			next = last + 1
+		}
+		if s.lastETag.CompareAndSwap(last, next) {
+			return fmt.Sprintf("0x%015X", next)
+		}
+	}
+}
+
+func newGUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+func now() time.Time { return time.Now().UTC() }
+
+// reqCtx carries one request through the handlers.
+type reqCtx struct {
+	s   *Server
+	w   http.ResponseWriter
+	r   *http.Request
+	rid string
+	q   url.Values
+}
+
+const jsonType = "application/json; odata=minimalmetadata"
+
+func (c *reqCtx) fail(e *apiError) {
+	if e.status >= 500 {
+		c.s.log.Error("batch request failed", "method", c.r.Method, "path", c.r.URL.Path, "status", e.status, "code", e.code, "msg", e.msg)
+	} else {
+		c.s.log.Debug("batch request rejected", "method", c.r.Method, "path", c.r.URL.Path, "status", e.status, "code", e.code)
+	}
+	body := c.errorBody(e)
+	c.w.Header().Set("Content-Type", jsonType)
+	c.w.WriteHeader(e.status)
+	_ = json.NewEncoder(c.w).Encode(body)
+}
+
+func (c *reqCtx) errorBody(e *apiError) *odataError {
+	return &odataError{
+		Metadata: c.s.url + "/$metadata#Microsoft.Azure.Batch.Protocol.Entities.Container.errors/@Element",
+		Code:     e.code,
+		Message: odataMessage{Lang: "en-US",
+			Value: fmt.Sprintf("%s\nRequestId:%s\nTime:%s", e.msg, c.rid, now().Format(time.RFC3339Nano))},
+		Values: e.values,
+	}
+}
+
+// writeJSON sends status and body; metadata, when set, is spliced in as
+// "odata.metadata".
+func (c *reqCtx) writeJSON(status int, metadata string, body []byte) {
+	if metadata != "" {
+		body = withMetadata(c.s.url+"/$metadata#"+metadata, body)
+	}
+	c.w.Header().Set("Content-Type", jsonType)
+	c.w.WriteHeader(status)
+	_, _ = c.w.Write(body)
+}
+
+func withMetadata(meta string, body []byte) []byte {
+	m, _ := json.Marshal(meta)
+	var b bytes.Buffer
+	b.Grow(len(body) + len(m) + 24)
+	b.WriteString(`{"odata.metadata":`)
+	b.Write(m)
+	rest := bytes.TrimPrefix(bytes.TrimSpace(body), []byte("{"))
+	if !bytes.HasPrefix(rest, []byte("}")) {
+		b.WriteByte(',')
+	}
+	b.Write(rest)
+	return b.Bytes()
+}
+
+// entityHeaders sets ETag and Last-Modified (RFC1123 GMT, as the SDK parses).
+func (c *reqCtx) entityHeaders(etag string, lm time.Time) {
+	h := c.w.Header()
+	if etag != "" {
+		h.Set("ETag", etag)
+	}
+	if !lm.IsZero() {
+		h.Set("Last-Modified", lm.UTC().Format(http.TimeFormat))
+	}
+}
+
+func (c *reqCtx) noContent(status int, etag string, lm time.Time, dataServiceID string) {
+	c.entityHeaders(etag, lm)
+	if dataServiceID != "" {
+		c.w.Header().Set("DataServiceId", dataServiceID)
+	}
+	c.w.Header().Set("Content-Length", "0")
+	c.w.WriteHeader(status)
+}
+
+func (c *reqCtx) created(etag string, lm time.Time, location string) {
+	c.w.Header().Set("Location", location)
+	c.noContent(http.StatusCreated, etag, lm, location)
+}
+
+// decode reads a JSON body strictly (unknown properties are errors) into v.
+func (c *reqCtx) decode(limit int64, v any) *apiError {
+	data, aerr := c.readBody(limit)
+	if aerr != nil {
+		return aerr
+	}
+	return decodeStrict(data, v)
+}
+
+func (c *reqCtx) readBody(limit int64) ([]byte, *apiError) {
+	data, err := io.ReadAll(io.LimitReader(c.r.Body, limit+1))
+	if err != nil {
+		return nil, errBadBody("read body: " + err.Error())
+	}
+	if int64(len(data)) > limit {
+		return nil, newErr(http.StatusRequestEntityTooLarge, "RequestBodyTooLarge",
+			"The request body is too large and exceeds the maximum permissible limit.",
+			"MaxLimit", fmt.Sprint(limit))
+	}
+	return data, nil
+}
+
+func decodeStrict(data []byte, v any) *apiError {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return errBadBody("the request body is empty")
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return errBadBody(strings.TrimPrefix(err.Error(), "json: "))
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errBadBody("unexpected data after the JSON object")
+	}
+	return nil
+}
+
+// ServeHTTP authenticates, checks api-version and routes.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c := &reqCtx{s: s, w: w, r: r, rid: newGUID()}
+	h := w.Header()
+	h.Set("request-id", c.rid)
+	h.Set("DataServiceVersion", "3.0")
+	h.Set("X-Content-Type-Options", "nosniff")
+	if crid := r.Header.Get("client-request-id"); crid != "" {
+		h.Set("client-request-id", crid)
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			s.log.Error("batch emulator panic", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(v))
+			c.fail(newErr(http.StatusInternalServerError, "InternalError", "The server encountered an internal error."))
+		}
+	}()
+	if !s.authorized(r) {
+		c.fail(newErr(http.StatusUnauthorized, "AuthenticationFailed",
+			"Server failed to authenticate the request. Send Authorization: Bearer <token> with the configured development token."))
+		return
+	}
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		c.fail(errBadQuery("query", redact(r.URL.RawQuery), err.Error()))
+		return
+	}
+	c.q = q
+	if q.Get("api-version") == "" {
+		c.fail(newErr(http.StatusBadRequest, "MissingRequiredQueryParameter",
+			"A query parameter that's mandatory for this request is not specified.", "QueryParameterName", "api-version"))
+		return
+	}
+	s.route(c)
+}
+
+func (s *Server) authorized(r *http.Request) bool {
+	auth := r.Header.Get("Authorization")
+	const prefix = "bearer "
+	if len(auth) <= len(prefix) || !strings.EqualFold(auth[:len(prefix)], prefix) {
+		return false
+	}
+	tok := strings.TrimSpace(auth[len(prefix):])
+	return subtle.ConstantTimeCompare([]byte(tok), []byte(s.opts.Token)) == 1
+}
+
+// route dispatches on method and path segments. Anything not modelled is
+// 501 NotImplemented and logged.
+func (s *Server) route(c *reqCtx) {
+	raw := strings.Trim(c.r.URL.EscapedPath(), "/")
+	var seg []string
+	if raw != "" {
+		for _, p := range strings.Split(raw, "/") {
+			u, err := url.PathUnescape(p)
+			if err != nil {
+				c.fail(errBadQuery("path", p, "bad escape"))
+				return
+			}
+			seg = append(seg, u)
+		}
+	}
+	m := c.r.Method
+	n := len(seg)
+	switch {
+	case n >= 1 && seg[0] == "pools":
+		switch {
+		case n == 1 && m == http.MethodGet:
+			s.listPools(c)
+			return
+		case n == 1 && m == http.MethodPost:
+			s.createPool(c)
+			return
+		case n == 2 && (m == http.MethodGet || m == http.MethodHead):
+			s.getPool(c, seg[1])
+			return
+		case n == 2 && m == http.MethodDelete:
+			s.deletePool(c, seg[1])
+			return
+		case n == 3 && m == http.MethodPost && seg[2] == "resize":
+			s.resizePool(c, seg[1])
+			return
+		case n == 3 && m == http.MethodPost && seg[2] == "enableautoscale":
+			s.enableAutoScale(c, seg[1])
+			return
+		case n == 3 && m == http.MethodPost && seg[2] == "disableautoscale":
+			s.disableAutoScale(c, seg[1])
+			return
+		case n == 3 && m == http.MethodPost && seg[2] == "evaluateautoscale":
+			s.evaluateAutoScale(c, seg[1])
+			return
+		case n == 3 && m == http.MethodGet && seg[2] == "nodes":
+			s.listNodes(c, seg[1])
+			return
+		case n == 4 && m == http.MethodGet && seg[2] == "nodes":
+			s.getNode(c, seg[1], seg[3])
+			return
+		}
+	case n >= 1 && seg[0] == "jobs":
+		switch {
+		case n == 1 && m == http.MethodGet:
+			s.listJobs(c)
+			return
+		case n == 1 && m == http.MethodPost:
+			s.createJob(c)
+			return
+		case n == 2 && m == http.MethodGet:
+			s.getJob(c, seg[1])
+			return
+		case n == 2 && m == http.MethodPatch:
+			s.updateJob(c, seg[1])
+			return
+		case n == 2 && m == http.MethodDelete:
+			s.deleteJob(c, seg[1])
+			return
+		case n == 3 && m == http.MethodPost && seg[2] == "terminate":
+			s.terminateJob(c, seg[1])
+			return
+		case n == 3 && m == http.MethodGet && seg[2] == "taskcounts":
+			s.taskCounts(c, seg[1])
+			return
+		case n == 3 && m == http.MethodPost && seg[2] == "addtaskcollection":
+			s.addTaskCollection(c, seg[1])
+			return
+		case n == 3 && m == http.MethodPost && seg[2] == "tasks":
+			s.createTask(c, seg[1])
+			return
+		case n == 3 && m == http.MethodGet && seg[2] == "tasks":
+			s.listTasks(c, seg[1])
+			return
+		case n == 4 && seg[2] == "tasks" && m == http.MethodGet:
+			s.getTask(c, seg[1], seg[3])
+			return
+		case n == 4 && seg[2] == "tasks" && m == http.MethodDelete:
+			s.deleteTask(c, seg[1], seg[3])
+			return
+		case n == 5 && seg[2] == "tasks" && m == http.MethodPost && seg[4] == "terminate":
+			s.terminateTask(c, seg[1], seg[3])
+			return
+		case n == 5 && seg[2] == "tasks" && m == http.MethodPost && seg[4] == "reactivate":
+			s.reactivateTask(c, seg[1], seg[3])
+			return
+		case n == 5 && seg[2] == "tasks" && m == http.MethodGet && seg[4] == "files":
+			s.listTaskFiles(c, seg[1], seg[3])
+			return
+		case n >= 6 && seg[2] == "tasks" && seg[4] == "files" && (m == http.MethodGet || m == http.MethodHead):
+			s.getTaskFile(c, seg[1], seg[3], strings.Join(seg[5:], "/"))
+			return
+		}
+	}
+	s.log.Warn("batch emulator: operation not implemented", "method", m, "path", c.r.URL.Path)
+	c.fail(newErr(http.StatusNotImplemented, "NotImplemented",
+		fmt.Sprintf("The local Batch stand-in does not implement %s %s.", m, c.r.URL.Path)))
+}

@@ -1,0 +1,550 @@
+package batch
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// maxCollectionBody: an addtaskcollection body must be under 1 MB.
+const maxCollectionBody = 1<<20 - 1
+
+func (s *Server) taskURL(jobID, taskID string) string {
+	return s.url + "/jobs/" + jobID + "/tasks/" + taskID
+}
+
+func isNullRaw(r json.RawMessage) bool { return len(r) == 0 || string(r) == "null" }
+
+func validateTask(t *taskSpec) *apiError {
+	if t.ID == "" {
+		return errMissingProperty("id")
+	}
+	if !validID(t.ID) {
+		return errBadProperty("id", t.ID, "ids are 1-64 letters, digits, hyphens and underscores")
+	}
+	if strings.TrimSpace(t.CommandLine) == "" {
+		return errMissingProperty("commandLine")
+	}
+	if _, err := splitCommandLine(t.CommandLine); err != nil {
+		return errBadProperty("commandLine", t.CommandLine, err.Error())
+	}
+	if len(t.DisplayName) > 1024 {
+		return errBadProperty("displayName", "", "longer than 1024 characters")
+	}
+	if aerr := validateResourceFiles("resourceFiles", t.ResourceFiles); aerr != nil {
+		return aerr
+	}
+	for i, of := range t.OutputFiles {
+		name := fmt.Sprintf("outputFiles[%d]", i)
+		if of.FilePattern == "" {
+			return errMissingProperty(name + ".filePattern")
+		}
+		if of.Destination == nil || of.Destination.Container == nil {
+			return errMissingProperty(name + ".destination.container")
+		}
+		if of.Destination.Container.ContainerURL == "" {
+			return errMissingProperty(name + ".destination.container.containerUrl")
+		}
+		u := strings.ToLower(of.Destination.Container.ContainerURL)
+		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+			return errBadProperty(name+".destination.container.containerUrl", redact(of.Destination.Container.ContainerURL), "the URL must be http or https")
+		}
+		if of.UploadOptions == nil {
+			return errMissingProperty(name + ".uploadOptions")
+		}
+		switch lower(of.UploadOptions.UploadCondition) {
+		case "tasksuccess", "taskfailure", "taskcompletion":
+		case "":
+			return errMissingProperty(name + ".uploadOptions.uploadCondition")
+		default:
+			return errBadProperty(name+".uploadOptions.uploadCondition", of.UploadOptions.UploadCondition, "must be tasksuccess, taskfailure or taskcompletion")
+		}
+	}
+	if aerr := validateEnv("environmentSettings", t.EnvironmentSettings); aerr != nil {
+		return aerr
+	}
+	if c := t.Constraints; c != nil {
+		if c.MaxTaskRetryCount != nil && *c.MaxTaskRetryCount < -1 {
+			return errBadProperty("constraints.maxTaskRetryCount", fmt.Sprint(*c.MaxTaskRetryCount), "must be -1 or more")
+		}
+		for name, v := range map[string]string{"constraints.maxWallClockTime": c.MaxWallClockTime, "constraints.retentionTime": c.RetentionTime} {
+			if v == "" {
+				continue
+			}
+			if _, _, err := parseDuration(v); err != nil {
+				return errBadProperty(name, v, err.Error())
+			}
+		}
+	}
+	if t.RequiredSlots != nil && (*t.RequiredSlots < 1 || *t.RequiredSlots > 256) {
+		return errBadProperty("requiredSlots", fmt.Sprint(*t.RequiredSlots), "must be between 1 and 256")
+	}
+	if !isNullRaw(t.ContainerSettings) {
+		return errBadProperty("containerSettings", "", "the pool has no container configuration (containers are not modelled locally)")
+	}
+	if !isNullRaw(t.DependsOn) {
+		return errBadProperty("dependsOn", "", "task dependencies are not modelled by the local Batch stand-in")
+	}
+	if !isNullRaw(t.MultiInstanceSettings) {
+		return errBadProperty("multiInstanceSettings", "", "multi-instance tasks are not modelled by the local Batch stand-in")
+	}
+	return nil
+}
+
+// newTaskLocked builds a task with Batch's defaults.
+func (s *Server) newTaskLocked(j *jobEntry, spec taskSpec, at time.Time) *taskEntry {
+	w := taskWire{taskSpec: spec, CreationTime: at, LastModified: at, State: stateActive, StateTransitionTime: at,
+		ExecutionInfo: &taskExecutionInfo{}}
+	w.ETag = s.newETag()
+	if w.UserIdentity == nil {
+		w.UserIdentity = &userIdentity{AutoUser: &autoUserSpec{Scope: "pool", ElevationLevel: "nonadmin"}}
+	}
+	cons := taskConstraints{}
+	if w.Constraints != nil {
+		cons = *w.Constraints
+	}
+	if cons.MaxWallClockTime == "" {
+		cons.MaxWallClockTime = unlimitedDuration
+	}
+	if cons.RetentionTime == "" {
+		cons.RetentionTime = "P7D"
+	}
+	if cons.MaxTaskRetryCount == nil {
+		n := int32(0)
+		if j.w.Constraints != nil && j.w.Constraints.MaxTaskRetryCount != nil {
+			n = *j.w.Constraints.MaxTaskRetryCount
+		}
+		cons.MaxTaskRetryCount = &n
+	}
+	w.Constraints = &cons
+	if w.RequiredSlots == nil {
+		w.RequiredSlots = ptr[int32](1)
+	}
+	return &taskEntry{key: lower(spec.ID), seq: s.nextSeq(), job: j, w: w}
+}
+
+func (s *Server) insertTaskLocked(j *jobEntry, t *taskEntry) uint64 {
+	j.tasks[t.key] = t
+	j.list = append(j.list, t)
+	j.enqueue(t)
+	return s.persistTask(t, false)
+}
+
+func jobAcceptsTasks(j *jobEntry) *apiError {
+	if j.w.State != stateActive {
+		return errJobCompleted
+	}
+	return nil
+}
+
+func (s *Server) createTask(c *reqCtx, jobID string) {
+	var spec taskSpec
+	if aerr := c.decode(maxBody, &spec); aerr != nil {
+		c.fail(aerr)
+		return
+	}
+	if aerr := validateTask(&spec); aerr != nil {
+		c.fail(aerr)
+		return
+	}
+	s.mu.Lock()
+	j, ok := s.jobs[lower(jobID)]
+	if !ok {
+		s.mu.Unlock()
+		c.fail(errJobNotFound)
+		return
+	}
+	if aerr := jobAcceptsTasks(j); aerr != nil {
+		s.mu.Unlock()
+		c.fail(aerr)
+		return
+	}
+	if _, ok := j.tasks[lower(spec.ID)]; ok {
+		s.mu.Unlock()
+		c.fail(errTaskExists)
+		return
+	}
+	t := s.newTaskLocked(j, spec, now())
+	seq := s.insertTaskLocked(j, t)
+	etag, lm := t.w.ETag, t.w.LastModified
+	s.mu.Unlock()
+	s.poke()
+	if err := s.journal.wait(seq); err != nil {
+		c.fail(newErr(http.StatusInternalServerError, "InternalError", "persist task: "+err.Error()))
+		return
+	}
+	s.log.Info("batch task added", "job", jobID, "task", spec.ID)
+	c.created(etag, lm, s.taskURL(jobID, spec.ID))
+}
+
+func (s *Server) addTaskCollection(c *reqCtx, jobID string) {
+	data, aerr := c.readBody(maxCollectionBody)
+	if aerr != nil {
+		c.fail(aerr)
+		return
+	}
+	var group struct {
+		Value []json.RawMessage `json:"value"`
+	}
+	if aerr := decodeStrict(data, &group); aerr != nil {
+		c.fail(aerr)
+		return
+	}
+	if group.Value == nil {
+		c.fail(errMissingProperty("value"))
+		return
+	}
+	if len(group.Value) > 100 {
+		c.fail(newErr(http.StatusRequestEntityTooLarge, "RequestBodyTooLarge",
+			fmt.Sprintf("The collection holds %d tasks; at most 100 tasks can be added in one request.", len(group.Value)),
+			"MaxTasks", "100", "Tasks", strconv.Itoa(len(group.Value))))
+		return
+	}
+	results := make([]addResult, len(group.Value))
+	specs := make([]*taskSpec, len(group.Value))
+	for i, raw := range group.Value {
+		var spec taskSpec
+		aerr := decodeStrict(raw, &spec)
+		if aerr == nil {
+			aerr = validateTask(&spec)
+		}
+		if aerr != nil {
+			var loose struct {
+				ID string `json:"id"`
+			}
+			_ = json.Unmarshal(raw, &loose)
+			results[i] = addResult{Status: "ClientError", TaskID: loose.ID, Error: c.errorBody(aerr)}
+			results[i].Error.Metadata = ""
+			continue
+		}
+		specs[i] = &spec
+	}
+	s.mu.Lock()
+	j, ok := s.jobs[lower(jobID)]
+	if !ok {
+		s.mu.Unlock()
+		c.fail(errJobNotFound)
+		return
+	}
+	if aerr := jobAcceptsTasks(j); aerr != nil {
+		s.mu.Unlock()
+		c.fail(aerr)
+		return
+	}
+	at := now()
+	var seq uint64
+	added := 0
+	for i, spec := range specs {
+		if spec == nil {
+			continue
+		}
+		if _, ok := j.tasks[lower(spec.ID)]; ok {
+			e := c.errorBody(errTaskExists)
+			e.Metadata = ""
+			results[i] = addResult{Status: "ClientError", TaskID: spec.ID, Error: e}
+			continue
+		}
+		t := s.newTaskLocked(j, *spec, at)
+		seq = s.insertTaskLocked(j, t)
+		lm := t.w.LastModified
+		results[i] = addResult{Status: "Success", TaskID: spec.ID, ETag: t.w.ETag, LastModified: &lm,
+			Location: s.taskURL(jobID, spec.ID)}
+		added++
+	}
+	s.mu.Unlock()
+	if added > 0 {
+		s.poke()
+	}
+	if err := s.journal.wait(seq); err != nil {
+		c.fail(newErr(http.StatusInternalServerError, "InternalError", "persist tasks: "+err.Error()))
+		return
+	}
+	s.log.Debug("batch task collection added", "job", jobID, "tasks", len(specs), "added", added)
+	body, _ := json.Marshal(struct {
+		Value []addResult `json:"value"`
+	}{results})
+	c.writeJSON(http.StatusOK, "taskaddresult", body)
+}
+
+func (s *Server) renderTaskLocked(t *taskEntry) *taskWire {
+	w := t.w
+	w.URL = s.taskURL(t.job.w.ID, w.ID)
+	return &w
+}
+
+func (s *Server) listTasks(c *reqCtx, jobID string) {
+	lq, aerr := c.parseList(taskSchema, taskWire{})
+	if aerr != nil {
+		c.fail(aerr)
+		return
+	}
+	var after uint64
+	if lq.token != "" {
+		n, err := strconv.ParseUint(lq.token, 10, 64)
+		if err != nil {
+			c.fail(errBadQuery("$skiptoken", lq.token, "not a token from odata.nextLink"))
+			return
+		}
+		after = n
+	}
+	s.mu.Lock()
+	j, ok := s.jobs[lower(jobID)]
+	if !ok {
+		s.mu.Unlock()
+		c.fail(errJobNotFound)
+		return
+	}
+	start := sort.Search(len(j.list), func(i int) bool { return j.list[i].seq > after })
+	var out [][]byte
+	next := ""
+	var last uint64
+	for _, t := range j.list[start:] {
+		if t.deleted {
+			continue
+		}
+		if lq.filter != nil && !lq.filter.Eval(taskGetter(t)) {
+			continue
+		}
+		if len(out) == lq.max {
+			next = c.nextLink(strconv.FormatUint(last, 10))
+			break
+		}
+		out = append(out, marshalEntity(s.renderTaskLocked(t), lq.sel))
+		last = t.seq
+	}
+	s.mu.Unlock()
+	c.writeList("tasks", out, next)
+}
+
+func (s *Server) lookupTask(c *reqCtx, jobID, taskID string) (*taskEntry, bool) {
+	j, ok := s.jobs[lower(jobID)]
+	if !ok {
+		c.fail(errJobNotFound)
+		return nil, false
+	}
+	t, ok := j.tasks[lower(taskID)]
+	if !ok {
+		c.fail(errTaskNotFound)
+		return nil, false
+	}
+	return t, true
+}
+
+func (s *Server) getTask(c *reqCtx, jobID, taskID string) {
+	sel, aerr := c.parseSelect(taskWire{})
+	if aerr == nil {
+		aerr = c.checkExpand()
+	}
+	if aerr != nil {
+		c.fail(aerr)
+		return
+	}
+	s.mu.Lock()
+	t, ok := s.lookupTask(c, jobID, taskID)
+	if !ok {
+		s.mu.Unlock()
+		return
+	}
+	w := s.renderTaskLocked(t)
+	body := marshalEntity(w, sel)
+	s.mu.Unlock()
+	if !c.checkConditions(w.ETag, w.LastModified, true) {
+		return
+	}
+	c.entityHeaders(w.ETag, w.LastModified)
+	c.w.Header().Set("DataServiceId", w.URL)
+	c.writeJSON(http.StatusOK, "tasks/@Element", body)
+}
+
+func (s *Server) deleteTask(c *reqCtx, jobID, taskID string) {
+	s.mu.Lock()
+	t, ok := s.lookupTask(c, jobID, taskID)
+	if !ok {
+		s.mu.Unlock()
+		return
+	}
+	if !c.checkConditions(t.w.ETag, t.w.LastModified, false) {
+		s.mu.Unlock()
+		return
+	}
+	dirs := s.dropTaskLocked(t)
+	seq := s.persistTask(t, true)
+	s.checkJobCompleteLocked(t.job)
+	s.mu.Unlock()
+	_ = s.journal.wait(seq)
+	removeDirs(dirs)
+	s.log.Info("batch task deleted", "job", jobID, "task", t.w.ID)
+	c.noContent(http.StatusOK, "", time.Time{}, "")
+}
+
+func (s *Server) terminateTask(c *reqCtx, jobID, taskID string) {
+	s.mu.Lock()
+	t, ok := s.lookupTask(c, jobID, taskID)
+	if !ok {
+		s.mu.Unlock()
+		return
+	}
+	if !c.checkConditions(t.w.ETag, t.w.LastModified, false) {
+		s.mu.Unlock()
+		return
+	}
+	if t.w.State == stateCompleted {
+		s.mu.Unlock()
+		c.fail(newErr(http.StatusConflict, "TaskCompleted", "The specified task is already completed."))
+		return
+	}
+	t.w.ETag = s.newETag()
+	t.w.LastModified = now()
+	if t.run != nil {
+		t.run.kill(killTerminate)
+	} else {
+		t.queued = false
+		s.completeLocked(t, nil, &failureInfo{Category: "usererror", Code: "TaskEnded",
+			Message: "The task was terminated by a user request before it ran"}, now())
+	}
+	seq := s.persistTask(t, false)
+	etag, lm := t.w.ETag, t.w.LastModified
+	s.mu.Unlock()
+	_ = s.journal.wait(seq)
+	s.log.Info("batch task terminate requested", "job", jobID, "task", t.w.ID)
+	c.noContent(http.StatusNoContent, etag, lm, s.taskURL(jobID, t.w.ID)+"/terminate")
+}
+
+func (s *Server) reactivateTask(c *reqCtx, jobID, taskID string) {
+	s.mu.Lock()
+	t, ok := s.lookupTask(c, jobID, taskID)
+	if !ok {
+		s.mu.Unlock()
+		return
+	}
+	if !c.checkConditions(t.w.ETag, t.w.LastModified, false) {
+		s.mu.Unlock()
+		return
+	}
+	var aerr *apiError
+	switch {
+	case t.job.w.State != stateActive:
+		aerr = errJobCompleted
+	case t.w.State != stateCompleted:
+		aerr = newErr(http.StatusConflict, "TaskNotCompleted", "The specified task is not completed.")
+	case t.w.ExecutionInfo != nil && t.w.ExecutionInfo.Result == "success":
+		aerr = newErr(http.StatusConflict, "TaskSucceeded", "The specified task completed successfully and cannot be reactivated.")
+	}
+	if aerr != nil {
+		s.mu.Unlock()
+		c.fail(aerr)
+		return
+	}
+	at := now()
+	t.w.ETag = s.newETag()
+	t.w.LastModified = at
+	ei := taskExecutionInfo{}
+	if t.w.ExecutionInfo != nil {
+		ei.RequeueCount = t.w.ExecutionInfo.RequeueCount
+		ei.LastRequeueTime = t.w.ExecutionInfo.LastRequeueTime
+	}
+	t.w.ExecutionInfo = &ei
+	t.w.NodeInfo = nil
+	if tm := s.timers[t]; tm != nil {
+		tm.Stop()
+		delete(s.timers, t)
+	}
+	t.setState(stateActive, at)
+	t.job.enqueue(t)
+	seq := s.persistTask(t, false)
+	etag := t.w.ETag
+	s.mu.Unlock()
+	s.poke()
+	_ = s.journal.wait(seq)
+	s.log.Info("batch task reactivated", "job", jobID, "task", t.w.ID)
+	c.noContent(http.StatusNoContent, etag, at, "")
+}
+
+// taskDirLocked returns the task's directory or "" with the reply written.
+func (s *Server) taskDir(c *reqCtx, jobID, taskID string) (string, string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.lookupTask(c, jobID, taskID)
+	if !ok {
+		return "", "", false
+	}
+	return t.dir, s.taskURL(t.job.w.ID, t.w.ID), true
+}
+
+func (s *Server) listTaskFiles(c *reqCtx, jobID, taskID string) {
+	dir, turl, ok := s.taskDir(c, jobID, taskID)
+	if !ok {
+		return
+	}
+	recursive := strings.EqualFold(c.q.Get("recursive"), "true")
+	var items [][]byte
+	if dir != "" {
+		_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+			if err != nil || p == dir {
+				return nil
+			}
+			rel, _ := filepath.Rel(dir, p)
+			rel = filepath.ToSlash(rel)
+			fi, err := d.Info()
+			if err != nil {
+				return nil
+			}
+			f := nodeFile{Name: rel, URL: turl + "/files/" + rel, IsDirectory: d.IsDir()}
+			if !d.IsDir() {
+				f.Properties = &fileProperties{LastModified: fi.ModTime().UTC(), ContentLength: strconv.FormatInt(fi.Size(), 10),
+					ContentType: "application/octet-stream", FileMode: fmt.Sprintf("0%o", fi.Mode().Perm())}
+			}
+			items = append(items, marshalEntity(&f, nil))
+			if d.IsDir() && !recursive {
+				return filepath.SkipDir
+			}
+			return nil
+		})
+	}
+	c.writeList("files", items, "")
+}
+
+func (s *Server) getTaskFile(c *reqCtx, jobID, taskID, name string) {
+	if err := safeRel(name); err != nil || name == "" {
+		c.fail(errBadQuery("filePath", name, "the file path must be relative to the task directory"))
+		return
+	}
+	dir, turl, ok := s.taskDir(c, jobID, taskID)
+	if !ok {
+		return
+	}
+	if dir == "" {
+		c.fail(errFileNotFound)
+		return
+	}
+	f, err := os.Open(filepath.Join(dir, filepath.FromSlash(name)))
+	if err != nil {
+		c.fail(errFileNotFound)
+		return
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || fi.IsDir() {
+		c.fail(errFileNotFound)
+		return
+	}
+	h := c.w.Header()
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("Content-Length", strconv.FormatInt(fi.Size(), 10))
+	h.Set("Last-Modified", fi.ModTime().UTC().Format(http.TimeFormat))
+	h.Set("ocp-creation-time", fi.ModTime().UTC().Format(http.TimeFormat))
+	h.Set("ocp-batch-file-isdirectory", "false")
+	h.Set("ocp-batch-file-url", turl+"/files/"+name)
+	h.Set("ocp-batch-file-mode", fmt.Sprintf("0%o", fi.Mode().Perm()))
+	c.w.WriteHeader(http.StatusOK)
+	if c.r.Method == http.MethodGet {
+		_, _ = io.Copy(c.w, f)
+	}
+}
