@@ -63,8 +63,10 @@ func lex(src string) ([]token, error) {
 				return nil, fmt.Errorf("line %d: unterminated multi-line string", line)
 			}
 			body := src[i+3 : i+3+end]
-			toks = append(toks, token{kind: tString, text: src[i : i+3+end+3], lit: body, line: line})
 			line += strings.Count(body, "\n")
+			// Bicep drops the newline right after the opening quotes.
+			body = strings.TrimPrefix(strings.TrimPrefix(body, "\r"), "\n")
+			toks = append(toks, token{kind: tString, text: src[i : i+3+end+3], lit: body, line: line})
 			i += 3 + end + 3
 		case c == '\'':
 			j, lit, interp, err := scanString(src, i)

@@ -23,6 +23,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ffpipe/ffpipe/internal/batch"
 	"github.com/ffpipe/ffpipe/internal/config"
 )
 
@@ -277,6 +278,12 @@ func TestNamesAgree(t *testing.T) {
 		}
 	}
 
+	for param, want := range map[string]string{"batchPoolId": batch.DefaultPoolID, "batchJobId": batch.DefaultJobID} {
+		if got, _ := main.paramDefault(param); got != want {
+			t.Errorf("main.bicep param %s = %q, want internal/batch's default %q", param, got, want)
+		}
+	}
+
 	// The resources are named from the same params.
 	moduleParam := func(module, key string) string {
 		t.Helper()
@@ -507,7 +514,7 @@ func TestEntraIDOnly(t *testing.T) {
 		{"eventgrid.bicep", "Microsoft.EventGrid/systemTopics/eventSubscriptions", "properties.deadLetterWithResourceIdentity.identity.type", "'UserAssigned'"},
 		{"eventgrid.bicep", "Microsoft.EventGrid/systemTopics/eventSubscriptions", "properties.deadLetterWithResourceIdentity.deadLetterDestination.endpointType", "'StorageBlob'"},
 	}
-	files["modules/batch.bicep"].checkFormula(t)
+	files["modules/batch.bicep"].checkPool(t)
 	for _, c := range checks {
 		f := files[c.file]
 		rs := f.resources(c.typ)
@@ -530,17 +537,35 @@ func TestEntraIDOnly(t *testing.T) {
 	}
 }
 
-func (f *bicepFile) checkFormula(t *testing.T) {
+// checkPool compares the pool in modules/batch.bicep with internal/batch,
+// whose EnsurePool re-applies its own formula when the two differ and
+// reports VM size, slots and image as drift.
+func (f *bicepFile) checkPool(t *testing.T) {
 	t.Helper()
+	intDefault := func(name string) int {
+		t.Helper()
+		d, ok := f.find("param", name)
+		if !ok || !d.hasValue {
+			t.Fatalf("modules/batch.bicep: param %s has no default", name)
+		}
+		n, err := strconv.Atoi(f.text(d.value))
+		if err != nil {
+			t.Fatalf("modules/batch.bicep: param %s = %s, want a number", name, f.text(d.value))
+		}
+		return n
+	}
 	d, ok := f.find("var", "autoScaleFormulaTemplate")
 	if !ok {
-		t.Error("modules/batch.bicep: var autoScaleFormulaTemplate is missing")
-		return
+		t.Fatal("modules/batch.bicep: var autoScaleFormulaTemplate is missing")
 	}
-	formula, ok := f.stringValue(d.value)
+	template, ok := f.stringValue(d.value)
 	if !ok {
-		t.Error("modules/batch.bicep: autoScaleFormulaTemplate is not a plain string")
-		return
+		t.Fatal("modules/batch.bicep: autoScaleFormulaTemplate is not a plain string")
+	}
+	maxNodes, dedicated := intDefault("maxNodes"), intDefault("dedicatedNodes")
+	formula := strings.NewReplacer("{maxNodes}", strconv.Itoa(maxNodes), "{dedicatedNodes}", strconv.Itoa(dedicated)).Replace(template)
+	if want := batch.AutoScaleFormula(maxNodes, dedicated); formula != want {
+		t.Errorf("modules/batch.bicep autoscale formula differs from internal/batch AutoScaleFormula(%d, %d):\n got: %q\nwant: %q", maxNodes, dedicated, formula, want)
 	}
 	statements := 0
 	for _, s := range strings.Split(formula, ";") {
@@ -555,12 +580,55 @@ func (f *bicepFile) checkFormula(t *testing.T) {
 		"$PendingTasks",           // queue-driven
 		"$TargetLowPriorityNodes", // Spot nodes
 		": 0;",                    // scales to zero
-		"$TargetDedicatedNodes",   // set explicitly
-		"$NodeDeallocationOption = taskcompletion", // never kills running ffmpeg
+		"$NodeDeallocationOption = taskcompletion", // never kills a running ffmpeg
 	} {
 		if !strings.Contains(formula, want) {
 			t.Errorf("autoscale formula lacks %q:\n%s", want, formula)
 		}
+	}
+	if maxNodes != batch.DefaultMaxNodes {
+		t.Errorf("modules/batch.bicep maxNodes = %d, want internal/batch DefaultMaxNodes %d", maxNodes, batch.DefaultMaxNodes)
+	}
+
+	cmd, ok := f.find("var", "startTaskCommand")
+	if got, _ := f.stringValue(cmd.value); !ok || got != batch.StartTaskCommand {
+		t.Errorf("modules/batch.bicep startTaskCommand = %q, want internal/batch StartTaskCommand %q", got, batch.StartTaskCommand)
+	}
+
+	vm, _ := f.paramDefault("vmSize")
+	if !strings.EqualFold(vm, batch.DefaultVMSize) {
+		t.Errorf("modules/batch.bicep vmSize = %q, want internal/batch DefaultVMSize %q", vm, batch.DefaultVMSize)
+	}
+	if cores, ok := batch.VMCores(vm); !ok || cores != intDefault("taskSlotsPerNode") {
+		t.Errorf("modules/batch.bicep taskSlotsPerNode = %d, want the %d vCPUs of %s (internal/batch's default)", intDefault("taskSlotsPerNode"), cores, vm)
+	}
+	pools := f.resources("Microsoft.Batch/batchAccounts/pools")
+	if len(pools) != 1 {
+		t.Fatalf("modules/batch.bicep: got %d pools, want 1", len(pools))
+	}
+	img := "properties.deploymentConfiguration.virtualMachineConfiguration."
+	for path, want := range map[string]string{
+		img + "imageReference.publisher":                        batch.Ubuntu2204.Publisher,
+		img + "imageReference.offer":                            batch.Ubuntu2204.Offer,
+		img + "imageReference.sku":                              batch.Ubuntu2204.SKU,
+		img + "imageReference.version":                          batch.Ubuntu2204.Version,
+		img + "nodeAgentSkuId":                                  batch.Ubuntu2204.NodeAgentSKU,
+		"properties.scaleSettings.autoScale.evaluationInterval": "", // a param, checked below
+	} {
+		r, ok := f.lookup(pools[0].body, path)
+		if !ok {
+			t.Errorf("modules/batch.bicep: pool has no %s", path)
+			continue
+		}
+		if want == "" {
+			continue
+		}
+		if got, _ := f.stringValue(r); got != want {
+			t.Errorf("modules/batch.bicep: pool %s = %s, want %q (internal/batch Ubuntu2204)", path, f.text(r), want)
+		}
+	}
+	if got, _ := f.paramDefault("autoScaleEvaluationInterval"); got != batch.ISODuration(batch.DefaultEvaluationInterval) {
+		t.Errorf("modules/batch.bicep autoScaleEvaluationInterval = %q, want %q", got, batch.ISODuration(batch.DefaultEvaluationInterval))
 	}
 }
 

@@ -65,9 +65,9 @@ param logLevel string = 'info'
 param poolVmSize string = 'Standard_D2s_v5'
 @description('Concurrent ffmpeg tasks per node (ffmpeg audio transcodes are mostly single-threaded).')
 param taskSlotsPerNode int = 2
-@description('Most Spot nodes the pool scales out to.')
-param poolMaxLowPriorityNodes int = 10
-@description('Dedicated nodes kept warm (0 = scale to zero).')
+@description('Most nodes the pool scales out to.')
+param poolMaxNodes int = 10
+@description('How many of the nodes, while there is work, are dedicated instead of Spot (0: Spot only). Idle pools scale to zero either way.')
 param poolDedicatedNodes int = 0
 @description('Most Function App instances.')
 param functionMaximumInstanceCount int = 40
@@ -173,7 +173,7 @@ module batch 'modules/batch.bicep' = {
     poolIdentityId: identities.outputs.poolId
     vmSize: poolVmSize
     taskSlotsPerNode: taskSlotsPerNode
-    maxLowPriorityNodes: poolMaxLowPriorityNodes
+    maxNodes: poolMaxNodes
     dedicatedNodes: poolDedicatedNodes
     tags: tags
   }

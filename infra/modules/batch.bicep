@@ -9,7 +9,8 @@
 //     must succeed before tasks are scheduled;
 //   - taskSlotsPerNode tasks at once per node, packed so scale-in is easy;
 //   - an autoscale formula driven by pending tasks that scales to zero and
-//     uses Spot/low-priority nodes, never killing a running task on scale-in;
+//     uses Spot/low-priority nodes, never killing a running task on scale-in
+//     (the same formula as internal/batch, so `ffpipe pool ensure` agrees);
 //   - simplified node communication (the classic mode retired 2026-03-31);
 //   - the pool's user-assigned identity, which tasks name in
 //     resourceFiles/outputFiles identityReference to reach blob storage
@@ -39,11 +40,11 @@ param vmSize string = 'Standard_D2s_v5'
 @minValue(1)
 param taskSlotsPerNode int = 2
 
-@description('Upper bound of Spot nodes the autoscale formula asks for.')
+@description('Most nodes the autoscale formula asks for (Spot, plus any dedicated ones).')
 @minValue(1)
-param maxLowPriorityNodes int = 10
+param maxNodes int = 10
 
-@description('Dedicated nodes kept at all times (0 = scale to zero; 1 keeps a warm node and costs money while idle).')
+@description('How many of the nodes, while there is work, are dedicated rather than Spot (0: Spot only; the pool still scales to zero when idle).')
 @minValue(0)
 param dedicatedNodes int = 0
 
@@ -66,25 +67,36 @@ resource account 'Microsoft.Batch/batchAccounts@2024-07-01' = {
   }
 }
 
-// Queue-driven formula from the azure-batch reference §4 (not an official
-// sample). $PendingTasks = active + running tasks; demand is the last sample
-// or the 5-minute average, whichever is larger, tolerating sample gaps.
+// Queue-driven formula (azure-batch reference §4, not an official sample),
+// identical to internal/batch AutoScaleFormula so that `ffpipe pool ensure`
+// finds nothing to change (infra_test.go checks): enough nodes for the
+// pending (active + running) tasks, Spot except for up to dedicatedNodes,
+// capped at maxNodes, zero when nothing was pending for five minutes, and
+// nodes leave only when their tasks finish.
 var autoScaleFormulaTemplate = '''
+// ffpipe: queue-driven autoscale, spot first, zero nodes when idle.
 maxNodes = {maxNodes};
-slots = $TaskSlotsPerNode;
+dedicatedNodes = {dedicatedNodes};
+slots = max(1, $TaskSlotsPerNode);
+// demand = active + running tasks: the last sample, or the 5-minute peak when samples are complete
 pct = $PendingTasks.GetSamplePercent(TimeInterval_Minute * 5);
 last = max(0, $PendingTasks.GetSample(1));
-recent = pct < 70 ? last : max(last, avg($PendingTasks.GetSample(TimeInterval_Minute * 5)));
-need = (recent + slots - 1) / slots;
-$TargetLowPriorityNodes = recent > 0 ? min(maxNodes, max(1, need)) : 0;
-$TargetDedicatedNodes = {dedicatedNodes};
+recent = pct < 70 ? last : max(last, max($PendingTasks.GetSample(TimeInterval_Minute * 5)));
+// nodes for all pending tasks; (n + slots - 1) / slots rounds up when targets are truncated
+wanted = recent > 0 ? max(1, (recent + slots - 1) / slots) : 0;
+total = min(maxNodes, wanted);
+dedicated = min(total, dedicatedNodes);
+$TargetDedicatedNodes = dedicated;
+$TargetLowPriorityNodes = total - dedicated;
 $NodeDeallocationOption = taskcompletion;
 '''
 
-var autoScaleFormula = replace(replace(autoScaleFormulaTemplate, '{maxNodes}', string(maxLowPriorityNodes)), '{dedicatedNodes}', string(dedicatedNodes))
+var autoScaleFormula = replace(replace(autoScaleFormulaTemplate, '{maxNodes}', string(maxNodes)), '{dedicatedNodes}', string(dedicatedNodes))
 
-// apt may wait for the boot-time unattended upgrade to release the dpkg lock.
-var startTaskCommand = '/bin/bash -c "set -e; export DEBIAN_FRONTEND=noninteractive; apt-get -o DPkg::Lock::Timeout=600 update; apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends ffmpeg; ffmpeg -hide_banner -version | head -n 1"'
+// Same as internal/batch StartTaskCommand: install ffmpeg, retrying apt (the
+// boot-time unattended upgrade holds the dpkg lock, mirrors fail), then
+// check that it runs. Batch does not expand shell variables here.
+var startTaskCommand = '/bin/bash -c "set -u; for attempt in 1 2 3 4 5; do if apt-get -o DPkg::Lock::Timeout=300 -q update && apt-get -o DPkg::Lock::Timeout=300 -q install -y --no-install-recommends ffmpeg; then ffmpeg -hide_banner -version && exit 0; fi; sleep 20; done; exit 1"'
 
 resource pool 'Microsoft.Batch/batchAccounts/pools@2024-07-01' = {
   parent: account
@@ -121,6 +133,12 @@ resource pool 'Microsoft.Batch/batchAccounts/pools@2024-07-01' = {
     }
     startTask: {
       commandLine: startTaskCommand
+      environmentSettings: [
+        {
+          name: 'DEBIAN_FRONTEND'
+          value: 'noninteractive'
+        }
+      ]
       userIdentity: {
         autoUser: {
           scope: 'Pool'
