@@ -311,7 +311,11 @@ func jsonDuration(raw json.RawMessage) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
-	return ParseISODuration(s)
+	d, err := ParseISODuration(s)
+	if err == nil && d <= 0 {
+		err = fmt.Errorf("%q: must be longer than zero", s)
+	}
+	return d, err
 }
 
 func jsonString(raw json.RawMessage) (string, error) {
