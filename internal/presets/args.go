@@ -34,7 +34,7 @@ var (
 // Filters allowed in -af / -vf chains. None of them reads or writes files
 // (no movie/amovie, subtitles/ass, lut3d/lut1d, drawtext, sendcmd, ...).
 var (
-	audioFilters = []string{"aresample", "aformat", "volume", "loudnorm", "dynaudnorm", "highpass", "lowpass", "atrim", "afade", "asetrate", "pan"}
+	audioFilters = []string{"aresample", "aformat", "volume", "loudnorm", "dynaudnorm", "highpass", "lowpass", "atrim", "afade", "asetrate"}
 	videoFilters = []string{"scale", "thumbnail", "fps", "format", "crop", "pad", "transpose", "hflip", "vflip", "trim", "setsar"}
 )
 
