@@ -553,6 +553,11 @@ func (s *session) onDisposition(d *frames.Disposition) error {
 		if od := s.unsettled[id]; od != nil {
 			delete(s.unsettled, id)
 			od.link.settle(s, id, od, d.State, d.Settled)
+		} else if !d.Settled && last-d.First < 1000 {
+			// Unknown or already settled: the lock is gone. Answer so the
+			// client does not wait forever.
+			s.c.writeLocked(s.ch, &frames.Disposition{Role: frames.RoleSender, First: id, Settled: true,
+				State: &frames.Rejected{Error: &frames.Error{Condition: condLockLost, Description: lockLostText}}}, nil)
 		}
 		if id == last {
 			break
