@@ -284,18 +284,28 @@ func TestNamesAgree(t *testing.T) {
 		}
 	}
 
+	// main.bicep's pool parameters override the batch module's defaults,
+	// which the pool test compares with internal/batch.
+	batchMod := files["modules/batch.bicep"]
+	for mainParam, modParam := range map[string]string{"poolVmSize": "vmSize", "taskSlotsPerNode": "taskSlotsPerNode", "poolMaxNodes": "maxNodes", "poolDedicatedNodes": "dedicatedNodes"} {
+		md, ok1 := main.find("param", mainParam)
+		bd, ok2 := batchMod.find("param", modParam)
+		if !ok1 || !ok2 || !md.hasValue || !bd.hasValue {
+			t.Errorf("main.bicep %s / modules/batch.bicep %s: want both declared with defaults", mainParam, modParam)
+			continue
+		}
+		if got, want := main.text(md.value), batchMod.text(bd.value); got != want {
+			t.Errorf("main.bicep %s = %s, want the batch module's default %s", mainParam, got, want)
+		}
+		if got := moduleParamText(t, main, "batch", modParam); got != mainParam {
+			t.Errorf("main.bicep: module batch %s = %s, want %s", modParam, got, mainParam)
+		}
+	}
+
 	// The resources are named from the same params.
 	moduleParam := func(module, key string) string {
 		t.Helper()
-		d, ok := main.find("module", module)
-		if !ok {
-			t.Fatalf("main.bicep: module %s is missing", module)
-		}
-		r, ok := main.lookup(d.body, "params."+key)
-		if !ok {
-			t.Fatalf("main.bicep: module %s has no param %s", module, key)
-		}
-		return main.text(r)
+		return moduleParamText(t, main, module, key)
 	}
 	containers := moduleParam("dataStorage", "containers")
 	for _, p := range []string{"inputContainerName", "outputContainerName", "statusContainerName", "logsContainerName", "quarantineContainerName", "deadLetterContainerName"} {
@@ -354,6 +364,20 @@ func TestNamesAgree(t *testing.T) {
 	} else {
 		t.Logf("functions/%s/function.json not found: not checking its trigger", fn)
 	}
+}
+
+// moduleParamText returns the source of the value f passes to a module param.
+func moduleParamText(t *testing.T, f *bicepFile, module, key string) string {
+	t.Helper()
+	d, ok := f.find("module", module)
+	if !ok {
+		t.Fatalf("%s: module %s is missing", f.path, module)
+	}
+	r, ok := f.lookup(d.body, "params."+key)
+	if !ok {
+		t.Fatalf("%s: module %s has no param %s", f.path, module, key)
+	}
+	return f.text(r)
 }
 
 func TestParametersExample(t *testing.T) {

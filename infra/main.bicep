@@ -281,3 +281,4 @@ output batchPoolId string = batch.outputs.poolName
 output batchJobId string = batchJobId
 output serviceBusNamespace string = serviceBus.outputs.namespaceName
 output queueName string = serviceBus.outputs.queueName
+output appInsightsName string = monitoring.outputs.appInsightsName
