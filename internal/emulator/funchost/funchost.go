@@ -211,7 +211,7 @@ func (h *Host) Start(ctx context.Context) error {
 
 	readyCtx, readyCancel := context.WithTimeout(ctx, h.opts.StartTimeout+time.Second)
 	defer readyCancel()
-	if _, err := h.worker.endpoint(readyCtx); err != nil {
+	if _, _, err := h.worker.endpoint(readyCtx); err != nil {
 		_ = h.Close()
 		return fmt.Errorf("start handler: %w", err)
 	}

@@ -5,9 +5,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"regexp"
 	"strings"
@@ -50,9 +52,11 @@ func encDateTimeOffset(t time.Time) json.RawMessage {
 }
 
 // Json.NET's default round-trip renderings inside serialized arrays/objects.
-func netDateTime(t time.Time) string       { return t.UTC().Format("2006-01-02T15:04:05.0000000") }
-func netDateTimeOffset(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.0000000-07:00") }
-func netUtcNow(t time.Time) string         { return t.UTC().Format("2006-01-02T15:04:05.0000000Z") }
+func netDateTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.0000000") }
+func netDateTimeOffset(t time.Time) string {
+	return t.UTC().Format("2006-01-02T15:04:05.0000000-07:00")
+}
+func netUtcNow(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.0000000Z") }
 
 // metadata is the Metadata dictionary under construction. Keys compare
 // case-insensitively like the host's binding-data dictionary.
@@ -170,10 +174,6 @@ func (h *Host) invoke(ctx context.Context, fn *function, data map[string]json.Ra
 func (h *Host) doInvoke(ctx context.Context, fn *function, id string, data, meta map[string]json.RawMessage) (*invokeResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, h.functionTimeout)
 	defer cancel()
-	base, err := h.worker.endpoint(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("invoke %s: %w: %w", fn.Name, ErrInvocation, err)
-	}
 	if data == nil {
 		data = map[string]json.RawMessage{}
 	}
@@ -181,17 +181,35 @@ func (h *Host) doInvoke(ctx context.Context, fn *function, id string, data, meta
 		Data     map[string]json.RawMessage `json:"Data"`
 		Metadata map[string]json.RawMessage `json:"Metadata"`
 	}{data, meta})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/"+fn.Name, bytes.NewReader(body))
-	if err != nil {
-		return nil, fmt.Errorf("invoke %s: %w", fn.Name, err)
-	}
-	req.Header.Set("Content-Type", "application/json; charset=utf-8")
-	req.Header.Set("X-Azure-Functions-InvocationId", id)
-	req.Header.Set("X-Azure-Functions-HostVersion", HostVersion)
-	req.Header.Set("User-Agent", "Azure-Functions-Host/"+HostVersion)
-	resp, err := h.client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("invoke %s: %w: %w", fn.Name, ErrInvocation, err)
+	var resp *http.Response
+	for {
+		base, gen, err := h.worker.endpoint(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("invoke %s: %w: %w", fn.Name, ErrInvocation, err)
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/"+fn.Name, bytes.NewReader(body))
+		if err != nil {
+			return nil, fmt.Errorf("invoke %s: %w", fn.Name, err)
+		}
+		req.Header.Set("Content-Type", "application/json; charset=utf-8")
+		req.Header.Set("X-Azure-Functions-InvocationId", id)
+		req.Header.Set("X-Azure-Functions-HostVersion", HostVersion)
+		req.Header.Set("User-Agent", "Azure-Functions-Host/"+HostVersion)
+		resp, err = h.client.Do(req)
+		var op *net.OpError
+		if err != nil && errors.As(err, &op) && op.Op == "dial" && ctx.Err() == nil {
+			// The handler died and the restart has not been noticed yet:
+			// nothing was sent, so wait for the new process and retry, as
+			// invocations queue while the host restarts its worker.
+			if werr := h.worker.waitChange(ctx, gen); werr != nil {
+				return nil, fmt.Errorf("invoke %s: %w: %w", fn.Name, ErrInvocation, err)
+			}
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("invoke %s: %w: %w", fn.Name, ErrInvocation, err)
+		}
+		break
 	}
 	defer resp.Body.Close()
 	rb, err := io.ReadAll(resp.Body)

@@ -184,7 +184,7 @@ func isHTTPOnly(fn *function) bool {
 
 // forward proxies the original request to the handler (enableForwardingHttpRequest).
 func (h *Host) forward(w http.ResponseWriter, r *http.Request) {
-	base, err := h.worker.endpoint(r.Context())
+	base, _, err := h.worker.endpoint(r.Context())
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		return

@@ -38,6 +38,7 @@ type worker struct {
 	stopErr  error         // set once the worker gives up or is stopped
 	changed  chan struct{} // closed and replaced on every state change
 	restarts int
+	gen      int // incremented on every state change
 }
 
 func (w *worker) setState(baseURL string, pid int, stopErr error) {
@@ -47,26 +48,45 @@ func (w *worker) setState(baseURL string, pid int, stopErr error) {
 	if stopErr != nil && w.stopErr == nil {
 		w.stopErr = stopErr
 	}
+	w.gen++
 	close(w.changed)
 	w.changed = make(chan struct{})
 }
 
-// endpoint waits until the handler is ready and returns its base URL.
-func (w *worker) endpoint(ctx context.Context) (string, error) {
+// waitChange waits until the state changes from generation gen.
+func (w *worker) waitChange(ctx context.Context, gen int) error {
+	w.mu.Lock()
+	if w.gen != gen {
+		w.mu.Unlock()
+		return nil
+	}
+	ch := w.changed
+	w.mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// endpoint waits until the handler is ready and returns its base URL and
+// the state generation it belongs to.
+func (w *worker) endpoint(ctx context.Context) (string, int, error) {
 	for {
 		w.mu.Lock()
-		u, stopErr, ch := w.baseURL, w.stopErr, w.changed
+		u, stopErr, ch, gen := w.baseURL, w.stopErr, w.changed, w.gen
 		w.mu.Unlock()
 		if stopErr != nil {
-			return "", stopErr
+			return "", gen, stopErr
 		}
 		if u != "" {
-			return u, nil
+			return u, gen, nil
 		}
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return "", fmt.Errorf("wait for handler: %w", ctx.Err())
+			return "", gen, fmt.Errorf("wait for handler: %w", ctx.Err())
 		}
 	}
 }
