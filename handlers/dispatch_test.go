@@ -1,0 +1,350 @@
+package handlers
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/ffpipe/ffpipe/internal/batch"
+	"github.com/ffpipe/ffpipe/internal/records"
+	"github.com/ffpipe/ffpipe/internal/request"
+	"github.com/ffpipe/ffpipe/internal/storage"
+)
+
+// batchEnvelope is a Dispatch invocation with cardinality many and
+// dataType string: Data.messages is a JSON string holding an array of
+// body strings.
+func batchEnvelope(ids []string, bodies ...string) []byte {
+	arr, _ := json.Marshal(bodies)
+	md := map[string]json.RawMessage{}
+	if ids != nil {
+		idArr, _ := json.Marshal(ids)
+		md["MessageIdArray"] = mustJSON(string(idArr))
+	}
+	b, _ := json.Marshal(InvokeRequest{Data: map[string]json.RawMessage{BindingMessages: mustJSON(string(arr))}, Metadata: md})
+	return b
+}
+
+func body(blob string, extra string) string {
+	return fmt.Sprintf(`{"v":1,"source":{"container":"input","blob":%q}%s}`, blob, extra)
+}
+
+func bodyKey(b string) string {
+	h := sha256.Sum256([]byte(b))
+	return hex.EncodeToString(h[:])[:32]
+}
+
+func TestDispatchGoldenBatch(t *testing.T) {
+	e := newEnv(t, nil)
+	etag := e.blobs.put("input", "a.mp4", []byte("0123456789"), e.now)
+	code, resp := e.invoke(FuncDispatch, golden(t, "servicebus_batch.json"))
+	if code != http.StatusOK {
+		t.Fatalf("status: got %d, want 200 (logs %v)", code, resp.Logs)
+	}
+	key := request.Key("ingestacct", "input", "a.mp4", etag)
+	if !e.batch.has(key) || len(e.batch.tasks) != 1 {
+		t.Fatalf("tasks: got %v, want exactly %s", e.batch.tasks, key)
+	}
+	spec := e.batch.tasks[key]
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"output", spec.Request.Output, request.Output{Container: "output", Blob: "a.mp3"}},
+		{"preset", spec.Preset.Name, "mp3"},
+		{"size filled", spec.Request.Source.Size, int64(10)},
+		{"etag filled", spec.Request.Source.ETag, etag},
+		{"correlation from message", spec.Request.CorrelationID, "corr-1"},
+		{"wall clock", spec.Constraints.MaxWallClock, e.cfg.TaskMaxWallClock},
+		{"retries", spec.Constraints.MaxRetries, 2},
+		{"no node identity", spec.NodeIdentity, ""},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s: got %v, want %v", c.name, c.got, c.want)
+		}
+	}
+	for name, u := range map[string]string{"input": spec.InputURL, "output": spec.OutputContainerURL, "logs": spec.LogsContainerURL} {
+		if !strings.Contains(u, "sig=") || !strings.Contains(u, "ttl=2h0m0s") {
+			t.Errorf("%s URL %q: want a SAS with the configured expiry", name, u)
+		}
+	}
+	if !strings.Contains(spec.InputURL, "sp=r&") || !strings.Contains(spec.OutputContainerURL, "sp=cw&sr=b") {
+		t.Errorf("SAS scopes: input %q, output %q", spec.InputURL, spec.OutputContainerURL)
+	}
+	if rec := e.record(key); rec.State != records.StateDispatched || rec.Attempts != 1 || rec.Timings.Dispatched == nil || rec.CorrelationID != "corr-1" {
+		t.Errorf("dispatched record: got %+v", rec)
+	}
+	if rec := e.record(bodyKey("plain text body")); rec.State != records.StateBadRequest || !strings.HasPrefix(rec.Reason, "bad_request") {
+		t.Errorf("bad request record: got %s %q", rec.State, rec.Reason)
+	}
+	var found bool
+	_ = e.blobs.List(t.Context(), "status", "", func(it storage.Item) bool {
+		r := e.record(it.Name)
+		if r.State == records.StateInputMissing && r.Source.Blob == "missing.mp4" && r.CorrelationID == "corr-3" {
+			found = true
+		}
+		return true
+	})
+	if !found {
+		t.Errorf("no input_missing record for missing.mp4")
+	}
+}
+
+func TestDispatchBranches(t *testing.T) {
+	type setup struct {
+		e    *env
+		keys map[string]string // blob → key
+	}
+	tests := []struct {
+		name     string
+		config   func(m map[string]string)
+		prepare  func(s *setup)
+		ids      []string
+		bodies   []string
+		wantCode int
+		check    func(t *testing.T, s *setup)
+	}{
+		{
+			name: "partial failure: one task rejected by Batch, the others added",
+			prepare: func(s *setup) {
+				s.e.batch.permanent[s.keys["b.mp4"]] = &batch.TaskError{Code: "InvalidPropertyValue", Message: "bad"}
+			},
+			bodies:   []string{body("a.mp4", ""), body("b.mp4", ""), body("c.mp4", "")},
+			wantCode: http.StatusOK,
+			check: func(t *testing.T, s *setup) {
+				for _, b := range []string{"a.mp4", "c.mp4"} {
+					if r := s.e.record(s.keys[b]); r.State != records.StateDispatched || !s.e.batch.has(s.keys[b]) {
+						t.Errorf("%s: got state %s, task %v; want dispatched with a task", b, r.State, s.e.batch.has(s.keys[b]))
+					}
+				}
+				r := s.e.record(s.keys["b.mp4"])
+				if r.State != records.StateFailed || !strings.Contains(r.Reason, "batch_rejected") || !strings.Contains(r.Reason, "InvalidPropertyValue") {
+					t.Errorf("b.mp4: got %s %q, want failed batch_rejected", r.State, r.Reason)
+				}
+			},
+		},
+		{
+			name:     "throttled or server error: 500, nothing recorded as dispatched",
+			prepare:  func(s *setup) { s.e.batch.addErr = fmt.Errorf("addtaskcollection: 503 ServerBusy") },
+			bodies:   []string{body("a.mp4", ""), body("b.mp4", "")},
+			wantCode: http.StatusInternalServerError,
+			check: func(t *testing.T, s *setup) {
+				s.e.noRecord(s.keys["a.mp4"])
+			},
+		},
+		{
+			name: "existing task counts as success",
+			prepare: func(s *setup) {
+				s.e.batch.tasks[s.keys["a.mp4"]] = batch.TaskSpec{Key: s.keys["a.mp4"]}
+			},
+			bodies:   []string{body("a.mp4", "")},
+			wantCode: http.StatusOK,
+			check: func(t *testing.T, s *setup) {
+				if r := s.e.record(s.keys["a.mp4"]); r.State != records.StateDispatched {
+					t.Errorf("state: got %s, want dispatched", r.State)
+				}
+			},
+		},
+		{
+			name:     "storage unavailable: 500",
+			prepare:  func(s *setup) { s.e.blobs.fail["props"] = errTransient },
+			bodies:   []string{body("a.mp4", "")},
+			wantCode: http.StatusInternalServerError,
+			check: func(t *testing.T, s *setup) {
+				if s.e.batch.addCalls != 0 {
+					t.Errorf("AddTasks called %d times, want 0", s.e.batch.addCalls)
+				}
+			},
+		},
+		{
+			name:     "pool missing: 500 with a clear error",
+			prepare:  func(s *setup) { s.e.batch.ensureErr = fmt.Errorf("ensure job: %w", batch.ErrPoolNotFound) },
+			bodies:   []string{body("a.mp4", "")},
+			wantCode: http.StatusInternalServerError,
+			check: func(t *testing.T, s *setup) {
+				if !strings.Contains(s.e.logs.String(), "pool") || !strings.Contains(s.e.logs.String(), "ffpipe pool ensure") {
+					t.Errorf("log does not explain the missing pool: %s", s.e.logs.String())
+				}
+			},
+		},
+		{
+			name: "finished key: message ignored",
+			prepare: func(s *setup) {
+				_ = s.e.records.Put(t.Context(), records.Record{Key: s.keys["a.mp4"], State: records.StateDone})
+			},
+			bodies:   []string{body("a.mp4", "")},
+			wantCode: http.StatusOK,
+			check: func(t *testing.T, s *setup) {
+				if s.e.batch.has(s.keys["a.mp4"]) {
+					t.Errorf("task added for a finished key")
+				}
+				if r := s.e.record(s.keys["a.mp4"]); r.State != records.StateDone {
+					t.Errorf("state: got %s, want done", r.State)
+				}
+			},
+		},
+		{
+			name:     "changed input: input_missing",
+			bodies:   []string{`{"v":1,"source":{"container":"input","blob":"a.mp4","etag":"0xOLD"}}`},
+			wantCode: http.StatusOK,
+			check: func(t *testing.T, s *setup) {
+				r := s.e.record(request.Key("ingestacct", "input", "a.mp4", "0xOLD"))
+				if r.State != records.StateInputMissing || !strings.Contains(r.Reason, "changed") {
+					t.Errorf("record: got %s %q", r.State, r.Reason)
+				}
+			},
+		},
+		{
+			name:     "foreign containers: bad_request",
+			bodies:   []string{`{"v":1,"source":{"container":"status","blob":"x.mp4"}}`, `{"v":1,"source":{"container":"input","blob":"a.mp4"},"output":{"container":"input","blob":"z.mp3"}}`},
+			ids:      []string{"m1", "m2"},
+			wantCode: http.StatusOK,
+			check: func(t *testing.T, s *setup) {
+				for _, b := range []string{`{"v":1,"source":{"container":"status","blob":"x.mp4"}}`, `{"v":1,"source":{"container":"input","blob":"a.mp4"},"output":{"container":"input","blob":"z.mp3"}}`} {
+					if r := s.e.record(bodyKey(b)); r.State != records.StateBadRequest {
+						t.Errorf("record: got %s, want bad_request", r.State)
+					}
+				}
+				if len(s.e.batch.tasks) != 0 {
+					t.Errorf("tasks: got %d, want 0", len(s.e.batch.tasks))
+				}
+			},
+		},
+		{
+			name:     "empty and oversized inputs: rejected",
+			bodies:   []string{body("empty.mp4", ""), body("huge.mp4", "")},
+			wantCode: http.StatusOK,
+			check: func(t *testing.T, s *setup) {
+				for b, want := range map[string]string{"empty.mp4": "empty", "huge.mp4": "too_large"} {
+					if r := s.e.record(s.keys[b]); r.State != records.StateRejected || !strings.HasPrefix(r.Reason, want) {
+						t.Errorf("%s: got %s %q, want rejected %s", b, r.State, r.Reason, want)
+					}
+				}
+			},
+		},
+		{
+			name:     "unknown preset and unsupported version: bad_request with codes",
+			bodies:   []string{body("a.mp4", `,"preset":"nosuch"`), `{"v":2,"source":{"container":"input","blob":"a.mp4"}}`},
+			wantCode: http.StatusOK,
+			check: func(t *testing.T, s *setup) {
+				if r := s.e.record(s.keys["a.mp4"]); r.State != records.StateBadRequest || !strings.HasPrefix(r.Reason, request.CodeUnknownPreset) {
+					t.Errorf("unknown preset: got %s %q", r.State, r.Reason)
+				}
+				if r := s.e.record(bodyKey(`{"v":2,"source":{"container":"input","blob":"a.mp4"}}`)); !strings.HasPrefix(r.Reason, request.CodeUnsupportedVersion) {
+					t.Errorf("v2: got %s %q", r.State, r.Reason)
+				}
+			},
+		},
+		{
+			name:     "failure record cannot be written: 500",
+			prepare:  func(s *setup) { s.e.blobs.fail["put status/"+bodyKey("junk")] = errTransient },
+			bodies:   []string{"junk", body("a.mp4", "")},
+			wantCode: http.StatusInternalServerError,
+		},
+		{
+			name:     "node identity: plain URLs and an identity reference",
+			config:   func(m map[string]string) { m["FFPIPE_NODE_IDENTITY"] = "/subscriptions/0/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/pool" },
+			bodies:   []string{body("a.mp4", "")},
+			wantCode: http.StatusOK,
+			check: func(t *testing.T, s *setup) {
+				spec := s.e.batch.tasks[s.keys["a.mp4"]]
+				if spec.NodeIdentity == "" || strings.Contains(spec.InputURL+spec.OutputContainerURL+spec.LogsContainerURL, "sig=") {
+					t.Errorf("spec: identity %q, urls %s %s %s", spec.NodeIdentity, spec.InputURL, spec.OutputContainerURL, spec.LogsContainerURL)
+				}
+			},
+		},
+		{
+			name:     "duplicate messages in one batch: one task",
+			bodies:   []string{body("a.mp4", ""), body("a.mp4", "")},
+			wantCode: http.StatusOK,
+			check: func(t *testing.T, s *setup) {
+				if len(s.e.batch.tasks) != 1 {
+					t.Errorf("tasks: got %d, want 1", len(s.e.batch.tasks))
+				}
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &setup{e: newEnv(t, tt.config), keys: map[string]string{}}
+			for _, b := range []string{"a.mp4", "b.mp4", "c.mp4"} {
+				s.keys[b] = request.Key("ingestacct", "input", b, s.e.blobs.put("input", b, []byte("data"), s.e.now))
+			}
+			s.keys["empty.mp4"] = request.Key("ingestacct", "input", "empty.mp4", s.e.blobs.put("input", "empty.mp4", nil, s.e.now))
+			s.keys["huge.mp4"] = request.Key("ingestacct", "input", "huge.mp4", s.e.blobs.put("input", "huge.mp4", make([]byte, 1000001), s.e.now))
+			if tt.prepare != nil {
+				tt.prepare(s)
+			}
+			code, resp := s.e.invoke(FuncDispatch, batchEnvelope(tt.ids, tt.bodies...))
+			if code != tt.wantCode {
+				t.Fatalf("status: got %d, want %d (logs %v)", code, tt.wantCode, resp.Logs)
+			}
+			if tt.check != nil {
+				tt.check(t, s)
+			}
+		})
+	}
+}
+
+func TestDispatchJobCache(t *testing.T) {
+	e := newEnv(t, nil)
+	e.blobs.put("input", "a.mp4", []byte("data"), e.now)
+	for range 2 {
+		if code, _ := e.invoke(FuncDispatch, batchEnvelope(nil, body("a.mp4", ""))); code != http.StatusOK {
+			t.Fatalf("status: got %d, want 200", code)
+		}
+	}
+	if e.batch.ensures != 1 {
+		t.Errorf("EnsureJob calls: got %d, want 1 (cached)", e.batch.ensures)
+	}
+	// The job vanished: 500, and the next batch ensures it again.
+	e.batch.addErr = fmt.Errorf("add: %w", batch.ErrJobNotFound)
+	if code, _ := e.invoke(FuncDispatch, batchEnvelope(nil, body("a.mp4", ""))); code != http.StatusInternalServerError {
+		t.Fatalf("status: got %d, want 500", code)
+	}
+	e.batch.addErr = nil
+	if code, _ := e.invoke(FuncDispatch, batchEnvelope(nil, body("a.mp4", ""))); code != http.StatusOK {
+		t.Fatalf("status: got %d, want 200", code)
+	}
+	if e.batch.ensures != 2 {
+		t.Errorf("EnsureJob calls: got %d, want 2", e.batch.ensures)
+	}
+}
+
+func TestDispatchHundredMessages(t *testing.T) {
+	e := newEnv(t, nil)
+	var bodies []string
+	for i := range 100 {
+		name := fmt.Sprintf("v/%03d.mp4", i)
+		e.blobs.put("input", name, []byte("data"), e.now)
+		bodies = append(bodies, body(name, ""))
+	}
+	code, _ := e.invoke(FuncDispatch, batchEnvelope(nil, bodies...))
+	if code != http.StatusOK || len(e.batch.tasks) != 100 || e.batch.addCalls != 1 {
+		t.Errorf("got status %d, %d tasks, %d AddTasks calls; want 200, 100, 1", code, len(e.batch.tasks), e.batch.addCalls)
+	}
+}
+
+func TestDispatchSingleMessage(t *testing.T) {
+	// cardinality one: a double-encoded body string and scalar metadata.
+	e := newEnv(t, nil)
+	etag := e.blobs.put("input", "a.mp4", []byte("data"), e.now)
+	inner, _ := json.Marshal(body("a.mp4", ""))
+	b, _ := json.Marshal(InvokeRequest{
+		Data:     map[string]json.RawMessage{BindingMessages: mustJSON(string(inner))},
+		Metadata: map[string]json.RawMessage{"CorrelationId": mustJSON(`"corr-9"`), "MessageId": mustJSON(`"m-9"`)},
+	})
+	code, _ := e.invoke(FuncDispatch, b)
+	key := request.Key("ingestacct", "input", "a.mp4", etag)
+	if code != http.StatusOK || !e.batch.has(key) {
+		t.Fatalf("got status %d, task %v; want 200 and a task", code, e.batch.has(key))
+	}
+	if got := e.batch.tasks[key].Request.CorrelationID; got != "corr-9" {
+		t.Errorf("correlation id: got %q, want corr-9", got)
+	}
+}
