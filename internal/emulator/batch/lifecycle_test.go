@@ -1,0 +1,295 @@
+package batch_test
+
+import (
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/batch/azbatch"
+
+	"github.com/ffpipe/ffpipe/internal/emulator/batch"
+	"github.com/ffpipe/ffpipe/internal/emulator/batch/batchtest"
+)
+
+func readTaskFile(t *testing.T, c *azbatch.Client, job, task, name string) string {
+	t.Helper()
+	r, err := c.GetTaskFile(ctxT(t), job, task, name, nil)
+	if err != nil {
+		t.Fatalf("get file %s: %v", name, err)
+	}
+	defer r.Body.Close()
+	b, _ := io.ReadAll(r.Body)
+	return string(b)
+}
+
+func TestTaskLifecycle(t *testing.T) {
+	_, c := start(t, batch.Options{MaxSlots: 4})
+	ctx := ctxT(t)
+	createPool(t, c, "p", 1, 4, nil)
+	createJob(t, c, "j", "p", func(j *azbatch.CreateJobContent) {
+		j.CommonEnvironmentSettings = []azbatch.EnvironmentSetting{{Name: to.Ptr("COMMON"), Value: to.Ptr("c")}}
+	})
+
+	ok := shTask("ok", `echo hello; echo oops >&2; test \"$COMMON\" = c && test \"$FOO\" = bar && test \"$AZ_BATCH_TASK_ID\" = ok && test \"$AZ_BATCH_JOB_ID\" = j && test \"$(pwd)\" = \"$AZ_BATCH_TASK_WORKING_DIR\" && test -d \"$AZ_BATCH_NODE_SHARED_DIR\"`)
+	ok.EnvironmentSettings = []azbatch.EnvironmentSetting{{Name: to.Ptr("FOO"), Value: to.Ptr("bar")}}
+	exit3 := shTask("exit3", "exit 3")
+	exit3.Constraints = &azbatch.TaskConstraints{MaxTaskRetryCount: to.Ptr[int32](2)}
+	slow := shTask("slow", "sleep 30")
+	slow.Constraints = &azbatch.TaskConstraints{MaxWallClockTime: to.Ptr("PT0.5S")}
+	noShell := azbatch.CreateTaskContent{ID: to.Ptr("noshell"), CommandLine: to.Ptr(`echo $HOME "a  b" 'c d'`)}
+	missing := azbatch.CreateTaskContent{ID: to.Ptr("missing"), CommandLine: to.Ptr("no-such-program-xyz")}
+	for _, tk := range []azbatch.CreateTaskContent{ok, exit3, slow, noShell, missing} {
+		addTask(t, c, "j", tk)
+	}
+
+	got := waitState(t, c, "j", "ok", azbatch.TaskStateCompleted)
+	if *got.ExecutionInfo.Result != azbatch.TaskExecutionResultSuccess || *got.ExecutionInfo.ExitCode != 0 {
+		t.Errorf("ok: got result %v exit %v failure %+v, want success 0", *got.ExecutionInfo.Result, *got.ExecutionInfo.ExitCode, got.ExecutionInfo.FailureInfo)
+	}
+	if got.NodeInfo == nil || got.NodeInfo.NodeID == nil || got.ExecutionInfo.StartTime == nil || got.ExecutionInfo.EndTime == nil || got.PreviousState == nil {
+		t.Errorf("ok: got nodeInfo %+v executionInfo %+v, want node, start and end times", got.NodeInfo, got.ExecutionInfo)
+	}
+	if out := readTaskFile(t, c, "j", "ok", "stdout.txt"); out != "hello\n" {
+		t.Errorf("ok: got stdout %q, want hello", out)
+	}
+	if out := readTaskFile(t, c, "j", "ok", "stderr.txt"); out != "oops\n" {
+		t.Errorf("ok: got stderr %q, want oops", out)
+	}
+
+	got = waitState(t, c, "j", "exit3", azbatch.TaskStateCompleted)
+	ei := got.ExecutionInfo
+	if *ei.Result != azbatch.TaskExecutionResultFailure || *ei.ExitCode != 3 || *ei.RetryCount != 2 || ei.FailureInfo == nil ||
+		*ei.FailureInfo.Code != "FailureExitCode" || *ei.FailureInfo.Category != azbatch.ErrorCategoryUserError || ei.LastRetryTime == nil {
+		t.Errorf("exit3: got %+v, want failure, exit 3, retryCount 2, FailureExitCode usererror", ei)
+	}
+
+	got = waitState(t, c, "j", "slow", azbatch.TaskStateCompleted)
+	if fi := got.ExecutionInfo.FailureInfo; fi == nil || *fi.Code != "MaxWallClockTimeExpiry" || *got.ExecutionInfo.Result != azbatch.TaskExecutionResultFailure {
+		t.Errorf("slow: got %+v, want failure MaxWallClockTimeExpiry", got.ExecutionInfo)
+	}
+
+	waitState(t, c, "j", "noshell", azbatch.TaskStateCompleted)
+	if out := readTaskFile(t, c, "j", "noshell", "stdout.txt"); out != "$HOME a  b c d\n" {
+		t.Errorf("noshell: got stdout %q, want the literal $HOME (no shell) and quoted args", out)
+	}
+	got = waitState(t, c, "j", "missing", azbatch.TaskStateCompleted)
+	if fi := got.ExecutionInfo.FailureInfo; fi == nil || *fi.Code != "CommandProgramNotFound" {
+		t.Errorf("missing: got %+v, want CommandProgramNotFound", got.ExecutionInfo)
+	}
+
+	// Filters on executionInfo.
+	count := func(filter string) int {
+		n := 0
+		for p := c.NewListTasksPager("j", &azbatch.ListTasksOptions{Filter: to.Ptr(filter)}); p.More(); {
+			page, err := p.NextPage(ctx)
+			if err != nil {
+				t.Fatalf("list %q: %v", filter, err)
+			}
+			n += len(page.Value)
+		}
+		return n
+	}
+	for _, tt := range []struct {
+		filter string
+		want   int
+	}{
+		{"state eq 'completed'", 5},
+		{"executionInfo/result eq 'Failure'", 3},
+		{"executionInfo/result eq 'success'", 2},
+		{"(executionInfo/exitCode lt 0) or (executionInfo/exitCode gt 0)", 2},
+		{"executionInfo/exitCode eq 3", 1},
+	} {
+		if got := count(tt.filter); got != tt.want {
+			t.Errorf("filter %q: got %d tasks, want %d", tt.filter, got, tt.want)
+		}
+	}
+	counts, err := c.GetJobTaskCounts(ctx, "j", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tc := counts.TaskCounts; *tc.Completed != 5 || *tc.Succeeded != 2 || *tc.Failed != 3 {
+		t.Errorf("got counts completed %d succeeded %d failed %d, want 5 2 3", *tc.Completed, *tc.Succeeded, *tc.Failed)
+	}
+
+	// Reactivate the failed task: it runs again (and fails again).
+	if _, err := c.ReactivateTask(ctx, "j", "exit3", nil); err != nil {
+		t.Fatalf("reactivate: %v", err)
+	}
+	_, err = c.ReactivateTask(ctx, "j", "ok", nil)
+	wantCode(t, err, http.StatusConflict, "TaskSucceeded")
+	waitFor(t, "exit3 to run again", 30*time.Second, func() bool {
+		tk := getTask(t, c, "j", "exit3")
+		return *tk.State == azbatch.TaskStateCompleted && *tk.ExecutionInfo.RetryCount == 2
+	})
+
+	// Terminate a running task.
+	addTask(t, c, "j", shTask("long", "sleep 30"))
+	waitState(t, c, "j", "long", azbatch.TaskStateRunning)
+	if _, err := c.TerminateTask(ctx, "j", "long", nil); err != nil {
+		t.Fatalf("terminate: %v", err)
+	}
+	got = waitState(t, c, "j", "long", azbatch.TaskStateCompleted)
+	if fi := got.ExecutionInfo.FailureInfo; fi == nil || *fi.Code != "TaskEnded" {
+		t.Errorf("long: got %+v, want TaskEnded", got.ExecutionInfo)
+	}
+	_, err = c.TerminateTask(ctx, "j", "long", nil)
+	wantCode(t, err, http.StatusConflict, "TaskCompleted")
+
+	// Delete removes the task and its directory.
+	if _, err := c.DeleteTask(ctx, "j", "ok", nil); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	_, err = c.GetTask(ctx, "j", "ok", nil)
+	wantCode(t, err, http.StatusNotFound, "TaskNotFound")
+}
+
+func TestStartTask(t *testing.T) {
+	_, c := start(t, batch.Options{MaxSlots: 4})
+	ctx := ctxT(t)
+	createPool(t, c, "bad", 1, 1, func(p *azbatch.CreatePoolContent) {
+		p.StartTask = &azbatch.StartTask{CommandLine: to.Ptr(`/bin/sh -c "exit 1"`), WaitForSuccess: to.Ptr(true), MaxTaskRetryCount: to.Ptr[int32](1)}
+	})
+	createPool(t, c, "good", 1, 1, func(p *azbatch.CreatePoolContent) {
+		p.StartTask = &azbatch.StartTask{CommandLine: to.Ptr(`/bin/sh -c "test -z \"$AZ_BATCH_TASK_ID\" && echo ready > $AZ_BATCH_NODE_SHARED_DIR/ready"`)}
+	})
+	var node azbatch.Node
+	waitFor(t, "start task failure", 30*time.Second, func() bool {
+		nodes := listNodes(t, c, "bad")
+		node = nodes[0]
+		return *node.State == azbatch.NodeStateStartTaskFailed
+	})
+	if si := node.StartTaskInfo; si == nil || *si.Result != azbatch.TaskExecutionResultFailure || *si.ExitCode != 1 || *si.RetryCount != 1 {
+		t.Errorf("got start task info %+v, want failure, exit 1, retryCount 1", node.StartTaskInfo)
+	}
+	createJob(t, c, "jbad", "bad", nil)
+	addTask(t, c, "jbad", shTask("t", "true"))
+	createJob(t, c, "jgood", "good", nil)
+	addTask(t, c, "jgood", shTask("t", `cat $AZ_BATCH_NODE_SHARED_DIR/ready`))
+	got := waitState(t, c, "jgood", "t", azbatch.TaskStateCompleted)
+	if *got.ExecutionInfo.Result != azbatch.TaskExecutionResultSuccess {
+		t.Errorf("got %+v, want success after the start task", got.ExecutionInfo)
+	}
+	if st := getTask(t, c, "jbad", "t").State; *st != azbatch.TaskStateActive {
+		t.Errorf("got state %v on a pool whose only node failed its start task, want active", *st)
+	}
+	_ = ctx
+}
+
+func TestPackAndSpread(t *testing.T) {
+	for _, tt := range []struct {
+		fill      azbatch.NodeFillType
+		wantNodes int
+	}{
+		{azbatch.NodeFillTypePack, 1},
+		{azbatch.NodeFillTypeSpread, 2},
+	} {
+		t.Run(string(tt.fill), func(t *testing.T) {
+			s, c := start(t, batch.Options{MaxSlots: 4})
+			createPool(t, c, "p", 2, 2, func(p *azbatch.CreatePoolContent) {
+				p.TaskSchedulingPolicy = &azbatch.TaskSchedulingPolicy{NodeFillType: to.Ptr(tt.fill)}
+			})
+			createJob(t, c, "j", "p", nil)
+			gate := filepath.Join(t.TempDir(), "go")
+			script := "while [ ! -f " + gate + " ]; do sleep 0.02; done"
+			addTask(t, c, "j", shTask("a", script))
+			addTask(t, c, "j", shTask("b", script))
+			a := waitState(t, c, "j", "a", azbatch.TaskStateRunning)
+			b := waitState(t, c, "j", "b", azbatch.TaskStateRunning)
+			nodes := map[string]bool{*a.NodeInfo.NodeID: true, *b.NodeInfo.NodeID: true}
+			if len(nodes) != tt.wantNodes {
+				t.Errorf("got tasks on %d nodes, want %d", len(nodes), tt.wantNodes)
+			}
+			if err := os.WriteFile(gate, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			waitState(t, c, "j", "a", azbatch.TaskStateCompleted)
+			waitState(t, c, "j", "b", azbatch.TaskStateCompleted)
+			if n := s.RunningTasks(); n != 0 {
+				t.Errorf("got %d running tasks, want 0", n)
+			}
+		})
+	}
+}
+
+func TestRestartRequeuesRunningTasks(t *testing.T) {
+	dir := t.TempDir()
+	gate := filepath.Join(t.TempDir(), "go")
+	s1 := batch.New(batch.Options{DataDir: dir, MaxSlots: 2})
+	if err := s1.Start(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	c1 := clientFor(t, s1)
+	createPool(t, c1, "p", 1, 2, nil)
+	createJob(t, c1, "j", "p", nil)
+	addTask(t, c1, "j", shTask("done", "true"))
+	waitState(t, c1, "j", "done", azbatch.TaskStateCompleted)
+	addTask(t, c1, "j", shTask("Held", "while [ ! -f "+gate+" ]; do sleep 0.02; done"))
+	waitState(t, c1, "j", "held", azbatch.TaskStateRunning)
+	if err := s1.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if err := os.WriteFile(gate, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	s2, c2 := start(t, batch.Options{DataDir: dir, MaxSlots: 2})
+	_ = s2
+	got := waitState(t, c2, "j", "held", azbatch.TaskStateCompleted)
+	if *got.ID != "Held" || *got.ExecutionInfo.RequeueCount != 1 || *got.ExecutionInfo.RetryCount != 0 || *got.ExecutionInfo.Result != azbatch.TaskExecutionResultSuccess {
+		t.Errorf("got %s %+v, want Held requeued once, no retry, success", *got.ID, got.ExecutionInfo)
+	}
+	done := getTask(t, c2, "j", "done")
+	if *done.State != azbatch.TaskStateCompleted || *done.ExecutionInfo.RequeueCount != 0 {
+		t.Errorf("got completed task %v requeue %d after restart, want completed, 0", *done.State, *done.ExecutionInfo.RequeueCount)
+	}
+	if _, err := c2.GetPool(ctxT(t), "p", nil); err != nil {
+		t.Errorf("pool after restart: %v", err)
+	}
+	_, err := c2.CreateTask(ctxT(t), "j", shTask("HELD", "true"), nil)
+	wantCode(t, err, http.StatusConflict, "TaskExists")
+}
+
+func TestKillRunningTasks(t *testing.T) {
+	s, c := start(t, batch.Options{MaxSlots: 1})
+	createPool(t, c, "p", 1, 1, nil)
+	createJob(t, c, "j", "p", nil)
+	marker := filepath.Join(t.TempDir(), "ran")
+	// First run: leave a marker and block; second run: see the marker and exit 0.
+	addTask(t, c, "j", shTask("t", "if [ -f "+marker+" ]; then exit 0; fi; touch "+marker+"; sleep 30"))
+	waitFor(t, "first run", 30*time.Second, func() bool {
+		_, err := os.Stat(marker)
+		return err == nil
+	})
+	if n := s.KillRunningTasks(); n != 1 {
+		t.Fatalf("got %d killed, want 1", n)
+	}
+	got := waitState(t, c, "j", "t", azbatch.TaskStateCompleted)
+	if *got.ExecutionInfo.RequeueCount != 1 || *got.ExecutionInfo.Result != azbatch.TaskExecutionResultSuccess {
+		t.Errorf("got %+v, want requeueCount 1 and success", got.ExecutionInfo)
+	}
+}
+
+func TestOnAllTasksCompleteTerminateJob(t *testing.T) {
+	_, c := start(t, batch.Options{MaxSlots: 1})
+	ctx := ctxT(t)
+	createPool(t, c, "p", 1, 1, nil)
+	createJob(t, c, "j", "p", nil)
+	addTask(t, c, "j", shTask("t", "true"))
+	if _, err := c.UpdateJob(ctx, "j", azbatch.UpdateJobContent{OnAllTasksComplete: to.Ptr(azbatch.OnAllTasksCompleteTerminateJob)}, nil); err != nil {
+		t.Fatalf("update job: %v", err)
+	}
+	waitFor(t, "job completed", 30*time.Second, func() bool {
+		j, err := c.GetJob(ctx, "j", nil)
+		return err == nil && *j.State == azbatch.JobStateCompleted && strings.EqualFold(*j.ExecutionInfo.TerminationReason, "AllTasksCompleted")
+	})
+}
+
+func clientFor(t *testing.T, s *batch.Server) *azbatch.Client {
+	t.Helper()
+	return batchtest.Client(t, s)
+}
