@@ -169,7 +169,7 @@ func (q *queue) begin() (int64, error) {
 func (q *queue) end(now int64) *batch {
 	var b *batch
 	if len(q.rec) > 0 && q.s.wal != nil {
-		b = q.s.wal.append(q.rec)
+		b = q.s.wal.appendOp(q.rec)
 	}
 	q.rec = q.rec[:0]
 	q.armLocked(now)

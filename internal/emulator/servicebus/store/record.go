@@ -8,14 +8,17 @@ import (
 	"time"
 )
 
-// Log format. The file starts with logMagic. Then records follow, each
+// Log format. The file starts with logMagic. Then frames follow, each
 //
 //	uint32 length of payload (little endian)
 //	uint32 CRC-32C of payload
-//	payload: kind byte, then fields as below
+//	payload: one or more records, each a uint32 length and the record
 //
-// Strings and byte slices are a uvarint length and the bytes; times are
-// varint Unix nanoseconds (0 = none); counts are uvarints.
+// A frame holds every record of one operation (a whole Send batch, a
+// dead-lettering), so an operation is recovered entirely or not at all.
+// A record is a kind byte and fields; strings and byte slices are a
+// uvarint length and the bytes; times are varint Unix nanoseconds
+// (0 = none); counts are uvarints.
 //
 //	recPut     queue, seq, sub, state, deliveryCount, acceptedAt, scheduledAt, ttl, messageID, reason, desc, body
 //	recUpdate  queue, seq, sub, state, deliveryCount, reason, desc, hasBody byte, [body]
@@ -37,7 +40,7 @@ const (
 
 const (
 	frameHeader    = 8
-	maxRecordSize  = 64 << 20
+	maxFrameSize   = 1 << 30
 	recordOverhead = 64 // approximate bytes of a put record besides the body
 )
 
@@ -63,7 +66,7 @@ type record struct {
 
 func beginRecord(b []byte, kind byte, queue string, seq int64) ([]byte, int) {
 	start := len(b)
-	b = append(b, make([]byte, frameHeader)...)
+	b = append(b, 0, 0, 0, 0)
 	b = append(b, kind)
 	b = appendString(b, queue)
 	b = binary.AppendUvarint(b, uint64(seq))
@@ -71,10 +74,15 @@ func beginRecord(b []byte, kind byte, queue string, seq int64) ([]byte, int) {
 }
 
 func finishRecord(b []byte, start int) []byte {
-	payload := b[start+frameHeader:]
-	binary.LittleEndian.PutUint32(b[start:], uint32(len(payload)))
-	binary.LittleEndian.PutUint32(b[start+4:], crc32.Checksum(payload, castagnoli))
+	binary.LittleEndian.PutUint32(b[start:], uint32(len(b)-start-4))
 	return b
+}
+
+// appendFrame appends a frame holding the records in recs.
+func appendFrame(b []byte, recs []byte) []byte {
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(recs)))
+	b = binary.LittleEndian.AppendUint32(b, crc32.Checksum(recs, castagnoli))
+	return append(b, recs...)
 }
 
 func appendString(b []byte, s string) []byte {
@@ -133,10 +141,10 @@ func appendDup(b []byte, queue string, seq int64, id string, at int64) []byte {
 	return finishRecord(b, start)
 }
 
-// errTorn marks an incomplete or corrupt record: recovery stops there.
+// errTorn marks an incomplete or corrupt frame: recovery stops there.
 var errTorn = errors.New("torn or corrupt record")
 
-// readFrame splits the first record off data. It returns the payload and
+// readFrame splits the first frame off data. It returns the payload and
 // the number of bytes used, or errTorn.
 func readFrame(data []byte) ([]byte, int, error) {
 	if len(data) < frameHeader {
@@ -144,7 +152,7 @@ func readFrame(data []byte) ([]byte, int, error) {
 	}
 	n := binary.LittleEndian.Uint32(data)
 	sum := binary.LittleEndian.Uint32(data[4:])
-	if n == 0 || n > maxRecordSize || uint64(len(data)-frameHeader) < uint64(n) {
+	if n == 0 || n > maxFrameSize || uint64(len(data)-frameHeader) < uint64(n) {
 		return nil, 0, errTorn
 	}
 	payload := data[frameHeader : frameHeader+int(n)]
@@ -152,6 +160,31 @@ func readFrame(data []byte) ([]byte, int, error) {
 		return nil, 0, errTorn
 	}
 	return payload, frameHeader + int(n), nil
+}
+
+// decodeFrame parses every record of a frame payload; any malformed
+// record fails the whole frame. Body slices alias payload.
+func decodeFrame(payload []byte) ([]record, error) {
+	var recs []record
+	for len(payload) > 0 {
+		if len(payload) < 4 {
+			return nil, fmt.Errorf("decode frame: %w", errTorn)
+		}
+		n := binary.LittleEndian.Uint32(payload)
+		if n == 0 || uint64(n) > uint64(len(payload)-4) {
+			return nil, fmt.Errorf("decode frame: %w", errTorn)
+		}
+		r, err := decodeRecord(payload[4 : 4+n])
+		if err != nil {
+			return nil, err
+		}
+		recs = append(recs, r)
+		payload = payload[4+n:]
+	}
+	if len(recs) == 0 {
+		return nil, fmt.Errorf("decode frame: empty: %w", errTorn)
+	}
+	return recs, nil
 }
 
 type decoder struct {

@@ -182,6 +182,29 @@ func (s *Store) Sync(ctx context.Context) error {
 	return s.wal.wait(ctx, s.wal.barrier())
 }
 
+// Compact rewrites the log as a snapshot now, whatever its size. The
+// writer also does this by itself when the log has grown (see
+// Options.CompactMinBytes). In memory it does nothing.
+func (s *Store) Compact(ctx context.Context) error {
+	if s.wal == nil {
+		return nil
+	}
+	reply := make(chan error, 1)
+	select {
+	case s.wal.force <- reply:
+	case <-s.wal.stopped:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-reply:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // LockToken identifies one lock on one message: a random (version 4) UUID
 // in RFC 4122 byte order, as carried by the AMQP uuid type. Delivery tags
 // use the .NET GUID layout; see [LockToken.DotNetBytes].

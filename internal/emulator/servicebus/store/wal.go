@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -53,6 +55,7 @@ type wal struct {
 	spare  []byte
 
 	kick    chan struct{}
+	force   chan chan error // compaction requests (Store.Compact)
 	stop    chan struct{}
 	stopped chan struct{}
 	closing sync.Once
@@ -72,6 +75,7 @@ func openWAL(s *Store, dir string) (*wal, error) {
 		path:    filepath.Join(dir, logName),
 		cur:     newBatch(),
 		kick:    make(chan struct{}, 1),
+		force:   make(chan chan error),
 		stop:    make(chan struct{}),
 		stopped: make(chan struct{}),
 	}
@@ -126,14 +130,16 @@ func (w *wal) recover() error {
 		if err != nil {
 			break
 		}
-		r, err := decodeRecord(payload)
+		recs, err := decodeFrame(payload)
 		if err != nil {
 			break
 		}
-		if !w.s.apply(&r) {
-			unknown++
+		for i := range recs {
+			if !w.s.apply(&recs[i]) {
+				unknown++
+			}
 		}
-		records++
+		records += len(recs)
 		off += n
 	}
 	if off < len(data) {
@@ -159,8 +165,17 @@ func (w *wal) recover() error {
 	return nil
 }
 
-// append adds encoded records to the current batch and returns it.
-func (w *wal) append(p []byte) *batch {
+// appendOp adds one operation's records as one frame to the current batch
+// and returns the batch.
+func (w *wal) appendOp(recs []byte) *batch {
+	var hdr [frameHeader]byte
+	binary.LittleEndian.PutUint32(hdr[:], uint32(len(recs)))
+	binary.LittleEndian.PutUint32(hdr[4:], crc32.Checksum(recs, castagnoli))
+	return w.append(hdr[:], recs)
+}
+
+// append adds bytes to the current batch and returns it.
+func (w *wal) append(parts ...[]byte) *batch {
 	w.mu.Lock()
 	if w.err != nil || w.closed {
 		err := w.err
@@ -172,7 +187,9 @@ func (w *wal) append(p []byte) *batch {
 		w.mu.Unlock()
 		return b
 	}
-	w.buf = append(w.buf, p...)
+	for _, p := range parts {
+		w.buf = append(w.buf, p...)
+	}
 	b := w.cur
 	w.mu.Unlock()
 	select {
@@ -183,7 +200,7 @@ func (w *wal) append(p []byte) *batch {
 }
 
 // barrier returns a batch that completes after everything appended so far.
-func (w *wal) barrier() *batch { return w.append(nil) }
+func (w *wal) barrier() *batch { return w.append() }
 
 func (w *wal) wait(ctx context.Context, b *batch) error {
 	select {
@@ -205,6 +222,9 @@ func (w *wal) run() {
 					w.s.log.Error("store log: compaction failed", "err", err)
 				}
 			}
+		case reply := <-w.force:
+			w.flush()
+			reply <- w.compact()
 		case <-w.stop:
 			w.flush()
 			return
@@ -317,6 +337,7 @@ func (w *wal) compact() error {
 			}
 		}()
 		buf := []byte(logMagic)
+		var rec []byte
 		var size int64
 		write := func(force bool) error {
 			if len(buf) >= 1<<20 || force && len(buf) > 0 {
@@ -329,18 +350,21 @@ func (w *wal) compact() error {
 			return nil
 		}
 		for _, qs := range snaps {
-			buf = appendSeq(buf, qs.key, qs.lastSeq)
+			rec = appendSeq(rec[:0], qs.key, qs.lastSeq)
+			buf = appendFrame(buf, rec)
 			sort.Slice(qs.entries, func(i, j int) bool { return qs.entries[i].seq < qs.entries[j].seq })
 			for i := range qs.entries {
 				e := &qs.entries[i]
 				e.locked = false
-				buf = appendPut(buf, qs.key, e)
+				rec = appendPut(rec[:0], qs.key, e)
+				buf = appendFrame(buf, rec)
 				if err := write(false); err != nil {
 					return err
 				}
 			}
 			for i, d := range qs.dups {
-				buf = appendDup(buf, qs.key, qs.dupSeq[i], d.id, d.at)
+				rec = appendDup(rec[:0], qs.key, qs.dupSeq[i], d.id, d.at)
+				buf = appendFrame(buf, rec)
 				if err := write(false); err != nil {
 					return err
 				}
