@@ -12,6 +12,7 @@ package infra
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -22,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ffpipe/ffpipe/internal/batch"
 	"github.com/ffpipe/ffpipe/internal/config"
@@ -378,6 +380,165 @@ func moduleParamText(t *testing.T, f *bicepFile, module, key string) string {
 		t.Fatalf("%s: module %s has no param %s", f.path, module, key)
 	}
 	return f.text(r)
+}
+
+// TestFunctionBindingsUseInfraSettings reads every functions/*/function.json
+// and host.json: each binding connection must have identity-based settings
+// in main.bicep, each %SETTING% it names must be set, and the Service Bus
+// batch wait must fit in the queue's lock.
+func TestFunctionBindingsUseInfraSettings(t *testing.T) {
+	files := loadAll(t)
+	set := appSettings(t, files["main.bicep"])
+	lock, _ := files["modules/servicebus.bicep"].paramDefault("lockDuration")
+	n, problems, err := bindingProblems(set, lock, "..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n == 0 {
+		t.Skip("no functions/*/function.json yet")
+	}
+	for _, p := range problems {
+		t.Error(p)
+	}
+}
+
+func TestBindingProblems(t *testing.T) {
+	set := map[string][2]int{
+		"ServiceBusConnection__fullyQualifiedNamespace": {}, "ServiceBusConnection__credential": {}, "ServiceBusConnection__clientId": {},
+		"FFPIPE_QUEUE": {}, "SweepSchedule": {},
+	}
+	tests := []struct {
+		root      string
+		functions int
+		problems  []string // substrings, one per expected problem
+	}{
+		{"testdata/bindings/good", 2, nil},
+		{"testdata/bindings/bad", 2, []string{"FFPIPE_MISSING", "connection \"DataStorage\" has no identity-based settings", "maxBatchWaitTime 00:03:00"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.root, func(t *testing.T) {
+			n, problems, err := bindingProblems(set, "PT5M", tt.root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n != tt.functions {
+				t.Errorf("read %d function.json files, want %d", n, tt.functions)
+			}
+			if len(problems) != len(tt.problems) {
+				t.Fatalf("got %d problems %q, want %d", len(problems), problems, len(tt.problems))
+			}
+			for i, want := range tt.problems {
+				if !strings.Contains(problems[i], want) {
+					t.Errorf("problem %d = %q, want it to mention %q", i, problems[i], want)
+				}
+			}
+		})
+	}
+}
+
+// bindingProblems checks root/functions/*/function.json and
+// root/functions/host.json or root/host.json against the app settings set
+// in Azure and the queue's lock duration. It returns how many function.json
+// files it read and the problems, in a stable order.
+func bindingProblems(set map[string][2]int, lockISO, root string) (int, []string, error) {
+	paths, err := filepath.Glob(filepath.Join(root, "functions", "*", "function.json"))
+	if err != nil {
+		return 0, nil, err
+	}
+	sort.Strings(paths)
+	percent := regexp.MustCompile(`%([A-Za-z0-9_.]+)%`)
+	var problems []string
+	for _, p := range paths {
+		raw, err := os.ReadFile(p)
+		if err != nil {
+			return 0, nil, err
+		}
+		var fj struct{ Bindings []map[string]any }
+		if err := json.Unmarshal(raw, &fj); err != nil {
+			return 0, nil, fmt.Errorf("%s: %w", p, err)
+		}
+		for _, b := range fj.Bindings {
+			keys := make([]string, 0, len(b))
+			for k := range b {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			for _, k := range keys {
+				s, ok := b[k].(string)
+				if !ok {
+					continue
+				}
+				for _, m := range percent.FindAllStringSubmatch(s, -1) {
+					if _, ok := set[m[1]]; !ok {
+						problems = append(problems, fmt.Sprintf("%s: %s = %q names app setting %s, which main.bicep does not set", p, k, s, m[1]))
+					}
+				}
+				if k != "connection" {
+					continue
+				}
+				_, ns := set[s+"__fullyQualifiedNamespace"]
+				_, blob := set[s+"__blobServiceUri"]
+				_, uri := set[s+"__serviceUri"]
+				if !ns && !blob && !uri {
+					problems = append(problems, fmt.Sprintf("%s: connection %q has no identity-based settings (%s__fullyQualifiedNamespace or __blobServiceUri) in main.bicep", p, s, s))
+					continue
+				}
+				for _, suffix := range []string{"__credential", "__clientId"} {
+					if _, ok := set[s+suffix]; !ok {
+						problems = append(problems, fmt.Sprintf("%s: connection %q: main.bicep sets no %s%s for the host's user-assigned identity", p, s, s, suffix))
+					}
+				}
+			}
+		}
+	}
+	for _, hp := range []string{filepath.Join(root, "functions", "host.json"), filepath.Join(root, "host.json")} {
+		raw, err := os.ReadFile(hp)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return 0, nil, err
+		}
+		var host struct {
+			Extensions struct {
+				ServiceBus struct {
+					MaxBatchWaitTime string `json:"maxBatchWaitTime"`
+				} `json:"serviceBus"`
+			} `json:"extensions"`
+		}
+		if err := json.Unmarshal(raw, &host); err != nil {
+			return 0, nil, fmt.Errorf("%s: %w", hp, err)
+		}
+		wait := host.Extensions.ServiceBus.MaxBatchWaitTime
+		if wait == "" {
+			continue
+		}
+		lock, err1 := config.ParseDuration(lockISO)
+		w, err2 := parseTimeSpan(wait)
+		if err := errors.Join(err1, err2); err != nil {
+			problems = append(problems, fmt.Sprintf("%s: maxBatchWaitTime %q / lockDuration %q: %v", hp, wait, lockISO, err))
+			continue
+		}
+		if w > lock/2 {
+			problems = append(problems, fmt.Sprintf("%s: maxBatchWaitTime %s exceeds half the queue lock duration %s", hp, wait, lockISO))
+		}
+	}
+	return len(paths), problems, nil
+}
+
+// parseTimeSpan reads a .NET TimeSpan "hh:mm:ss" as in host.json.
+func parseTimeSpan(s string) (time.Duration, error) {
+	parts := strings.Split(s, ":")
+	if len(parts) != 3 {
+		return 0, fmt.Errorf("want hh:mm:ss, got %q", s)
+	}
+	h, err1 := strconv.Atoi(parts[0])
+	m, err2 := strconv.Atoi(parts[1])
+	sec, err3 := strconv.ParseFloat(parts[2], 64)
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return 0, fmt.Errorf("want hh:mm:ss, got %q: %w", s, err)
+	}
+	return time.Duration(h)*time.Hour + time.Duration(m)*time.Minute + time.Duration(sec*float64(time.Second)), nil
 }
 
 func TestParametersExample(t *testing.T) {
