@@ -338,7 +338,11 @@ func (s *Server) uploadOutputFiles(ctx context.Context, r *run, success bool) *f
 				if bloberror.HasCode(err, bloberror.ContainerNotFound) {
 					code = "FileUploadContainerNotFound"
 				}
-				msg := redact(fmt.Sprintf("upload %s to %s failed: %v", m.file, m.blob, err))
+				var re *azcore.ResponseError
+				if errors.As(err, &re) {
+					err = fmt.Errorf("%s (HTTP %d)", re.ErrorCode, re.StatusCode)
+				}
+				msg := redact(fmt.Sprintf("upload of %s to blob %q failed: %v", filepath.Base(m.file), m.blob, err))
 				if len(msg) > 1024 {
 					msg = msg[:1024]
 				}
