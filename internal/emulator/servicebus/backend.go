@@ -71,7 +71,9 @@ func release(q *store.Queue, t store.LockToken) error {
 	return q.Release(context.Background(), t)
 }
 
-func complete(ctx context.Context, q *store.Queue, t store.LockToken) error { return q.Complete(ctx, t) }
+func complete(ctx context.Context, q *store.Queue, t store.LockToken) error {
+	return q.Complete(ctx, t)
+}
 
 func abandon(ctx context.Context, q *store.Queue, t store.LockToken, props enc.Map) error {
 	return q.Abandon(ctx, t, modifier(props))

@@ -3,8 +3,8 @@ package frames
 import (
 	"bytes"
 	"encoding/hex"
-	"fmt"
 	"errors"
+	"fmt"
 	"io"
 	"reflect"
 	"strings"

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/ffpipe/ffpipe/internal/emulator/servicebus"
+)
+
+func init() {
+	commands = append(commands, command{
+		name:    "emulator servicebus",
+		summary: "run the local Service Bus stand-in (AMQP 1.0, queues)",
+		run:     runEmulatorServiceBus,
+	})
+}
+
+func runEmulatorServiceBus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("emulator servicebus", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:5672", "TCP address to listen on")
+	config := fs.String("config", "", "Config.json in the official emulator's format (default: one queue \"transcode\")")
+	data := fs.String("data", ".ffpipe/servicebus", "directory for the durable message log")
+	inMemory := fs.Bool("in-memory", false, "keep messages in memory only (lost on exit)")
+	keyName := fs.String("key-name", servicebus.DefaultKeyName, "shared access key name clients must sign with")
+	key := fs.String("key", servicebus.DefaultKey, "shared access key clients must sign with")
+	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
+		return fmt.Errorf("emulator servicebus: --log-level %q: %w", *level, err)
+	}
+	if *inMemory {
+		*data = ""
+	} else if *data == "" {
+		return fmt.Errorf("emulator servicebus: --data is empty; use --in-memory for a broker without a disk log")
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+	opts := servicebus.Options{Addr: *listen, DataDir: *data, KeyName: *keyName, Key: *key, Logger: log}
+	if *config != "" {
+		opts.Config = *config
+	}
+	s, err := servicebus.New(opts)
+	if err != nil {
+		return fmt.Errorf("emulator servicebus: %w", err)
+	}
+	if err := s.Start(ctx); err != nil {
+		return fmt.Errorf("emulator servicebus: %w", err)
+	}
+	// The connection string holds the key; print it for the user, never log it.
+	fmt.Fprintf(stdout, "Service Bus emulator on %s\nconnection string: %s\n", s.Addr(), strings.TrimSpace(s.ConnectionString()))
+	<-ctx.Done()
+	log.Info("shutting down")
+	if err := s.Close(); err != nil {
+		return fmt.Errorf("emulator servicebus: %w", err)
+	}
+	return ctx.Err()
+}
