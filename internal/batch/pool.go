@@ -40,10 +40,13 @@ var Ubuntu2204 = Image{
 	NodeAgentSKU: "batch.node.ubuntu 22.04",
 }
 
-// StartTaskCommand installs ffmpeg on a node, retrying apt (mirrors and the
-// boot-time unattended-upgrades lock are the usual failures), and checks
-// that it runs. It uses no shell variables: Batch does not expand them.
-const StartTaskCommand = `/bin/bash -c "set -u; for attempt in 1 2 3 4 5; do ` +
+// StartTaskCommand installs ffmpeg on a node unless it is already there
+// (a restarted node, a custom image, the local stand-in running on a
+// developer machine), retrying apt (mirrors and the boot-time
+// unattended-upgrades lock are the usual failures), and checks that it
+// runs. It uses no shell variables: Batch does not expand them.
+const StartTaskCommand = `/bin/bash -c "set -u; if command -v ffmpeg >/dev/null; then ffmpeg -hide_banner -version; exit 0; fi; ` +
+	`for attempt in 1 2 3 4 5; do ` +
 	`if apt-get -o DPkg::Lock::Timeout=300 -q update && ` +
 	`apt-get -o DPkg::Lock::Timeout=300 -q install -y --no-install-recommends ffmpeg; ` +
 	`then ffmpeg -hide_banner -version && exit 0; fi; sleep 20; done; exit 1"`
@@ -66,6 +69,8 @@ type PoolConfig struct {
 	EvaluationInterval time.Duration
 	// Image defaults to Ubuntu2204.
 	Image Image
+	// StartTask overrides StartTaskCommand (e.g. for a custom image).
+	StartTask string
 	// NodeIdentity is the ARM resource id of the user-assigned identity the
 	// tasks use for blob access. The Batch data plane cannot assign it, so
 	// a pool with an identity is created by infra/; EnsurePool then only
@@ -96,6 +101,9 @@ func (c PoolConfig) WithDefaults() (PoolConfig, error) {
 	}
 	if c.Image == (Image{}) {
 		c.Image = Ubuntu2204
+	}
+	if c.StartTask == "" {
+		c.StartTask = StartTaskCommand
 	}
 	return c, c.Validate()
 }
@@ -203,7 +211,7 @@ func PoolSpec(cfg PoolConfig) (azbatch.CreatePoolContent, error) {
 		AutoScaleFormula:            to.Ptr(AutoScaleFormula(c.MaxNodes, c.DedicatedNodes)),
 		AutoScaleEvaluationInterval: to.Ptr(ISODuration(c.EvaluationInterval)),
 		StartTask: &azbatch.StartTask{
-			CommandLine:         to.Ptr(StartTaskCommand),
+			CommandLine:         to.Ptr(c.StartTask),
 			EnvironmentSettings: []azbatch.EnvironmentSetting{{Name: to.Ptr("DEBIAN_FRONTEND"), Value: to.Ptr("noninteractive")}},
 			WaitForSuccess:      to.Ptr(true),
 			MaxTaskRetryCount:   to.Ptr[int32](3),

@@ -1,0 +1,292 @@
+package batch
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/batch/azbatch"
+
+	"github.com/ffpipe/ffpipe/internal/presets"
+	"github.com/ffpipe/ffpipe/internal/request"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+const account = "devstoreaccount1"
+
+// spec builds a complete TaskSpec for container/blob with preset name.
+func spec(t testing.TB, container, blob, presetName string) TaskSpec {
+	t.Helper()
+	set := presets.Default()
+	r := request.Request{Source: request.Source{Container: container, Blob: blob, ETag: "0x8DC1234567890AB", Size: 1234}, Preset: presetName, CorrelationID: "corr-1"}
+	r, err := r.WithDefaults(request.Defaults{Account: account, Preset: "mp3", OutputContainer: "output", Ext: set.Ext})
+	if err != nil {
+		t.Fatalf("WithDefaults(%q): %v", blob, err)
+	}
+	p, _ := set.Get(r.Preset)
+	return TaskSpec{
+		Key:                r.Key(account),
+		Request:            r,
+		Preset:             p,
+		InputURL:           "https://acct.blob.core.windows.net/" + container + "/blob?sv=2024&sig=READSIG",
+		OutputContainerURL: "https://acct.blob.core.windows.net/output?sv=2024&sig=WRITESIG",
+		LogsContainerURL:   "https://acct.blob.core.windows.net/logs?sv=2024&sig=LOGSIG",
+		Constraints:        Constraints{MaxWallClock: 30 * time.Minute, MaxRetries: 2},
+	}
+}
+
+func marshalIndent(t testing.TB, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := json.Indent(&out, b, "", "  "); err != nil {
+		t.Fatal(err)
+	}
+	out.WriteByte('\n')
+	return out.Bytes()
+}
+
+func checkGolden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read golden (run with -update): %v", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s:\ngot\n%s\nwant\n%s", name, got, want)
+	}
+}
+
+func TestTaskContentGolden(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(*TaskSpec)
+		blob   string
+		preset string
+	}{
+		{name: "mp3-sas", blob: "videos/a.mp4", preset: ""},
+		{name: "thumbnail-sas", blob: "a.mp4", preset: "thumbnail"},
+		{name: "aac-identity", blob: "dir/ü b.mp4", preset: "aac", mutate: func(s *TaskSpec) {
+			s.NodeIdentity = "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/ffpipe-pool"
+			s.InputURL = "https://acct.blob.core.windows.net/input/dir/%C3%BC%20b.mp4"
+			s.OutputContainerURL = "https://acct.blob.core.windows.net/output"
+			s.LogsContainerURL = "https://acct.blob.core.windows.net/logs"
+			s.Constraints = Constraints{} // defaults
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := spec(t, "input", tt.blob, tt.preset)
+			if tt.mutate != nil {
+				tt.mutate(&s)
+			}
+			c, err := s.Content()
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkGolden(t, "task/"+tt.name+".json", marshalIndent(t, c))
+		})
+	}
+}
+
+func TestTaskContentRequestEnvRoundTrip(t *testing.T) {
+	s := spec(t, "input", "vidéos/日本語 🎬.mp4", "opus")
+	c, err := s.Content()
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{}
+	for _, e := range c.EnvironmentSettings {
+		env[*e.Name] = *e.Value
+	}
+	if env[EnvKey] != s.Key {
+		t.Errorf("%s = %q, want %q", EnvKey, env[EnvKey], s.Key)
+	}
+	if strings.ContainsAny(env[EnvRequest], "=+/") {
+		t.Errorf("%s = %q, want base64url without padding", EnvRequest, env[EnvRequest])
+	}
+	got, err := DecodeRequestEnv(env[EnvRequest])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != s.Request {
+		t.Errorf("decoded request = %+v, want %+v", got, s.Request)
+	}
+	if k := got.Key(account); k != s.Key {
+		t.Errorf("key from decoded request = %s, want %s", k, s.Key)
+	}
+}
+
+func TestTaskSpecValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(*TaskSpec)
+	}{
+		{"bad key", func(s *TaskSpec) { s.Key = "Videos-A" }},
+		{"no output", func(s *TaskSpec) { s.Request.Output = request.Output{} }},
+		{"no etag", func(s *TaskSpec) { s.Request.Source.ETag = "" }},
+		{"preset mismatch", func(s *TaskSpec) { s.Preset, _ = presets.Default().Get("wav") }},
+		{"invalid preset", func(s *TaskSpec) { s.Preset.Args = []string{"-i", "/etc/passwd"}; s.Request.Preset = s.Preset.Name }},
+		{"relative input URL", func(s *TaskSpec) { s.InputURL = "input/a.mp4" }},
+		{"file URL", func(s *TaskSpec) { s.OutputContainerURL = "file:///tmp" }},
+		{"no logs URL", func(s *TaskSpec) { s.LogsContainerURL = "" }},
+		{"negative wall clock", func(s *TaskSpec) { s.Constraints.MaxWallClock = -time.Second }},
+		{"unlimited retries", func(s *TaskSpec) { s.Constraints.MaxRetries = -1 }},
+		{"too many retries", func(s *TaskSpec) { s.Constraints.MaxRetries = 11 }},
+		{"invalid blob", func(s *TaskSpec) { s.Request.Source.Blob = "../x.mp4" }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := spec(t, "input", "a.mp4", "")
+			tt.mutate(&s)
+			if _, err := s.Content(); !errors.Is(err, ErrInvalidSpec) {
+				t.Errorf("Content error = %v, want ErrInvalidSpec", err)
+			}
+		})
+	}
+}
+
+func TestISODuration(t *testing.T) {
+	tests := []struct {
+		d    time.Duration
+		want string
+	}{
+		{0, "PT0S"},
+		{-time.Second, "PT0S"},
+		{time.Millisecond, "PT1S"},
+		{45 * time.Second, "PT45S"},
+		{30 * time.Minute, "PT30M"},
+		{90 * time.Minute, "PT1H30M"},
+		{time.Hour + 2*time.Second, "PT1H2S"},
+		{24 * time.Hour, "P1D"},
+		{7*24*time.Hour + time.Minute, "P7DT1M"},
+	}
+	for _, tt := range tests {
+		if got := ISODuration(tt.d); got != tt.want {
+			t.Errorf("ISODuration(%s) = %q, want %q", tt.d, got, tt.want)
+		}
+	}
+}
+
+// invariant returns the parts of a task that must not depend on the
+// container or blob names: the command line, local file paths and
+// patterns, the user identity.
+func invariant(t testing.TB, c azbatch.CreateTaskContent) string {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString(*c.CommandLine)
+	for _, rf := range c.ResourceFiles {
+		b.WriteString("|rf:" + *rf.FilePath)
+		if rf.BlobPrefix != nil || rf.StorageContainerURL != nil || rf.FileMode != nil {
+			t.Fatalf("unexpected resource file fields: %+v", rf)
+		}
+	}
+	for _, of := range c.OutputFiles {
+		b.WriteString("|of:" + *of.FilePattern + ":" + string(*of.UploadOptions.UploadCondition))
+	}
+	b.WriteString("|" + string(*c.UserIdentity.AutoUser.Scope) + string(*c.UserIdentity.AutoUser.ElevationLevel))
+	return b.String()
+}
+
+// FuzzTaskSpec proves that no container or blob name byte reaches the
+// command line or a node-local path: for any valid names, the command
+// line, the resource file path and the output patterns are exactly those
+// of a fixed reference request, and the names travel only in the output
+// destination path and the base64url request.
+func FuzzTaskSpec(f *testing.F) {
+	for _, seed := range []struct{ container, blob string }{
+		{"input", "a.mp4"},
+		{"input", "a;rm -rf ~.mp4"},
+		{"input", "$(id).mp4"},
+		{"input", "`id`.mp4"},
+		{"input", "a b.mp4"},
+		{"input", `'"|&<>.mp4`},
+		{"input", "*.mp4"},
+		{"input", "-y.mp4"},
+		{"input", "-i x.mp4"},
+		{"input", "--help.mp4"},
+		{"input", "%2e%2e/x.mp4"},
+		{"input", "dir/sub/x.mp4"},
+		{"input", "e\u0301\u202e🎬.mp4"},
+		{"input-2", strings.Repeat("a", 250) + "/" + strings.Repeat("b", 300) + ".mp4"},
+		{"in", "../../x.mp4"},
+	} {
+		f.Add(seed.container, seed.blob, "mp3")
+	}
+	f.Add("input", "a.mp4", "thumbnail")
+	ref := map[string]string{}
+	for _, p := range presets.Default().Names() {
+		ref[p] = invariant(f, mustContent(f, spec(f, "input", "reference.mp4", p)))
+	}
+	f.Fuzz(func(t *testing.T, container, blob, presetName string) {
+		if _, ok := ref[presetName]; !ok {
+			return
+		}
+		if request.ValidateContainer(container) != nil || request.ValidateBlob(blob) != nil {
+			return
+		}
+		set := presets.Default()
+		r, err := request.Request{Source: request.Source{Container: container, Blob: blob, ETag: "0x1"}, Preset: presetName}.
+			WithDefaults(request.Defaults{Preset: "mp3", OutputContainer: "output", Ext: set.Ext})
+		if err != nil {
+			return // e.g. the output name would be too long: a failure record, no task
+		}
+		p, _ := set.Get(presetName)
+		s := TaskSpec{
+			Key: r.Key(account), Request: r, Preset: p,
+			InputURL:           "https://acct.blob.core.windows.net/x?sig=s",
+			OutputContainerURL: "https://acct.blob.core.windows.net/output?sig=s",
+			LogsContainerURL:   "https://acct.blob.core.windows.net/logs?sig=s",
+		}
+		c, err := s.Content()
+		if err != nil {
+			t.Fatalf("Content(%q, %q): %v", container, blob, err)
+		}
+		if got := invariant(t, c); got != ref[presetName] {
+			t.Fatalf("task invariant depends on the names:\ngot  %s\nwant %s", got, ref[presetName])
+		}
+		if *c.ID != s.Key || !request.IsKey(*c.ID) {
+			t.Fatalf("task id %q is not the key %q", *c.ID, s.Key)
+		}
+		if got := *c.OutputFiles[0].Destination.Container.Path; got != r.Output.Blob {
+			t.Fatalf("output path = %q, want %q", got, r.Output.Blob)
+		}
+		if got := *c.OutputFiles[1].Destination.Container.Path; got != s.Key {
+			t.Fatalf("logs path = %q, want the key", got)
+		}
+		for _, e := range c.EnvironmentSettings {
+			isB64 := strings.Trim(blob, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") == ""
+			if !isB64 && strings.Contains(*e.Value, blob) {
+				t.Fatalf("environment %s carries the raw blob name", *e.Name)
+			}
+		}
+		if _, err := json.Marshal(c); err != nil {
+			t.Fatalf("marshal: %v", err)
+		}
+	})
+}
+
+func mustContent(t testing.TB, s TaskSpec) azbatch.CreateTaskContent {
+	t.Helper()
+	c, err := s.Content()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
