@@ -247,8 +247,10 @@ func TestDispatchBranches(t *testing.T) {
 			wantCode: http.StatusInternalServerError,
 		},
 		{
-			name:     "node identity: plain URLs and an identity reference",
-			config:   func(m map[string]string) { m["FFPIPE_NODE_IDENTITY"] = "/subscriptions/0/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/pool" },
+			name: "node identity: plain URLs and an identity reference",
+			config: func(m map[string]string) {
+				m["FFPIPE_NODE_IDENTITY"] = "/subscriptions/0/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/pool"
+			},
 			bodies:   []string{body("a.mp4", "")},
 			wantCode: http.StatusOK,
 			check: func(t *testing.T, s *setup) {

@@ -1,0 +1,106 @@
+package handlers
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/ffpipe/ffpipe/internal/records"
+)
+
+func statusEnvelope(url string, params map[string]string, headers map[string][]string) []byte {
+	if headers == nil {
+		headers = map[string][]string{}
+	}
+	b, _ := json.Marshal(InvokeRequest{Data: map[string]json.RawMessage{BindingRequest: mustJSON(map[string]any{
+		"Url": url, "Method": "GET", "Query": map[string]string{}, "Headers": headers, "Params": params, "Identities": []any{},
+	})}, Metadata: map[string]json.RawMessage{}})
+	return b
+}
+
+func (e *env) status(body []byte) httpResponse {
+	e.t.Helper()
+	code, resp := e.invoke(FuncStatus, body)
+	if code != http.StatusOK {
+		e.t.Fatalf("invocation status: got %d, want 200", code)
+	}
+	raw, err := json.Marshal(resp.Outputs[BindingResponse])
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var hr httpResponse
+	if err := json.Unmarshal(raw, &hr); err != nil {
+		e.t.Fatalf("output %s: %v", raw, err)
+	}
+	return hr
+}
+
+func TestStatus(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := t.Context()
+	key := "0123456789abcdef0123456789abcdef"
+	_ = e.records.Put(ctx, records.Record{Key: key, State: records.StateFailed, Reason: "task_failed: <script>alert(1)</script>",
+		Source: records.Blob{Container: "input", Blob: "<b>evil</b>.mp4"}})
+	_ = e.records.Put(ctx, records.Record{Key: "00000000000000000000000000000002", State: records.StateDone})
+	_ = e.records.Put(ctx, records.Record{Key: "00000000000000000000000000000003", State: records.StateDone})
+
+	t.Run("summary as JSON (golden ?format=json)", func(t *testing.T) {
+		hr := e.status(golden(t, "http_status.json"))
+		if hr.StatusCode != 200 || !strings.HasPrefix(hr.Headers["Content-Type"], "application/json") {
+			t.Fatalf("got %d %q", hr.StatusCode, hr.Headers["Content-Type"])
+		}
+		var sum records.Summary
+		if err := json.Unmarshal([]byte(hr.Body), &sum); err != nil {
+			t.Fatal(err)
+		}
+		if sum.Total != 3 || sum.Counts[records.StateDone] != 2 || sum.Counts[records.StateFailed] != 1 || len(sum.Recent) != 3 {
+			t.Errorf("summary: got %+v", sum)
+		}
+	})
+	t.Run("summary as HTML, escaped", func(t *testing.T) {
+		hr := e.status(statusEnvelope("http://localhost/api/status", map[string]string{}, map[string][]string{"Accept": {"text/html"}}))
+		if hr.StatusCode != 200 || !strings.HasPrefix(hr.Headers["Content-Type"], "text/html") {
+			t.Fatalf("got %d %q", hr.StatusCode, hr.Headers["Content-Type"])
+		}
+		if strings.Contains(hr.Body, "<script>") || strings.Contains(hr.Body, "<b>evil") || !strings.Contains(hr.Body, "&lt;b&gt;evil") {
+			t.Errorf("HTML not escaped: %s", hr.Body)
+		}
+		if !strings.Contains(hr.Body, "<td>2</td>") {
+			t.Errorf("HTML lacks the done count: %s", hr.Body)
+		}
+	})
+	t.Run("one record by route param, Accept JSON", func(t *testing.T) {
+		hr := e.status(statusEnvelope("http://localhost/api/status/"+key, map[string]string{"key": key}, map[string][]string{"Accept": {"application/json"}}))
+		var r records.Record
+		if err := json.Unmarshal([]byte(hr.Body), &r); err != nil || hr.StatusCode != 200 || r.Key != key || r.State != records.StateFailed {
+			t.Errorf("got %d %+v %v", hr.StatusCode, r, err)
+		}
+	})
+	t.Run("one record by path (no Params), HTML", func(t *testing.T) {
+		hr := e.status(statusEnvelope("http://localhost/api/status/"+strings.ToUpper(key), nil, nil))
+		if hr.StatusCode != 200 || !strings.Contains(hr.Body, key) {
+			t.Errorf("got %d %s", hr.StatusCode, hr.Body)
+		}
+	})
+	t.Run("unknown key: 404", func(t *testing.T) {
+		hr := e.status(statusEnvelope("http://localhost/api/status/ffffffffffffffffffffffffffffffff?format=json", map[string]string{"key": "ffffffffffffffffffffffffffffffff"}, nil))
+		if hr.StatusCode != 404 {
+			t.Errorf("got %d, want 404", hr.StatusCode)
+		}
+	})
+	t.Run("malformed key: 400", func(t *testing.T) {
+		hr := e.status(statusEnvelope("http://localhost/api/status/..%2fetc?format=json", map[string]string{"key": "../etc"}, nil))
+		if hr.StatusCode != 400 {
+			t.Errorf("got %d, want 400", hr.StatusCode)
+		}
+	})
+	t.Run("storage down: 503 in the output, invocation still succeeds", func(t *testing.T) {
+		e.blobs.fail["list"] = errTransient
+		defer delete(e.blobs.fail, "list")
+		hr := e.status(statusEnvelope("http://localhost/api/status?format=json", nil, nil))
+		if hr.StatusCode != 503 {
+			t.Errorf("got %d, want 503", hr.StatusCode)
+		}
+	})
+}

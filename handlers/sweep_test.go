@@ -1,0 +1,324 @@
+package handlers
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ffpipe/ffpipe/internal/batch"
+	"github.com/ffpipe/ffpipe/internal/records"
+	"github.com/ffpipe/ffpipe/internal/request"
+)
+
+// sweepFixture is one dispatched file: input blob, task, and the request
+// the task carries.
+type sweepFixture struct {
+	key  string
+	req  request.Request
+	etag string
+}
+
+func (e *env) dispatched(blob string) sweepFixture {
+	etag := e.blobs.put("input", blob, []byte("input-bytes"), e.now.Add(-time.Hour))
+	req, err := request.Request{V: 1, Source: request.Source{Container: "input", Blob: blob, ETag: etag, Size: 11}, CorrelationID: "corr-" + blob}.WithDefaults(request.Defaults{
+		Account: "ingestacct", Preset: "mp3", OutputContainer: "output", Ext: func(string) (string, bool) { return "mp3", true },
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	key := req.Key("ingestacct")
+	e.batch.tasks[key] = batch.TaskSpec{Key: key, Request: req}
+	if _, err := e.records.Update(e.t.Context(), key, func(r records.Record, _ bool) records.Record {
+		r = recordFrom(r, req)
+		r.State, r.Attempts = records.StateDispatched, 1
+		return r
+	}); err != nil {
+		e.t.Fatal(err)
+	}
+	return sweepFixture{key: key, req: req, etag: etag}
+}
+
+func (e *env) complete(f sweepFixture, success bool, exit int, mutate func(*batch.CompletedTask)) {
+	ct := batch.CompletedTask{Key: f.key, Request: f.req, Success: success, ExitCode: &exit,
+		Start: e.now.Add(-2 * time.Minute), End: e.now.Add(-time.Minute)}
+	if mutate != nil {
+		mutate(&ct)
+	}
+	e.batch.completed = append(e.batch.completed, ct)
+}
+
+func (e *env) sweep() int {
+	e.t.Helper()
+	code, resp := e.invoke(FuncSweep, golden(e.t, "timer.json"))
+	e.t.Logf("sweep: %d %v", code, resp.Logs)
+	return code
+}
+
+func TestSweepSuccess(t *testing.T) {
+	e := newEnv(t, nil)
+	f := e.dispatched("v/a.mp4")
+	e.blobs.put("output", "v/a.mp3", []byte("mp3-bytes"), e.now)
+	e.complete(f, true, 0, nil)
+	if code := e.sweep(); code != http.StatusOK {
+		t.Fatalf("status: got %d, want 200", code)
+	}
+	if _, ok := e.blobs.get("input", "v/a.mp4"); ok {
+		t.Errorf("input still present after success")
+	}
+	if e.batch.has(f.key) {
+		t.Errorf("task not deleted")
+	}
+	r := e.record(f.key)
+	if r.State != records.StateDone || r.Output.Size != 9 || r.ExitCode == nil || *r.ExitCode != 0 || r.Timings.Swept == nil || r.Timings.Started == nil || r.Timings.Ended == nil || r.CorrelationID != "corr-v/a.mp4" {
+		t.Errorf("record: got %+v", r)
+	}
+}
+
+func TestSweepFailures(t *testing.T) {
+	tests := []struct {
+		name          string
+		quarantine    string // FFPIPE_QUARANTINE_CONTAINER; "-" = default
+		success       bool
+		output        []byte // nil = no output blob
+		exit          int
+		mutate        func(*batch.CompletedTask)
+		stderr        string
+		wantReason    []string
+		wantKeptInput bool
+	}{
+		{
+			name: "ffmpeg failed: reason has exit code, failure info and stderr tail; input quarantined", quarantine: "-",
+			exit: 1, mutate: func(ct *batch.CompletedTask) {
+				ct.FailureCategory, ct.FailureCode, ct.FailureMessage = "usererror", "FailureExitCode", "The task exited with an exit code representing a failure\nmore"
+			},
+			stderr:     strings.Repeat("noise\n", 50) + "l1\nl2\nl3\nl4\nmoov atom not found\ninput.mp4: Invalid data found when processing input\n",
+			wantReason: []string{"task_failed", "exit code 1", "usererror FailureExitCode The task exited", "moov atom not found | input.mp4: Invalid data"},
+		},
+		{
+			name: "success without output: no_output", quarantine: "-", success: true,
+			wantReason: []string{"no_output"},
+		},
+		{
+			name: "success with an empty output: no_output", quarantine: "-", success: true, output: []byte{},
+			wantReason: []string{"no_output"},
+		},
+		{
+			name: "quarantine disabled: input kept", quarantine: "", exit: 183,
+			wantReason: []string{"exit code 183"}, wantKeptInput: true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, func(m map[string]string) {
+				if tt.quarantine != "-" {
+					m["FFPIPE_QUARANTINE_CONTAINER"] = tt.quarantine
+				}
+			})
+			f := e.dispatched("v/a.mp4")
+			if tt.output != nil {
+				e.blobs.put("output", "v/a.mp3", tt.output, e.now)
+			}
+			if tt.stderr != "" {
+				_, stderr := batch.LogBlobs(f.key)
+				e.blobs.put("logs", stderr, []byte(tt.stderr), e.now)
+			}
+			e.complete(f, tt.success, tt.exit, tt.mutate)
+			if code := e.sweep(); code != http.StatusOK {
+				t.Fatalf("status: got %d, want 200", code)
+			}
+			r := e.record(f.key)
+			if r.State != records.StateFailed {
+				t.Errorf("state: got %s, want failed", r.State)
+			}
+			for _, w := range tt.wantReason {
+				if !strings.Contains(r.Reason, w) {
+					t.Errorf("reason %q: want it to contain %q", r.Reason, w)
+				}
+			}
+			if strings.Contains(r.Reason, "noise") {
+				t.Errorf("reason %q: want only the last lines of stderr", r.Reason)
+			}
+			_, inInput := e.blobs.get("input", "v/a.mp4")
+			_, inQuarantine := e.blobs.get("quarantine", "v/a.mp4")
+			if inInput != tt.wantKeptInput || inQuarantine == tt.wantKeptInput {
+				t.Errorf("input in place %v, in quarantine %v; want in place %v", inInput, inQuarantine, tt.wantKeptInput)
+			}
+			if e.batch.has(f.key) {
+				t.Errorf("task not deleted")
+			}
+		})
+	}
+}
+
+func TestSweepInputReplacedIsKept(t *testing.T) {
+	e := newEnv(t, nil)
+	f := e.dispatched("a.mp4")
+	e.blobs.put("output", "a.mp3", []byte("mp3"), e.now)
+	newETag := e.blobs.put("input", "a.mp4", []byte("a newer upload"), e.now) // same name, new version
+	e.complete(f, true, 0, nil)
+	if code := e.sweep(); code != http.StatusOK {
+		t.Fatalf("status: got %d, want 200", code)
+	}
+	b, ok := e.blobs.get("input", "a.mp4")
+	if !ok || b.etag != newETag {
+		t.Errorf("newer upload deleted (If-Match ignored)")
+	}
+	if r := e.record(f.key); r.State != records.StateDone {
+		t.Errorf("state: got %s, want done", r.State)
+	}
+}
+
+// A crash (here: a failing step) between any two steps is repaired by the
+// next run.
+func TestSweepIdempotentAcrossCrashes(t *testing.T) {
+	steps := []struct {
+		name      string
+		breakStep func(e *env, f sweepFixture)
+		fix       func(e *env)
+	}{
+		{"before the input delete", func(e *env, f sweepFixture) { e.blobs.fail["delete input/a.mp4"] = errTransient }, func(e *env) { delete(e.blobs.fail, "delete input/a.mp4") }},
+		{"after the input delete, before the record", func(e *env, f sweepFixture) { e.blobs.fail["put status/"+f.key] = errTransient }, func(e *env) { e.blobs.fail = map[string]error{} }},
+		{"after the record, before the task delete", func(e *env, f sweepFixture) { e.batch.deleteErr = errTransient }, func(e *env) { e.batch.deleteErr = nil }},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			e := newEnv(t, nil)
+			f := e.dispatched("a.mp4")
+			e.blobs.put("output", "a.mp3", []byte("mp3"), e.now)
+			e.complete(f, true, 0, nil)
+			st.breakStep(e, f)
+			if code := e.sweep(); code != http.StatusInternalServerError {
+				t.Fatalf("first run: got %d, want 500", code)
+			}
+			st.fix(e)
+			if code := e.sweep(); code != http.StatusOK {
+				t.Fatalf("second run: got %d, want 200", code)
+			}
+			if r := e.record(f.key); r.State != records.StateDone {
+				t.Errorf("state: got %s, want done", r.State)
+			}
+			if _, ok := e.blobs.get("input", "a.mp4"); ok || e.batch.has(f.key) {
+				t.Errorf("input present %v, task present %v; want neither", ok, e.batch.has(f.key))
+			}
+			if _, ok := e.blobs.get("output", "a.mp3"); !ok {
+				t.Errorf("output deleted")
+			}
+			// A third run has nothing to do and changes nothing.
+			if code := e.sweep(); code != http.StatusOK {
+				t.Fatalf("third run: got %d, want 200", code)
+			}
+		})
+	}
+}
+
+func TestSweepUnreadableTask(t *testing.T) {
+	e := newEnv(t, nil)
+	f := e.dispatched("a.mp4")
+	e.complete(f, false, 1, func(ct *batch.CompletedTask) {
+		ct.Request, ct.RequestErr = request.Request{}, fmt.Errorf("no FFPIPE_REQUEST")
+	})
+	if code := e.sweep(); code != http.StatusOK {
+		t.Fatalf("status: got %d, want 200", code)
+	}
+	// The record written by Dispatch supplies source and eTag.
+	if _, ok := e.blobs.get("quarantine", "a.mp4"); !ok {
+		t.Errorf("input not quarantined via the record's facts")
+	}
+	if r := e.record(f.key); r.State != records.StateFailed {
+		t.Errorf("state: got %s, want failed", r.State)
+	}
+
+	// With no record either: failed as unknown_task, task deleted.
+	e2 := newEnv(t, nil)
+	key := "0123456789abcdef0123456789abcdef"
+	e2.batch.tasks[key] = batch.TaskSpec{Key: key}
+	e2.batch.completed = []batch.CompletedTask{{Key: key, RequestErr: fmt.Errorf("garbled")}}
+	if code := e2.sweep(); code != http.StatusOK {
+		t.Fatalf("status: got %d, want 200", code)
+	}
+	if r := e2.record(key); r.State != records.StateFailed || !strings.HasPrefix(r.Reason, "unknown_task") || e2.batch.has(key) {
+		t.Errorf("got %s %q, task %v", r.State, r.Reason, e2.batch.has(key))
+	}
+}
+
+func TestSweepListErrors(t *testing.T) {
+	e := newEnv(t, nil)
+	e.batch.listErr = fmt.Errorf("list: %w", batch.ErrJobNotFound)
+	if code := e.sweep(); code != http.StatusOK {
+		t.Errorf("job not found yet: got %d, want 200", code)
+	}
+	e.batch.listErr = errTransient
+	if code := e.sweep(); code != http.StatusInternalServerError {
+		t.Errorf("list failed: got %d, want 500", code)
+	}
+}
+
+func TestSweepBounded(t *testing.T) {
+	e := newEnv(t, nil) // FFPIPE_SWEEP_MAX_TASKS=50
+	for i := range 60 {
+		f := e.dispatched(fmt.Sprintf("%02d.mp4", i))
+		e.complete(f, false, 1, nil)
+	}
+	if code := e.sweep(); code != http.StatusOK {
+		t.Fatalf("status: got %d, want 200", code)
+	}
+	if got := len(e.batch.deleted); got != 50 {
+		t.Errorf("tasks settled in one run: got %d, want 50", got)
+	}
+	e.sweep()
+	if got := len(e.batch.deleted); got != 60 {
+		t.Errorf("tasks settled after two runs: got %d, want 60", got)
+	}
+}
+
+func TestReconcile(t *testing.T) {
+	e := newEnv(t, nil) // FFPIPE_RECONCILE_AFTER=15m
+	old := e.now.Add(-time.Hour)
+	orphan := e.blobs.put("input", "orphan.mp4", []byte("x"), old)
+	withTask := e.dispatched("with-task.mp4") // task + dispatched record
+	doneETag := e.blobs.put("input", "done.mp4", []byte("x"), old)
+	doneKey := request.Key("ingestacct", "input", "done.mp4", doneETag)
+	_ = e.records.Put(t.Context(), records.Record{Key: doneKey, State: records.StateFailed})
+	staleETag := e.blobs.put("input", "stale.mp4", []byte("x"), old)
+	staleKey := request.Key("ingestacct", "input", "stale.mp4", staleETag)
+	e.now = e.now.Add(-time.Hour) // the queued record is an hour old
+	_ = e.records.Put(t.Context(), records.Record{Key: staleKey, State: records.StateQueued})
+	e.now = e.now.Add(time.Hour)
+	recentETag := e.blobs.put("input", "recent.mp4", []byte("x"), e.now.Add(-time.Minute))
+	e.blobs.put("input", "notes.txt", []byte("x"), old)
+
+	if code := e.sweep(); code != http.StatusOK {
+		t.Fatalf("status: got %d, want 200", code)
+	}
+	got := map[string]bool{}
+	for _, m := range e.queue.messages() {
+		got[m.ID] = true
+	}
+	want := map[string]bool{
+		request.Key("ingestacct", "input", "orphan.mp4", orphan): true,
+		staleKey: true,
+	}
+	for k := range want {
+		if !got[k] {
+			t.Errorf("key %s not re-enqueued", k)
+		}
+	}
+	for name, k := range map[string]string{"with task": withTask.key, "finished": doneKey, "recent": request.Key("ingestacct", "input", "recent.mp4", recentETag)} {
+		if got[k] {
+			t.Errorf("%s input re-enqueued", name)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("messages: got %d, want %d", len(got), len(want))
+	}
+	if r := e.record(request.Key("ingestacct", "input", "orphan.mp4", orphan)); r.State != records.StateQueued {
+		t.Errorf("orphan record: got %s, want queued", r.State)
+	}
+	// The next run does not send again: the record is fresh.
+	e.sweep()
+	if n := len(e.queue.messages()); n != 2 {
+		t.Errorf("messages after a second run: got %d, want 2", n)
+	}
+}
