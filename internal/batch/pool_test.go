@@ -1,0 +1,93 @@
+package batch
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestAutoScaleFormulaGolden(t *testing.T) {
+	checkGolden(t, "formula.golden", []byte(AutoScaleFormula(DefaultMaxNodes, 0)))
+	f := AutoScaleFormula(20, 2)
+	for _, want := range []string{"maxNodes = 20;", "dedicatedNodes = 2;", "$TargetLowPriorityNodes = total - dedicated;", "$NodeDeallocationOption = taskcompletion;"} {
+		if !strings.Contains(f, want) {
+			t.Errorf("formula lacks %q:\n%s", want, f)
+		}
+	}
+	if len(f) > 8<<10 {
+		t.Errorf("formula is %d bytes, the service allows 8 KiB", len(f))
+	}
+	if n := strings.Count(f, ";"); n > 100 {
+		t.Errorf("formula has %d statements, the service allows 100", n)
+	}
+}
+
+func TestPoolSpecGolden(t *testing.T) {
+	spec, err := PoolSpec(PoolConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkGolden(t, "pool.json", marshalIndent(t, spec))
+}
+
+func TestPoolConfigDefaults(t *testing.T) {
+	c, err := PoolConfig{VMSize: "Standard_F8s_v2"}.WithDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ID != "ffmpeg" || c.TaskSlotsPerNode != 8 || c.MaxNodes != DefaultMaxNodes || c.EvaluationInterval != 5*time.Minute || c.Image != Ubuntu2204 || c.StartTask != StartTaskCommand {
+		t.Errorf("WithDefaults = %+v", c)
+	}
+}
+
+func TestPoolConfigInvalid(t *testing.T) {
+	tests := []struct {
+		name string
+		c    PoolConfig
+	}{
+		{"unknown size without slots", PoolConfig{VMSize: "custom"}},
+		{"bad id", PoolConfig{ID: "ff mpeg"}},
+		{"too many slots", PoolConfig{TaskSlotsPerNode: 257}},
+		{"negative slots", PoolConfig{TaskSlotsPerNode: -1}},
+		{"negative max nodes", PoolConfig{MaxNodes: -1}},
+		{"dedicated above max", PoolConfig{MaxNodes: 2, DedicatedNodes: 3}},
+		{"short interval", PoolConfig{EvaluationInterval: time.Minute}},
+		{"incomplete image", PoolConfig{Image: Image{Publisher: "canonical"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := tt.c.WithDefaults(); !errors.Is(err, ErrInvalidSpec) {
+				t.Errorf("WithDefaults error = %v, want ErrInvalidSpec", err)
+			}
+		})
+	}
+}
+
+func TestVMCores(t *testing.T) {
+	tests := []struct {
+		size string
+		want int
+		ok   bool
+	}{
+		{"standard_d2s_v5", 2, true},
+		{"Standard_D4s_v5", 4, true},
+		{"Standard_D16ds_v5", 16, true},
+		{"Standard_D2as_v5", 2, true},
+		{"Standard_F8s_v2", 8, true},
+		{"Standard_E8-4ds_v5", 4, true},
+		{"Standard_HB120rs_v3", 120, true},
+		{"Standard_DC2s_v3", 2, true},
+		{"Standard_A1_v2", 1, true},
+		{"Standard_D4", 4, true},
+		{"basic_a1", 0, false},
+		{"custom", 0, false},
+		{"", 0, false},
+	}
+	for _, tt := range tests {
+		got, ok := VMCores(tt.size)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("VMCores(%q) = %d, %v; want %d, %v", tt.size, got, ok, tt.want, tt.ok)
+		}
+	}
+}
