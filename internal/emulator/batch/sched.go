@@ -461,6 +461,9 @@ type procResult struct {
 // also reaches the children of /bin/sh -c.
 func (s *Server) execProcess(ctx context.Context, cmdline, dir string, env []string, stdoutPath, stderrPath string, wall time.Duration, killed <-chan struct{}) procResult {
 	argv, err := splitCommandLine(cmdline)
+	if err == nil && s.execDisabled {
+		err = errors.New("process execution is disabled")
+	}
 	if err != nil {
 		return procResult{failure: &failureInfo{Category: "usererror", Code: "CommandLaunchFailed", Message: "bad command line: " + err.Error()}}
 	}

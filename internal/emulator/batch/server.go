@@ -114,6 +114,10 @@ type Server struct {
 	wg   sync.WaitGroup
 
 	lastETag atomic.Uint64
+
+	// execDisabled makes every process launch fail (fuzzing the handlers
+	// must not run the command lines it invents).
+	execDisabled bool
 }
 
 // New returns an unstarted Server.
