@@ -111,8 +111,8 @@ func (c *Config) validate(prefix string) error {
 		if q.LockDuration == 0 {
 			q.LockDuration = DefaultLockDuration
 		}
-		if q.LockDuration < 5*time.Second || q.LockDuration > 5*time.Minute {
-			return fmt.Errorf("validate config: %s.LockDuration: %s out of range PT5S…PT5M", p, FormatISODuration(q.LockDuration))
+		if q.LockDuration < time.Second || q.LockDuration > 5*time.Minute {
+			return fmt.Errorf("validate config: %s.LockDuration: %s out of range PT1S…PT5M", p, FormatISODuration(q.LockDuration))
 		}
 		if q.MaxDeliveryCount == 0 {
 			q.MaxDeliveryCount = DefaultMaxDeliveryCount

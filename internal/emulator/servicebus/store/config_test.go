@@ -76,7 +76,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"bad duration", wrap(`{"Name":"q","Properties":{"LockDuration":"1m"}}`), "Queues[0].Properties.LockDuration"},
 		{"duration not string", wrap(`{"Name":"q","Properties":{"LockDuration":60}}`), "Queues[0].Properties.LockDuration: want a string"},
 		{"lock too long", wrap(`{"Name":"q","Properties":{"LockDuration":"PT6M"}}`), "Queues[0].Properties.LockDuration: PT6M out of range"},
-		{"lock too short", wrap(`{"Name":"q","Properties":{"LockDuration":"PT1S"}}`), "Queues[0].Properties.LockDuration"},
+		{"lock too short", wrap(`{"Name":"q","Properties":{"LockDuration":"PT0.5S"}}`), "Queues[0].Properties.LockDuration"},
 		{"max delivery zero", wrap(`{"Name":"q","Properties":{"MaxDeliveryCount":0}}`), "Queues[0].Properties.MaxDeliveryCount"},
 		{"max delivery fraction", wrap(`{"Name":"q","Properties":{"MaxDeliveryCount":1.5}}`), "Queues[0].Properties.MaxDeliveryCount: want an integer"},
 		{"ttl too short", wrap(`{"Name":"q","Properties":{"DefaultMessageTimeToLive":"PT0S"}}`), "DefaultMessageTimeToLive"},

@@ -314,13 +314,13 @@ func TestUnknownQueueRecordsIgnored(t *testing.T) {
 func TestCompactionShrinksLog(t *testing.T) {
 	dir := t.TempDir()
 	e := newEnv(t, dir, func(c *QueueConfig) { c.RequiresDuplicateDetection = true })
-	e.opts.CompactMinBytes = 32 << 10
+	e.opts.CompactMinBytes = 8 << 10
 	e.reopen()
 	body := bytes.Repeat([]byte("x"), 200)
-	for i := 0; i < 1000; i++ {
+	for i := 0; i < 300; i++ {
 		_, err := e.q.Send(bg, []Incoming{{Body: body, MessageID: fmt.Sprint("id-", i)}})
 		ok(t, err)
-		if i%100 != 99 {
+		if i%30 != 29 {
 			for _, m := range e.recv(e.q, 1, PeekLock) {
 				ok(t, e.q.Complete(bg, m.LockToken))
 			}
@@ -328,12 +328,12 @@ func TestCompactionShrinksLog(t *testing.T) {
 	}
 	ok(t, e.s.Sync(bg))
 	if e.s.wal.compactions == 0 {
-		t.Fatalf("no compaction after 1000 sends and 990 completes")
+		t.Fatalf("no compaction after 300 sends and 290 completes")
 	}
 	fi, err := os.Stat(e.logPath())
 	ok(t, err)
-	if fi.Size() > 4*(32<<10) {
-		t.Errorf("log is %d bytes after compaction, want at most %d", fi.Size(), 4*(32<<10))
+	if fi.Size() > 4*(8<<10) {
+		t.Errorf("log is %d bytes after compaction, want at most %d", fi.Size(), 4*(8<<10))
 	}
 	want := viewOf(t, e.q)
 	if len(want) != 10 {
@@ -343,11 +343,12 @@ func TestCompactionShrinksLog(t *testing.T) {
 	if got := viewOf(t, e.q); !reflect.DeepEqual(got, want) {
 		t.Fatalf("after compaction and reopen:\n got %+v\nwant %+v", got, want)
 	}
-	res, err := e.q.Send(bg, []Incoming{{Body: body, MessageID: "id-999"}, {Body: body, MessageID: "new"}})
+	res, err := e.q.Send(bg, []Incoming{{Body: body, MessageID: "id-299"}, {Body: body, MessageID: "new"}})
 	ok(t, err)
-	if !res[0].Duplicate || res[1].SequenceNumber != 1001 {
-		t.Fatalf("after compaction: %+v, want a duplicate and sequence 1001", res)
+	if !res[0].Duplicate || res[1].SequenceNumber != 301 {
+		t.Fatalf("after compaction: %+v, want a duplicate and sequence 301", res)
 	}
+	ok(t, e.s.Close())
 	if _, err := os.Stat(filepath.Join(dir, compactName)); !os.IsNotExist(err) {
 		t.Errorf("compaction temp file left behind: %v", err)
 	}
