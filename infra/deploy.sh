@@ -103,6 +103,17 @@ deploy() {
 	say "publish $app"
 	(cd "$root/dist" && func azure functionapp publish "$app" --custom)
 
+	# The AzureFunction endpoint needs the function to be indexed, which
+	# can lag the publish by a minute or two.
+	say "waiting for $app to list OnBlobCreated"
+	local tries=0
+	until az functionapp function show --resource-group "$rg" --name "$app" \
+		--function-name OnBlobCreated --query name -o tsv >/dev/null 2>&1; do
+		tries=$((tries + 1))
+		[ "$tries" -lt 30 ] || die "OnBlobCreated did not appear in $app after 5 minutes; check the publish output, then re-run"
+		sleep 10
+	done
+
 	suffix=$(az functionapp config appsettings list --resource-group "$rg" --name "$app" \
 		--query "[?name=='FFPIPE_ALLOWED_SUFFIXES'].value | [0]" -o tsv)
 	case "$suffix" in
