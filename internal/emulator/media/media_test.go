@@ -22,6 +22,9 @@ func TestMain(m *testing.M) {
 	}
 	testCache = dir
 	code := m.Run()
+	if canaryServer != nil {
+		canaryServer.Close()
+	}
 	_ = os.RemoveAll(dir)
 	os.Exit(code)
 }

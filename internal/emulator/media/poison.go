@@ -3,13 +3,16 @@ package media
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -234,7 +237,7 @@ func (b *poisonBuilder) build() ([]Case, error) {
 	if b.base, b.baseDur, err = b.clip("base", b.opts.Base); err != nil {
 		return nil, err
 	}
-	steps := []func() error{b.contentCases, b.variantCases, b.sizeCases, b.nameCases}
+	steps := []func() error{b.sizeCases, b.contentCases, b.variantCases, b.nameCases}
 	for _, step := range steps {
 		if err := step(); err != nil {
 			return nil, err
@@ -316,14 +319,6 @@ func (b *poisonBuilder) contentCases() error {
 // variantCases: real media of unusual shape.
 func (b *poisonBuilder) variantCases() error {
 	p := b.opts
-	gen := func(id string, spec ClipSpec, e Expect, note string) error {
-		path, d, err := b.clip(id, spec)
-		if err != nil {
-			return err
-		}
-		b.add(Case{ID: id, Name: b.name(id + ".mp4"), Path: path, Expect: e, AudioDuration: d, Note: note})
-		return nil
-	}
 	with := func(f func(*ClipSpec)) ClipSpec { s := p.Base; f(&s); return s }
 	cases := []struct {
 		id   string
@@ -339,16 +334,37 @@ func (b *poisonBuilder) variantCases() error {
 		{"video-hevc", with(func(s *ClipSpec) { s.VideoCodec = "libx265" }), Expect{Done, ""}, "HEVC video + AAC: audio converts"},
 		{"audio-ac3", with(func(s *ClipSpec) { s.AudioCodec = "ac3"; s.AudioBitrate = "96k" }), Expect{Done | Failed, "codec"}, "AC-3 audio: converts, or codec_not_allowed when the preset's whitelist excludes it"},
 	}
-	for _, c := range cases {
-		if err := gen(c.id, c.spec, c.e, c.note); err != nil {
-			return err
-		}
-	}
 	if p.LongDuration > 0 {
 		long := ClipSpec{CacheDir: p.Base.CacheDir, Duration: p.LongDuration, Width: 64, Height: 64, FPS: 1,
 			SampleRate: 8000, Channels: 1, AudioBitrate: "16k", Noise: true}
-		return gen("very-long", long, Expect{Done, ""},
-			fmt.Sprintf("%v of low-bitrate audio: converts within the task wall clock", p.LongDuration))
+		cases = append(cases, struct {
+			id   string
+			spec ClipSpec
+			e    Expect
+			note string
+		}{"very-long", long, Expect{Done, ""},
+			fmt.Sprintf("%v of low-bitrate audio: converts within the task wall clock", p.LongDuration)})
+	}
+	// Encode in parallel (bounded by cores), add in a fixed order.
+	out := make([]Case, len(cases))
+	errs := make([]error, len(cases))
+	sem := make(chan struct{}, runtime.NumCPU())
+	var wg sync.WaitGroup
+	for i, c := range cases {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			path, d, err := b.clip(c.id, c.spec)
+			out[i] = Case{ID: c.id, Name: b.name(c.id + ".mp4"), Path: path, Expect: c.e, AudioDuration: d, Note: c.note}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	for _, c := range out {
+		b.add(c)
 	}
 	return nil
 }

@@ -57,11 +57,11 @@ func (i Info) AudioStreams() []Stream { return i.streamsOf("audio") }
 // VideoStreams returns the video streams (images count as video) in file order.
 func (i Info) VideoStreams() []Stream { return i.streamsOf("video") }
 
-// AudioDuration is the playable length of the first audio stream: its
+// AudioDuration is the metadata length of the first audio stream: its
 // duration minus a positive start time (the encoder delay an MP3 carries),
 // falling back to the container duration when the stream has none. It is
-// the number to compare an input's and an output's audio by; see
-// VerifyAudio. ok is false without an audio stream.
+// cheap but approximate (frame padding); VerifyAudio decodes instead, see
+// there. ok is false without an audio stream.
 func (i Info) AudioDuration() (d time.Duration, ok bool) {
 	as := i.AudioStreams()
 	if len(as) == 0 {
