@@ -892,11 +892,16 @@ func (s *Server) post(ctx context.Context, sub Subscription, p *pending) (int, e
 // deadLetter records an undeliverable event like Event Grid's dead-letter blob.
 func (s *Server) deadLetter(sub Subscription, p *pending, reason, outcome string, status int) {
 	s.mu.Lock()
-	delete(s.st.Outbox, p.ID)
-	s.stats.DeadLettered++
 	attempts := p.Attempts
 	s.mu.Unlock()
-	s.markDirty()
+	// Count and forget the event only once its record is written.
+	defer func() {
+		s.mu.Lock()
+		delete(s.st.Outbox, p.ID)
+		s.stats.DeadLettered++
+		s.mu.Unlock()
+		s.markDirty()
+	}()
 	rec := map[string]any{
 		"event":                   p.Event,
 		"deadLetterReason":        reason,
