@@ -989,6 +989,67 @@ func TestDeployScript(t *testing.T) {
 	}
 }
 
+// TestDeployScriptChecks runs deploy.sh with a PATH holding only what it
+// needs to start, plus fake az tools, so no test ever reaches Azure.
+func TestDeployScriptChecks(t *testing.T) {
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Fatalf("bash not found: %v", err)
+	}
+	base := t.TempDir()
+	for _, tool := range []string{"dirname", "cat", "grep"} {
+		p, err := exec.LookPath(tool)
+		if err != nil {
+			t.Fatalf("%s not found: %v", tool, err)
+		}
+		if err := os.Symlink(p, filepath.Join(base, tool)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fake := func(t *testing.T, tools map[string]string) string {
+		t.Helper()
+		dir := t.TempDir()
+		for name, body := range tools {
+			if err := os.WriteFile(filepath.Join(dir, name), []byte("#!"+bash+"\n"+body+"\n"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return dir
+	}
+	tests := []struct {
+		name  string
+		args  []string
+		tools map[string]string
+		want  string
+	}{
+		{"no az", []string{"deploy", "rg", "westeurope", "ffpipe"}, nil, "az is not installed"},
+		{"not signed in", []string{"deploy", "rg", "westeurope", "ffpipe"}, map[string]string{"az": "exit 1"}, "not signed in: run 'az login'"},
+		{"no func", []string{"deploy", "rg", "westeurope", "ffpipe"}, map[string]string{"az": "exit 0"}, "func is not installed"},
+		{"destroy missing group", []string{"destroy", "rg", "westeurope", "ffpipe"}, map[string]string{"az": `[ "$1 $2" = "group exists" ] && echo false; exit 0`}, "does not exist: nothing to do"},
+		{"destroy needs a terminal", []string{"destroy", "rg", "westeurope", "ffpipe"}, map[string]string{"az": `[ "$1 $2" = "group exists" ] && echo true; exit 0`}, "refusing to delete rg without a terminal"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := base
+			if tt.tools != nil {
+				path = fake(t, tt.tools) + ":" + base
+			}
+			cmd := exec.Command(bash, "deploy.sh")
+			cmd.Args = append(cmd.Args, tt.args...)
+			cmd.Env = []string{"PATH=" + path, "HOME=" + t.TempDir()}
+			// Stdin stays nil (/dev/null): not a terminal.
+			out, err := cmd.CombinedOutput()
+			if !strings.Contains(string(out), tt.want) {
+				t.Errorf("deploy.sh %v: output = %q (err %v), want it to contain %q", tt.args, out, err, tt.want)
+			}
+			wantOK := strings.Contains(tt.want, "nothing to do")
+			if gotOK := err == nil; gotOK != wantOK {
+				t.Errorf("deploy.sh %v: err = %v, want success %v", tt.args, err, wantOK)
+			}
+		})
+	}
+}
+
 func TestDeployScriptUsage(t *testing.T) {
 	bash, err := exec.LookPath("bash")
 	if err != nil {
@@ -1007,7 +1068,7 @@ func TestDeployScriptUsage(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cmd := exec.Command(bash, append([]string{"deploy.sh"}, tt.args...)...)
 			// No az on PATH: the script must stop before calling Azure.
-			cmd.Env = []string{"PATH=" + filepath.Dir(bash), "HOME=" + t.TempDir()}
+			cmd.Env = []string{"PATH=" + filepath.Dir(bash) + ":/usr/bin:/bin", "HOME=" + t.TempDir()}
 			out, err := cmd.CombinedOutput()
 			var exit *exec.ExitError
 			if !errors.As(err, &exit) || exit.ExitCode() == 0 {
