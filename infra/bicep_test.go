@@ -477,3 +477,55 @@ func (f *bicepFile) paramDefault(name string) (string, bool) {
 	}
 	return f.stringValue(d.value)
 }
+
+// bicepKeywords are identifiers that are not references.
+var bicepKeywords = map[string]bool{
+	"true": true, "false": true, "null": true, "existing": true, "if": true, "for": true, "in": true,
+	"param": true, "var": true, "resource": true, "module": true, "output": true, "targetScope": true,
+	"string": true, "int": true, "bool": true, "object": true, "array": true,
+}
+
+// undeclared lists identifiers used as values that no declaration, loop
+// variable or keyword explains: the typos the Bicep compiler would reject.
+// Identifiers inside ${…} interpolation are not checked.
+func (f *bicepFile) undeclared() []string {
+	declared := map[string]bool{}
+	for _, d := range f.decls {
+		declared[d.name] = true
+	}
+	for i, t := range f.toks {
+		if t.text != "for" {
+			continue
+		}
+		if i+1 < len(f.toks) && f.toks[i+1].text == "(" {
+			for j := i + 2; j < len(f.toks) && f.toks[j].text != ")"; j++ {
+				if f.toks[j].kind == tIdent {
+					declared[f.toks[j].text] = true
+				}
+			}
+		} else if i+1 < len(f.toks) && f.toks[i+1].kind == tIdent {
+			declared[f.toks[i+1].text] = true
+		}
+	}
+	var out []string
+	for i, t := range f.toks {
+		if t.kind != tIdent || bicepKeywords[t.text] || declared[t.text] {
+			continue
+		}
+		var prev, next token
+		if i > 0 {
+			prev = f.toks[i-1]
+		}
+		if i+1 < len(f.toks) {
+			next = f.toks[i+1]
+		}
+		switch {
+		case prev.text == "." || prev.text == "@": // property access, decorator
+		case next.text == "(": // function call
+		case next.text == ":" && (i == 0 || prev.kind == tNewline || prev.text == "{" || prev.text == ","): // object key
+		default:
+			out = append(out, fmt.Sprintf("%s:%d: %s is not declared", f.path, t.line, t.text))
+		}
+	}
+	return out
+}

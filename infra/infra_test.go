@@ -637,6 +637,21 @@ func TestModulesWire(t *testing.T) {
 	}
 }
 
+func TestIdentifiersDeclared(t *testing.T) {
+	for name, f := range loadAll(t) {
+		for _, u := range f.undeclared() {
+			t.Errorf("%s (in %s)", u, name)
+		}
+	}
+	bad, err := parseBicepSource("typo.bicep", "param inputName string\nvar x = {\n  a: inputNme\n  b: [for (c, i) in range(0, 2): c + i]\n  d: cond ? inputName : 'x'\n}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := bad.undeclared(); len(got) != 2 || !strings.Contains(got[0], "inputNme") || !strings.Contains(got[1], "cond") {
+		t.Errorf("undeclared() = %q, want inputNme and cond", got)
+	}
+}
+
 func TestAPIVersionsReviewed(t *testing.T) {
 	files := loadAll(t)
 	for name, f := range files {
