@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -682,4 +684,53 @@ func TestConcurrentSendersAndReceivers(t *testing.T) {
 			t.Errorf("message %s delivered %d times while locked, want 1", body, n)
 		}
 	}
+}
+
+func TestConfigJSONFile(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "Config.json")
+	const file = `{
+  "UserConfig": {
+    "Namespaces": [ {
+      "Name": "sbemulatorns",
+      "Queues": [ {
+        "Name": "orders", // a comment, and a URL-ish string below
+        "Properties": { "LockDuration": "PT30S", "MaxDeliveryCount": 5, "DefaultMessageTimeToLive": "PT1H",
+                        "ForwardTo": "" }
+      } ],
+      "Topics": []
+    } ],
+    "Logging": { "Type": "File" }
+  }
+}`
+	if err := os.WriteFile(path, []byte(file), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := sbtest.Start(t, sbtest.WithConfig(path))
+	c := client(t, s)
+	ctx := ctxT(t, 20*time.Second)
+	if err := sender(t, c, "ORDERS").SendMessage(ctx, &azservicebus.Message{Body: []byte("x")}, nil); err != nil {
+		t.Fatalf("send to the configured queue (names ignore case): %v", err)
+	}
+	m := receiveN(t, ctx, receiver(t, c, "orders", nil), 1)[0]
+	if d := m.LockedUntil.Sub(*m.EnqueuedTime); d < 25*time.Second || d > 35*time.Second {
+		t.Errorf("lock duration: got about %v, want 30s", d)
+	}
+	var amqpErr *amqp.Error
+	if err := sender(t, c, queue).SendMessage(ctx, &azservicebus.Message{Body: []byte("x")}, nil); !errors.As(err, &amqpErr) || amqpErr.Condition != amqp.ErrCondNotFound {
+		t.Errorf("send to the default queue with a config that lacks it: got %v, want not-found", err)
+	}
+
+	bad := filepath.Join(t.TempDir(), "Config.json")
+	if err := os.WriteFile(bad, []byte(strings.Replace(file, `"ForwardTo": ""`, `"RequiresSession": true`, 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := servicebus.New(servicebus.Options{Config: bad})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(ctx); err == nil || !strings.Contains(err.Error(), "RequiresSession") {
+		t.Errorf("RequiresSession=true: got %v, want an error naming it", err)
+	}
+	_ = srv.Close()
 }

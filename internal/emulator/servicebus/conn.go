@@ -218,7 +218,8 @@ func (c *conn) sasl() error {
 
 func (c *conn) heartbeat() {
 	defer c.wg.Done()
-	t := time.NewTicker(heartbeatEvery / 3)
+	every := c.srv.heartbeat
+	t := time.NewTicker(every / 3)
 	defer t.Stop()
 	for {
 		select {
@@ -226,7 +227,7 @@ func (c *conn) heartbeat() {
 			return
 		case <-t.C:
 			c.mu.Lock()
-			if time.Since(c.lastWrite) >= heartbeatEvery-heartbeatEvery/3 && c.werr == nil {
+			if time.Since(c.lastWrite) >= every-every/3 && c.werr == nil {
 				_, c.werr = c.bw.Write(frames.Heartbeat)
 				c.dirty = true
 				c.flushLocked()

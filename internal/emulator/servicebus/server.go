@@ -52,13 +52,13 @@ type Server struct {
 	log   *slog.Logger
 	store *backend
 
-	mu       sync.Mutex
-	ln       net.Listener
-	conns    map[*conn]struct{}
-	closed   bool
-	wg       sync.WaitGroup
-	stopOnce sync.Once
-	stop     chan struct{}
+	mu        sync.Mutex
+	ln        net.Listener
+	conns     map[*conn]struct{}
+	closed    bool
+	wg        sync.WaitGroup
+	stop      chan struct{}
+	heartbeat time.Duration // interval of empty frames on idle connections
 }
 
 // New returns an unstarted server; it validates opts.
@@ -75,7 +75,7 @@ func New(opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return &Server{opts: opts, log: opts.Logger, conns: map[*conn]struct{}{}, stop: make(chan struct{})}, nil
+	return &Server{opts: opts, log: opts.Logger, conns: map[*conn]struct{}{}, stop: make(chan struct{}), heartbeat: heartbeatEvery}, nil
 }
 
 // Start opens the store and starts listening. It returns once the listener
