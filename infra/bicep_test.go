@@ -28,7 +28,9 @@ type token struct {
 	lit  string // decoded string content when the string has no interpolation
 	// interp reports a string with ${…} interpolation (lit is then empty).
 	interp bool
-	line   int
+	// exprs are the source of the string's ${…} expressions.
+	exprs []string
+	line  int
 }
 
 // lex splits Bicep source into tokens. Comments vanish; newlines are tokens
@@ -73,7 +75,11 @@ func lex(src string) ([]token, error) {
 			if err != nil {
 				return nil, fmt.Errorf("line %d: %w", line, err)
 			}
-			toks = append(toks, token{kind: tString, text: src[i:j], lit: lit, interp: interp, line: line})
+			tok := token{kind: tString, text: src[i:j], lit: lit, interp: interp, line: line}
+			if interp {
+				tok.exprs = interpolations(src[i:j])
+			}
+			toks = append(toks, tok)
 			line += strings.Count(src[i:j], "\n")
 			i = j
 		case isIdentStart(c):
@@ -175,6 +181,25 @@ func skipInterpolation(src string, i int) (int, error) {
 		}
 	}
 	return 0, fmt.Errorf("unterminated interpolation")
+}
+
+// interpolations returns the ${…} expressions of a '…' string's source.
+func interpolations(str string) []string {
+	var out []string
+	for i := 1; i < len(str)-1; i++ {
+		switch {
+		case str[i] == '\\':
+			i++
+		case str[i] == '$' && str[i+1] == '{':
+			end, err := skipInterpolation(str, i+2)
+			if err != nil {
+				return out
+			}
+			out = append(out, str[i+2:end-1])
+			i = end - 1
+		}
+	}
+	return out
 }
 
 // decl is a top-level declaration.
@@ -508,6 +533,28 @@ func (f *bicepFile) undeclared() []string {
 		}
 	}
 	var out []string
+	for _, t := range f.toks {
+		for _, e := range t.exprs {
+			sub, err := parseBicepSource(f.path, e)
+			if err != nil {
+				out = append(out, fmt.Sprintf("%s:%d: interpolation %q: %v", f.path, t.line, e, err))
+				continue
+			}
+			for _, u := range sub.undeclaredWith(declared) {
+				out = append(out, fmt.Sprintf("%s:%d: %s is not declared", f.path, t.line, u.text))
+			}
+		}
+	}
+	for _, u := range f.undeclaredWith(declared) {
+		out = append(out, fmt.Sprintf("%s:%d: %s is not declared", f.path, u.line, u.text))
+	}
+	return out
+}
+
+// undeclaredWith returns the identifier tokens of f (not of its
+// interpolations) that are used as values but not in declared.
+func (f *bicepFile) undeclaredWith(declared map[string]bool) []token {
+	var out []token
 	for i, t := range f.toks {
 		if t.kind != tIdent || bicepKeywords[t.text] || declared[t.text] {
 			continue
@@ -524,7 +571,7 @@ func (f *bicepFile) undeclared() []string {
 		case next.text == "(": // function call
 		case next.text == ":" && (i == 0 || prev.kind == tNewline || prev.text == "{" || prev.text == ","): // object key
 		default:
-			out = append(out, fmt.Sprintf("%s:%d: %s is not declared", f.path, t.line, t.text))
+			out = append(out, t)
 		}
 	}
 	return out

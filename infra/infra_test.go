@@ -643,12 +643,13 @@ func TestIdentifiersDeclared(t *testing.T) {
 			t.Errorf("%s (in %s)", u, name)
 		}
 	}
-	bad, err := parseBicepSource("typo.bicep", "param inputName string\nvar x = {\n  a: inputNme\n  b: [for (c, i) in range(0, 2): c + i]\n  d: cond ? inputName : 'x'\n}\n")
+	bad, err := parseBicepSource("typo.bicep", "param inputName string\nvar x = {\n  a: inputNme\n  b: [for (c, i) in range(0, 2): c + i]\n  d: cond ? inputName : 'x'\n  e: '${inputName}-${prefx}'\n}\n")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := bad.undeclared(); len(got) != 2 || !strings.Contains(got[0], "inputNme") || !strings.Contains(got[1], "cond") {
-		t.Errorf("undeclared() = %q, want inputNme and cond", got)
+	want := []string{"typo.bicep:6: prefx is not declared", "typo.bicep:3: inputNme is not declared", "typo.bicep:5: cond is not declared"}
+	if got := bad.undeclared(); !slices.Equal(got, want) {
+		t.Errorf("undeclared() = %q, want %q", got, want)
 	}
 }
 
