@@ -96,7 +96,10 @@
 //
 //   - Send and CancelScheduled return only after their records are synced:
 //     an acknowledged message survives kill -9 and power loss (given an
-//     honest fsync).
+//     honest fsync). A message is visible to receivers as soon as it is
+//     stored, possibly a moment before its sync completes. The records of
+//     one operation (a whole batch) share one checksummed frame, so a
+//     batch is recovered entirely or not at all.
 //   - Settlements, receive-and-delete removals, dead-lettering and
 //     delivery-count changes are logged too but, unless
 //     Options.SyncSettlements is set, do not wait for the sync; a crash can

@@ -244,7 +244,7 @@ func (h *Queue) Send(ctx context.Context, msgs []Incoming) ([]SendResult, error)
 			}
 		}
 		q.insert(e)
-		q.rec = appendPut(q.rec, q.key, e)
+		q.logPut(e)
 		if q.cfg.RequiresDuplicateDetection && in.MessageID != "" {
 			q.rememberID(in.MessageID, e.seq, now)
 		}
@@ -467,8 +467,7 @@ func (h *Queue) DeadLetter(ctx context.Context, token LockToken, reason, descrip
 		if err != nil {
 			return err
 		}
-		_ = changed // moveToDLQ always logs the body
-		h.q.moveToDLQ(e, reason, description)
+		h.q.moveToDLQ(e, reason, description, changed)
 		return nil
 	})
 }
@@ -484,7 +483,7 @@ func (h *Queue) Defer(ctx context.Context, token LockToken, modify Modify) error
 		}
 		h.q.unlock(e)
 		e.state = StateDeferred
-		h.q.rec = appendUpdate(h.q.rec, h.q.key, e, changed)
+		h.q.logUpdate(e, changed)
 		return nil
 	})
 }
@@ -649,6 +648,26 @@ func (q *queue) snapshot(e *entry, withToken bool) Message {
 	return m
 }
 
+// logPut, logUpdate and logDelete record a change for the log (nothing in
+// memory). end writes the records of one operation as one frame.
+func (q *queue) logPut(e *entry) {
+	if q.s.wal != nil {
+		q.rec = appendPut(q.rec, q.key, e)
+	}
+}
+
+func (q *queue) logUpdate(e *entry, withBody bool) {
+	if q.s.wal != nil {
+		q.rec = appendUpdate(q.rec, q.key, e, withBody)
+	}
+}
+
+func (q *queue) logDelete(seq int64) {
+	if q.s.wal != nil {
+		q.rec = appendDelete(q.rec, q.key, seq)
+	}
+}
+
 // insert adds a new entry to the index (no log record).
 func (q *queue) insert(e *entry) {
 	if old := q.msgs[e.seq]; old != nil {
@@ -676,7 +695,7 @@ func (q *queue) dropIndex(e *entry) {
 // remove deletes a message and logs it.
 func (q *queue) remove(e *entry) {
 	q.dropIndex(e)
-	q.rec = appendDelete(q.rec, q.key, e.seq)
+	q.logDelete(e.seq)
 }
 
 // activate makes an active, unlocked message available in its subqueue.
@@ -735,38 +754,38 @@ func (q *queue) unlockFailed(e *entry, now int64, count, bodyChanged bool) {
 	}
 	if e.state == StateDeferred {
 		if count && e.sub == subMain || bodyChanged {
-			q.rec = appendUpdate(q.rec, q.key, e, bodyChanged)
+			q.logUpdate(e, bodyChanged)
 		}
 		return
 	}
 	if e.sub == subMain && count && int(e.deliveryCount) >= q.cfg.MaxDeliveryCount {
 		q.moveToDLQ(e, ReasonMaxDeliveryCountExceeded,
-			fmt.Sprintf("Message could not be consumed after %d delivery attempts.", e.deliveryCount))
+			fmt.Sprintf("Message could not be consumed after %d delivery attempts.", e.deliveryCount), bodyChanged)
 		return
 	}
 	if e.sub == subMain && now >= e.expiresAt() {
 		if count || bodyChanged {
-			q.rec = appendUpdate(q.rec, q.key, e, bodyChanged)
+			q.logUpdate(e, bodyChanged)
 		}
 		q.expire(e)
 		return
 	}
 	if count && e.sub == subMain || bodyChanged {
-		q.rec = appendUpdate(q.rec, q.key, e, bodyChanged)
+		q.logUpdate(e, bodyChanged)
 	}
 	q.activate(e)
 	q.subs[e.sub].signal()
 }
 
 // moveToDLQ moves e to the dead-letter subqueue, available, unlocked.
-func (q *queue) moveToDLQ(e *entry, reason, desc string) {
+func (q *queue) moveToDLQ(e *entry, reason, desc string, bodyChanged bool) {
 	q.unlock(e)
 	e.inAvail = false
 	q.bytes[e.sub] -= int64(len(e.body))
 	e.sub = subDLQ
 	q.bytes[e.sub] += int64(len(e.body))
 	e.reason, e.desc = reason, desc
-	q.rec = appendUpdate(q.rec, q.key, e, true)
+	q.logUpdate(e, bodyChanged)
 	q.activate(e)
 	q.subs[subDLQ].signal()
 }
@@ -774,7 +793,7 @@ func (q *queue) moveToDLQ(e *entry, reason, desc string) {
 // expire handles an active, unlocked message past its TTL.
 func (q *queue) expire(e *entry) {
 	if q.cfg.DeadLetteringOnMessageExpiration {
-		q.moveToDLQ(e, ReasonTTLExpired, DescriptionTTLExpired)
+		q.moveToDLQ(e, ReasonTTLExpired, DescriptionTTLExpired, false)
 		return
 	}
 	q.remove(e)

@@ -380,10 +380,11 @@ func (w *wal) compact() error {
 		if err := os.Rename(tmp, w.path); err != nil {
 			return err
 		}
-		if err := syncDir(w.dir); err != nil {
-			return err
-		}
+		// From here on the new file is the log, whatever happens.
 		ok = true
+		if err := syncDir(w.dir); err != nil {
+			w.s.log.Warn("store log: sync directory after compaction", "err", err)
+		}
 		old := w.f
 		w.f = f
 		old.Close()
