@@ -734,3 +734,69 @@ func TestConfigJSONFile(t *testing.T) {
 	}
 	_ = srv.Close()
 }
+
+func TestSettleAfterReceiverClosed(t *testing.T) {
+	t.Parallel()
+	s := sbtest.Start(t)
+	c := client(t, s)
+	ctx := ctxT(t, 20*time.Second)
+	if err := sender(t, c, queue).SendMessage(ctx, &azservicebus.Message{Body: []byte("x")}, nil); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	r1, err := c.NewReceiverForQueue(queue, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := receiveN(t, ctx, r1, 1)[0]
+	if err := r1.Close(ctx); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	// Locks outlive their link: a new receiver on another connection
+	// settles through the management link.
+	c2 := client(t, s)
+	r2 := receiver(t, c2, queue, nil)
+	if err := r2.CompleteMessage(ctx, m, nil); err != nil {
+		t.Fatalf("complete through another receiver: %v", err)
+	}
+	if p, err := r2.PeekMessages(ctx, 10, nil); err != nil || len(p) != 0 {
+		t.Fatalf("peek: got %d, %v; want 0", len(p), err)
+	}
+}
+
+func TestReceiveDeferredAndDeleteMode(t *testing.T) {
+	t.Parallel()
+	s := sbtest.Start(t)
+	c := client(t, s)
+	ctx := ctxT(t, 20*time.Second)
+	if err := sender(t, c, queue).SendMessage(ctx, &azservicebus.Message{Body: []byte("x")}, nil); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	r := receiver(t, c, queue, nil)
+	m := receiveN(t, ctx, r, 1)[0]
+	if err := r.DeferMessage(ctx, m, nil); err != nil {
+		t.Fatalf("defer: %v", err)
+	}
+	p, err := r.PeekMessages(ctx, 1, &azservicebus.PeekMessagesOptions{FromSequenceNumber: m.SequenceNumber})
+	if err != nil || len(p) != 1 || p[0].State != azservicebus.MessageStateDeferred {
+		t.Fatalf("peek deferred: got %v, %v; want one deferred message", p, err)
+	}
+	// Abandoning a deferred message keeps it deferred with the count raised.
+	d, err := r.ReceiveDeferredMessages(ctx, []int64{*m.SequenceNumber}, nil)
+	if err != nil || len(d) != 1 {
+		t.Fatalf("receive deferred: %d, %v", len(d), err)
+	}
+	if err := r.AbandonMessage(ctx, d[0], nil); err != nil {
+		t.Fatalf("abandon deferred: %v", err)
+	}
+	rd := receiver(t, c, queue, &azservicebus.ReceiverOptions{ReceiveMode: azservicebus.ReceiveModeReceiveAndDelete})
+	d, err = rd.ReceiveDeferredMessages(ctx, []int64{*m.SequenceNumber}, nil)
+	if err != nil || len(d) != 1 || string(d[0].Body) != "x" {
+		t.Fatalf("receive deferred (delete mode): %d, %v", len(d), err)
+	}
+	if d[0].DeliveryCount != 2 {
+		t.Errorf("delivery count: got %d, want 2", d[0].DeliveryCount)
+	}
+	if p, err := r.PeekMessages(ctx, 1, &azservicebus.PeekMessagesOptions{FromSequenceNumber: m.SequenceNumber}); err != nil || len(p) != 0 {
+		t.Fatalf("after receive-and-delete: got %d, %v; want 0", len(p), err)
+	}
+}
