@@ -18,8 +18,8 @@ import (
 
 	"github.com/ffpipe/ffpipe/internal/batch"
 	"github.com/ffpipe/ffpipe/internal/config"
-	emubatch "github.com/ffpipe/ffpipe/internal/emulator/batch"
 	"github.com/ffpipe/ffpipe/internal/emulator/azurite/azuritetest"
+	emubatch "github.com/ffpipe/ffpipe/internal/emulator/batch"
 	"github.com/ffpipe/ffpipe/internal/emulator/batch/batchtest"
 	"github.com/ffpipe/ffpipe/internal/emulator/servicebus/sbtest"
 	"github.com/ffpipe/ffpipe/internal/presets"
