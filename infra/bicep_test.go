@@ -9,7 +9,9 @@ package infra
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
+	"testing"
 )
 
 type tokKind int
@@ -575,4 +577,41 @@ func (f *bicepFile) undeclaredWith(declared map[string]bool) []token {
 		}
 	}
 	return out
+}
+
+// FuzzParseBicep: the reader never panics, and what it accepts is
+// consistent (brackets matched, declarations and object properties inside
+// the token stream).
+func FuzzParseBicep(f *testing.F) {
+	paths, _ := filepath.Glob("*.bicep")
+	mods, _ := filepath.Glob("modules/*.bicep")
+	for _, p := range append(paths, mods...) {
+		if src, err := os.ReadFile(p); err == nil {
+			f.Add(string(src))
+		}
+	}
+	f.Add("var s = 'a${b ? '}' : '{'}c'\n")
+	f.Add("var m = '''\nx\n'''\n/* c */ // d\n")
+	f.Fuzz(func(t *testing.T, src string) {
+		bf, err := parseBicepSource("fuzz.bicep", src)
+		if err != nil {
+			return
+		}
+		for open, closeAt := range bf.match {
+			if open >= closeAt || closeAt >= len(bf.toks) {
+				t.Fatalf("bracket %d matched with %d of %d tokens", open, closeAt, len(bf.toks))
+			}
+		}
+		for _, d := range bf.decls {
+			if d.hasValue && (d.value[0] > d.value[1] || d.value[1] > len(bf.toks)) {
+				t.Fatalf("%s %s: value range %v outside %d tokens", d.keyword, d.name, d.value, len(bf.toks))
+			}
+			if d.body >= 0 {
+				if _, err := bf.props(d.body); err == nil {
+					_ = bf.text([2]int{d.body, bf.match[d.body] + 1})
+				}
+			}
+		}
+		_ = bf.undeclared()
+	})
 }
