@@ -95,7 +95,8 @@ var autoScaleFormula = replace(replace(autoScaleFormulaTemplate, '{maxNodes}', s
 
 // Same as internal/batch StartTaskCommand: skip when ffmpeg is already there
 // (restarts), else install it, retrying apt (the boot-time unattended upgrade
-// holds the dpkg lock, mirrors fail), then check that it runs. Batch does not expand shell variables here.
+// holds the dpkg lock, mirrors fail), then check that it runs. Batch does
+// not expand shell variables here.
 var startTaskCommand = '/bin/bash -c "set -u; if command -v ffmpeg >/dev/null; then ffmpeg -hide_banner -version; exit 0; fi; for attempt in 1 2 3 4 5; do if apt-get -o DPkg::Lock::Timeout=300 -q update && apt-get -o DPkg::Lock::Timeout=300 -q install -y --no-install-recommends ffmpeg; then ffmpeg -hide_banner -version && exit 0; fi; sleep 20; done; exit 1"'
 
 resource pool 'Microsoft.Batch/batchAccounts/pools@2024-07-01' = {
