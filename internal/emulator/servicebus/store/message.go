@@ -86,9 +86,11 @@ type Message struct {
 	// where the engine must not reveal the token).
 	LockToken   LockToken
 	LockedUntil time.Time
-	// DeadLetterReason and DeadLetterDescription are set on dead-lettered
-	// messages. The engine writes them as the application properties
+	// DeadLettered is true for messages in a dead-letter subqueue.
+	// DeadLetterReason and DeadLetterDescription (possibly empty) are then
+	// set; the engine writes them as the application properties
 	// DeadLetterReason and DeadLetterErrorDescription (strings).
+	DeadLettered          bool
 	DeadLetterReason      string
 	DeadLetterDescription string
 }

@@ -635,6 +635,8 @@ func (q *queue) snapshot(e *entry, withToken bool) Message {
 	}
 	if e.sub == subMain {
 		m.ExpiresAt = time.Unix(0, e.expiresAt())
+	} else {
+		m.DeadLettered = true
 	}
 	if e.scheduledAt != 0 {
 		m.ScheduledAt = time.Unix(0, e.scheduledAt)

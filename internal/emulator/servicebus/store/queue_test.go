@@ -383,7 +383,7 @@ func TestDeadLetterQueue(t *testing.T) {
 	wantErr(t, err, ErrNotAllowed)
 
 	d := e.recvOne(e.dlq)
-	if d.DeliveryCount != 1 || d.SequenceNumber != 1 || d.DeadLetterReason != "reason" || !d.ExpiresAt.IsZero() {
+	if d.DeliveryCount != 1 || d.SequenceNumber != 1 || d.DeadLetterReason != "reason" || !d.ExpiresAt.IsZero() || !d.DeadLettered {
 		t.Fatalf("DLQ message: %+v", d)
 	}
 	// Abandon in the DLQ does not raise the count, and no MaxDeliveryCount.
