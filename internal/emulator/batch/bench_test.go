@@ -46,9 +46,9 @@ func BenchmarkAddTaskCollection(b *testing.B) {
 						g := azbatch.TaskGroup{Value: make([]azbatch.CreateTaskContent, 100)}
 						for i := range g.Value {
 							g.Value[i] = azbatch.CreateTaskContent{ID: to.Ptr(fmt.Sprintf("t%d-%d", n, i)),
-								CommandLine: to.Ptr("/bin/sh -c \"ffmpeg -nostdin -i input.mp4 output.mp3\""),
+								CommandLine:         to.Ptr("/bin/sh -c \"ffmpeg -nostdin -i input.mp4 output.mp3\""),
 								EnvironmentSettings: []azbatch.EnvironmentSetting{{Name: to.Ptr("FFPIPE_KEY"), Value: to.Ptr(strings.Repeat("k", 32))}},
-								Constraints: &azbatch.TaskConstraints{MaxWallClockTime: to.Ptr("PT30M"), MaxTaskRetryCount: to.Ptr[int32](2)}}
+								Constraints:         &azbatch.TaskConstraints{MaxWallClockTime: to.Ptr("PT30M"), MaxTaskRetryCount: to.Ptr[int32](2)}}
 						}
 						res, err := c.CreateTaskCollection(ctxT(b), "j", g, nil)
 						if err != nil {

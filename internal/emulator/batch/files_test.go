@@ -179,7 +179,7 @@ func TestFFmpegTask(t *testing.T) {
 	createPool(t, c, "ffmpeg", 1, 1, nil)
 	createJob(t, c, "ffpipe", "ffmpeg", nil)
 	tk := azbatch.CreateTaskContent{ID: to.Ptr("k1"),
-		CommandLine: to.Ptr("ffmpeg -nostdin -y -protocol_whitelist file -f mp4 -i input.mp4 -map 0:a:0 -c:a libmp3lame -xerror output.mp3"),
+		CommandLine:   to.Ptr("ffmpeg -nostdin -y -protocol_whitelist file -f mp4 -i input.mp4 -map 0:a:0 -c:a libmp3lame -xerror output.mp3"),
 		ResourceFiles: []azbatch.ResourceFile{{HTTPURL: to.Ptr(st.blobSAS("input", "videos/clip.mp4")), FilePath: to.Ptr("input.mp4")}},
 		OutputFiles: []azbatch.OutputFile{
 			output("output.mp3", st.containerSAS("output"), "videos/clip.mp3", azbatch.OutputFileUploadConditionTaskSuccess),

@@ -20,7 +20,7 @@ func FuzzHandlers(f *testing.F) {
 	}
 	f.Cleanup(func() { _ = s.Close() })
 	seeds := []struct {
-		method       byte
+		method        byte
 		path, q, body string
 	}{
 		{1, "pools", "", `{"id":"p","vmSize":"x","targetDedicatedNodes":1,"taskSlotsPerNode":2,"startTask":{"commandLine":"true"}}`},

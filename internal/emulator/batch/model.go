@@ -73,29 +73,29 @@ type taskConstraints struct {
 
 // taskSpec is the CreateTaskContent body.
 type taskSpec struct {
-	ID                           string            `json:"id"`
-	DisplayName                  string            `json:"displayName,omitempty"`
-	CommandLine                  string            `json:"commandLine"`
-	ResourceFiles                []resourceFile    `json:"resourceFiles,omitempty"`
-	OutputFiles                  []outputFile      `json:"outputFiles,omitempty"`
-	EnvironmentSettings          []envSetting      `json:"environmentSettings,omitempty"`
-	Constraints                  *taskConstraints  `json:"constraints,omitempty"`
-	UserIdentity                 *userIdentity     `json:"userIdentity,omitempty"`
-	RequiredSlots                *int32            `json:"requiredSlots,omitempty"`
-	ExitConditions               json.RawMessage   `json:"exitConditions,omitempty"`
-	AffinityInfo                 json.RawMessage   `json:"affinityInfo,omitempty"`
-	ApplicationPackageReferences json.RawMessage   `json:"applicationPackageReferences,omitempty"`
-	AuthenticationTokenSettings  json.RawMessage   `json:"authenticationTokenSettings,omitempty"`
-	ContainerSettings            json.RawMessage   `json:"containerSettings,omitempty"`
-	DependsOn                    json.RawMessage   `json:"dependsOn,omitempty"`
-	MultiInstanceSettings        json.RawMessage   `json:"multiInstanceSettings,omitempty"`
+	ID                           string           `json:"id"`
+	DisplayName                  string           `json:"displayName,omitempty"`
+	CommandLine                  string           `json:"commandLine"`
+	ResourceFiles                []resourceFile   `json:"resourceFiles,omitempty"`
+	OutputFiles                  []outputFile     `json:"outputFiles,omitempty"`
+	EnvironmentSettings          []envSetting     `json:"environmentSettings,omitempty"`
+	Constraints                  *taskConstraints `json:"constraints,omitempty"`
+	UserIdentity                 *userIdentity    `json:"userIdentity,omitempty"`
+	RequiredSlots                *int32           `json:"requiredSlots,omitempty"`
+	ExitConditions               json.RawMessage  `json:"exitConditions,omitempty"`
+	AffinityInfo                 json.RawMessage  `json:"affinityInfo,omitempty"`
+	ApplicationPackageReferences json.RawMessage  `json:"applicationPackageReferences,omitempty"`
+	AuthenticationTokenSettings  json.RawMessage  `json:"authenticationTokenSettings,omitempty"`
+	ContainerSettings            json.RawMessage  `json:"containerSettings,omitempty"`
+	DependsOn                    json.RawMessage  `json:"dependsOn,omitempty"`
+	MultiInstanceSettings        json.RawMessage  `json:"multiInstanceSettings,omitempty"`
 }
 
 type failureInfo struct {
-	Category string       `json:"category"`
-	Code     string       `json:"code,omitempty"`
-	Message  string       `json:"message,omitempty"`
-	Details  []nameValue  `json:"details,omitempty"`
+	Category string      `json:"category"`
+	Code     string      `json:"code,omitempty"`
+	Message  string      `json:"message,omitempty"`
+	Details  []nameValue `json:"details,omitempty"`
 }
 
 type nameValue struct {
@@ -192,12 +192,12 @@ type jobWire struct {
 
 // jobUpdate is the UpdateJob (PATCH) body.
 type jobUpdate struct {
-	Priority           *int32          `json:"priority,omitempty"`
-	MaxParallelTasks   *int32          `json:"maxParallelTasks,omitempty"`
-	Constraints        *jobConstraints `json:"constraints,omitempty"`
-	PoolInfo           *poolInfo       `json:"poolInfo,omitempty"`
-	OnAllTasksComplete string          `json:"onAllTasksComplete,omitempty"`
-	Metadata           json.RawMessage `json:"metadata,omitempty"`
+	Priority             *int32          `json:"priority,omitempty"`
+	MaxParallelTasks     *int32          `json:"maxParallelTasks,omitempty"`
+	Constraints          *jobConstraints `json:"constraints,omitempty"`
+	PoolInfo             *poolInfo       `json:"poolInfo,omitempty"`
+	OnAllTasksComplete   string          `json:"onAllTasksComplete,omitempty"`
+	Metadata             json.RawMessage `json:"metadata,omitempty"`
 	NetworkConfiguration json.RawMessage `json:"networkConfiguration,omitempty"`
 	AllowTaskPreemption  *bool           `json:"allowTaskPreemption,omitempty"`
 }
@@ -282,14 +282,14 @@ type terminateJobSpec struct {
 }
 
 type startTaskInfo struct {
-	State        string       `json:"state"`
-	StartTime    time.Time    `json:"startTime"`
-	EndTime      *time.Time   `json:"endTime,omitempty"`
-	ExitCode     *int32       `json:"exitCode,omitempty"`
-	FailureInfo  *failureInfo `json:"failureInfo,omitempty"`
-	RetryCount   int32        `json:"retryCount"`
-	Result       string       `json:"result,omitempty"`
-	LastRetryTime *time.Time  `json:"lastRetryTime,omitempty"`
+	State         string       `json:"state"`
+	StartTime     time.Time    `json:"startTime"`
+	EndTime       *time.Time   `json:"endTime,omitempty"`
+	ExitCode      *int32       `json:"exitCode,omitempty"`
+	FailureInfo   *failureInfo `json:"failureInfo,omitempty"`
+	RetryCount    int32        `json:"retryCount"`
+	Result        string       `json:"result,omitempty"`
+	LastRetryTime *time.Time   `json:"lastRetryTime,omitempty"`
 }
 
 type recentTask struct {
@@ -329,11 +329,11 @@ type taskCounts struct {
 }
 
 type addResult struct {
-	Status       string     `json:"status"`
-	TaskID       string     `json:"taskId"`
-	ETag         string     `json:"eTag,omitempty"`
-	LastModified *time.Time `json:"lastModified,omitempty"`
-	Location     string     `json:"location,omitempty"`
+	Status       string      `json:"status"`
+	TaskID       string      `json:"taskId"`
+	ETag         string      `json:"eTag,omitempty"`
+	LastModified *time.Time  `json:"lastModified,omitempty"`
+	Location     string      `json:"location,omitempty"`
 	Error        *odataError `json:"error,omitempty"`
 }
 

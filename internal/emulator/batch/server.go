@@ -95,18 +95,18 @@ type Server struct {
 	root    string // node directories live under root/nodes
 	tmpRoot bool
 
-	mu       sync.Mutex
-	started  bool
-	closed   bool
-	pools    map[string]*poolEntry // by lower-case id
-	poolList []*poolEntry
-	jobs     map[string]*jobEntry
-	jobList  []*jobEntry
-	seq      uint64
-	journal  *journal
-	records  int // records appended since the last compaction
-	runs     map[*run]struct{}
-	timers   map[*taskEntry]*time.Timer
+	mu        sync.Mutex
+	started   bool
+	closed    bool
+	pools     map[string]*poolEntry // by lower-case id
+	poolList  []*poolEntry
+	jobs      map[string]*jobEntry
+	jobList   []*jobEntry
+	seq       uint64
+	journal   *journal
+	records   int // records appended since the last compaction
+	runs      map[*run]struct{}
+	timers    map[*taskEntry]*time.Timer
 	slotsUsed int // slots handed to nodes
 
 	kick chan struct{}

@@ -23,14 +23,14 @@ type poolEntry struct {
 }
 
 type jobEntry struct {
-	key   string
-	seq   uint64
-	w     jobWire
-	tasks map[string]*taskEntry
-	list  []*taskEntry // creation order (seq); may hold deleted entries
-	dead  int          // deleted entries still in list
-	queue []*taskEntry // active tasks waiting for a slot, FIFO
-	head  int
+	key     string
+	seq     uint64
+	w       jobWire
+	tasks   map[string]*taskEntry
+	list    []*taskEntry // creation order (seq); may hold deleted entries
+	dead    int          // deleted entries still in list
+	queue   []*taskEntry // active tasks waiting for a slot, FIFO
+	head    int
 	running int
 }
 
