@@ -29,8 +29,12 @@ const (
 	// LogsPattern matches stdout.txt and stderr.txt, which Batch writes one
 	// level above the task working directory.
 	LogsPattern = "../std*.txt"
-	// ContentTypeHeader sets the output blob's content type on upload.
-	ContentTypeHeader = "x-ms-blob-content-type"
+	// ContentTypeHeader and BlobContentTypeHeader set the output blob's
+	// content type on upload. Both go out: the docs only say the headers
+	// are those of Put Blob, where Content-Type sets the type of a single
+	// shot upload and x-ms-blob-content-type also covers block uploads.
+	ContentTypeHeader     = "Content-Type"
+	BlobContentTypeHeader = "x-ms-blob-content-type"
 )
 
 // Task constraint defaults.
@@ -148,7 +152,10 @@ func (s TaskSpec) Content() (azbatch.CreateTaskContent, error) {
 		IdentityReference: ident,
 	}
 	if ct != "" {
-		out.UploadHeaders = []azbatch.HTTPHeader{{Name: to.Ptr(ContentTypeHeader), Value: to.Ptr(ct)}}
+		out.UploadHeaders = []azbatch.HTTPHeader{
+			{Name: to.Ptr(ContentTypeHeader), Value: to.Ptr(ct)},
+			{Name: to.Ptr(BlobContentTypeHeader), Value: to.Ptr(ct)},
+		}
 	}
 	return azbatch.CreateTaskContent{
 		ID:          to.Ptr(s.Key),
