@@ -6,7 +6,7 @@ GO        ?= go
 BIN       := bin
 DIST      := dist
 AZURITE   := node_modules/.bin/azurite-blob
-STATICCHECK_VERSION ?= 2025.1.1
+STATICCHECK_VERSION ?= v0.6.1
 FUZZTIME  ?= 20s
 # Deployment variables (see docs/deploy.md).
 RG        ?= ffpipe-rg

@@ -1,0 +1,513 @@
+// Package stack runs the whole ffpipe pipeline on one machine: Azurite, the
+// Service Bus and Batch stand-ins, the Event Grid stand-in and the local
+// Functions host driving the packaged function app (the same handler
+// executable that runs in Azure).
+//
+// The stack is what `ffpipe dev`, `ffpipe demo`, the end-to-end tests, the
+// chaos harness and the benchmarks share. Every component keeps its address
+// across restarts, so a component can be killed and started again (crash
+// tests) without the others noticing more than a dropped connection.
+package stack
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
+
+	ffbatch "github.com/ffpipe/ffpipe/internal/batch"
+	"github.com/ffpipe/ffpipe/internal/config"
+	"github.com/ffpipe/ffpipe/internal/emulator/azurite"
+	"github.com/ffpipe/ffpipe/internal/emulator/batch"
+	"github.com/ffpipe/ffpipe/internal/emulator/eventgrid"
+	"github.com/ffpipe/ffpipe/internal/emulator/funchost"
+	"github.com/ffpipe/ffpipe/internal/emulator/servicebus"
+	"github.com/ffpipe/ffpipe/internal/emulator/servicebus/store"
+)
+
+// Component names, as used by Kill and Restart.
+const (
+	Azurite    = "azurite"
+	ServiceBus = "servicebus"
+	Batch      = "batch"
+	EventGrid  = "eventgrid"
+	Host       = "funchost"
+)
+
+// Options configure a Stack.
+type Options struct {
+	// Dir holds every component's state (azurite/, servicebus/, batch/,
+	// eventgrid/, funchost/). Required.
+	Dir string
+	// AppDir is the packaged function app (dist/): host.json, function
+	// folders and the handler executable. Required.
+	AppDir string
+	// Ports pins listen ports; zero values pick free ports once, which are
+	// then kept across restarts.
+	Ports Ports
+	// Slots is the number of local Batch task slots (default: cores).
+	Slots int
+	// SweepSchedule is the Sweep timer (6-field NCRONTAB). Default every second.
+	SweepSchedule string
+	// LockDuration of the queue. Default 30 s.
+	LockDuration time.Duration
+	// Settings override or add app settings for the function app.
+	Settings map[string]string
+	// InMemoryBroker keeps Service Bus state in memory (faster, not durable).
+	InMemoryBroker bool
+	// Logger receives every component's logs. Default: discard.
+	Logger *slog.Logger
+	// AzuriteLog, if set, receives Azurite's own output.
+	AzuriteLog *os.File
+}
+
+// Ports are the listen ports of the components (0 = choose).
+type Ports struct {
+	Azurite, ServiceBus, Batch, Host int
+}
+
+// Stack is a running local pipeline.
+type Stack struct {
+	opts     Options
+	log      *slog.Logger
+	settings map[string]string
+
+	mu   sync.Mutex
+	az   *azurite.Server
+	sb   *servicebus.Server
+	bt   *batch.Server
+	host *funchost.Host
+	eg   *eventgrid.Server
+	ctx  context.Context // lifetime of components started by Start/Restart
+	stop context.CancelFunc
+}
+
+// Start brings every component up in dependency order, creates the
+// containers, the pool and the job, and returns when the function host is
+// ready and the Event Grid subscription is validated.
+func Start(ctx context.Context, opts Options) (*Stack, error) {
+	if opts.Dir == "" || opts.AppDir == "" {
+		return nil, errors.New("start stack: Options.Dir and Options.AppDir are required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Slots <= 0 {
+		opts.Slots = runtime.NumCPU()
+	}
+	if opts.SweepSchedule == "" {
+		opts.SweepSchedule = "* * * * * *"
+	}
+	if opts.LockDuration <= 0 {
+		opts.LockDuration = 30 * time.Second
+	}
+	for _, p := range []*int{&opts.Ports.Azurite, &opts.Ports.ServiceBus, &opts.Ports.Batch, &opts.Ports.Host} {
+		if *p == 0 {
+			port, err := freePort()
+			if err != nil {
+				return nil, fmt.Errorf("start stack: %w", err)
+			}
+			*p = port
+		}
+	}
+	life, stop := context.WithCancel(context.WithoutCancel(ctx))
+	s := &Stack{opts: opts, log: opts.Logger, ctx: life, stop: stop}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = s.Close()
+		}
+	}()
+	for _, c := range []string{Azurite, ServiceBus, Batch} {
+		if err := s.startComponent(ctx, c); err != nil {
+			return nil, err
+		}
+	}
+	s.settings = s.appSettings()
+	if err := s.provision(ctx); err != nil {
+		return nil, err
+	}
+	for _, c := range []string{Host, EventGrid} {
+		if err := s.startComponent(ctx, c); err != nil {
+			return nil, err
+		}
+	}
+	ok = true
+	return s, nil
+}
+
+// Settings returns the app settings the function app runs with (connection
+// strings included: this is a local, throw-away stack).
+func (s *Stack) Settings() map[string]string {
+	out := make(map[string]string, len(s.settings))
+	for k, v := range s.settings {
+		out[k] = v
+	}
+	return out
+}
+
+// Config is the function app's configuration, as the handler loads it.
+func (s *Stack) Config() (config.Config, error) {
+	return config.Load(config.FromMap(s.settings))
+}
+
+// StorageConnectionString is Azurite's connection string.
+func (s *Stack) StorageConnectionString() string { return s.settings["DataStorage"] }
+
+// ServiceBusConnectionString is the Service Bus stand-in's connection string.
+func (s *Stack) ServiceBusConnectionString() string { return s.settings["ServiceBusConnection"] }
+
+// BatchURL and BatchToken reach the Batch stand-in.
+func (s *Stack) BatchURL() string   { return s.settings["FFPIPE_BATCH_ENDPOINT"] }
+func (s *Stack) BatchToken() string { return s.settings["FFPIPE_BATCH_TOKEN"] }
+
+// HostURL is the local Functions host's base URL.
+func (s *Stack) HostURL() string { return fmt.Sprintf("http://127.0.0.1:%d", s.opts.Ports.Host) }
+
+// HostMasterKey is the key for function-level HTTP endpoints such as Status.
+func (s *Stack) HostMasterKey() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.host == nil {
+		return ""
+	}
+	return s.host.MasterKey()
+}
+
+// Blob returns an azblob client for Azurite.
+func (s *Stack) Blob() (*azblob.Client, error) {
+	return azblob.NewClientFromConnectionString(s.StorageConnectionString(), nil)
+}
+
+// BatchClient returns ffpipe's own Batch client for the stand-in.
+func (s *Stack) BatchClient() (*ffbatch.Client, error) {
+	return ffbatch.NewClient(s.BatchURL(), ffbatch.NewStaticToken(s.BatchToken()), ffbatch.Options{})
+}
+
+// Info is what `ffpipe dev` writes for clients (upload, submit, status).
+type Info struct {
+	Settings   map[string]string `json:"settings"`
+	HostURL    string            `json:"hostUrl"`
+	MasterKey  string            `json:"masterKey"`
+	StartedAt  time.Time         `json:"startedAt"`
+	Components map[string]string `json:"components"`
+}
+
+// Info describes the running stack.
+func (s *Stack) Info() Info {
+	return Info{
+		Settings:  s.Settings(),
+		HostURL:   s.HostURL(),
+		MasterKey: s.HostMasterKey(),
+		StartedAt: time.Now().UTC(),
+		Components: map[string]string{
+			Azurite:    fmt.Sprintf("http://127.0.0.1:%d/%s", s.opts.Ports.Azurite, azurite.Account),
+			ServiceBus: fmt.Sprintf("sb://127.0.0.1:%d", s.opts.Ports.ServiceBus),
+			Batch:      s.BatchURL(),
+			Host:       s.HostURL(),
+		},
+	}
+}
+
+// WriteInfo writes Info as JSON to path (0600: it holds local keys).
+func (s *Stack) WriteInfo(path string) error {
+	b, err := json.MarshalIndent(s.Info(), "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o600)
+}
+
+// ReadInfo reads a file written by WriteInfo.
+func ReadInfo(path string) (Info, error) {
+	var info Info
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return info, fmt.Errorf("read stack info: %w (is `ffpipe dev` running?)", err)
+	}
+	if err := json.Unmarshal(b, &info); err != nil {
+		return info, fmt.Errorf("read stack info %s: %w", path, err)
+	}
+	return info, nil
+}
+
+func (s *Stack) appSettings() map[string]string {
+	m := map[string]string{
+		"FUNCTIONS_WORKER_RUNTIME": "custom",
+		"AzureWebJobsStorage":      azurite.ConnectionString(fmt.Sprintf("http://127.0.0.1:%d/%s", s.opts.Ports.Azurite, azurite.Account)),
+		"DataStorage":              azurite.ConnectionString(fmt.Sprintf("http://127.0.0.1:%d/%s", s.opts.Ports.Azurite, azurite.Account)),
+		"ServiceBusConnection":     s.sb.ConnectionString(),
+		"FFPIPE_BATCH_ENDPOINT":    s.bt.URL(),
+		"FFPIPE_BATCH_TOKEN":       s.bt.Token(),
+		"SweepSchedule":            s.opts.SweepSchedule,
+		"FFPIPE_LOG_FORMAT":        "text",
+		"FFPIPE_RECONCILE_AFTER":   "2m",
+	}
+	for k, v := range s.opts.Settings {
+		m[k] = v
+	}
+	return m
+}
+
+// provision creates the containers, the pool and the job, as infra/ and
+// `ffpipe pool ensure` do in Azure.
+func (s *Stack) provision(ctx context.Context) error {
+	cfg, err := s.Config()
+	if err != nil {
+		return fmt.Errorf("provision: %w", err)
+	}
+	blob, err := s.Blob()
+	if err != nil {
+		return fmt.Errorf("provision: %w", err)
+	}
+	for _, c := range []string{cfg.InputContainer, cfg.OutputContainer, cfg.StatusContainer, cfg.LogsContainer, cfg.QuarantineContainer} {
+		if c == "" {
+			continue
+		}
+		if _, err := blob.CreateContainer(ctx, c, nil); err != nil && !bloberror.HasCode(err, bloberror.ContainerAlreadyExists) {
+			return fmt.Errorf("provision: create container %s: %w", c, err)
+		}
+	}
+	bc, err := s.BatchClient()
+	if err != nil {
+		return fmt.Errorf("provision: %w", err)
+	}
+	if _, err := bc.EnsurePool(ctx, ffbatch.PoolConfig{ID: cfg.BatchPool, TaskSlotsPerNode: s.opts.Slots, MaxNodes: 1}); err != nil {
+		return fmt.Errorf("provision: %w", err)
+	}
+	if err := bc.EnsureJob(ctx, cfg.BatchJob, cfg.BatchPool); err != nil {
+		return fmt.Errorf("provision: %w", err)
+	}
+	return nil
+}
+
+func (s *Stack) dir(name string) string { return filepath.Join(s.opts.Dir, name) }
+
+func (s *Stack) logger(name string) *slog.Logger { return s.log.With("component", name) }
+
+// startComponent starts one component (not yet running) and waits until ready.
+func (s *Stack) startComponent(ctx context.Context, name string) error {
+	switch name {
+	case Azurite:
+		az := azurite.New(azurite.Options{Dir: s.dir("azurite"), Port: s.opts.Ports.Azurite, Logger: s.logger(name), Stdout: s.opts.AzuriteLog, Stderr: s.opts.AzuriteLog})
+		if err := az.Start(ctx); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		s.az = az
+		s.mu.Unlock()
+	case ServiceBus:
+		q := store.DefaultQueueConfig(store.DefaultQueueName)
+		if v := s.opts.Settings["FFPIPE_QUEUE"]; v != "" {
+			q.Name = v
+		}
+		q.LockDuration = s.opts.LockDuration
+		q.MaxDeliveryCount = 10
+		q.RequiresDuplicateDetection = true
+		q.DuplicateDetectionHistoryTimeWindow = 5 * time.Minute
+		q.DeadLetteringOnMessageExpiration = true
+		dataDir := s.dir("servicebus")
+		if s.opts.InMemoryBroker {
+			dataDir = ""
+		}
+		sb, err := servicebus.New(servicebus.Options{
+			Addr:    "127.0.0.1:" + strconv.Itoa(s.opts.Ports.ServiceBus),
+			Config:  &store.Config{Namespace: store.DefaultNamespace, Queues: []store.QueueConfig{q}},
+			DataDir: dataDir,
+			Logger:  s.logger(name),
+		})
+		if err != nil {
+			return fmt.Errorf("start service bus: %w", err)
+		}
+		if err := sb.Start(ctx); err != nil {
+			return fmt.Errorf("start service bus: %w", err)
+		}
+		s.mu.Lock()
+		s.sb = sb
+		s.mu.Unlock()
+	case Batch:
+		bt := batch.New(batch.Options{
+			Addr:     "127.0.0.1:" + strconv.Itoa(s.opts.Ports.Batch),
+			DataDir:  s.dir("batch"),
+			MaxSlots: s.opts.Slots,
+			Logger:   s.logger(name),
+			Env:      []string{"PATH=" + os.Getenv("PATH")},
+		})
+		if err := bt.Start(ctx); err != nil {
+			return fmt.Errorf("start batch: %w", err)
+		}
+		s.mu.Lock()
+		s.bt = bt
+		s.mu.Unlock()
+	case Host:
+		h := funchost.New(funchost.Options{
+			AppDir:       s.opts.AppDir,
+			Settings:     s.settings,
+			ListenAddr:   "127.0.0.1:" + strconv.Itoa(s.opts.Ports.Host),
+			Logger:       s.logger(name),
+			DataDir:      s.dir("funchost"),
+			RestartLimit: -1,
+		})
+		if err := h.Start(s.ctx); err != nil {
+			return fmt.Errorf("start functions host: %w", err)
+		}
+		s.mu.Lock()
+		s.host = h
+		s.mu.Unlock()
+	case EventGrid:
+		cfg, err := s.Config()
+		if err != nil {
+			return err
+		}
+		eg := eventgrid.New(eventgrid.Options{
+			ConnectionString: s.StorageConnectionString(),
+			Containers:       []string{cfg.InputContainer},
+			Subscriptions: []eventgrid.Subscription{{
+				Name:              "onblobcreated",
+				Endpoint:          s.HostURL() + "/runtime/webhooks/eventgrid?functionName=OnBlobCreated",
+				SubjectBeginsWith: "/blobServices/default/containers/" + cfg.InputContainer + "/blobs/",
+			}},
+			DataDir: s.dir("eventgrid"),
+			Logger:  s.logger(name),
+		})
+		if err := eg.Start(s.ctx); err != nil {
+			return fmt.Errorf("start event grid: %w", err)
+		}
+		s.mu.Lock()
+		s.eg = eg
+		s.mu.Unlock()
+	default:
+		return fmt.Errorf("unknown component %q", name)
+	}
+	return nil
+}
+
+// Components lists the component names in start order.
+func Components() []string { return []string{Azurite, ServiceBus, Batch, Host, EventGrid} }
+
+// Stop stops one component. With kill, it goes down the hard way where
+// that means something: Azurite gets SIGKILL, the host's handler process
+// gets SIGKILL, the Batch stand-in loses its running tasks (node loss).
+func (s *Stack) Stop(name string, kill bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch name {
+	case Azurite:
+		if s.az == nil {
+			return nil
+		}
+		var err error
+		if kill {
+			err = s.az.Kill()
+		} else {
+			err = s.az.Close()
+		}
+		s.az = nil
+		return err
+	case ServiceBus:
+		if s.sb == nil {
+			return nil
+		}
+		err := s.sb.Close()
+		s.sb = nil
+		return err
+	case Batch:
+		if s.bt == nil {
+			return nil
+		}
+		if kill {
+			s.bt.KillRunningTasks()
+		}
+		err := s.bt.Close()
+		s.bt = nil
+		return err
+	case Host:
+		if s.host == nil {
+			return nil
+		}
+		err := s.host.Close()
+		s.host = nil
+		return err
+	case EventGrid:
+		if s.eg == nil {
+			return nil
+		}
+		err := s.eg.Close()
+		s.eg = nil
+		return err
+	}
+	return fmt.Errorf("unknown component %q", name)
+}
+
+// Restart starts a stopped component again on the same address and state.
+func (s *Stack) Restart(ctx context.Context, name string) error {
+	return s.startComponent(ctx, name)
+}
+
+// HandlerPid is the handler process's pid (0 when not running).
+func (s *Stack) HandlerPid() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.host == nil {
+		return 0
+	}
+	return s.host.HandlerPid()
+}
+
+// BatchServer, EventGridServer and Host expose the running stand-ins for
+// harnesses (nil while stopped).
+func (s *Stack) BatchServer() *batch.Server {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.bt
+}
+
+// EventGridServer returns the running Event Grid stand-in.
+func (s *Stack) EventGridServer() *eventgrid.Server {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.eg
+}
+
+// FunctionsHost returns the running local Functions host.
+func (s *Stack) FunctionsHost() *funchost.Host {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.host
+}
+
+// Close stops every component in reverse order.
+func (s *Stack) Close() error {
+	var errs []error
+	comps := Components()
+	for i := len(comps) - 1; i >= 0; i-- {
+		if err := s.Stop(comps[i], false); err != nil {
+			errs = append(errs, fmt.Errorf("stop %s: %w", comps[i], err))
+		}
+	}
+	s.stop()
+	return errors.Join(errs...)
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
