@@ -30,9 +30,10 @@ type message struct {
 
 // prepared is what one message turned into.
 type prepared struct {
-	spec *batch.TaskSpec // a task to add
-	log  *slog.Logger
-	err  error // retryable: the batch must be abandoned
+	spec     *batch.TaskSpec // a task to add
+	log      *slog.Logger
+	enqueued time.Time
+	err      error // retryable: the batch must be abandoned
 }
 
 // dispatch handles a serviceBusTrigger batch (cardinality many, dataType
@@ -54,6 +55,7 @@ func (a *app) dispatch(r *http.Request, inv *invocation) error {
 
 	var specs []batch.TaskSpec
 	logs := map[string]*slog.Logger{}
+	enqueued := map[string]time.Time{}
 	var errs []error
 	for _, p := range results {
 		if p.err != nil {
@@ -63,6 +65,7 @@ func (a *app) dispatch(r *http.Request, inv *invocation) error {
 			if _, dup := logs[p.spec.Key]; !dup {
 				specs = append(specs, *p.spec)
 				logs[p.spec.Key] = p.log
+				enqueued[p.spec.Key] = p.enqueued
 			}
 		}
 	}
@@ -105,6 +108,9 @@ func (a *app) dispatch(r *http.Request, inv *invocation) error {
 				rec.State, rec.Reason = records.StateDispatched, ""
 				if !res.Existed || rec.Attempts == 0 {
 					rec.Attempts++
+				}
+				if rec.Timings.Enqueued == nil {
+					rec.Timings.Enqueued = tp(enqueued[res.Key])
 				}
 				rec.Timings.Dispatched = tp(now)
 				return rec
@@ -249,7 +255,7 @@ func (a *app) prepare(ctx context.Context, inv *invocation, m message) prepared 
 	if err := a.taskURLs(ctx, &spec); err != nil {
 		return prepared{err: err}
 	}
-	return prepared{spec: &spec, log: log}
+	return prepared{spec: &spec, log: log, enqueued: m.enqueued}
 }
 
 // taskURLs fills the input, output and logs URLs: SAS URLs scoped to one

@@ -76,7 +76,8 @@ func TestDispatchGoldenBatch(t *testing.T) {
 	if !strings.Contains(spec.InputURL, "sp=r&") || !strings.Contains(spec.OutputContainerURL, "sp=cw&sr=b") {
 		t.Errorf("SAS scopes: input %q, output %q", spec.InputURL, spec.OutputContainerURL)
 	}
-	if rec := e.record(key); rec.State != records.StateDispatched || rec.Attempts != 1 || rec.Timings.Dispatched == nil || rec.CorrelationID != "corr-1" {
+	if rec := e.record(key); rec.State != records.StateDispatched || rec.Attempts != 1 || rec.Timings.Dispatched == nil || rec.CorrelationID != "corr-1" ||
+		rec.Timings.Enqueued == nil || rec.Timings.Enqueued.Format("15:04:05.0000000") != "09:12:33.1234567" {
 		t.Errorf("dispatched record: got %+v", rec)
 	}
 	if rec := e.record(bodyKey("plain text body")); rec.State != records.StateBadRequest || !strings.HasPrefix(rec.Reason, "bad_request") {

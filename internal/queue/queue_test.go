@@ -1,0 +1,76 @@
+package queue
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+
+	"github.com/ffpipe/ffpipe/internal/emulator/servicebus/sbtest"
+)
+
+func TestSendAgainstStandIn(t *testing.T) {
+	sb := sbtest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := NewFromConnectionString(sb.ConnectionString(), "transcode")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	want := Message{ID: "0123456789abcdef0123456789abcdef", CorrelationID: "corr-1", Body: []byte(`{"v":1}`),
+		Properties: map[string]any{"key": "0123456789abcdef0123456789abcdef", "v": int64(1)}}
+	if err := s.Send(ctx, want); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Send(ctx, Message{Body: []byte("x")}); err == nil {
+		t.Errorf("Send without an id: got nil error")
+	}
+
+	c, err := azservicebus.NewClientFromConnectionString(sb.ConnectionString(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	r, err := c.NewReceiverForQueue("transcode", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close(context.Background())
+	msgs, err := r.ReceiveMessages(ctx, 1, nil)
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("receive: got %d messages, %v", len(msgs), err)
+	}
+	m := msgs[0]
+	if m.MessageID != want.ID || m.ContentType == nil || *m.ContentType != ContentType ||
+		m.CorrelationID == nil || *m.CorrelationID != want.CorrelationID || string(m.Body) != string(want.Body) {
+		t.Errorf("got id %s, content type %v, correlation %v, body %q", m.MessageID, m.ContentType, m.CorrelationID, m.Body)
+	}
+	if m.ApplicationProperties["key"] != want.ID || m.ApplicationProperties["v"] != int64(1) {
+		t.Errorf("application properties: got %v", m.ApplicationProperties)
+	}
+	if err := r.CompleteMessage(ctx, m, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSendErrorsAreRedacted(t *testing.T) {
+	// Nothing listens on port 1: the send fails, and the error must not
+	// carry the key from the connection string.
+	s, err := NewFromConnectionString("Endpoint=sb://127.0.0.1:1;SharedAccessKeyName=Root;SharedAccessKey=TOPSECRETKEY;UseDevelopmentEmulator=true;", "transcode")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	err = s.Send(ctx, Message{ID: "k", Body: []byte("{}")})
+	if err == nil {
+		t.Fatal("send to a closed port: got nil error")
+	}
+	if strings.Contains(err.Error(), "TOPSECRETKEY") {
+		t.Errorf("error leaks the key: %v", err)
+	}
+}
