@@ -527,11 +527,11 @@ func (s *session) onTransfer(t *frames.Transfer, payload []byte) error {
 	if l.credit > 0 {
 		l.credit--
 	}
-	if l.credit < linkCredit/2 {
-		l.credit = linkCredit
-		s.flowLocked(l, false)
+	if err := l.onDelivery(d); err != nil {
+		return err
 	}
-	return l.onDelivery(d)
+	l.topUpLocked()
+	return nil
 }
 
 // settleIncomingLocked settles a client delivery with the given outcome.

@@ -184,7 +184,7 @@ func (s *session) onAttach(a *frames.Attach) error {
 		c.wg.Add(1)
 		go l.deliverLoop()
 	case kindEntityIn:
-		l.sends = make(chan inDelivery, linkCredit)
+		l.sends = make(chan inDelivery, 2*linkCredit)
 		c.wg.Add(1)
 		go l.sendWorker()
 	}
@@ -193,6 +193,20 @@ func (s *session) onAttach(a *frames.Attach) error {
 		s.flowLocked(l, false)
 	}
 	return nil
+}
+
+// topUpLocked refreshes a client sender's credit when it runs low. For
+// entity links it waits until the store has caught up, so that at most
+// about 1.5 × linkCredit deliveries are ever queued.
+func (l *link) topUpLocked() {
+	if l.closed || l.sending || l.credit >= linkCredit/2 {
+		return
+	}
+	if l.sends != nil && len(l.sends) >= linkCredit/2 {
+		return
+	}
+	l.credit = linkCredit
+	l.s.flowLocked(l, false)
 }
 
 // onDelivery handles a complete message the client sent on this link. It
@@ -258,6 +272,7 @@ func (l *link) sendWorker() {
 					l.s.settleIncomingLocked(d.id, states[i])
 				}
 			}
+			l.topUpLocked()
 			c.flushLocked()
 		}
 		c.mu.Unlock()
