@@ -77,7 +77,8 @@ type Options struct {
 	// DataDir holds the cursor (state.json) and dead letters
 	// (deadletter/<SUBSCRIPTION>.jsonl). Empty: in memory only.
 	DataDir string
-	// PollInterval between listings. Default 200 ms.
+	// PollInterval between listings. Default 100 ms (half of it is the
+	// average detection delay; Poke skips it).
 	PollInterval time.Duration
 	// Topic is the event topic. Default
 	// /subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/ffpipe-local/providers/Microsoft.Storage/storageAccounts/<account>.
@@ -160,7 +161,7 @@ func New(opts Options) *Server {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.PollInterval <= 0 {
-		opts.PollInterval = 200 * time.Millisecond
+		opts.PollInterval = 100 * time.Millisecond
 	}
 	if opts.MaxDeliveryAttempts <= 0 {
 		opts.MaxDeliveryAttempts = 10

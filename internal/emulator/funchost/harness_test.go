@@ -16,25 +16,39 @@ import (
 	"time"
 )
 
-// handlerBin is the test handler built once by TestMain.
-var handlerBin string
+// The test handler is built once, on first use (not in TestMain, so fuzz
+// workers do not compile it).
+var (
+	handlerOnce sync.Once
+	handlerDir  string
+	handlerBin  string
+	handlerErr  error
+)
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "funchost-handler-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	handlerBin = filepath.Join(dir, "handler")
-	cmd := exec.Command("go", "build", "-o", handlerBin, "./testdata/handler")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build test handler:", err)
-		os.Exit(1)
-	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	if handlerDir != "" {
+		os.RemoveAll(handlerDir)
+	}
 	os.Exit(code)
+}
+
+func testHandler(t testing.TB) string {
+	t.Helper()
+	handlerOnce.Do(func() {
+		if handlerDir, handlerErr = os.MkdirTemp("", "funchost-handler-"); handlerErr != nil {
+			return
+		}
+		handlerBin = filepath.Join(handlerDir, "handler")
+		out, err := exec.Command("go", "build", "-o", handlerBin, "./testdata/handler").CombinedOutput()
+		if err != nil {
+			handlerErr = fmt.Errorf("build test handler: %v\n%s", err, out)
+		}
+	})
+	if handlerErr != nil {
+		t.Fatal(handlerErr)
+	}
+	return handlerBin
 }
 
 // call is one invocation as the test handler forwarded it.
@@ -49,7 +63,7 @@ type call struct {
 }
 
 // envelope decodes the invocation body.
-func (c call) envelope(t *testing.T) (data, meta map[string]json.RawMessage) {
+func (c call) envelope(t testing.TB) (data, meta map[string]json.RawMessage) {
 	t.Helper()
 	var env struct {
 		Data     map[string]json.RawMessage
@@ -79,7 +93,7 @@ type control struct {
 	fn    func(call) reply
 }
 
-func newControl(t *testing.T) *control {
+func newControl(t testing.TB) *control {
 	t.Helper()
 	c := &control{calls: make(chan call, 100), fn: func(call) reply { return okReply }}
 	c.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -121,7 +135,7 @@ func (c *control) setReply(fn func(call) reply) {
 	c.mu.Unlock()
 }
 
-func (c *control) next(t *testing.T) call {
+func (c *control) next(t testing.TB) call {
 	t.Helper()
 	select {
 	case cl := <-c.calls:
@@ -140,7 +154,7 @@ type app struct {
 	values    map[string]string
 }
 
-func (a app) write(t *testing.T) string {
+func (a app) write(t testing.TB) string {
 	t.Helper()
 	dir := t.TempDir()
 	hj := a.hostJSON
@@ -156,11 +170,11 @@ func (a app) write(t *testing.T) string {
 		raw, _ := json.Marshal(map[string]any{"IsEncrypted": false, "Values": a.values})
 		must(t, os.WriteFile(filepath.Join(dir, "local.settings.json"), raw, 0o644))
 	}
-	must(t, os.Symlink(handlerBin, filepath.Join(dir, "handler")))
+	must(t, os.Symlink(testHandler(t), filepath.Join(dir, "handler")))
 	return dir
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
@@ -168,11 +182,11 @@ func must(t *testing.T, err error) {
 }
 
 // testLogger writes to t.Log.
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-type tWriter struct{ t *testing.T }
+type tWriter struct{ t testing.TB }
 
 func (w tWriter) Write(p []byte) (int, error) {
 	w.t.Helper()
@@ -181,7 +195,7 @@ func (w tWriter) Write(p []byte) (int, error) {
 }
 
 // startHost starts a Host on appDir with the control URL in its settings.
-func startHost(t *testing.T, appDir string, c *control, opts Options) *Host {
+func startHost(t testing.TB, appDir string, c *control, opts Options) *Host {
 	t.Helper()
 	opts.AppDir = appDir
 	if opts.Settings == nil {
@@ -202,7 +216,7 @@ func startHost(t *testing.T, appDir string, c *control, opts Options) *Host {
 }
 
 // unwrap decodes a double-encoded string value.
-func unwrap(t *testing.T, raw json.RawMessage) string {
+func unwrap(t testing.TB, raw json.RawMessage) string {
 	t.Helper()
 	var outer string
 	if err := json.Unmarshal(raw, &outer); err != nil {
@@ -216,7 +230,7 @@ func unwrap(t *testing.T, raw json.RawMessage) string {
 }
 
 // waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for !cond() {
