@@ -162,7 +162,7 @@ func (c *Client) EnsureJob(ctx context.Context, jobID, poolID string) error {
 	case strings.EqualFold(code, "PoolNotFound"):
 		return fmt.Errorf("ensure job %s: pool %s: %w", jobID, poolID, ErrPoolNotFound)
 	case !strings.EqualFold(code, "JobExists"):
-		return fmt.Errorf("ensure job %s: create: %w", jobID, err)
+		return fmt.Errorf("ensure job %s: create: %w", jobID, redact(err))
 	}
 	job, err := c.c.GetJob(ctx, jobID, &azbatch.GetJobOptions{SelectParam: []string{"id", "state", "poolInfo"}})
 	if err != nil {
@@ -245,6 +245,7 @@ func (c *Client) AddTasks(ctx context.Context, jobID string, specs []TaskSpec) (
 			defer wg.Done()
 			defer func() { <-sem }()
 			got, err := c.addChunk(ctx, jobID, ch)
+			err = redact(err)
 			mu.Lock()
 			for k, r := range got {
 				outcomes[k] = r
@@ -379,7 +380,7 @@ func batchError(e *azbatch.Error) (code, msg string) {
 	}
 	code = deref(e.Code)
 	if e.Message != nil {
-		msg = firstLine(deref(e.Message.Value))
+		msg = RedactSAS(firstLine(deref(e.Message.Value)))
 	}
 	return code, msg
 }
@@ -449,7 +450,7 @@ func (c *Client) ListCompleted(ctx context.Context, jobID string, max int) ([]Co
 			if code, _ := errorCode(err); strings.EqualFold(code, "JobNotFound") {
 				return out, fmt.Errorf("list completed tasks of %s: %w", jobID, ErrJobNotFound)
 			}
-			return out, fmt.Errorf("list completed tasks of %s: %w", jobID, err)
+			return out, fmt.Errorf("list completed tasks of %s: %w", jobID, redact(err))
 		}
 		for _, t := range page.Value {
 			if !strings.EqualFold(string(deref(t.State)), string(azbatch.TaskStateCompleted)) {

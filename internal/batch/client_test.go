@@ -2,8 +2,10 @@ package batch
 
 import (
 	"context"
+
 	"errors"
 	"fmt"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"strings"
 	"testing"
 )
@@ -360,5 +362,32 @@ func TestEnsurePoolFake(t *testing.T) {
 	f.pool["identity"] = map[string]any{"type": "UserAssigned", "userAssignedIdentities": []any{map[string]any{"resourceId": "/subscriptions/X/ID"}}}
 	if _, err := c.EnsurePool(ctx, PoolConfig{MaxNodes: 8, VMSize: "Standard_D4s_v5", NodeIdentity: "/subscriptions/x/id"}); err != nil {
 		t.Errorf("EnsurePool(identity present, case differs) = %v", err)
+	}
+}
+
+func TestErrorsRedactSAS(t *testing.T) {
+	f, c := setupJob(t)
+	ss := specs(t, 2)
+	f.badRequest[ss[0].Key] = true
+	f.msgSuffix = " PropertyValue=https://acct.blob.core.windows.net/output?sv=2024&sig=SECRETSIG"
+	res, err := c.AddTasks(context.Background(), "ffpipe", ss)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Err == nil || strings.Contains(res[0].Err.Error(), "SECRETSIG") {
+		t.Errorf("result error = %v, want one without the signature", res[0].Err)
+	}
+	f.status503 = 1
+	_, err = c.AddTasks(context.Background(), "ffpipe", specs(t, 3)[2:])
+	if err == nil || strings.Contains(err.Error(), "SECRETSIG") {
+		t.Errorf("AddTasks error = %v, want one without the signature", err)
+	}
+	// The redaction matters: the SDK's own error text carries the body.
+	var re *azcore.ResponseError
+	if !errors.As(err, &re) || !strings.Contains(re.Error(), "SECRETSIG") {
+		t.Errorf("underlying ResponseError not reachable or without the body: %v", err)
+	}
+	if got := RedactSAS("u?sv=1&sig=abc%2Bdef&se=2"); got != "u?sv=1&sig=REDACTED&se=2" {
+		t.Errorf("RedactSAS = %q", got)
 	}
 }

@@ -39,6 +39,7 @@ type fakeBatch struct {
 	status503     int             // the next n addtaskcollection calls get 503
 	pageSize      int
 	token         string
+	msgSuffix     string // appended to error messages (to test redaction)
 }
 
 func newFake(t *testing.T) *fakeBatch {
@@ -60,6 +61,10 @@ func (f *fakeBatch) client(t *testing.T) *Client {
 		t.Fatal(err)
 	}
 	return c
+}
+
+func (f *fakeBatch) writeErr(w http.ResponseWriter, status int, code, msg string) {
+	writeErr(w, status, code, msg+f.msgSuffix)
 }
 
 func writeErr(w http.ResponseWriter, status int, code, msg string) {
@@ -191,7 +196,7 @@ func (f *fakeBatch) addCollection(w http.ResponseWriter, job string, body []byte
 	f.collections = append(f.collections, ids)
 	if f.status503 > 0 {
 		f.status503--
-		writeErr(w, 503, "ServerBusy", "The server is busy.")
+		f.writeErr(w, 503, "ServerBusy", "The server is busy.")
 		return
 	}
 	tasks, ok := f.tasks[job]
@@ -209,7 +214,7 @@ func (f *fakeBatch) addCollection(w http.ResponseWriter, job string, body []byte
 	}
 	for _, id := range ids {
 		if f.badRequest[id] {
-			writeErr(w, 400, "InvalidPropertyValue", "The value provided for one of the properties in the request body is invalid.")
+			f.writeErr(w, 400, "InvalidPropertyValue", "The value provided for one of the properties in the request body is invalid.")
 			return
 		}
 	}

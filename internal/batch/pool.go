@@ -271,7 +271,7 @@ func (c *Client) EnsurePool(ctx context.Context, cfg PoolConfig) (EnsurePoolResu
 				return res, fmt.Errorf("ensure pool %s: get after PoolExists: %w", cfg.ID, err)
 			}
 		default:
-			return res, fmt.Errorf("ensure pool %s: create: %w", cfg.ID, err)
+			return res, fmt.Errorf("ensure pool %s: create: %w", cfg.ID, redact(err))
 		}
 	}
 	if !res.Created {
@@ -297,7 +297,7 @@ func (c *Client) EnsurePool(ctx context.Context, cfg PoolConfig) (EnsurePoolResu
 	ev, err := c.c.EvaluatePoolAutoScale(ctx, cfg.ID, azbatch.EvaluatePoolAutoScaleContent{AutoScaleFormula: spec.AutoScaleFormula}, nil)
 	switch {
 	case err != nil:
-		res.EvaluationErr = err.Error()
+		res.EvaluationErr = RedactSAS(err.Error())
 	case ev.Error != nil:
 		res.EvaluationErr = fmt.Sprintf("%s: %s", deref(ev.Error.Code), deref(ev.Error.Message))
 	default:
