@@ -88,8 +88,13 @@ func output(pattern, containerURL, path string, cond azbatch.OutputFileUploadCon
 		UploadOptions: &azbatch.OutputFileUploadConfig{UploadCondition: to.Ptr(cond)}}
 }
 
-func TestResourceAndOutputFiles(t *testing.T) {
+func TestStorage(t *testing.T) {
 	st := newStorage(t)
+	t.Run("ResourceAndOutputFiles", func(t *testing.T) { testResourceAndOutputFiles(t, st) })
+	t.Run("FFmpeg", func(t *testing.T) { testFFmpegTask(t, st) })
+}
+
+func testResourceAndOutputFiles(t *testing.T, st *storage) {
 	_, c := start(t, batch.Options{MaxSlots: 4})
 	createPool(t, c, "p", 1, 4, nil)
 	createJob(t, c, "j", "p", nil)
@@ -156,11 +161,10 @@ func TestResourceAndOutputFiles(t *testing.T) {
 	}
 }
 
-func TestFFmpegTask(t *testing.T) {
+func testFFmpegTask(t *testing.T, st *storage) {
 	if _, err := exec.LookPath("ffmpeg"); err != nil {
 		t.Fatalf("ffmpeg is required: %v", err)
 	}
-	st := newStorage(t)
 	src := filepath.Join(t.TempDir(), "in.mp4")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -205,7 +205,7 @@ func (s *Server) addNodeLocked(p *poolEntry, slots int, dedicated bool, at time.
 		n.w.State = "waitingforstarttask"
 	}
 	n.w.StartTaskInfo = &startTaskInfo{State: stateRunning, StartTime: at}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(s.ctx)
 	n.startCancel = cancel
 	spec := *st
 	s.wg.Add(1)

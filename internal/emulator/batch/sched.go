@@ -211,7 +211,7 @@ type outcome struct {
 }
 
 func (s *Server) execTask(r *run) {
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(s.ctx)
 	defer cancel()
 	defer func() {
 		if r.killReason() == killDelete {
@@ -271,7 +271,7 @@ func (s *Server) execTask(r *run) {
 	}
 	// Final attempt: upload outputs, then complete.
 	success := out.failure == nil
-	if fi := s.uploadOutputFiles(context.Background(), r, success); fi != nil && r.killReason() != killDelete {
+	if fi := s.uploadOutputFiles(s.ctx, r, success); fi != nil && r.killReason() != killDelete {
 		out.failure = fi
 	}
 	s.finishRun(r, out, false)

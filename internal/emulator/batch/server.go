@@ -111,6 +111,9 @@ type Server struct {
 
 	kick chan struct{}
 	stop chan struct{}
+	// ctx is cancelled by Close; downloads, uploads and start tasks use it.
+	ctx    context.Context
+	cancel context.CancelFunc
 	wg   sync.WaitGroup
 
 	lastETag atomic.Uint64
@@ -123,7 +126,10 @@ type Server struct {
 // New returns an unstarted Server.
 func New(opts Options) *Server {
 	opts.fill()
+	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{
+		ctx:    ctx,
+		cancel: cancel,
 		opts:   opts,
 		log:    opts.Logger,
 		pools:  map[string]*poolEntry{},
@@ -258,11 +264,13 @@ func (s *Server) Close() error {
 	}
 	s.mu.Unlock()
 	if !started {
+		s.cancel()
 		return nil
 	}
 	for _, r := range runs {
 		r.kill(killShutdown)
 	}
+	s.cancel()
 	close(s.stop)
 	var err error
 	if s.srv != nil {
