@@ -24,6 +24,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+
+	"github.com/ffpipe/ffpipe/internal/emulator/azurite"
 )
 
 // Schema is a subscription's event delivery schema.
@@ -248,7 +250,12 @@ func (s *Server) Start(ctx context.Context) error {
 
 	var err error
 	if s.opts.ConnectionString != "" {
-		s.client, err = azblob.NewClientFromConnectionString(s.opts.ConnectionString, nil)
+		cs := s.opts.ConnectionString
+		if strings.Contains(strings.ToLower(cs), "usedevelopmentstorage=true") {
+			// The SDK does not expand the shorthand: Azurite's default endpoint.
+			cs = azurite.ConnectionString("http://127.0.0.1:10000/" + azurite.Account)
+		}
+		s.client, err = azblob.NewClientFromConnectionString(cs, nil)
 		s.account = accountFromConnectionString(s.opts.ConnectionString)
 	} else if s.opts.Credential != nil {
 		s.client, err = azblob.NewClientWithSharedKeyCredential(s.opts.ServiceURL, s.opts.Credential, nil)
