@@ -76,7 +76,11 @@ func encode(ctx context.Context, spec ClipSpec, dst string) error {
 	tmpName := tmp.Name()
 	_ = tmp.Close()
 	defer func() { _ = os.Remove(tmpName) }() // no-op after a successful rename
-	if err := runFFmpeg(ctx, spec.ffmpegArgs(tmpName)); err != nil {
+	abs, err := filepath.Abs(tmpName)         // "/…" is neither an option nor a protocol
+	if err != nil {
+		return err
+	}
+	if err := runFFmpeg(ctx, spec.ffmpegArgs(abs)); err != nil {
 		return err
 	}
 	if err := os.Chmod(tmpName, 0o644); err != nil {

@@ -256,6 +256,23 @@ func TestGenerateSet(t *testing.T) {
 	}
 }
 
+func TestGenerateCancelledLeavesNothing(t *testing.T) {
+	needFFmpeg(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	dir := t.TempDir()
+	if _, err := Generate(ctx, dir, tiny(time.Second)); !errors.Is(err, context.Canceled) {
+		t.Errorf("got %v, want context.Canceled", err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 0 {
+		t.Errorf("got %d files after a cancelled Generate, want 0", len(entries))
+	}
+}
+
 func TestGenerateSetCancelled(t *testing.T) {
 	needFFmpeg(t)
 	ctx, cancel := context.WithCancel(t.Context())

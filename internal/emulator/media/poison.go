@@ -11,6 +11,7 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -80,7 +81,9 @@ type PoisonOptions struct {
 	// "/etc/passwd".
 	CanaryFile string
 	// Expect overrides the expectation of cases by ID, for pipeline choices
-	// that differ from the defaults documented on PoisonSet.
+	// that differ from the defaults documented on PoisonSet. An ID that is
+	// not in the returned set (a typo, or a case these options omit) is an
+	// error wrapping ErrBadSpec.
 	Expect map[string]Expect
 }
 
@@ -180,10 +183,12 @@ func PoisonSet(ctx context.Context, dir string, opts PoisonOptions) ([]Case, err
 	if err != nil {
 		return nil, fmt.Errorf("poison set: %w", err)
 	}
+	used := 0
 	for i := range cases {
 		c := &cases[i]
 		if e, ok := opts.Expect[c.ID]; ok {
 			c.Expect = e
+			used++
 		}
 		st, err := os.Stat(c.Path)
 		if err != nil {
@@ -193,6 +198,16 @@ func PoisonSet(ctx context.Context, dir string, opts PoisonOptions) ([]Case, err
 		if err := ValidBlobName(c.Name); err != nil {
 			return nil, fmt.Errorf("poison set %s: %w", c.ID, err)
 		}
+	}
+	if used != len(opts.Expect) {
+		var unknown []string
+		for id := range opts.Expect {
+			if !slices.ContainsFunc(cases, func(c Case) bool { return c.ID == id }) {
+				unknown = append(unknown, id)
+			}
+		}
+		slices.Sort(unknown)
+		return nil, fmt.Errorf("poison set: %w: Expect names unknown or omitted cases %q", ErrBadSpec, unknown)
 	}
 	return cases, nil
 }

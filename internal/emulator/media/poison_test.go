@@ -259,6 +259,14 @@ func TestPoisonSetOptions(t *testing.T) {
 		}
 	})
 
+	t.Run("unknown-override", func(t *testing.T) {
+		_, err := PoisonSet(ctx, t.TempDir(), PoisonOptions{Base: base, LongDuration: -1,
+			Expect: map[string]Expect{"no-audio": {Failed, "x"}, "very-long": {Done, ""}, "typo": {Done, ""}}})
+		if !errors.Is(err, ErrBadSpec) || !strings.Contains(err.Error(), `"typo" "very-long"`) {
+			t.Errorf("got %v, want ErrBadSpec naming typo and very-long", err)
+		}
+	})
+
 	t.Run("long-output-ext-and-suffixes", func(t *testing.T) {
 		cases, err := PoisonSet(ctx, t.TempDir(), PoisonOptions{
 			Base: base, LongDuration: -1, OutputExt: "flac", AllowedSuffixes: []string{".mp4", ".mov"},
