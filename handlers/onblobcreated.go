@@ -63,6 +63,9 @@ func (a *app) handleBlobEvent(ctx context.Context, inv *invocation, e BlobEvent)
 	if !strings.EqualFold(e.Type, blobCreated) {
 		return ignore("event type " + e.Type + " is not " + blobCreated)
 	}
+	if !committedAPI(e.API) {
+		return ignore("api " + e.API + " does not mean a committed blob")
+	}
 	account := TopicAccount(e.Topic)
 	if account == "" && e.Topic == "" {
 		account = config.AccountFromBlobURL(e.URL)
@@ -111,6 +114,18 @@ func (a *app) handleBlobEvent(ctx context.Context, inv *invocation, e BlobEvent)
 		req.CorrelationID = key
 	}
 	return a.enqueue(ctx, inv, FuncOnBlobCreated, key, req, e.Time, map[string]any{"eventId": e.ID})
+}
+
+// committedAPI reports whether a BlobCreated event's data.api means the
+// blob is fully written: PutBlob, PutBlockList, CopyBlob, or FlushWithClose
+// on accounts with a hierarchical namespace (CreateFile fires before any
+// data is written). An absent api is accepted.
+func committedAPI(api string) bool {
+	switch strings.ToLower(api) {
+	case "", "putblob", "putblocklist", "copyblob", "flushwithclose":
+		return true
+	}
+	return false
 }
 
 // enqueue checks size and names, then sends the request with MessageId =

@@ -92,6 +92,7 @@ func TestOnBlobCreatedIgnores(t *testing.T) {
 		{"suffix inside name", event(blobCreated, testTopic, subject("input", "a.mp4.txt"), "0x1", 10)},
 		{"bad subject", event(blobCreated, testTopic, "/blobServices/default/containers/input", "0x1", 10)},
 		{"unparsable", `{"topic": `},
+		{"ADLS CreateFile (not yet written)", strings.Replace(event(blobCreated, testTopic, subject("input", "a.mp4"), "0x1", 0), `"PutBlob"`, `"CreateFile"`, 1)},
 		{"not an object", `42`},
 	}
 	for _, tt := range tests {
