@@ -364,3 +364,20 @@ func TestLeftoverCompactionFileRemoved(t *testing.T) {
 		t.Errorf("leftover compaction file not removed: %v", err)
 	}
 }
+
+func TestDirectoryLocked(t *testing.T) {
+	if !dirLocking {
+		t.Skip("no flock on this platform")
+	}
+	dir := t.TempDir()
+	s, err := Open(Options{Dir: dir})
+	ok(t, err)
+	if s2, err := Open(Options{Dir: dir}); err == nil {
+		s2.Close()
+		t.Fatal("a second store opened the same directory")
+	}
+	ok(t, s.Close())
+	s, err = Open(Options{Dir: dir})
+	ok(t, err)
+	ok(t, s.Close())
+}

@@ -45,6 +45,7 @@ type wal struct {
 	dir  string
 	path string
 	f    *os.File
+	lock *os.File // dir/LOCK, held while open
 
 	mu     sync.Mutex
 	buf    []byte
@@ -68,8 +69,13 @@ func openWAL(s *Store, dir string) (*wal, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
 	_ = os.Remove(filepath.Join(dir, compactName)) // an unfinished compaction
 	w := &wal{
+		lock:    lock,
 		s:       s,
 		dir:     dir,
 		path:    filepath.Join(dir, logName),
@@ -81,11 +87,13 @@ func openWAL(s *Store, dir string) (*wal, error) {
 	}
 	f, err := os.OpenFile(w.path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
+		w.unlock()
 		return nil, err
 	}
 	w.f = f
 	if err := w.recover(); err != nil {
 		f.Close()
+		w.unlock()
 		return nil, err
 	}
 	go w.run()
@@ -431,8 +439,15 @@ func (w *wal) close() error {
 		if cerr := w.f.Close(); err == nil {
 			err = cerr
 		}
+		w.unlock()
 	})
 	return err
+}
+
+func (w *wal) unlock() {
+	if w.lock != nil {
+		w.lock.Close() // releases the flock
+	}
 }
 
 func syncDir(dir string) error {
