@@ -25,7 +25,7 @@
 //	msgs, err = q.ReceiveWait(ctx, n, mode)     // blocking convenience
 //	//   Message: SequenceNumber, Body, MessageID, EnqueuedAt, TTL, ExpiresAt, ScheduledAt,
 //	//   DeliveryCount (header delivery-count), State (x-opt-message-state), LockToken,
-//	//   LockedUntil, DeadLetterReason, DeadLetterDescription
+//	//   LockedUntil, DeadLettered, DeadLetterReason, DeadLetterDescription
 //
 //	// settlement (link disposition or update-disposition), by lock token, any link:
 //	err = q.Complete(ctx, tok)                  // accepted / "completed"
@@ -39,7 +39,10 @@
 //
 //	msgs, err = q.ReceiveDeferred(ctx, seqs, store.PeekLock) // ErrMessageNotFound → 404
 //	msgs, err = q.Peek(fromSeq, max)            // any state, no locks, no tokens
-//	c := q.Counts()
+//	c := q.Counts()                             // Active, Locked, Deferred, Scheduled, Bytes
+//
+//	err = s.Sync(ctx)                           // everything so far is on disk
+//	err = s.Compact(ctx)                        // rewrite the log as a snapshot now
 //
 // LockToken is a [16]byte UUID in RFC order (the AMQP uuid);
 // tok.DotNetBytes() and LockTokenFromDotNet convert to and from the
@@ -109,6 +112,8 @@
 //     available again, with an unchanged delivery count.
 //   - Recovery on Open replays the log, stops at the first torn or corrupt
 //     record (a write cut short by a crash) and truncates the file there.
+//   - Dir/LOCK is flock'ed while the store is open, so a second process
+//     cannot open the same directory (the lock dies with the process).
 //   - When the log is at least CompactMinBytes (64 MiB) and four times the
 //     live data, the writer rewrites it as a snapshot (a new file, synced,
 //     renamed over the old one), so the log does not grow forever.
