@@ -293,3 +293,68 @@ func clientFor(t *testing.T, s *batch.Server) *azbatch.Client {
 	t.Helper()
 	return batchtest.Client(t, s)
 }
+
+func TestShrinkAndDeletePool(t *testing.T) {
+	gate := filepath.Join(t.TempDir(), "go")
+	hold := "while [ ! -f " + gate + " ]; do sleep 0.02; done"
+	tests := []struct {
+		name        string
+		shrink      func(c *azbatch.Client) error
+		wantState   azbatch.TaskState
+		wantRequeue int32
+	}{
+		{"resize requeue", func(c *azbatch.Client) error {
+			_, err := c.ResizePool(ctxT(t), "p", azbatch.ResizePoolContent{TargetDedicatedNodes: to.Ptr[int32](0),
+				NodeDeallocationOption: to.Ptr(azbatch.NodeDeallocationOptionRequeue)}, nil)
+			return err
+		}, azbatch.TaskStateActive, 1},
+		{"resize terminate", func(c *azbatch.Client) error {
+			_, err := c.ResizePool(ctxT(t), "p", azbatch.ResizePoolContent{TargetDedicatedNodes: to.Ptr[int32](0),
+				NodeDeallocationOption: to.Ptr(azbatch.NodeDeallocationOptionTerminate)}, nil)
+			return err
+		}, azbatch.TaskStateCompleted, 0},
+		{"delete pool", func(c *azbatch.Client) error {
+			_, err := c.DeletePool(ctxT(t), "p", nil)
+			return err
+		}, azbatch.TaskStateActive, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, c := start(t, batch.Options{MaxSlots: 1})
+			createPool(t, c, "p", 1, 1, nil)
+			createJob(t, c, "j", "p", nil)
+			addTask(t, c, "j", shTask("t", hold))
+			waitState(t, c, "j", "t", azbatch.TaskStateRunning)
+			if err := tt.shrink(c); err != nil {
+				t.Fatal(err)
+			}
+			got := waitState(t, c, "j", "t", tt.wantState)
+			if *got.ExecutionInfo.RequeueCount != tt.wantRequeue {
+				t.Errorf("got requeueCount %d, want %d", *got.ExecutionInfo.RequeueCount, tt.wantRequeue)
+			}
+			if tt.wantState == azbatch.TaskStateCompleted {
+				if fi := got.ExecutionInfo.FailureInfo; fi == nil || *got.ExecutionInfo.Result != azbatch.TaskExecutionResultFailure {
+					t.Errorf("got %+v, want a failure", got.ExecutionInfo)
+				}
+			}
+			waitFor(t, "no running processes", 10*time.Second, func() bool { return s.RunningTasks() == 0 })
+		})
+	}
+}
+
+func TestRetention(t *testing.T) {
+	_, c := start(t, batch.Options{MaxSlots: 1})
+	createPool(t, c, "p", 1, 1, nil)
+	createJob(t, c, "j", "p", nil)
+	tk := shTask("t", "echo hi")
+	tk.Constraints = &azbatch.TaskConstraints{RetentionTime: to.Ptr("PT0.2S")}
+	addTask(t, c, "j", tk)
+	waitState(t, c, "j", "t", azbatch.TaskStateCompleted)
+	waitFor(t, "task directory removed", 10*time.Second, func() bool {
+		_, err := c.GetTaskFile(ctxT(t), "j", "t", "stdout.txt", nil)
+		return err != nil && respErr(t, err).ErrorCode == "FileNotFound"
+	})
+	if got := getTask(t, c, "j", "t"); *got.State != azbatch.TaskStateCompleted {
+		t.Errorf("got state %v after retention, want completed (only the files go)", *got.State)
+	}
+}
