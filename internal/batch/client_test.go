@@ -2,12 +2,12 @@ package batch
 
 import (
 	"context"
-
 	"errors"
 	"fmt"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"strings"
 	"testing"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 )
 
 func specs(t *testing.T, n int) []TaskSpec {
