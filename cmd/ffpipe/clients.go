@@ -1,0 +1,243 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
+
+	"github.com/ffpipe/ffpipe/internal/config"
+	"github.com/ffpipe/ffpipe/internal/emulator/stack"
+	"github.com/ffpipe/ffpipe/internal/queue"
+	"github.com/ffpipe/ffpipe/internal/records"
+	"github.com/ffpipe/ffpipe/internal/request"
+	"github.com/ffpipe/ffpipe/internal/storage"
+)
+
+func init() {
+	commands = append(commands,
+		command{name: "upload", summary: "upload files into the input container (they are transcoded)", run: runUpload},
+		command{name: "submit", summary: "send a request message for <container>/<blob> [--preset P]", run: runSubmit},
+		command{name: "status", summary: "counts by state and recent records, or one record (--key)", run: runStatus},
+	)
+}
+
+// clientConfig loads the function app's settings from the stack info file
+// written by `ffpipe dev`.
+func clientConfig(infoPath string) (config.Config, error) {
+	info, err := stack.ReadInfo(infoPath)
+	if err != nil {
+		return config.Config{}, err
+	}
+	cfg, err := config.Load(config.FromMap(info.Settings))
+	if err != nil {
+		return cfg, err
+	}
+	if cfg.DataStorage == "" || cfg.ServiceBusConnection == "" {
+		return cfg, errors.New("the stack info has no local connection strings")
+	}
+	return cfg, nil
+}
+
+func runUpload(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("upload", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	info := fs.String("info", defaultStackInfo, "stack info written by `ffpipe dev`")
+	prefix := fs.String("prefix", "", "blob name prefix (a folder), e.g. videos/")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return errors.New("upload: name one or more files")
+	}
+	cfg, err := clientConfig(*info)
+	if err != nil {
+		return err
+	}
+	c, err := azblob.NewClientFromConnectionString(cfg.DataStorage, nil)
+	if err != nil {
+		return fmt.Errorf("upload: %w", err)
+	}
+	for _, file := range fs.Args() {
+		name := path.Join(*prefix, filepath.Base(file))
+		if err := uploadFile(ctx, c, cfg, file, name, stdout); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func uploadFile(ctx context.Context, c *azblob.Client, cfg config.Config, file, name string, stdout io.Writer) error {
+	f, err := os.Open(file)
+	if err != nil {
+		return fmt.Errorf("upload: %w", err)
+	}
+	defer f.Close()
+	resp, err := c.UploadFile(ctx, cfg.InputContainer, name, f, nil)
+	if err != nil {
+		return fmt.Errorf("upload %s: %w", file, err)
+	}
+	key := request.Key(cfg.StorageAccount(), cfg.InputContainer, name, string(*resp.ETag))
+	fmt.Fprintf(stdout, "%s → %s/%s  key %s\n", file, cfg.InputContainer, name, key)
+	return nil
+}
+
+func runSubmit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("submit", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	info := fs.String("info", defaultStackInfo, "stack info written by `ffpipe dev`")
+	preset := fs.String("preset", "", "preset name (default: the app's FFPIPE_DEFAULT_PRESET)")
+	output := fs.String("output", "", "output as <container>/<blob> (default: from the output name template)")
+	correlation := fs.String("correlation-id", "", "correlation id (default: random)")
+	if err := fs.Parse(reorderFlags(args)); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return errors.New("submit: want exactly one <container>/<blob>")
+	}
+	cont, name, ok := strings.Cut(fs.Arg(0), "/")
+	if !ok || cont == "" || name == "" {
+		return fmt.Errorf("submit: %q is not <container>/<blob>", fs.Arg(0))
+	}
+	cfg, err := clientConfig(*info)
+	if err != nil {
+		return err
+	}
+	st, err := storage.NewFromConnectionString(cfg.DataStorage, storage.Options{})
+	if err != nil {
+		return fmt.Errorf("submit: %w", err)
+	}
+	props, err := st.Properties(ctx, cont, name)
+	if err != nil {
+		return fmt.Errorf("submit: %s/%s: %w", cont, name, err)
+	}
+	req := request.Request{V: 1, Source: request.Source{Container: cont, Blob: name, ETag: props.ETag, Size: props.Size}, Preset: *preset, CorrelationID: *correlation}
+	if req.CorrelationID == "" {
+		req.CorrelationID = randomID()
+	}
+	if *output != "" {
+		oc, ob, ok := strings.Cut(*output, "/")
+		if !ok {
+			return fmt.Errorf("submit: --output %q is not <container>/<blob>", *output)
+		}
+		req.Output = request.Output{Container: oc, Blob: ob}
+	}
+	if err := req.Validate(); err != nil {
+		return fmt.Errorf("submit: %w", err)
+	}
+	body, err := req.Encode()
+	if err != nil {
+		return fmt.Errorf("submit: %w", err)
+	}
+	snd, err := queue.NewFromConnectionString(cfg.ServiceBusConnection, cfg.Queue)
+	if err != nil {
+		return fmt.Errorf("submit: %w", err)
+	}
+	defer snd.Close(context.WithoutCancel(ctx))
+	key := req.Key(cfg.StorageAccount())
+	if err := snd.Send(ctx, queue.Message{ID: key, CorrelationID: req.CorrelationID, Body: body}); err != nil {
+		return fmt.Errorf("submit: %w", err)
+	}
+	fmt.Fprintf(stdout, "submitted %s/%s  key %s  correlation %s\n", cont, name, key, req.CorrelationID)
+	return nil
+}
+
+// reorderFlags lets flags follow positional arguments (submit a/b --preset opus).
+func reorderFlags(args []string) []string {
+	var flags, pos []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			pos = append(pos, args[i+1:]...)
+			i = len(args)
+		case strings.HasPrefix(a, "-") && len(a) > 1:
+			flags = append(flags, a)
+			if !strings.Contains(a, "=") && i+1 < len(args) {
+				flags = append(flags, args[i+1])
+				i++
+			}
+		default:
+			pos = append(pos, a)
+		}
+	}
+	return append(flags, pos...)
+}
+
+func randomID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	info := fs.String("info", defaultStackInfo, "stack info written by `ffpipe dev`")
+	key := fs.String("key", "", "show one record")
+	recent := fs.Int("recent", 15, "how many recent records to list")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := clientConfig(*info)
+	if err != nil {
+		return err
+	}
+	st, err := storage.NewFromConnectionString(cfg.DataStorage, storage.Options{})
+	if err != nil {
+		return fmt.Errorf("status: %w", err)
+	}
+	recs := records.New(st, cfg.StatusContainer, nil)
+	if *key != "" {
+		r, err := recs.Get(ctx, *key)
+		if err != nil {
+			return fmt.Errorf("status: %w", err)
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(r)
+	}
+	sum, err := recs.Summarize(ctx, *recent)
+	if err != nil {
+		return fmt.Errorf("status: %w", err)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(sum)
+	}
+	fmt.Fprintf(stdout, "%d records:", sum.Total)
+	for _, s := range records.States {
+		if n := sum.Counts[s]; n > 0 {
+			fmt.Fprintf(stdout, "  %s %d", s, n)
+		}
+	}
+	fmt.Fprintln(stdout)
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "UPDATED\tSTATE\tSOURCE\tOUTPUT\tREASON\tKEY")
+	for _, r := range sum.Recent {
+		fmt.Fprintf(tw, "%s\t%s\t%s/%s\t%s\t%s\t%s\n", r.Updated.Local().Format(time.TimeOnly), r.State,
+			r.Source.Container, r.Source.Blob, joinBlob(r.Output), r.Reason, r.Key)
+	}
+	return tw.Flush()
+}
+
+func joinBlob(b records.Blob) string {
+	if b.Blob == "" {
+		return "-"
+	}
+	return b.Container + "/" + b.Blob
+}
