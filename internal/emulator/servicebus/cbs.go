@@ -35,7 +35,11 @@ func parseRequest(b []byte) (request, error) {
 		case secApplicationProp:
 			r.appProps, _ = s.val.(enc.Map)
 		case secValue:
-			r.body = s.val
+			v, _, err := enc.Unmarshal(s.raw)
+			if err != nil {
+				return request{}, err
+			}
+			r.body = v.(*enc.Described).Value
 		}
 	}
 	if r.replyTo == "" {

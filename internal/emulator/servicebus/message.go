@@ -34,6 +34,16 @@ type section struct {
 func splitSections(b []byte) ([]section, error) {
 	var out []section
 	for len(b) > 0 {
+		// Bodies and footers pass through: only find their length.
+		if len(b) >= 3 && b[0] == 0x00 && b[1] == 0x53 && b[2] >= secData && b[2] <= secFooter {
+			n, err := enc.Skip(b)
+			if err != nil {
+				return nil, fmt.Errorf("parse message section: %w", err)
+			}
+			out = append(out, section{code: uint64(b[2]), raw: b[:n]})
+			b = b[n:]
+			continue
+		}
 		v, rest, err := enc.Unmarshal(b)
 		if err != nil {
 			return nil, fmt.Errorf("parse message section: %w", err)
@@ -87,9 +97,13 @@ func splitBatch(payload []byte) ([][]byte, error) {
 	var out [][]byte
 	for _, s := range secs {
 		if s.code == secData {
-			b, ok := s.val.([]byte)
+			v, _, err := enc.Unmarshal(s.raw)
+			if err != nil {
+				return nil, fmt.Errorf("parse batch: %w", err)
+			}
+			b, ok := v.(*enc.Described).Value.([]byte)
 			if !ok {
-				return nil, fmt.Errorf("parse batch: data section holds %T", s.val)
+				return nil, fmt.Errorf("parse batch: data section holds %T", v.(*enc.Described).Value)
 			}
 			out = append(out, b)
 		}

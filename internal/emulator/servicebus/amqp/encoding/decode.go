@@ -359,3 +359,53 @@ func fixedWidth(c byte) int {
 	}
 	return 0
 }
+
+// Skip returns the encoded length of the value at the start of b without
+// decoding it: it checks bounds but allocates nothing, so a message body
+// can be passed through untouched.
+func Skip(b []byte) (int, error) {
+	d := decoder{b: b}
+	if err := d.skip(0); err != nil {
+		return 0, err
+	}
+	return d.p, nil
+}
+
+func (d *decoder) skip(depth int) error {
+	if depth > MaxDepth {
+		return ErrTooDeep
+	}
+	c, err := d.byte1()
+	if err != nil {
+		return err
+	}
+	if c == 0x00 {
+		if err := d.skip(depth + 1); err != nil {
+			return err
+		}
+		return d.skip(depth + 1)
+	}
+	if w := fixedWidth(c); w > 0 {
+		_, err := d.need(w)
+		return err
+	}
+	switch c {
+	case 0x40, 0x41, 0x42, 0x43, 0x44, 0x45:
+		return nil
+	case 0xa0, 0xa1, 0xa3, 0xc0, 0xc1, 0xe0:
+		n, err := d.size(false)
+		if err != nil {
+			return err
+		}
+		_, err = d.need(n)
+		return err
+	case 0xb0, 0xb1, 0xb3, 0xd0, 0xd1, 0xf0:
+		n, err := d.size(true)
+		if err != nil {
+			return err
+		}
+		_, err = d.need(n)
+		return err
+	}
+	return fmt.Errorf("%w %#02x", ErrInvalidCode, c)
+}

@@ -195,3 +195,38 @@ func FuzzUnmarshal(f *testing.F) {
 		}
 	})
 }
+
+func TestSkipMatchesUnmarshal(t *testing.T) {
+	for _, s := range []string{"40", "a0 02 6d31", "00 5375 a0026d31", "d0 00000009 00000002 5201 a10161", "e0 04 02 55 01 02", "98 dee2667106084cdb8b02a7f593fd1f19 40"} {
+		b := unhex(t, s)
+		_, rest, err := Unmarshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := Skip(b)
+		if err != nil || n != len(b)-len(rest) {
+			t.Errorf("Skip(% x): got %d, %v; want %d", b, n, err, len(b)-len(rest))
+		}
+	}
+	if _, err := Skip(unhex(t, "b0 00000010 00")); !errors.Is(err, ErrShort) {
+		t.Errorf("Skip of a truncated vbin32: got %v, want ErrShort", err)
+	}
+}
+
+func FuzzSkip(f *testing.F) {
+	f.Add(unhex(f, "00 5375 a0026d31"))
+	f.Add(unhex(f, "d1 0000000f 00000004 a1016e 5505 a1016b a10176"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		n, err := Skip(b)
+		if err != nil {
+			return
+		}
+		if n > len(b) {
+			t.Fatalf("Skip returned %d for %d bytes", n, len(b))
+		}
+		// Whatever Unmarshal accepts, Skip measures the same.
+		if _, rest, err := Unmarshal(b); err == nil && n != len(b)-len(rest) {
+			t.Fatalf("Skip got %d, Unmarshal consumed %d", n, len(b)-len(rest))
+		}
+	})
+}
