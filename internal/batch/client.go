@@ -314,6 +314,10 @@ func (c *Client) addChunk(ctx context.Context, jobID string, tasks []azbatch.Cre
 				return out, fmt.Errorf("job %s: %w", jobID, ErrJobNotFound)
 			case status == http.StatusConflict:
 				return out, fmt.Errorf("job %s: %s: %w", jobID, code, ErrJobNotActive)
+			case status == http.StatusBadRequest && requestLevelCodes[strings.ToLower(code)]:
+				// Not about any task (e.g. a retired api-version): failing
+				// every task permanently would lose work, so fail the call.
+				return out, fmt.Errorf("addtaskcollection: %w", err)
 			case status == http.StatusBadRequest || status == http.StatusRequestEntityTooLarge:
 				if len(pending) == 1 {
 					id := deref(pending[0].ID)
@@ -372,6 +376,18 @@ func (c *Client) addChunk(ctx context.Context, jobID string, tasks []azbatch.Cre
 		pending = retry
 	}
 	return out, nil
+}
+
+// requestLevelCodes are 400 codes about the request itself (URL, headers,
+// version), never about one task's content. Lowercase.
+var requestLevelCodes = map[string]bool{
+	"unsupportedrequestversion":     true,
+	"missingrequiredqueryparameter": true,
+	"invalidqueryparametervalue":    true,
+	"missingrequiredheader":         true,
+	"invalidheadervalue":            true,
+	"invalidauthenticationinfo":     true,
+	"invalidurl":                    true,
 }
 
 func batchError(e *azbatch.Error) (code, msg string) {

@@ -206,6 +206,22 @@ func TestAddTasksWholeRequestErrors(t *testing.T) {
 			}
 		}
 	})
+	t.Run("request-level 400", func(t *testing.T) {
+		f, c := setupJob(t)
+		f.versionError = true
+		res, err := c.AddTasks(ctx, "ffpipe", specs(t, 4))
+		if err == nil {
+			t.Fatalf("AddTasks = nil error, want one")
+		}
+		for _, r := range res {
+			if r.Permanent {
+				t.Errorf("result %+v is permanent; a retired api-version must not fail work for good", r)
+			}
+		}
+		if len(f.collections) != 1 {
+			t.Errorf("%d addtaskcollection calls, want 1 (no bisection)", len(f.collections))
+		}
+	})
 	t.Run("persistent ServerError items", func(t *testing.T) {
 		f, c := setupJob(t)
 		ss := specs(t, 3)

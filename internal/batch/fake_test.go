@@ -40,6 +40,7 @@ type fakeBatch struct {
 	pageSize      int
 	token         string
 	msgSuffix     string // appended to error messages (to test redaction)
+	versionError  bool   // addtaskcollection answers 400 UnsupportedRequestVersion
 }
 
 func newFake(t *testing.T) *fakeBatch {
@@ -197,6 +198,10 @@ func (f *fakeBatch) addCollection(w http.ResponseWriter, job string, body []byte
 	if f.status503 > 0 {
 		f.status503--
 		f.writeErr(w, 503, "ServerBusy", "The server is busy.")
+		return
+	}
+	if f.versionError {
+		writeErr(w, 400, "UnsupportedRequestVersion", "The specified api-version is not supported.")
 		return
 	}
 	tasks, ok := f.tasks[job]
