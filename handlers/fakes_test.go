@@ -166,26 +166,49 @@ func (f *fakeBlobs) Put(_ context.Context, cont, name string, data []byte, _ str
 	if err := f.failure("put", cont, name); err != nil {
 		return err
 	}
+	f.putLocked(cont, name, data, md)
+	return nil
+}
+
+func (f *fakeBlobs) putLocked(cont, name string, data []byte, md map[string]string) {
 	f.seq++
 	m := map[string]string{}
 	for k, v := range md {
 		m[k] = v
 	}
 	f.blobs[cont+"/"+name] = &fakeBlob{data: bytes.Clone(data), etag: fmt.Sprintf("0x8DC%012X", f.seq), modified: f.now(), meta: m}
+}
+
+func (f *fakeBlobs) PutIf(_ context.Context, cont, name string, data []byte, _ string, md map[string]string, ifMatch string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.failure("put", cont, name); err != nil {
+		return err
+	}
+	b, ok := f.blobs[cont+"/"+name]
+	if (ifMatch == "" && ok) || (ifMatch != "" && (!ok || b.etag != ifMatch)) {
+		return storage.ErrConditionNotMet
+	}
+	f.putLocked(cont, name, data, md)
 	return nil
 }
 
-func (f *fakeBlobs) Get(_ context.Context, cont, name string) ([]byte, error) {
+func (f *fakeBlobs) Get(ctx context.Context, cont, name string) ([]byte, error) {
+	b, _, err := f.GetWithETag(ctx, cont, name)
+	return b, err
+}
+
+func (f *fakeBlobs) GetWithETag(_ context.Context, cont, name string) ([]byte, string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.failure("get", cont, name); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	b, ok := f.blobs[cont+"/"+name]
 	if !ok {
-		return nil, storage.ErrNotFound
+		return nil, "", storage.ErrNotFound
 	}
-	return bytes.Clone(b.data), nil
+	return bytes.Clone(b.data), b.etag, nil
 }
 
 const fakeBase = "https://ingestacct.blob.core.windows.net/"

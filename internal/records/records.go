@@ -85,7 +85,11 @@ var ErrNotFound = errors.New("record not found")
 // Blobs is the storage the records live in.
 type Blobs interface {
 	Put(ctx context.Context, container, name string, data []byte, contentType string, metadata map[string]string) error
+	// PutIf writes only if the blob's eTag is ifMatch ("" = only if it
+	// does not exist), else storage.ErrConditionNotMet.
+	PutIf(ctx context.Context, container, name string, data []byte, contentType string, metadata map[string]string, ifMatch string) error
 	Get(ctx context.Context, container, name string) ([]byte, error)
+	GetWithETag(ctx context.Context, container, name string) ([]byte, string, error)
 	List(ctx context.Context, container, prefix string, fn func(storage.Item) bool) error
 }
 
@@ -113,20 +117,28 @@ const (
 )
 
 // Put writes r, stamping Updated. It is a plain overwrite: use Update to
-// respect terminal states.
+// respect terminal states and concurrent writers.
 func (s *Store) Put(ctx context.Context, r Record) error {
+	b, md, err := s.encode(&r)
+	if err != nil {
+		return err
+	}
+	if err := s.blobs.Put(ctx, s.container, r.Key, b, "application/json", md); err != nil {
+		return fmt.Errorf("put record %s: %w", r.Key, err)
+	}
+	return nil
+}
+
+func (s *Store) encode(r *Record) ([]byte, map[string]string, error) {
 	if r.Key == "" {
-		return errors.New("put record: empty key")
+		return nil, nil, errors.New("put record: empty key")
 	}
 	r.Updated = s.now().UTC()
 	b, err := json.Marshal(r)
 	if err != nil {
-		return fmt.Errorf("put record %s: %w", r.Key, err)
+		return nil, nil, fmt.Errorf("put record %s: %w", r.Key, err)
 	}
-	if err := s.blobs.Put(ctx, s.container, r.Key, b, "application/json", map[string]string{metaState: string(r.State), metaUpdated: r.Updated.Format(time.RFC3339Nano)}); err != nil {
-		return fmt.Errorf("put record %s: %w", r.Key, err)
-	}
-	return nil
+	return b, map[string]string{metaState: string(r.State), metaUpdated: r.Updated.Format(time.RFC3339Nano)}, nil
 }
 
 // Get reads the record for key; ErrNotFound if there is none.
@@ -145,25 +157,49 @@ func (s *Store) Get(ctx context.Context, key string) (Record, error) {
 	return r, nil
 }
 
-// Update reads the record for r.Key (if any), lets merge combine the old
-// record (zero if none) with the new one, and writes the result, unless the
-// old record is terminal and the new one is not: a late "dispatched" never
-// overwrites "done". It returns the record as stored.
+// updateAttempts bounds the retries of Update when writers race.
+const updateAttempts = 8
+
+// Update reads the record for key (if any), lets change derive the new
+// record from the old one (zero if none), and writes it with optimistic
+// concurrency (If-Match on the eTag read, or create-only), retrying when
+// another writer got in between. A terminal record is never replaced by a
+// non-terminal one: a late "dispatched" never overwrites "done". change may
+// run more than once. Update returns the record as stored.
 func (s *Store) Update(ctx context.Context, key string, change func(old Record, found bool) Record) (Record, error) {
-	old, err := s.Get(ctx, key)
-	found := err == nil
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		return Record{}, err
+	for range updateAttempts {
+		raw, etag, err := s.blobs.GetWithETag(ctx, s.container, key)
+		found := err == nil
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return Record{}, fmt.Errorf("update record %s: %w", key, err)
+		}
+		var old Record
+		if found {
+			if err := json.Unmarshal(raw, &old); err != nil {
+				return Record{}, fmt.Errorf("update record %s: %w", key, err)
+			}
+		} else {
+			etag = ""
+		}
+		r := change(old, found)
+		r.Key = key
+		if found && old.State.Terminal() && !r.State.Terminal() {
+			return old, nil
+		}
+		b, md, err := s.encode(&r)
+		if err != nil {
+			return Record{}, err
+		}
+		err = s.blobs.PutIf(ctx, s.container, key, b, "application/json", md, etag)
+		if errors.Is(err, storage.ErrConditionNotMet) {
+			continue // another writer won; derive again from its record
+		}
+		if err != nil {
+			return Record{}, fmt.Errorf("update record %s: %w", key, err)
+		}
+		return r, nil
 	}
-	r := change(old, found)
-	r.Key = key
-	if found && old.State.Terminal() && !r.State.Terminal() {
-		return old, nil
-	}
-	if err := s.Put(ctx, r); err != nil {
-		return Record{}, err
-	}
-	return r, nil
+	return Record{}, fmt.Errorf("update record %s: %d concurrent writers in a row: %w", key, updateAttempts, storage.ErrConditionNotMet)
 }
 
 // Summary is what the Status page shows.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,7 +23,13 @@ func TestRecordsAgainstAzurite(t *testing.T) {
 		t.Fatal(err)
 	}
 	clock := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
-	s := New(blobs, "status", func() time.Time { clock = clock.Add(time.Second); return clock })
+	var clockMu sync.Mutex
+	s := New(blobs, "status", func() time.Time {
+		clockMu.Lock()
+		defer clockMu.Unlock()
+		clock = clock.Add(time.Second)
+		return clock
+	})
 
 	ev := time.Date(2026, 3, 1, 8, 59, 0, 0, time.UTC)
 	code := 1
@@ -86,6 +93,41 @@ func TestRecordsAgainstAzurite(t *testing.T) {
 			t.Errorf("Update(new): got %+v, %v", got, err)
 		}
 	})
+	t.Run("concurrent updates lose nothing", func(t *testing.T) {
+		key := "00000000000000000000000000000009"
+		const writers = 8
+		var wg sync.WaitGroup
+		errs := make(chan error, writers)
+		for range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := s.Update(ctx, key, func(old Record, _ bool) Record {
+					old.State = StateDispatched
+					old.Attempts++
+					return old
+				})
+				errs <- err
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := mustGet(t, s, key).Attempts; got != writers {
+			t.Errorf("attempts: got %d, want %d (no lost update)", got, writers)
+		}
+		// A late non-terminal writer racing a terminal one never wins.
+		_, _ = s.Update(ctx, key, func(old Record, _ bool) Record { old.State = StateDone; return old })
+		_, _ = s.Update(ctx, key, func(old Record, _ bool) Record { old.State = StateDispatched; return old })
+		if got := mustGet(t, s, key).State; got != StateDone {
+			t.Errorf("state: got %s, want done", got)
+		}
+		_ = s.Put(ctx, Record{Key: key, State: StateDone}) // reset Attempts noise for the summary below
+	})
 	t.Run("summary", func(t *testing.T) {
 		_ = s.Put(ctx, Record{Key: "00000000000000000000000000000002", State: StateDone})
 		_ = s.Put(ctx, Record{Key: "00000000000000000000000000000003", State: StateDone})
@@ -93,14 +135,23 @@ func TestRecordsAgainstAzurite(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		wantCounts := map[State]int{StateFailed: 1, StateQueued: 1, StateDone: 2}
-		if !reflect.DeepEqual(sum.Counts, wantCounts) || sum.Total != 4 {
-			t.Errorf("counts: got %v (total %d), want %v (total 4)", sum.Counts, sum.Total, wantCounts)
+		wantCounts := map[State]int{StateFailed: 1, StateQueued: 1, StateDone: 3}
+		if !reflect.DeepEqual(sum.Counts, wantCounts) || sum.Total != 5 {
+			t.Errorf("counts: got %v (total %d), want %v (total 5)", sum.Counts, sum.Total, wantCounts)
 		}
 		if len(sum.Recent) != 2 || sum.Recent[0].Key != "00000000000000000000000000000003" {
 			t.Errorf("recent: got %+v, want the 2 newest, 3 first", sum.Recent)
 		}
 	})
+}
+
+func mustGet(t *testing.T, s *Store, key string) Record {
+	t.Helper()
+	r, err := s.Get(context.Background(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 func TestTerminal(t *testing.T) {

@@ -23,7 +23,7 @@ func classify(err error) error {
 	if bloberror.HasCode(err, bloberror.BlobNotFound, bloberror.ContainerNotFound, bloberror.ResourceNotFound) {
 		return errors.Join(ErrNotFound, err)
 	}
-	if bloberror.HasCode(err, bloberror.ConditionNotMet, bloberror.SourceConditionNotMet, bloberror.TargetConditionNotMet) {
+	if bloberror.HasCode(err, bloberror.ConditionNotMet, bloberror.SourceConditionNotMet, bloberror.TargetConditionNotMet, bloberror.BlobAlreadyExists) {
 		return errors.Join(ErrConditionNotMet, err)
 	}
 	var re *azcore.ResponseError

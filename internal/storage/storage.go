@@ -275,14 +275,32 @@ func (c *Client) Move(ctx context.Context, srcCont, srcName, srcETag, dstCont, d
 
 // Put uploads a small blob in one request, replacing any existing one.
 func (c *Client) Put(ctx context.Context, cont, name string, data []byte, contentType string, metadata map[string]string) error {
+	return c.put(ctx, cont, name, data, contentType, metadata, nil)
+}
+
+// PutIf is Put with optimistic concurrency: it replaces the blob only if its
+// eTag still is ifMatch, or, with ifMatch "", creates it only if it does not
+// exist. A lost race returns ErrConditionNotMet.
+func (c *Client) PutIf(ctx context.Context, cont, name string, data []byte, contentType string, metadata map[string]string, ifMatch string) error {
+	mac := &blob.ModifiedAccessConditions{}
+	if ifMatch == "" {
+		mac.IfNoneMatch = to.Ptr(azcore.ETagAny)
+	} else {
+		mac.IfMatch = quoteETag(ifMatch)
+	}
+	return c.put(ctx, cont, name, data, contentType, metadata, &blob.AccessConditions{ModifiedAccessConditions: mac})
+}
+
+func (c *Client) put(ctx context.Context, cont, name string, data []byte, contentType string, metadata map[string]string, ac *blob.AccessConditions) error {
 	md := make(map[string]*string, len(metadata))
 	for k, v := range metadata {
 		md[k] = to.Ptr(v)
 	}
 	bb := c.svc.NewContainerClient(cont).NewBlockBlobClient(name)
 	_, err := bb.Upload(ctx, nopCloser{bytes.NewReader(data)}, &blockblob.UploadOptions{
-		HTTPHeaders: &blob.HTTPHeaders{BlobContentType: to.Ptr(contentType)},
-		Metadata:    md,
+		HTTPHeaders:      &blob.HTTPHeaders{BlobContentType: to.Ptr(contentType)},
+		Metadata:         md,
+		AccessConditions: ac,
 	})
 	if err != nil {
 		return fmt.Errorf("put %s/%s: %w", cont, name, classify(err))
@@ -296,16 +314,27 @@ func (nopCloser) Close() error { return nil }
 
 // Get downloads a whole (small) blob.
 func (c *Client) Get(ctx context.Context, cont, name string) ([]byte, error) {
+	b, _, err := c.GetWithETag(ctx, cont, name)
+	return b, err
+}
+
+// GetWithETag downloads a whole (small) blob and returns its eTag, for a
+// later PutIf.
+func (c *Client) GetWithETag(ctx context.Context, cont, name string) ([]byte, string, error) {
 	r, err := c.blob(cont, name).DownloadStream(ctx, nil)
 	if err != nil {
-		return nil, fmt.Errorf("get %s/%s: %w", cont, name, classify(err))
+		return nil, "", fmt.Errorf("get %s/%s: %w", cont, name, classify(err))
 	}
 	defer r.Body.Close()
 	b, err := io.ReadAll(r.Body)
 	if err != nil {
-		return nil, fmt.Errorf("get %s/%s: %w", cont, name, err)
+		return nil, "", fmt.Errorf("get %s/%s: %w", cont, name, err)
 	}
-	return b, nil
+	etag := ""
+	if r.ETag != nil {
+		etag = NormalizeETag(string(*r.ETag))
+	}
+	return b, etag, nil
 }
 
 // Tail returns at most the last n bytes of a blob.
@@ -407,6 +436,17 @@ func (c *Client) ContainerWriteURL(ctx context.Context, cont, name string, ttl t
 	return c.ContainerURL(cont) + "?" + q, nil
 }
 
+// ContainerCreateWriteURL is the container's URL with a SAS that allows
+// creating and writing blobs in it (no read, list or delete), for task logs,
+// which Batch uploads as several blobs under one prefix.
+func (c *Client) ContainerCreateWriteURL(ctx context.Context, cont string, ttl time.Duration) (string, error) {
+	q, err := c.sign(ctx, cont, "", sas.BlobPermissions{Create: true, Write: true}, ttl)
+	if err != nil {
+		return "", err
+	}
+	return c.ContainerURL(cont) + "?" + q, nil
+}
+
 // skew backdates SAS start times against clock differences.
 const skew = 5 * time.Minute
 
@@ -415,6 +455,7 @@ func (c *Client) sign(ctx context.Context, cont, name string, perm sas.BlobPermi
 		return "", fmt.Errorf("sign %s/%s: ttl must be positive", cont, name)
 	}
 	now := c.now().UTC()
+	// An empty BlobName signs the container (sr=c), a set one the blob (sr=b).
 	v := sas.BlobSignatureValues{
 		Protocol:      sas.ProtocolHTTPS,
 		StartTime:     now.Add(-skew),

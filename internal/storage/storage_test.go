@@ -134,10 +134,16 @@ func TestAgainstAzurite(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		logs, err := c.ContainerCreateWriteURL(ctx, "output", time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
 		tests := []struct {
 			name, method, url string
 			want              int
 		}{
+			{"logs: write any blob", http.MethodPut, appendPath(logs, "k/stderr.txt"), http.StatusCreated},
+			{"logs: no read", http.MethodGet, appendPath(logs, "k/stderr.txt"), http.StatusForbidden},
 			{"read input", http.MethodGet, read, http.StatusOK},
 			{"read other blob with input sas", http.MethodGet, swapBlob(read, "other.mp4"), http.StatusForbidden},
 			{"write with read sas", http.MethodPut, read, http.StatusForbidden},
@@ -189,9 +195,11 @@ func TestSASScope(t *testing.T) {
 	read, _ := c.ReadURL(ctx, "input", "videos/a b.mp4", 2*time.Hour)
 	write, _ := c.WriteURL(ctx, "output", "videos/a b.mp3", 2*time.Hour)
 	cont, _ := c.ContainerWriteURL(ctx, "output", "videos/a b.mp3", 2*time.Hour)
+	logs, _ := c.ContainerCreateWriteURL(ctx, "logs", 2*time.Hour)
 	tests := []struct {
 		name, url, path, sp string
 	}{
+		{"logs", logs, "/logs", "cw"},
 		{"read", read, "/input/videos/a b.mp4", "r"},
 		{"write", write, "/output/videos/a b.mp3", "cw"},
 		{"container write", cont, "/output", "cw"},
@@ -206,7 +214,11 @@ func TestSASScope(t *testing.T) {
 				t.Errorf("url: got %s%s, want acct.blob.core.windows.net%s", u.Host, u.Path, tt.path)
 			}
 			q := u.Query()
-			checks := map[string]string{"sp": tt.sp, "sr": "b", "spr": "https", "se": "2026-03-01T11:00:00Z", "st": "2026-03-01T08:55:00Z"}
+			sr := "b"
+			if tt.name == "logs" {
+				sr = "c"
+			}
+			checks := map[string]string{"sp": tt.sp, "sr": sr, "spr": "https", "se": "2026-03-01T11:00:00Z", "st": "2026-03-01T08:55:00Z"}
 			for k, want := range checks {
 				if got := q.Get(k); got != want {
 					t.Errorf("%s: got %q, want %q", k, got, want)
@@ -230,5 +242,29 @@ func TestNormalizeETag(t *testing.T) {
 		if got := NormalizeETag(in); got != want {
 			t.Errorf("NormalizeETag(%q): got %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestPutIfAgainstAzurite(t *testing.T) {
+	c := newAzurite(t)
+	ctx := context.Background()
+	if err := c.PutIf(ctx, "input", "r", []byte("v1"), "application/json", nil, ""); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	if err := c.PutIf(ctx, "input", "r", []byte("v1b"), "application/json", nil, ""); !errors.Is(err, ErrConditionNotMet) {
+		t.Fatalf("create again: got %v, want ErrConditionNotMet", err)
+	}
+	b, etag, err := c.GetWithETag(ctx, "input", "r")
+	if err != nil || string(b) != "v1" || etag == "" {
+		t.Fatalf("GetWithETag: got %q %q %v", b, etag, err)
+	}
+	if err := c.PutIf(ctx, "input", "r", []byte("v2"), "application/json", nil, etag); err != nil {
+		t.Fatalf("replace with current eTag: %v", err)
+	}
+	if err := c.PutIf(ctx, "input", "r", []byte("v3"), "application/json", nil, etag); !errors.Is(err, ErrConditionNotMet) {
+		t.Fatalf("replace with stale eTag: got %v, want ErrConditionNotMet", err)
+	}
+	if b, _ := c.Get(ctx, "input", "r"); string(b) != "v2" {
+		t.Errorf("content: got %q, want v2", b)
 	}
 }
