@@ -70,6 +70,14 @@ type Options struct {
 	Logger *slog.Logger
 	// AzuriteLog, if set, receives Azurite's own output.
 	AzuriteLog *os.File
+	// Exec, if set, is the path of the ffpipe binary: the Service Bus,
+	// Batch, Functions host and Event Grid stand-ins then run as child
+	// processes (`ffpipe emulator …`, see exec.go), so that Stop(name, true)
+	// is a real SIGKILL. Their logs go to LogDir()/<component>.log.
+	Exec string
+	// EventGridEndpoint, if set, maps the host's Event Grid webhook URL to
+	// the URL the Event Grid stand-in delivers to (a fault-injecting proxy).
+	EventGridEndpoint func(webhook string) string
 }
 
 // Ports are the listen ports of the components (0 = choose).
@@ -91,6 +99,10 @@ type Stack struct {
 	eg   *eventgrid.Server
 	ctx  context.Context // lifetime of components started by Start/Restart
 	stop context.CancelFunc
+
+	// Subprocess mode (Options.Exec).
+	procs     map[string]*child
+	masterKey string
 }
 
 // Start brings every component up in dependency order, creates the
@@ -122,7 +134,13 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 		}
 	}
 	life, stop := context.WithCancel(context.WithoutCancel(ctx))
-	s := &Stack{opts: opts, log: opts.Logger, ctx: life, stop: stop}
+	s := &Stack{opts: opts, log: opts.Logger, ctx: life, stop: stop, procs: map[string]*child{}}
+	if opts.Exec != "" {
+		if err := s.prepareExec(); err != nil {
+			stop()
+			return nil, fmt.Errorf("start stack: %w", err)
+		}
+	}
 	ok := false
 	defer func() {
 		if !ok {
@@ -179,6 +197,9 @@ func (s *Stack) HostURL() string { return fmt.Sprintf("http://127.0.0.1:%d", s.o
 func (s *Stack) HostMasterKey() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.opts.Exec != "" {
+		return s.masterKey
+	}
 	if s.host == nil {
 		return ""
 	}
@@ -250,9 +271,9 @@ func (s *Stack) appSettings() map[string]string {
 		"FUNCTIONS_WORKER_RUNTIME": "custom",
 		"AzureWebJobsStorage":      azurite.ConnectionString(fmt.Sprintf("http://127.0.0.1:%d/%s", s.opts.Ports.Azurite, azurite.Account)),
 		"DataStorage":              azurite.ConnectionString(fmt.Sprintf("http://127.0.0.1:%d/%s", s.opts.Ports.Azurite, azurite.Account)),
-		"ServiceBusConnection":     s.sb.ConnectionString(),
-		"FFPIPE_BATCH_ENDPOINT":    s.bt.URL(),
-		"FFPIPE_BATCH_TOKEN":       s.bt.Token(),
+		"ServiceBusConnection":     s.sbConnectionString(),
+		"FFPIPE_BATCH_ENDPOINT":    fmt.Sprintf("http://127.0.0.1:%d", s.opts.Ports.Batch),
+		"FFPIPE_BATCH_TOKEN":       batch.DefaultToken,
 		"SweepSchedule":            s.opts.SweepSchedule,
 		"FFPIPE_LOG_FORMAT":        "text",
 		"FFPIPE_RECONCILE_AFTER":   "2m",
@@ -301,6 +322,9 @@ func (s *Stack) logger(name string) *slog.Logger { return s.log.With("component"
 
 // startComponent starts one component (not yet running) and waits until ready.
 func (s *Stack) startComponent(ctx context.Context, name string) error {
+	if s.opts.Exec != "" && name != Azurite {
+		return s.startChild(ctx, name)
+	}
 	switch name {
 	case Azurite:
 		az := azurite.New(azurite.Options{Dir: s.dir("azurite"), Port: s.opts.Ports.Azurite, Logger: s.logger(name), Stdout: s.opts.AzuriteLog, Stderr: s.opts.AzuriteLog})
@@ -378,7 +402,7 @@ func (s *Stack) startComponent(ctx context.Context, name string) error {
 			Containers:       []string{cfg.InputContainer},
 			Subscriptions: []eventgrid.Subscription{{
 				Name:              "onblobcreated",
-				Endpoint:          s.HostURL() + "/runtime/webhooks/eventgrid?functionName=OnBlobCreated",
+				Endpoint:          s.eventGridEndpoint(),
 				SubjectBeginsWith: "/blobServices/default/containers/" + cfg.InputContainer + "/blobs/",
 			}},
 			DataDir: s.dir("eventgrid"),
@@ -403,6 +427,9 @@ func Components() []string { return []string{Azurite, ServiceBus, Batch, Host, E
 // that means something: Azurite gets SIGKILL, the host's handler process
 // gets SIGKILL, the Batch stand-in loses its running tasks (node loss).
 func (s *Stack) Stop(name string, kill bool) error {
+	if s.opts.Exec != "" && name != Azurite {
+		return s.stopChild(name, kill)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch name {
@@ -460,6 +487,9 @@ func (s *Stack) Restart(ctx context.Context, name string) error {
 
 // HandlerPid is the handler process's pid (0 when not running).
 func (s *Stack) HandlerPid() int {
+	if s.opts.Exec != "" {
+		return s.childHandlerPid()
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.host == nil {

@@ -101,3 +101,39 @@ func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(string(p))
 	return len(p), nil
 }
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
+
+// Binary builds the ffpipe CLI once per test binary and returns its path,
+// for Options.Exec (stand-ins as child processes).
+func Binary(t testing.TB) string {
+	t.Helper()
+	binOnce.Do(func() {
+		root, err := RepoRoot()
+		if err != nil {
+			binErr = err
+			return
+		}
+		dir, err := os.MkdirTemp("", "ffpipe-bin-")
+		if err != nil {
+			binErr = err
+			return
+		}
+		out := filepath.Join(dir, "ffpipe")
+		cmd := exec.Command("go", "build", "-o", out, "./cmd/ffpipe")
+		cmd.Dir = root
+		if b, err := cmd.CombinedOutput(); err != nil {
+			binErr = errors.New("go build ./cmd/ffpipe: " + err.Error() + ": " + string(b))
+			return
+		}
+		binPath = out
+	})
+	if binErr != nil {
+		t.Fatalf("build ffpipe: %v", binErr)
+	}
+	return binPath
+}
