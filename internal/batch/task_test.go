@@ -290,3 +290,13 @@ func mustContent(t testing.TB, s TaskSpec) azbatch.CreateTaskContent {
 	}
 	return c
 }
+
+func BenchmarkTaskContent(b *testing.B) {
+	s := spec(b, "input", "videos/2024/some clip.mp4", "")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Content(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

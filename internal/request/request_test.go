@@ -145,3 +145,22 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkDecode(b *testing.B) {
+	body, err := os.ReadFile("testdata/messages/full.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Decode(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkKey(b *testing.B) {
+	for b.Loop() {
+		_ = Key("devstoreaccount1", "input", "videos/a.mp4", `"0x8DC1234567890AB"`)
+	}
+}
