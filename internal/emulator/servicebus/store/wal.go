@@ -308,6 +308,12 @@ func (w *wal) compact() error {
 		dups    []dupRec
 		dupSeq  []int64
 	}
+	w.mu.Lock()
+	failed := w.err
+	w.mu.Unlock()
+	if failed != nil {
+		return failed
+	}
 	for _, q := range w.s.order {
 		q.mu.Lock()
 	}
