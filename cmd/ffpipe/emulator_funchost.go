@@ -42,6 +42,7 @@ func runEmulatorFuncHost(ctx context.Context, args []string, stdout, stderr io.W
 	masterKey := fs.String("master-key", "", "master key for authLevel function/admin (default: random, printed)")
 	egKey := fs.String("eventgrid-key", "", "system key eventgrid_extension required on the Event Grid webhook (default: none)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	restartLimit := fs.Int("restart-limit", 0, "handler exits tolerated in 30 min before the host gives up (0: 3, like Azure; negative: never give up)")
 	settings := settingFlags{}
 	fs.Var(settings, "set", "app setting override NAME=VALUE (repeatable)")
 	if err := fs.Parse(args); err != nil {
@@ -56,7 +57,7 @@ func runEmulatorFuncHost(ctx context.Context, args []string, stdout, stderr io.W
 	if *egKey != "" {
 		keys.System = map[string]string{"eventgrid_extension": *egKey}
 	}
-	h := funchost.New(funchost.Options{AppDir: *appDir, Settings: settings, ListenAddr: *listen, Logger: log, Keys: keys, DataDir: *data})
+	h := funchost.New(funchost.Options{AppDir: *appDir, Settings: settings, ListenAddr: *listen, Logger: log, Keys: keys, DataDir: *data, RestartLimit: *restartLimit})
 	if err := h.Start(ctx); err != nil {
 		return fmt.Errorf("emulator funchost: %w", err)
 	}
