@@ -381,3 +381,33 @@ func TestDirectoryLocked(t *testing.T) {
 	ok(t, err)
 	ok(t, s.Close())
 }
+
+func TestLogWriteFailure(t *testing.T) {
+	e := newEnv(t, t.TempDir(), nil)
+	e.send("a")
+	ok(t, e.s.Sync(bg))
+	// Pull the file from under the writer: every write now fails.
+	ok(t, e.s.wal.f.Close())
+	_, err := e.q.Send(bg, []Incoming{{Body: []byte("b")}})
+	if err == nil {
+		t.Fatal("send with a failing log: no error")
+	}
+	// The failure is sticky: later changes are refused, not half-logged.
+	_, err = e.q.Send(bg, []Incoming{{Body: []byte("c")}})
+	if err == nil {
+		t.Fatal("second send after a log failure: no error")
+	}
+	if err := e.s.Compact(bg); err == nil {
+		t.Error("compaction after a log failure: no error")
+	}
+	if err := e.s.Close(); err == nil {
+		t.Error("Close after a log failure: no error")
+	}
+	// What was synced before the failure is intact.
+	e.open()
+	peek, err := e.q.Peek(1, 10)
+	ok(t, err)
+	if bodies(peek) != "a" {
+		t.Fatalf("after reopen: %q, want a", bodies(peek))
+	}
+}
