@@ -473,13 +473,6 @@ func (s *session) onDetach(d *frames.Detach) error {
 	return nil
 }
 
-// detachLocked detaches a link from the broker side with an error.
-func (s *session) detachLocked(l *link, cond, desc string) {
-	l.closeLocked()
-	delete(s.links, l.handle)
-	s.c.writeLocked(s.ch, &frames.Detach{Handle: l.handle, Closed: true, Error: &frames.Error{Condition: enc.Symbol(cond), Description: desc}}, nil)
-}
-
 func (s *session) onTransfer(t *frames.Transfer, payload []byte) error {
 	s.nextIncomingID++
 	s.framesSinceFlow++

@@ -204,15 +204,6 @@ func newID() string {
 	return fmt.Sprintf("%x", b)
 }
 
-// newUUID returns a random version 4 UUID.
-func newUUID() enc.UUID {
-	var u enc.UUID
-	_, _ = rand.Read(u[:])
-	u[6] = u[6]&0x0f | 0x40
-	u[8] = u[8]&0x3f | 0x80
-	return u
-}
-
 // deliveryInfo is what the broker adds to a stored message when it
 // delivers it (reference §7.3).
 type deliveryInfo struct {
