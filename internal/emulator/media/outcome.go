@@ -44,6 +44,44 @@ func (o Outcome) String() string {
 	return strings.Join(parts, "|")
 }
 
+// MarshalText writes String(), so ledgers in JSON read "done|failed".
+func (o Outcome) MarshalText() ([]byte, error) {
+	if o == 0 || o&^(Done|Failed|Rejected|Ignored) != 0 {
+		return nil, fmt.Errorf("marshal outcome %d: %w", uint8(o), ErrBadSpec)
+	}
+	return []byte(o.String()), nil
+}
+
+// UnmarshalText reads what MarshalText writes.
+func (o *Outcome) UnmarshalText(text []byte) error {
+	v, err := ParseOutcome(string(text))
+	if err != nil {
+		return err
+	}
+	*o = v
+	return nil
+}
+
+// ParseOutcome reads "done", "failed", "rejected", "ignored" or an
+// alternation of them joined by "|" (case-insensitive, spaces allowed).
+func ParseOutcome(s string) (Outcome, error) {
+	var o Outcome
+	for part := range strings.SplitSeq(s, "|") {
+		part = strings.TrimSpace(part)
+		found := false
+		for _, n := range outcomeNames {
+			if strings.EqualFold(part, n.name) {
+				o |= n.o
+				found = true
+			}
+		}
+		if !found {
+			return 0, fmt.Errorf("parse outcome %q: %w: unknown %q", s, ErrBadSpec, part)
+		}
+	}
+	return o, nil
+}
+
 // Has reports whether every bit of x is in o.
 func (o Outcome) Has(x Outcome) bool { return x != 0 && o&x == x }
 

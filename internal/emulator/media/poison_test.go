@@ -3,6 +3,7 @@ package media
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -365,4 +366,61 @@ func TestValidBlobName(t *testing.T) {
 			t.Errorf("ValidBlobName(%.40q): got %v, want ok=%v", tt.name, err, tt.ok)
 		}
 	}
+}
+
+func TestOutcomeText(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    Outcome
+		wantErr bool
+	}{
+		{"done", Done, false},
+		{"Failed | rejected", Failed | Rejected, false},
+		{"ignored|done", Done | Ignored, false},
+		{"", 0, true},
+		{"done|", 0, true},
+		{"converted", 0, true},
+	}
+	for _, tt := range tests {
+		got, err := ParseOutcome(tt.in)
+		if (err != nil) != tt.wantErr || got != tt.want {
+			t.Errorf("ParseOutcome(%q): got %v, %v; want %v, error %v", tt.in, got, err, tt.want, tt.wantErr)
+		}
+	}
+	e := Expect{Done | Failed, "codec"}
+	b, err := json.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"Outcome":"done|failed","ReasonContains":"codec"}`; string(b) != want {
+		t.Errorf("json: got %s, want %s", b, want)
+	}
+	var back Expect
+	if err := json.Unmarshal(b, &back); err != nil || back != e {
+		t.Errorf("round trip: got %v, %v; want %v", back, err, e)
+	}
+	if _, err := json.Marshal(Expect{}); err == nil {
+		t.Errorf("marshal of the zero Outcome: got nil error")
+	}
+}
+
+func FuzzParseOutcome(f *testing.F) {
+	for _, s := range []string{"done", "failed|rejected", "IGNORED", " done | done ", "|", "x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		o, err := ParseOutcome(s)
+		if err != nil {
+			return
+		}
+		// Whatever parses, prints and parses back to itself.
+		b, err := o.MarshalText()
+		if err != nil {
+			t.Fatalf("MarshalText(%v) after parsing %q: %v", o, s, err)
+		}
+		again, err := ParseOutcome(string(b))
+		if err != nil || again != o {
+			t.Fatalf("round trip of %q: got %v, %v; want %v", s, again, err, o)
+		}
+	})
 }
