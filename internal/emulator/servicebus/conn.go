@@ -47,7 +47,8 @@ type conn struct {
 	dirty     bool
 	werr      error
 	lastWrite time.Time
-	peerMax   uint32 // client's max-frame-size
+	peerMax   uint32        // client's max-frame-size
+	peerIdle  time.Duration // client's idle-time-out: it wants a frame at least this often
 	sessions  map[uint16]*session
 	replies   map[string]*link     // reply-to address → broker-sending reply link
 	claims    map[string]time.Time // lower-case entity path → token expiry
@@ -161,6 +162,7 @@ func (c *conn) handshake() error {
 			c.peerMax = frames.MinMaxFrameSize
 		}
 	}
+	c.peerIdle = time.Duration(open.IdleTimeout) * time.Millisecond
 	c.log.Debug("open", "container", open.ContainerID, "max_frame", open.MaxFrameSize, "idle_ms", open.IdleTimeout)
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -219,6 +221,9 @@ func (c *conn) sasl() error {
 func (c *conn) heartbeat() {
 	defer c.wg.Done()
 	every := c.srv.heartbeat
+	if c.peerIdle > 0 && c.peerIdle/2 < every {
+		every = max(c.peerIdle/2, 100*time.Millisecond)
+	}
 	t := time.NewTicker(every / 3)
 	defer t.Stop()
 	for {

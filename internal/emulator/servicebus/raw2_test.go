@@ -232,6 +232,58 @@ func TestRawHeartbeats(t *testing.T) {
 	}
 }
 
+func TestRawHeartbeatsWithinClientIdleTimeout(t *testing.T) {
+	t.Parallel()
+	s := sbtest.Start(t) // default 15 s heartbeat
+	r := dialRaw(t, s.Addr())
+	r.openWith(&frames.Open{ContainerID: "raw", MaxFrameSize: 65536, IdleTimeout: 600})
+	raw, _, err := frames.ReadFrame(r.br, 65536, nil)
+	if err != nil {
+		t.Fatalf("waiting for a heartbeat within the client's idle-time-out: %v", err)
+	}
+	if len(raw.Body) != 0 {
+		t.Fatalf("got a frame with %d body bytes, want an empty heartbeat", len(raw.Body))
+	}
+}
+
+func TestRawSmallMaxFrameSize(t *testing.T) {
+	t.Parallel()
+	s := sbtest.Start(t)
+	c := client(t, s)
+	body := bytes.Repeat([]byte("z"), 3000)
+	if err := sender(t, c, queue).SendMessage(ctxT(t, 10*time.Second), &azservicebus.Message{Body: body}, nil); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	r := dialRaw(t, s.Addr())
+	r.openWith(&frames.Open{ContainerID: "raw", MaxFrameSize: 512})
+	r.maxFrame = 512 // any larger frame from the broker fails the test
+	r.begin(0)
+	aud, tok := validToken(s, queue)
+	if got := r.putToken(0, aud, tok); got != 202 {
+		t.Fatalf("put-token: got %d, want 202", got)
+	}
+	r.attach(0, 0, frames.RoleReceiver, queue, "", nil)
+	r.send(frames.TypeAMQP, 0, &frames.Flow{NextIncomingID: ptrU32(0), IncomingWindow: 5000, OutgoingWindow: 5000,
+		Handle: ptrU32(0), DeliveryCount: ptrU32(0), LinkCredit: ptrU32(1)}, nil)
+	var payload []byte
+	frameCount := 0
+	for {
+		f := r.until(func(f frames.Frame) bool { t, ok := f.Body.(*frames.Transfer); return ok && t.Handle == 0 })
+		frameCount++
+		payload = append(payload, f.Payload...)
+		if !f.Body.(*frames.Transfer).More {
+			break
+		}
+	}
+	var m amqp.Message
+	if err := m.UnmarshalBinary(payload); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(m.GetData(), body) || frameCount < 6 {
+		t.Fatalf("got %d body bytes in %d frames, want %d bytes in at least 6 frames", len(m.GetData()), frameCount, len(body))
+	}
+}
+
 func TestLargeMessageMultiFrame(t *testing.T) {
 	t.Parallel()
 	s := sbtest.Start(t)

@@ -20,9 +20,10 @@ import (
 // rawConn is a minimal AMQP client for protocol-level tests the SDK
 // cannot express (malformed input, unknown performatives).
 type rawConn struct {
-	t  *testing.T
-	nc net.Conn
-	br *bufio.Reader
+	t        *testing.T
+	nc       net.Conn
+	br       *bufio.Reader
+	maxFrame uint32 // frames larger than this fail next
 }
 
 func dialRaw(t *testing.T, addr string) *rawConn {
@@ -33,7 +34,7 @@ func dialRaw(t *testing.T, addr string) *rawConn {
 	}
 	t.Cleanup(func() { _ = nc.Close() })
 	_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
-	return &rawConn{t: t, nc: nc, br: bufio.NewReader(nc)}
+	return &rawConn{t: t, nc: nc, br: bufio.NewReader(nc), maxFrame: 1 << 20}
 }
 
 func (r *rawConn) write(b []byte) {
@@ -64,7 +65,7 @@ func (r *rawConn) header() [8]byte {
 // next returns the next non-empty frame, or an error at EOF.
 func (r *rawConn) next() (frames.Frame, error) {
 	for {
-		raw, _, err := frames.ReadFrame(r.br, 1<<20, nil)
+		raw, _, err := frames.ReadFrame(r.br, r.maxFrame, nil)
 		if err != nil {
 			return frames.Frame{}, err
 		}
@@ -80,6 +81,11 @@ func (r *rawConn) next() (frames.Frame, error) {
 
 // open performs SASL ANONYMOUS and the open exchange.
 func (r *rawConn) open() {
+	r.t.Helper()
+	r.openWith(&frames.Open{ContainerID: "raw", MaxFrameSize: 65536})
+}
+
+func (r *rawConn) openWith(o *frames.Open) {
 	r.t.Helper()
 	r.write(frames.ProtoSASL[:])
 	if h := r.header(); h != frames.ProtoSASL {
@@ -100,7 +106,7 @@ func (r *rawConn) open() {
 	if h := r.header(); h != frames.ProtoAMQP {
 		r.t.Fatalf("got header % x, want AMQP", h)
 	}
-	r.send(frames.TypeAMQP, 0, &frames.Open{ContainerID: "raw", MaxFrameSize: 65536}, nil)
+	r.send(frames.TypeAMQP, 0, o, nil)
 	if f, err := r.next(); err != nil {
 		r.t.Fatalf("read open: %v", err)
 	} else if o, ok := f.Body.(*frames.Open); !ok || o.ContainerID == "" || o.MaxFrameSize != 65536 || o.IdleTimeout == 0 {
