@@ -116,10 +116,11 @@
 //	Jobs                         create, get, list, update (PATCH), terminate,       job manager/preparation/release tasks, auto pools,
 //	                             delete, taskcounts; onAllTasksComplete             job maxWallClockTime enforcement, onTaskFailure
 //	                             terminatejob; priority; maxParallelTasks           exit-condition job actions, disable/enable, schedules
-//	Tasks                        add, addtaskcollection (≤100 tasks, <1 MB, per-     replace (PUT), dependencies (dependsOn rejected),
-//	                             item ClientError), list ($filter, $select,          multi-instance (rejected), containerSettings
-//	                             maxresults, absolute odata.nextLink), get, delete,  (rejected), application packages, exitConditions
-//	                             terminate, reactivate, list files, get file         (stored, not applied), subtasks, task stats
+//	Tasks                        add, addtaskcollection (≤100 tasks, <1 MB, per-     dependencies (dependsOn rejected), multi-instance
+//	                             item ClientError), list ($filter, $select,          (rejected), containerSettings (rejected),
+//	                             maxresults, absolute odata.nextLink), get, delete,  application packages, exitConditions (stored,
+//	                             replace (constraints), terminate, reactivate,       not applied), subtasks, task stats,
+//	                             list files, get file                                 file delete
 //	Task identity                runs as the stand-in's OS user                      userIdentity (stored only), admin elevation
 //	Resource files               httpUrl, storageContainerUrl + blobPrefix,          autoStorageContainerName and identityReference:
 //	                             filePath, fileMode                                  the task fails with AutoStorageNotSupported or

@@ -199,16 +199,6 @@ func (j *journal) compact(snapshot []record) error {
 	return nil
 }
 
-// size returns the bytes written to the current log file.
-func (j *journal) size() int64 {
-	if j == nil {
-		return 0
-	}
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	return j.written + int64(len(j.buf))
-}
-
 func (j *journal) flusher() {
 	defer close(j.done)
 	j.mu.Lock()

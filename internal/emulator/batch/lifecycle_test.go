@@ -358,3 +358,63 @@ func TestRetention(t *testing.T) {
 		t.Errorf("got state %v after retention, want completed (only the files go)", *got.State)
 	}
 }
+
+// TestCrashRecovery copies the state log of a live server (as a kill -9
+// would leave it, plus a torn last line) and starts a second server on the
+// copy: every acknowledged add is there and the running task is requeued.
+func TestCrashRecovery(t *testing.T) {
+	dir := t.TempDir()
+	gate := filepath.Join(t.TempDir(), "go")
+	_, c := start(t, batch.Options{DataDir: dir, MaxSlots: 1})
+	createPool(t, c, "p", 1, 1, nil)
+	createJob(t, c, "j", "p", nil)
+	addTask(t, c, "j", shTask("first", "while [ ! -f "+gate+" ]; do sleep 0.02; done"))
+	waitState(t, c, "j", "first", azbatch.TaskStateRunning)
+	var g azbatch.TaskGroup
+	for _, id := range []string{"a", "b", "c"} {
+		g.Value = append(g.Value, shTask(id, "true"))
+	}
+	if _, err := c.CreateTaskCollection(ctxT(t), "j", g, nil); err != nil {
+		t.Fatal(err)
+	}
+	log, err := os.ReadFile(filepath.Join(dir, "state.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	copyDir := t.TempDir()
+	torn := append(log, []byte(`{"k":"task","op":"put","job":"j","key":"zz`)...)
+	if err := os.WriteFile(filepath.Join(copyDir, "state.jsonl"), torn, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(gate, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, c2 := start(t, batch.Options{DataDir: copyDir, MaxSlots: 1})
+	got := waitState(t, c2, "j", "first", azbatch.TaskStateCompleted)
+	if *got.ExecutionInfo.RequeueCount != 1 {
+		t.Errorf("got requeueCount %d, want 1", *got.ExecutionInfo.RequeueCount)
+	}
+	for _, id := range []string{"a", "b", "c"} {
+		waitState(t, c2, "j", id, azbatch.TaskStateCompleted)
+	}
+	_, err = c2.GetTask(ctxT(t), "j", "zz", nil)
+	wantCode(t, err, http.StatusNotFound, "TaskNotFound")
+}
+
+func TestReplaceTask(t *testing.T) {
+	_, c := start(t, batch.Options{})
+	ctx := ctxT(t)
+	createPool(t, c, "p", 0, 1, nil)
+	createJob(t, c, "j", "p", nil)
+	addTask(t, c, "j", shTask("t", "true"))
+	before := getTask(t, c, "j", "t")
+	if _, err := c.ReplaceTask(ctx, "j", "t", azbatch.Task{Constraints: &azbatch.TaskConstraints{MaxTaskRetryCount: to.Ptr[int32](5)}}, nil); err != nil {
+		t.Fatalf("replace: %v", err)
+	}
+	got := getTask(t, c, "j", "t")
+	if *got.Constraints.MaxTaskRetryCount != 5 || *got.Constraints.RetentionTime != "P7D" || *got.ETag == *before.ETag {
+		t.Errorf("got constraints %+v etag %v (before %v), want retries 5, retention kept, new ETag", got.Constraints, *got.ETag, *before.ETag)
+	}
+	_, err := c.ReplaceTask(ctx, "j", "t", azbatch.Task{Constraints: &azbatch.TaskConstraints{MaxWallClockTime: to.Ptr("soon")}}, nil)
+	wantCode(t, err, http.StatusBadRequest, "InvalidPropertyValue")
+}

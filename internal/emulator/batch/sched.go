@@ -396,7 +396,7 @@ func (s *Server) scheduleRetentionLocked(t *taskEntry) {
 	var timer *time.Timer
 	timer = time.AfterFunc(max(wait, 0), func() {
 		s.mu.Lock()
-		if s.timers[t] != timer || t.w.State != stateCompleted {
+		if s.closed || s.timers[t] != timer || t.w.State != stateCompleted {
 			s.mu.Unlock()
 			return
 		}

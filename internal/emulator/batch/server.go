@@ -582,6 +582,9 @@ func (s *Server) route(c *reqCtx) {
 		case n == 4 && seg[2] == "tasks" && m == http.MethodGet:
 			s.getTask(c, seg[1], seg[3])
 			return
+		case n == 4 && seg[2] == "tasks" && m == http.MethodPut:
+			s.replaceTask(c, seg[1], seg[3])
+			return
 		case n == 4 && seg[2] == "tasks" && m == http.MethodDelete:
 			s.deleteTask(c, seg[1], seg[3])
 			return

@@ -548,3 +548,52 @@ func (s *Server) getTaskFile(c *reqCtx, jobID, taskID, name string) {
 		_, _ = io.Copy(c.w, f)
 	}
 }
+
+// replaceTask updates a task's constraints (the only writable property).
+func (s *Server) replaceTask(c *reqCtx, jobID, taskID string) {
+	var body struct {
+		Constraints *taskConstraints `json:"constraints,omitempty"`
+	}
+	if aerr := c.decode(maxBody, &body); aerr != nil {
+		c.fail(aerr)
+		return
+	}
+	probe := taskSpec{ID: "x", CommandLine: "x", Constraints: body.Constraints}
+	if aerr := validateTask(&probe); aerr != nil {
+		c.fail(aerr)
+		return
+	}
+	s.mu.Lock()
+	t, ok := s.lookupTask(c, jobID, taskID)
+	if !ok {
+		s.mu.Unlock()
+		return
+	}
+	if !c.checkConditions(t.w.ETag, t.w.LastModified, false) {
+		s.mu.Unlock()
+		return
+	}
+	if body.Constraints != nil {
+		cons := *t.w.Constraints
+		if body.Constraints.MaxTaskRetryCount != nil {
+			cons.MaxTaskRetryCount = body.Constraints.MaxTaskRetryCount
+		}
+		if body.Constraints.MaxWallClockTime != "" {
+			cons.MaxWallClockTime = body.Constraints.MaxWallClockTime
+		}
+		if body.Constraints.RetentionTime != "" {
+			cons.RetentionTime = body.Constraints.RetentionTime
+		}
+		t.w.Constraints = &cons
+		if t.w.State == stateCompleted {
+			s.scheduleRetentionLocked(t)
+		}
+	}
+	t.w.ETag = s.newETag()
+	t.w.LastModified = now()
+	seq := s.persistTask(t, false)
+	etag, lm := t.w.ETag, t.w.LastModified
+	s.mu.Unlock()
+	_ = s.journal.wait(seq)
+	c.noContent(http.StatusOK, etag, lm, s.taskURL(jobID, t.w.ID))
+}
