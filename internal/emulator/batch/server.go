@@ -114,7 +114,7 @@ type Server struct {
 	// ctx is cancelled by Close; downloads, uploads and start tasks use it.
 	ctx    context.Context
 	cancel context.CancelFunc
-	wg   sync.WaitGroup
+	wg     sync.WaitGroup
 
 	lastETag atomic.Uint64
 
