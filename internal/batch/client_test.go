@@ -149,6 +149,35 @@ func TestAddTasksChunks(t *testing.T) {
 	}
 }
 
+// Tasks with long multi-byte names are large (the names appear in the
+// output path and, base64-encoded, in FFPIPE_REQUEST): 100 of them exceed
+// the 1 MB body limit, so the client must split by size, not only by count.
+func TestAddTasksChunksBySize(t *testing.T) {
+	f, c := setupJob(t)
+	ss := make([]TaskSpec, 100)
+	for i := range ss {
+		ss[i] = spec(t, "input", fmt.Sprintf("%s%03d.mp4", strings.Repeat("日", 1010), i), "")
+		ss[i].InputURL = "https://acct.blob.core.windows.net/input/" + strings.Repeat("%E6%97%A5", 1010) + "?sig=x"
+	}
+	res, err := c.AddTasks(context.Background(), "ffpipe", ss)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range res {
+		if r.Err != nil {
+			t.Fatalf("result %+v", r)
+		}
+	}
+	if len(f.collections) < 2 {
+		t.Errorf("%d collections, want the 100 large tasks split", len(f.collections))
+	}
+	for i, n := range f.bodySizes {
+		if n >= 1<<20 {
+			t.Errorf("collection %d is %d bytes, want < 1 MB", i, n)
+		}
+	}
+}
+
 func TestAddTasksSplitsOn413(t *testing.T) {
 	f, c := setupJob(t)
 	f.tooLargeAbove = 30

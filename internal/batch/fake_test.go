@@ -29,6 +29,7 @@ type fakeBatch struct {
 	tasks       map[string]map[string]any // job → id → task JSON
 	calls       []string                  // "METHOD path"
 	collections [][]string                // ids per addtaskcollection call
+	bodySizes   []int                     // bytes per addtaskcollection call
 	enableBody  map[string]any
 
 	// behaviour knobs
@@ -195,6 +196,7 @@ func (f *fakeBatch) addCollection(w http.ResponseWriter, job string, body []byte
 		ids = append(ids, t["id"].(string))
 	}
 	f.collections = append(f.collections, ids)
+	f.bodySizes = append(f.bodySizes, len(body))
 	if f.status503 > 0 {
 		f.status503--
 		f.writeErr(w, 503, "ServerBusy", "The server is busy.")
