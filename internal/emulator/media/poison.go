@@ -150,8 +150,9 @@ func (o PoisonOptions) outputName(name string) string {
 //   - Names with "." or ".." segments ("./x.mp4", "a/../b.mp4", …) and a
 //     literal "%2e%2e" segment: Done, or a failure record with "bad_name"
 //     (§6.7 allows either; the pipeline may refuse them at OnBlobCreated or
-//     Dispatch). Uploading such names needs a client that does not
-//     normalise the URL path.
+//     Dispatch). The azblob SDK and Azurite keep every name in the set
+//     verbatim, dot segments included (TestPoisonNamesSurviveAzurite);
+//     whether real Azure Storage folds dot segments is UNCONFIRMED.
 //   - A name whose output name would pass 1,024 characters (only when
 //     OutputExt is longer than "mp4"): failed or rejected, "name_too_long".
 //   - Zero bytes: Rejected "empty"; cap+1 bytes: Rejected "too_large";
