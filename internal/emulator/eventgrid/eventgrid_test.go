@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -563,4 +564,23 @@ func TestValidate(t *testing.T) {
 	if got := redact("https://h/x?code=abc&sig=def"); strings.Contains(got, "abc") || strings.Contains(got, "def") {
 		t.Errorf("redact: got %s", got)
 	}
+}
+
+func TestCloseNoGoroutineLeak(t *testing.T) {
+	e := newEnv(t, "input")
+	h := newHook(t)
+	h.setRespond(func(hookReq) int { return http.StatusInternalServerError }) // keeps retries scheduled
+	before := runtime.NumGoroutine()
+	s := New(Options{ConnectionString: e.az.ConnectionString(), Containers: []string{e.c("input")},
+		Subscriptions: []Subscription{{Name: "s", Endpoint: h.srv.URL}}, RetryDelay: time.Hour, PollInterval: 10 * time.Millisecond})
+	if err := s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	e.upload(t, "input", "a.mp4", "x")
+	waitFor(t, "a failed attempt", func() bool { return s.Stats().Retried == 1 })
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s.http.CloseIdleConnections()
+	waitFor(t, "goroutines to exit", func() bool { return runtime.NumGoroutine() <= before })
 }

@@ -50,6 +50,9 @@ type Options struct {
 	OpenReceiver func(ctx context.Context, conn Connection, entity Entity) (Receiver, error)
 	// ServiceBusRetryDelay is the pause after a receive error. Default 1 s.
 	ServiceBusRetryDelay time.Duration
+	// DrainTimeout is how long Close lets running invocations finish before
+	// cancelling them. Default 10 s.
+	DrainTimeout time.Duration
 }
 
 // Keys are the function keys the host accepts. Code may be given in the
@@ -119,14 +122,18 @@ type Host struct {
 	functions       map[string]*function
 	routes          []*httpRoute
 
-	mu       sync.Mutex
-	started  bool
-	closed   bool
-	ln       net.Listener
-	srv      *http.Server
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
-	loadErrs map[string]error
+	mu             sync.Mutex
+	started        bool
+	closed         bool
+	ln             net.Listener
+	srv            *http.Server
+	cancelTriggers context.CancelFunc // stops receive loops and timers
+	cancelInvokes  context.CancelFunc // aborts invocations still running after the drain
+	cancelWorker   context.CancelFunc // stops the handler process
+	invokeCtx      context.Context    // base of trigger invocations; outlives cancelTriggers
+	triggers       sync.WaitGroup
+	wg             sync.WaitGroup
+	loadErrs       map[string]error
 }
 
 // New returns a Host that is not yet started.
@@ -151,6 +158,9 @@ func New(opts Options) *Host {
 	}
 	if opts.ServiceBusRetryDelay <= 0 {
 		opts.ServiceBusRetryDelay = time.Second
+	}
+	if opts.DrainTimeout <= 0 {
+		opts.DrainTimeout = 10 * time.Second
 	}
 	if opts.Keys.Master == "" {
 		var b [32]byte
@@ -200,14 +210,17 @@ func (h *Host) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", h.opts.ListenAddr, err)
 	}
-	runCtx, cancel := context.WithCancel(context.Background())
+	workerCtx, cancelWorker := context.WithCancel(context.Background())
+	triggerCtx, cancelTriggers := context.WithCancel(context.Background())
+	invokeCtx, cancelInvokes := context.WithCancel(context.Background())
 	h.mu.Lock()
-	h.ln, h.cancel = ln, cancel
+	h.ln = ln
+	h.cancelWorker, h.cancelTriggers, h.cancelInvokes, h.invokeCtx = cancelWorker, cancelTriggers, cancelInvokes, invokeCtx
 	h.srv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	h.mu.Unlock()
 	h.wg.Add(2)
 	go func() { defer h.wg.Done(); _ = h.srv.Serve(ln) }()
-	go func() { defer h.wg.Done(); h.worker.run(runCtx) }()
+	go func() { defer h.wg.Done(); h.worker.run(workerCtx) }()
 
 	readyCtx, readyCancel := context.WithTimeout(ctx, h.opts.StartTimeout+time.Second)
 	defer readyCancel()
@@ -216,7 +229,7 @@ func (h *Host) Start(ctx context.Context) error {
 		return fmt.Errorf("start handler: %w", err)
 	}
 	h.log.Info("functions host started", "url", h.URL(), "functions", h.functionNames())
-	h.startTriggers(runCtx)
+	h.startTriggers(triggerCtx)
 	return nil
 }
 
@@ -397,17 +410,28 @@ func (h *Host) Close() error {
 		return nil
 	}
 	h.closed = true
-	cancel, srv := h.cancel, h.srv
+	srv := h.srv
 	h.mu.Unlock()
-	if cancel != nil {
-		cancel()
+	if srv == nil {
+		return nil // never started
 	}
-	if srv != nil {
-		ctx, c := context.WithTimeout(context.Background(), 5*time.Second)
-		_ = srv.Shutdown(ctx)
-		c()
-		_ = srv.Close()
+	// Drain like the host: stop taking new work, let running invocations
+	// finish (up to DrainTimeout), then stop the handler.
+	h.cancelTriggers()
+	drain, cancel := context.WithTimeout(context.Background(), h.opts.DrainTimeout)
+	defer cancel()
+	_ = srv.Shutdown(drain)
+	done := make(chan struct{})
+	go func() { h.triggers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-drain.Done():
+		h.log.Warn("invocations still running after the drain timeout; cancelling them")
 	}
+	h.cancelInvokes()
+	_ = srv.Close()
+	<-done
+	h.cancelWorker()
 	h.wg.Wait()
 	return nil
 }

@@ -86,7 +86,9 @@ func (h *Host) serveEventGrid(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "bad event body: "+err.Error(), http.StatusBadRequest)
 			return
 		}
-		if err := h.runEventGrid(r.Context(), fn, events); err != nil {
+		// Like the host, the invocations run to completion even when Event
+		// Grid gives up waiting (30 s) and will redeliver: at least once.
+		if err := h.runEventGrid(context.WithoutCancel(r.Context()), fn, events); err != nil {
 			// Event Grid redelivers the whole payload.
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return

@@ -230,7 +230,7 @@ func (h *Host) sbSingleLoop(ctx context.Context, fn *function, recv Receiver, ma
 			go func() {
 				defer wg.Done()
 				defer func() { <-slots }()
-				h.sbProcess(ctx, fn, recv, []*azservicebus.ReceivedMessage{m}, maxRenew)
+				h.sbProcess(fn, recv, []*azservicebus.ReceivedMessage{m}, maxRenew)
 			}()
 		}
 		if err != nil {
@@ -244,7 +244,7 @@ func (h *Host) sbBatchLoop(ctx context.Context, fn *function, recv Receiver, max
 	for {
 		msgs, err := recv.ReceiveMessages(ctx, maxBatch, nil)
 		if len(msgs) > 0 {
-			h.sbProcess(ctx, fn, recv, msgs, maxRenew)
+			h.sbProcess(fn, recv, msgs, maxRenew)
 		}
 		if err != nil {
 			return err
@@ -254,7 +254,10 @@ func (h *Host) sbBatchLoop(ctx context.Context, fn *function, recv Receiver, max
 
 // sbProcess invokes for msgs (one, or a batch), renewing locks meanwhile,
 // then completes all on success or abandons all on failure.
-func (h *Host) sbProcess(ctx context.Context, fn *function, recv Receiver, msgs []*azservicebus.ReceivedMessage, maxRenew time.Duration) {
+// Invocations run on the host's invoke context, so messages already
+// received finish during Close's drain instead of being abandoned.
+func (h *Host) sbProcess(fn *function, recv Receiver, msgs []*azservicebus.ReceivedMessage, maxRenew time.Duration) {
+	ctx := h.invokeCtx
 	var data map[string]json.RawMessage
 	var meta metadata
 	var err error

@@ -46,11 +46,11 @@ func (h *Host) startTriggers(ctx context.Context) {
 	for _, fn := range h.functions {
 		switch fn.triggerType() {
 		case "timertrigger":
-			h.wg.Add(1)
-			go func() { defer h.wg.Done(); h.runTimer(ctx, fn) }()
+			h.triggers.Add(1)
+			go func() { defer h.triggers.Done(); h.runTimer(ctx, fn) }()
 		case "servicebustrigger":
-			h.wg.Add(1)
-			go func() { defer h.wg.Done(); h.runServiceBus(ctx, fn) }()
+			h.triggers.Add(1)
+			go func() { defer h.triggers.Done(); h.runServiceBus(ctx, fn) }()
 		}
 	}
 }
@@ -131,7 +131,7 @@ func (h *Host) runTimer(ctx context.Context, fn *function) {
 	log := h.log.With("function", fn.Name)
 	if pastDue || fn.Trigger.RunOnStartup {
 		log.Info("timer: invoking at startup", "isPastDue", pastDue, "runOnStartup", fn.Trigger.RunOnStartup)
-		status = h.fireTimer(ctx, fn, status, pastDue, now)
+		status = h.fireTimer(fn, status, pastDue, now)
 	}
 	for {
 		next := fn.nextOccurrence(time.Now().UTC())
@@ -146,13 +146,13 @@ func (h *Host) runTimer(ctx context.Context, fn *function) {
 			return
 		case <-t.C:
 		}
-		status = h.fireTimer(ctx, fn, status, false, next)
+		status = h.fireTimer(fn, status, false, next)
 	}
 }
 
 // fireTimer invokes once; the TimerInfo carries the status before this run
 // (Last = previous occurrence, Next = this occurrence), then the status moves on.
-func (h *Host) fireTimer(ctx context.Context, fn *function, status *scheduleStatus, pastDue bool, occurrence time.Time) *scheduleStatus {
+func (h *Host) fireTimer(fn *function, status *scheduleStatus, pastDue bool, occurrence time.Time) *scheduleStatus {
 	info := map[string]any{
 		"Schedule":       map[string]any{"AdjustForDST": true},
 		"ScheduleStatus": nil,
@@ -170,7 +170,8 @@ func (h *Host) fireTimer(ctx context.Context, fn *function, status *scheduleStat
 		}
 	}
 	data := map[string]json.RawMessage{fn.Trigger.Name: encObject(info)}
-	_, _ = h.invoke(ctx, fn, data, metadata{})
+	// A run that started finishes during Close's drain.
+	_, _ = h.invoke(h.invokeCtx, fn, data, metadata{})
 	if status == nil {
 		return nil
 	}

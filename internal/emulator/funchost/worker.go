@@ -254,7 +254,7 @@ func (w *worker) pump(r io.Reader, level slog.Level, stream string) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
 	for sc.Scan() {
-		w.log.Log(context.Background(), level, sc.Text(), "source", "Host.Function.Console", "stream", stream)
+		w.log.Log(context.Background(), level, redact(sc.Text()), "source", "Host.Function.Console", "stream", stream)
 	}
 	_, _ = io.Copy(io.Discard, r)
 }

@@ -1,0 +1,63 @@
+package funchost
+
+import (
+	"context"
+	"runtime"
+	"testing"
+	"time"
+)
+
+// TestCloseDrainsRunningInvocations: Close stops receiving but lets a
+// running Service Bus invocation finish, so its message is completed.
+func TestCloseDrainsRunningInvocations(t *testing.T) {
+	c := newControl(t)
+	fake := newFakeReceiver(time.Minute)
+	dir := sbApp(t, `{}`, `{"bindings":[{"type":"serviceBusTrigger","direction":"in","name":"msg","queueName":"q","connection":"ServiceBusConnection"}]}`)
+	started, release := make(chan struct{}), make(chan struct{})
+	c.setReply(func(call) reply {
+		close(started)
+		<-release
+		return okReply
+	})
+	h := startHost(t, dir, c, Options{OpenReceiver: func(context.Context, Connection, Entity) (Receiver, error) { return fake, nil }})
+	fake.add(sbMessage("m-1", "x", 1))
+	<-started
+	closed := make(chan error)
+	go func() { closed <- h.Close() }()
+	close(release)
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	comp, ab := fake.settled()
+	if len(comp) != 1 || len(ab) != 0 {
+		t.Fatalf("after Close: completed %v, abandoned %v; want m-1 completed", comp, ab)
+	}
+	if pid := h.HandlerPid(); pid != 0 {
+		t.Errorf("HandlerPid after Close: got %d, want 0", pid)
+	}
+}
+
+// TestNoGoroutineLeak starts and closes a host with every trigger kind.
+func TestNoGoroutineLeak(t *testing.T) {
+	c := newControl(t)
+	fake := newFakeReceiver(time.Minute)
+	dir := app{
+		functions: map[string]string{
+			"Tick":     `{"bindings":[{"type":"timerTrigger","direction":"in","name":"t","schedule":"* * * * * *"}]}`,
+			"Dispatch": `{"bindings":[{"type":"serviceBusTrigger","direction":"in","name":"m","queueName":"q","connection":"SB","cardinality":"many","dataType":"string"}]}`,
+			"Open":     `{"bindings":[{"type":"httpTrigger","direction":"in","name":"req","authLevel":"anonymous"},{"type":"http","direction":"out","name":"res"}]}`,
+			"OnBlob":   egFunction,
+		},
+		values: map[string]string{"SB": sbConn},
+	}.write(t)
+	before := runtime.NumGoroutine()
+	h := New(Options{AppDir: dir, Logger: testLogger(t), Settings: map[string]string{"TEST_CONTROL_URL": c.srv.URL},
+		OpenReceiver: func(context.Context, Connection, Entity) (Receiver, error) { return fake, nil }})
+	must(t, h.Start(t.Context()))
+	fake.add(sbMessage("m-1", "x", 1))
+	waitFor(t, "invocations", func() bool { return h.Stats()["Dispatch"].Succeeded == 1 && h.Stats()["Tick"].Invocations > 0 })
+	must(t, h.Close())
+	waitFor(t, "goroutines to exit", func() bool {
+		return runtime.NumGoroutine() <= before+1 // +1: the net/http idle-connection reaper may linger
+	})
+}
