@@ -23,8 +23,8 @@ func init() {
 	})
 }
 
-// envOr returns the environment variable name, or def when it is unset.
-func envOr(name, def string) string {
+// poolEnvOr returns the environment variable name, or def when it is unset.
+func poolEnvOr(name, def string) string {
 	if v, ok := os.LookupEnv(name); ok && v != "" {
 		return v
 	}
@@ -34,16 +34,16 @@ func envOr(name, def string) string {
 func runPoolEnsure(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("pool ensure", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	endpoint := fs.String("endpoint", envOr("FFPIPE_BATCH_ENDPOINT", ""), "Batch account URL or local stand-in URL (env FFPIPE_BATCH_ENDPOINT)")
-	token := fs.String("token", envOr("FFPIPE_BATCH_TOKEN", ""), "static bearer token for the local stand-in (env FFPIPE_BATCH_TOKEN); empty = Azure identity")
-	poolID := fs.String("pool", envOr("FFPIPE_BATCH_POOL", batch.DefaultPoolID), "pool id (env FFPIPE_BATCH_POOL)")
-	jobID := fs.String("job", envOr("FFPIPE_BATCH_JOB", batch.DefaultJobID), "job id to ensure on the pool; empty = skip (env FFPIPE_BATCH_JOB)")
+	endpoint := fs.String("endpoint", poolEnvOr("FFPIPE_BATCH_ENDPOINT", ""), "Batch account URL or local stand-in URL (env FFPIPE_BATCH_ENDPOINT)")
+	token := fs.String("token", poolEnvOr("FFPIPE_BATCH_TOKEN", ""), "static bearer token for the local stand-in (env FFPIPE_BATCH_TOKEN); empty = Azure identity")
+	poolID := fs.String("pool", poolEnvOr("FFPIPE_BATCH_POOL", batch.DefaultPoolID), "pool id (env FFPIPE_BATCH_POOL)")
+	jobID := fs.String("job", poolEnvOr("FFPIPE_BATCH_JOB", batch.DefaultJobID), "job id to ensure on the pool; empty = skip (env FFPIPE_BATCH_JOB)")
 	vmSize := fs.String("vm-size", batch.DefaultVMSize, "VM size")
 	slots := fs.Int("slots", 0, "task slots per node (0 = the VM size's vCPUs)")
 	maxNodes := fs.Int("max-nodes", batch.DefaultMaxNodes, "autoscale upper bound")
 	dedicated := fs.Int("dedicated", 0, "dedicated (non-spot) nodes while there is work")
 	interval := fs.Duration("interval", batch.DefaultEvaluationInterval, "autoscale evaluation interval (≥ 5m)")
-	identity := fs.String("node-identity", envOr("FFPIPE_NODE_IDENTITY", ""), "resource id of the pool's user-assigned identity; checked, not set (env FFPIPE_NODE_IDENTITY)")
+	identity := fs.String("node-identity", poolEnvOr("FFPIPE_NODE_IDENTITY", ""), "resource id of the pool's user-assigned identity; checked, not set (env FFPIPE_NODE_IDENTITY)")
 	printSpec := fs.Bool("print", false, "print the autoscale formula and exit")
 	if err := fs.Parse(args); err != nil {
 		return err
