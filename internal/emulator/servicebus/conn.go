@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -220,6 +221,7 @@ func (c *conn) sasl() error {
 
 func (c *conn) heartbeat() {
 	defer c.wg.Done()
+	defer c.guard("heartbeat")
 	every := c.srv.heartbeat
 	if c.peerIdle > 0 && c.peerIdle/2 < every {
 		every = max(c.peerIdle/2, 100*time.Millisecond)
@@ -259,13 +261,7 @@ func (c *conn) readLoop() error {
 		if err != nil {
 			return protoErr(condDecodeError, "%v", err)
 		}
-		c.mu.Lock()
-		err = c.handle(f)
-		if c.br.Buffered() == 0 {
-			c.flushLocked()
-		}
-		werr := c.werr
-		c.mu.Unlock()
+		err, werr := c.handleFrame(f)
 		if err != nil {
 			return err
 		}
@@ -277,6 +273,40 @@ func (c *conn) readLoop() error {
 			return nil
 		default:
 		}
+	}
+}
+
+// handleFrame runs handle under the connection lock. A panic (a broker
+// bug) becomes an internal-error close of this connection only.
+func (c *conn) handleFrame(f frames.Frame) (err, werr error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.Error("frame handler panicked", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			err = protoErr(condInternal, "internal error")
+		}
+	}()
+	err = c.handle(f)
+	if c.br.Buffered() == 0 {
+		c.flushLocked()
+	}
+	return err, c.werr
+}
+
+// locked runs f with the connection lock held (released even if f panics).
+func (c *conn) locked(f func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	f()
+}
+
+// guard recovers a panicking connection goroutine and closes the
+// connection, so a broker bug never takes the process down.
+func (c *conn) guard(what string) {
+	if r := recover(); r != nil {
+		c.log.Error(what+" panicked", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+		c.shutdown()
 	}
 }
 

@@ -18,11 +18,14 @@ const maxTake = 128
 func (l *link) deliverLoop() {
 	c := l.s.c
 	defer c.wg.Done()
+	defer c.guard("delivery loop")
 	for {
 		notify := l.q.Wait() // before Receive, so no wake-up is lost
-		c.mu.Lock()
-		credit, drain, closed, window := l.credit, l.drain, l.closed || l.s.ended, l.s.remoteIncomingWindow
-		c.mu.Unlock()
+		var credit, window uint32
+		var drain, closed bool
+		c.locked(func() {
+			credit, drain, closed, window = l.credit, l.drain, l.closed || l.s.ended, l.s.remoteIncomingWindow
+		})
 		if closed {
 			return
 		}
@@ -41,15 +44,15 @@ func (l *link) deliverLoop() {
 			}
 		}
 		if drain {
-			c.mu.Lock()
-			if l.drain && !l.closed {
-				l.deliveryCount += l.credit
-				l.credit = 0
-				l.drain = false
-				l.s.flowLocked(l, true)
-				c.flushLocked()
-			}
-			c.mu.Unlock()
+			c.locked(func() {
+				if l.drain && !l.closed {
+					l.deliveryCount += l.credit
+					l.credit = 0
+					l.drain = false
+					l.s.flowLocked(l, true)
+					c.flushLocked()
+				}
+			})
 			continue
 		}
 		select {

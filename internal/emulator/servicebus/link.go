@@ -224,6 +224,7 @@ func (l *link) onDelivery(d inDelivery) error {
 		c.wg.Add(1)
 		go func() {
 			defer c.wg.Done()
+			defer c.guard("management operation")
 			c.onManagement(l, d)
 		}()
 	case kindEntityIn:
@@ -250,6 +251,7 @@ func (l *link) onDelivery(d inDelivery) error {
 func (l *link) sendWorker() {
 	c := l.s.c
 	defer c.wg.Done()
+	defer c.guard("send worker")
 	for d := range l.sends {
 		batch := []inDelivery{d}
 	more:
@@ -265,8 +267,10 @@ func (l *link) sendWorker() {
 			}
 		}
 		states := c.storeSends(l, batch)
-		c.mu.Lock()
-		if !l.s.ended {
+		c.locked(func() {
+			if l.s.ended {
+				return
+			}
 			for i, d := range batch {
 				if !d.settled {
 					l.s.settleIncomingLocked(d.id, states[i])
@@ -274,8 +278,7 @@ func (l *link) sendWorker() {
 			}
 			l.topUpLocked()
 			c.flushLocked()
-		}
-		c.mu.Unlock()
+		})
 	}
 }
 

@@ -69,10 +69,10 @@ func (c *conn) onManagement(l *link, d inDelivery) {
 		c.log.Error("encode management reply", "operation", op, "err", err)
 		msg, _ = encodeReply(req, "statusCode", "statusDescription", 500, err.Error(), nil)
 	}
-	c.mu.Lock()
-	c.replyLocked(req.replyTo, msg)
-	c.flushLocked()
-	c.mu.Unlock()
+	c.locked(func() {
+		c.replyLocked(req.replyTo, msg)
+		c.flushLocked()
+	})
 }
 
 func statusFor(err error) mgmtResult {
