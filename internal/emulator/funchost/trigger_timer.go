@@ -135,6 +135,10 @@ func (h *Host) runTimer(ctx context.Context, fn *function) {
 	}
 	for {
 		next := fn.nextOccurrence(time.Now().UTC())
+		if next.IsZero() {
+			log.Warn("timer: schedule has no further occurrence; stopping", "schedule", fn.Trigger.Schedule)
+			return
+		}
 		if status != nil {
 			status.Next = next
 		}
