@@ -90,6 +90,11 @@ func TestPools(t *testing.T) {
 	}(), http.StatusConflict, "PoolExists")
 	_, err = c.GetPool(ctx, "nope", nil)
 	wantCode(t, err, http.StatusNotFound, "PoolNotFound")
+	for _, id := range []string{"pool-1", "nope"} {
+		if _, err := c.PoolExists(ctx, id, nil); err != nil {
+			t.Errorf("PoolExists(%s): got %v, want nil (HEAD 200 or 404)", id, err)
+		}
+	}
 
 	bad := []struct {
 		name string
