@@ -258,7 +258,7 @@ func follow(ctx context.Context, s *stack.Stack, recs *records.Store, cfg config
 			}
 			line := progressLine(len(results), counts, running)
 			if line != lastLine {
-				fmt.Fprintln(opts.Progress, line)
+				fmt.Fprintln(opts.Progress, time.Now().Format("15:04:05.0"), line)
 				lastLine = line
 			}
 		}
@@ -280,8 +280,8 @@ func progressLine(total int, c map[records.State]int, running int) string {
 		run = fmt.Sprint(running)
 	}
 	failed := c[records.StateFailed] + c[records.StateRejected] + c[records.StateBadRequest] + c[records.StateInputMissing]
-	return fmt.Sprintf("%s  files %d · uploaded %d · queued %d · dispatched %d (running %s) · done %d · failed %d",
-		time.Now().Format("15:04:05.0"), total, c["uploaded"], c[records.StateQueued], c[records.StateDispatched], run, c[records.StateDone], failed)
+	return fmt.Sprintf(" files %d · uploaded %d · queued %d · dispatched %d (running %s) · done %d · failed %d",
+		total, c["uploaded"], c[records.StateQueued], c[records.StateDispatched], run, c[records.StateDone], failed)
 }
 
 // Terminal reports whether a record state is final.
