@@ -42,6 +42,7 @@ type fakeBatch struct {
 	token         string
 	msgSuffix     string // appended to error messages (to test redaction)
 	versionError  bool   // addtaskcollection answers 400 UnsupportedRequestVersion
+	poolID        string // when set, GET /pools/{other id} is PoolNotFound
 }
 
 func newFake(t *testing.T) *fakeBatch {
@@ -96,7 +97,7 @@ func (f *fakeBatch) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	switch {
 	case r.Method == "GET" && len(parts) == 2 && parts[0] == "pools":
-		if f.pool == nil {
+		if f.pool == nil || (f.poolID != "" && parts[1] != f.poolID) {
 			writeErr(w, 404, "PoolNotFound", "The specified pool does not exist.")
 			return
 		}
