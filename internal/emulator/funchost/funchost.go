@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -502,6 +504,9 @@ func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = fmt.Fprintln(w, "Your Functions host (ffpipe local stand-in) is running.")
 		return
+	case strings.HasPrefix(p, "/admin/functions/") && r.Method == http.MethodPost:
+		h.serveAdminRun(w, r)
+		return
 	case p == "/admin/host/status" && r.Method == http.MethodGet:
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
 		_, _ = w.Write(marshal(map[string]any{"state": "Running", "version": HostVersion, "functions": h.functionNames()}))
@@ -523,4 +528,64 @@ func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *Host) notImplemented(w http.ResponseWriter, r *http.Request) {
 	h.log.Warn("route not implemented by the local functions host", "method", r.Method, "path", r.URL.Path)
 	http.Error(w, "not implemented by the ffpipe local functions host: "+r.Method+" "+r.URL.Path, http.StatusNotImplemented)
+}
+
+// Run invokes a non-HTTP function now, like the host's admin API
+// (POST /admin/functions/<name>) but synchronously: a timerTrigger runs with
+// IsPastDue false; an eventGridTrigger gets input as its event (or array).
+func (h *Host) Run(ctx context.Context, name, input string) error {
+	fn := h.functions[strings.ToLower(name)]
+	if fn == nil {
+		return fmt.Errorf("run %s: no such function: %w", name, ErrConfig)
+	}
+	switch fn.triggerType() {
+	case "timertrigger":
+		info := map[string]any{"Schedule": map[string]any{"AdjustForDST": true}, "ScheduleStatus": nil, "IsPastDue": false}
+		_, err := h.invoke(ctx, fn, map[string]json.RawMessage{fn.Trigger.Name: encObject(info)}, metadata{})
+		return err
+	case "eventgridtrigger":
+		events, err := splitEvents([]byte(input))
+		if err != nil {
+			return fmt.Errorf("run %s: input: %w", name, err)
+		}
+		return h.runEventGrid(ctx, fn, events)
+	default:
+		return fmt.Errorf("run %s: manual runs of %s are not modelled: %w", name, fn.Trigger.Type, ErrConfig)
+	}
+}
+
+// serveAdminRun is POST /admin/functions/<name> {"input": "..."} with the
+// master key: 202 at once, the invocation runs in the background.
+func (h *Host) serveAdminRun(w http.ResponseWriter, r *http.Request) {
+	if !keyMatches(requestKey(r), h.opts.Keys.Master) {
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	name := r.URL.Path[len("/admin/functions/"):]
+	fn := h.functions[strings.ToLower(name)]
+	if fn == nil {
+		http.NotFound(w, r)
+		return
+	}
+	var body struct {
+		Input string `json:"input"`
+	}
+	if err := json.NewDecoder(io.LimitReader(r.Body, 10<<20)).Decode(&body); err != nil && err != io.EOF {
+		http.Error(w, "body must be {\"input\": \"...\"}", http.StatusBadRequest)
+		return
+	}
+	switch fn.triggerType() {
+	case "timertrigger", "eventgridtrigger":
+	default:
+		h.notImplemented(w, r)
+		return
+	}
+	h.triggers.Add(1)
+	go func() {
+		defer h.triggers.Done()
+		if err := h.Run(h.invokeCtx, fn.Name, body.Input); err != nil {
+			h.log.Error("admin run failed", "function", fn.Name, "err", err)
+		}
+	}()
+	w.WriteHeader(http.StatusAccepted)
 }
