@@ -394,6 +394,11 @@ func TestEnsurePoolFake(t *testing.T) {
 	if err != nil || res.Created || res.FormulaUpdated || len(res.Drift) != 0 {
 		t.Errorf("second EnsurePool = %+v, %v; want nothing to do", res, err)
 	}
+	// A formula stored with CRLF line endings (as an ARM deployment may) is the same formula.
+	f.pool["autoScaleFormula"] = strings.ReplaceAll(strings.TrimSpace(AutoScaleFormula(4, 0)), "\n", "\r\n")
+	if res, err = c.EnsurePool(ctx, PoolConfig{MaxNodes: 4}); err != nil || res.FormulaUpdated {
+		t.Errorf("EnsurePool with a CRLF formula = %+v, %v; want no update", res, err)
+	}
 	res, err = c.EnsurePool(ctx, PoolConfig{MaxNodes: 8, VMSize: "Standard_D4s_v5"})
 	if err != nil || !res.FormulaUpdated || len(res.Drift) != 2 {
 		t.Errorf("EnsurePool with new settings = %+v, %v; want formula updated and 2 drifts (vm size, slots)", res, err)

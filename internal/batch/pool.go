@@ -282,7 +282,7 @@ func (c *Client) EnsurePool(ctx context.Context, cfg PoolConfig) (EnsurePoolResu
 			return res, fmt.Errorf("ensure pool %s: the pool does not have identity %s: %w", cfg.ID, cfg.NodeIdentity, ErrNodeIdentityNeedsARM)
 		}
 		res.Drift = drift(pool.Pool, spec)
-		if !deref(pool.EnableAutoScale) || deref(pool.AutoScaleFormula) != deref(spec.AutoScaleFormula) ||
+		if !deref(pool.EnableAutoScale) || normFormula(deref(pool.AutoScaleFormula)) != normFormula(deref(spec.AutoScaleFormula)) ||
 			!strings.EqualFold(deref(pool.AutoScaleEvaluationInterval), deref(spec.AutoScaleEvaluationInterval)) {
 			_, err := c.c.EnablePoolAutoScale(ctx, cfg.ID, azbatch.EnablePoolAutoScaleContent{
 				AutoScaleFormula:            spec.AutoScaleFormula,
@@ -304,6 +304,13 @@ func (c *Client) EnsurePool(ctx context.Context, cfg PoolConfig) (EnsurePoolResu
 		res.Evaluation = deref(ev.Results)
 	}
 	return res, nil
+}
+
+// normFormula ignores line-ending and surrounding white-space differences
+// (ARM templates may store the formula with CRLF or without the final
+// newline), so an unchanged formula is not re-applied.
+func normFormula(f string) string {
+	return strings.TrimSpace(strings.ReplaceAll(f, "\r\n", "\n"))
 }
 
 func hasIdentity(p azbatch.Pool, resourceID string) bool {
