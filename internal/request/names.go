@@ -2,6 +2,7 @@ package request
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -85,8 +86,9 @@ func (e *lengthError) Error() string {
 	return fmt.Sprintf("blob name is %d characters, at most %d allowed", e.n, MaxBlobNameChars)
 }
 
-// quoteExcerpt quotes at most 40 bytes of s for an error message, escaping
-// anything unprintable, so hostile names cannot forge log lines.
+// quoteExcerpt quotes at most 40 bytes of s for an error message,
+// escaping control, format (bidi) and invalid characters, so hostile names
+// cannot forge or reorder log lines.
 func quoteExcerpt(s string) string {
 	const max = 40
 	if len(s) > max {
@@ -94,7 +96,17 @@ func quoteExcerpt(s string) string {
 		for cut > 0 && !utf8.RuneStart(s[cut]) {
 			cut--
 		}
-		return fmt.Sprintf("%+q…", s[:cut])
+		return strconv.QuoteToGraphic(s[:cut]) + "…"
 	}
-	return fmt.Sprintf("%+q", s)
+	return strconv.QuoteToGraphic(s)
+}
+
+// logExcerpt is quoteExcerpt without the surrounding quotes, for log
+// attributes (which the handler quotes itself).
+func logExcerpt(s string) string {
+	q := quoteExcerpt(s)
+	if strings.HasSuffix(q, "…") {
+		return q[1:len(q)-len("\"…")] + "…"
+	}
+	return q[1 : len(q)-1]
 }

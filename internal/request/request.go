@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"unicode/utf8"
 )
@@ -330,9 +331,31 @@ func (r Request) WithDefaults(d Defaults) (Request, error) {
 // String returns a short, log-safe description (names escaped and cut).
 func (r Request) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s/%s", r.Source.Container, quoteExcerpt(r.Source.Blob))
+	fmt.Fprintf(&b, "%s/%s", logExcerpt(r.Source.Container), quoteExcerpt(r.Source.Blob))
 	if r.Preset != "" {
 		fmt.Fprintf(&b, " preset=%s", quoteExcerpt(r.Preset))
 	}
 	return b.String()
+}
+
+// LogValue makes slog print a request as a group with escaped, shortened
+// names, so hostile blob names cannot forge log lines.
+func (r Request) LogValue() slog.Value {
+	attrs := []slog.Attr{
+		slog.String("container", r.Source.Container),
+		slog.String("blob", logExcerpt(r.Source.Blob)),
+	}
+	if r.Source.ETag != "" {
+		attrs = append(attrs, slog.String("etag", NormalizeETag(r.Source.ETag)))
+	}
+	if r.Preset != "" {
+		attrs = append(attrs, slog.String("preset", logExcerpt(r.Preset)))
+	}
+	if r.Output.Blob != "" {
+		attrs = append(attrs, slog.String("output", r.Output.Container+"/"+logExcerpt(r.Output.Blob)))
+	}
+	if r.CorrelationID != "" {
+		attrs = append(attrs, slog.String("correlationId", logExcerpt(r.CorrelationID)))
+	}
+	return slog.GroupValue(attrs...)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -162,5 +163,34 @@ func BenchmarkDecode(b *testing.B) {
 func BenchmarkKey(b *testing.B) {
 	for b.Loop() {
 		_ = Key("devstoreaccount1", "input", "videos/a.mp4", `"0x8DC1234567890AB"`)
+	}
+}
+
+func TestLogValueEscapes(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&buf, nil))
+	r := Request{Source: Source{Container: "input", Blob: "a\u202e\"}\n{\"level\":\"ERROR\"" + strings.Repeat("x", 200)}, Preset: "mp3"}
+	log.Info("msg", "req", r)
+	line := buf.String()
+	if strings.Count(line, "\n") != 1 || strings.Contains(line, "\u202e") || len(line) > 400 {
+		t.Errorf("log line not escaped or not shortened: %s", line)
+	}
+	if !strings.Contains(line, `"container":"input"`) || !strings.Contains(line, `"preset":"mp3"`) || !strings.Contains(line, `"blob":"a\\u202e\\\"}\\n{`) {
+		t.Errorf("log line lacks fields: %s", line)
+	}
+}
+
+func TestLogExcerpt(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"videos/é 日本.mp4", "videos/é 日本.mp4"},
+		{"a\nb", `a\nb`},
+		{"a\u202eb", `a\u202eb`},
+		{strings.Repeat("x", 50), strings.Repeat("x", 40) + "…"},
+		{"", ""},
+	}
+	for _, tt := range tests {
+		if got := logExcerpt(tt.in); got != tt.want {
+			t.Errorf("logExcerpt(%q) = %q, want %q", tt.in, got, tt.want)
+		}
 	}
 }
