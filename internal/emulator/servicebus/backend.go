@@ -37,7 +37,10 @@ func openBackend(opts Options, log *slog.Logger) (*backend, error) {
 	default:
 		return nil, fmt.Errorf("options.Config is %T, want *store.Config or a path", opts.Config)
 	}
-	st, err := store.Open(store.Options{Dir: opts.DataDir, Config: cfg, Logger: log.With("component", "store"), MaxMessageSize: MaxMessageSize})
+	// Settlements are acknowledged only once on disk, like sends, so a
+	// completed message never comes back after kill -9.
+	st, err := store.Open(store.Options{Dir: opts.DataDir, Config: cfg, Logger: log.With("component", "store"),
+		MaxMessageSize: MaxMessageSize, SyncSettlements: true})
 	if err != nil {
 		return nil, err
 	}

@@ -171,3 +171,63 @@ func TestKill9LosesNoAcknowledgedMessage(t *testing.T) {
 	}
 	t.Logf("acknowledged %d, recovered %d (unacknowledged in-flight sends may also survive)", len(acked), len(got))
 }
+
+func TestKill9KeepsSettlements(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts broker processes")
+	}
+	t.Parallel()
+	dir := t.TempDir()
+	cmd, cs := startChild(t, dir)
+	ctx := ctxT(t, 60*time.Second)
+	c, err := azservicebus.NewClientFromConnectionString(cs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snd := sender(t, c, queue)
+	const n = 100
+	batch, err := snd.NewMessageBatch(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i++ {
+		if err := batch.AddMessage(&azservicebus.Message{Body: []byte(fmt.Sprint(i))}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := snd.SendMessageBatch(ctx, batch, nil); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	r := receiver(t, c, queue, nil)
+	msgs := receiveN(t, ctx, r, n)
+	completed := map[string]bool{}
+	for _, m := range msgs[:n/2] {
+		if err := r.CompleteMessage(ctx, m, nil); err != nil {
+			t.Fatalf("complete: %v", err)
+		}
+		completed[string(m.Body)] = true
+	}
+	// The other half stays locked when the broker dies.
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	_ = c.Close(ctx)
+
+	_, cs2 := startChild(t, dir)
+	c2, err := azservicebus.NewClientFromConnectionString(cs2, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close(context.Background())
+	r2 := receiver(t, c2, queue, &azservicebus.ReceiverOptions{ReceiveMode: azservicebus.ReceiveModeReceiveAndDelete})
+	got := receiveN(t, ctx, r2, n/2)
+	for _, m := range got {
+		if completed[string(m.Body)] {
+			t.Errorf("completed message %s came back after kill -9", m.Body)
+		}
+	}
+	if p, err := r2.PeekMessages(ctx, 10, nil); err != nil || len(p) != 0 {
+		t.Errorf("after receiving the %d unsettled messages: %d more, %v; want none", n/2, len(p), err)
+	}
+}

@@ -78,13 +78,20 @@ func (l *link) push(msgs []store.Message) {
 		}
 		encoded[i] = b
 	}
+	var unsent []store.LockToken
+	defer func() {
+		// Outside the connection lock: the store may wait for the disk.
+		for _, t := range unsent {
+			_ = release(l.q, t)
+		}
+	}()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for i := range msgs {
 		m := &msgs[i]
 		if l.closed || l.s.ended || l.credit == 0 || encoded[i] == nil {
 			if l.peekLock {
-				release(l.q, m.LockToken)
+				unsent = append(unsent, m.LockToken)
 			}
 			continue
 		}
@@ -127,17 +134,30 @@ func encodeStored(m *store.Message, locked, withToken bool) ([]byte, error) {
 }
 
 // settle applies the client's outcome for a PeekLock delivery and answers
-// it. It runs with conn.mu held.
+// it once the store has it on disk. It is called with conn.mu held and
+// works in its own goroutine, so concurrent settlements share a disk sync
+// and the read loop never waits for the disk.
 func (l *link) settle(s *session, id uint32, od *outDelivery, state any, clientSettled bool) {
-	token := store.LockToken(od.token)
-	reply, err := applyOutcome(context.Background(), l.q, token, state)
-	if err != nil {
-		s.c.log.Debug("settlement failed", "queue", l.entity, "err", err)
-	}
-	if clientSettled {
-		return
-	}
-	s.c.writeLocked(s.ch, &frames.Disposition{Role: frames.RoleSender, First: id, Settled: true, State: reply}, nil)
+	c := s.c
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer c.guard("settlement")
+		reply, err := applyOutcome(context.Background(), l.q, store.LockToken(od.token), state)
+		if err != nil {
+			c.log.Debug("settlement failed", "queue", l.entity, "err", err)
+		}
+		if clientSettled {
+			return
+		}
+		c.locked(func() {
+			if s.ended {
+				return
+			}
+			c.writeLocked(s.ch, &frames.Disposition{Role: frames.RoleSender, First: id, Settled: true, State: reply}, nil)
+			c.flushLocked()
+		})
+	}()
 }
 
 // applyOutcome maps an AMQP outcome onto the store and returns the state to
