@@ -22,6 +22,8 @@ const (
 	linkCredit    = 1000 // credit granted to client sender links
 	writeTimeout  = 30 * time.Second
 	handshakeTime = 30 * time.Second
+	// maxSettleBurst bounds how many settlements share one disk sync.
+	maxSettleBurst = 512
 )
 
 // connError closes the connection with an AMQP error.
@@ -53,6 +55,7 @@ type conn struct {
 	sessions  map[uint16]*session
 	replies   map[string]*link     // reply-to address → broker-sending reply link
 	claims    map[string]time.Time // lower-case entity path → token expiry
+	settles   []pendingSettle      // client settlements not yet applied
 	closing   bool
 
 	done     chan struct{}
@@ -288,6 +291,9 @@ func (c *conn) handleFrame(f frames.Frame) (err, werr error) {
 		}
 	}()
 	err = c.handle(f)
+	if c.br.Buffered() == 0 || len(c.settles) >= maxSettleBurst {
+		c.startSettlesLocked()
+	}
 	if c.br.Buffered() == 0 {
 		c.flushLocked()
 	}

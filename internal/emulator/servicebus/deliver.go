@@ -133,31 +133,69 @@ func encodeStored(m *store.Message, locked, withToken bool) ([]byte, error) {
 	return buildDelivery(m.Body, info)
 }
 
-// settle applies the client's outcome for a PeekLock delivery and answers
-// it once the store has it on disk. It is called with conn.mu held and
-// works in its own goroutine, so concurrent settlements share a disk sync
-// and the read loop never waits for the disk.
+// pendingSettle is a client settlement waiting to be applied.
+type pendingSettle struct {
+	s             *session
+	l             *link
+	id            uint32
+	token         store.LockToken
+	state         any
+	clientSettled bool
+}
+
+// settle queues the client's outcome for a PeekLock delivery. It is called
+// with conn.mu held; the read loop hands the queue to runSettles when it
+// has read everything available, so one disk sync covers a whole burst.
 func (l *link) settle(s *session, id uint32, od *outDelivery, state any, clientSettled bool) {
 	c := s.c
+	c.settles = append(c.settles, pendingSettle{s: s, l: l, id: id, token: store.LockToken(od.token), state: state, clientSettled: clientSettled})
+}
+
+// startSettlesLocked hands queued settlements to a goroutine.
+func (c *conn) startSettlesLocked() {
+	if len(c.settles) == 0 {
+		return
+	}
+	batch := c.settles
+	c.settles = nil
 	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		defer c.guard("settlement")
-		reply, err := applyOutcome(context.Background(), l.q, store.LockToken(od.token), state)
+	go c.runSettles(batch)
+}
+
+// runSettles applies a burst of settlements, waits once for the disk and
+// then confirms each.
+func (c *conn) runSettles(batch []pendingSettle) {
+	defer c.wg.Done()
+	defer c.guard("settlement")
+	ctx := context.Background()
+	replies := make([]any, len(batch))
+	changed := false
+	for i, p := range batch {
+		reply, err := applyOutcome(ctx, p.l.q, p.token, p.state)
 		if err != nil {
-			c.log.Debug("settlement failed", "queue", l.entity, "err", err)
+			c.log.Debug("settlement failed", "queue", p.l.entity, "err", err)
+		} else {
+			changed = true
 		}
-		if clientSettled {
-			return
-		}
-		c.locked(func() {
-			if s.ended {
-				return
+		replies[i] = reply
+	}
+	if changed {
+		if err := c.srv.store.sync(ctx); err != nil {
+			c.log.Error("sync settlements", "err", err)
+			for i := range replies {
+				replies[i] = &frames.Rejected{Error: &frames.Error{Condition: condInternal, Description: "settlement not durable: " + err.Error()}}
 			}
-			c.writeLocked(s.ch, &frames.Disposition{Role: frames.RoleSender, First: id, Settled: true, State: reply}, nil)
-			c.flushLocked()
-		})
-	}()
+		}
+	}
+	c.locked(func() {
+		for i, p := range batch {
+			if p.clientSettled || p.s.ended {
+				continue
+			}
+			c.writeLocked(p.s.ch, &frames.Disposition{Role: frames.RoleSender, First: p.id, Settled: true, State: replies[i]}, nil)
+		}
+		c.flushLocked()
+	})
 }
 
 // applyOutcome maps an AMQP outcome onto the store and returns the state to

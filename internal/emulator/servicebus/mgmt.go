@@ -271,6 +271,9 @@ func (c *conn) opReceiveDeferred(ctx context.Context, q *store.Queue, body enc.M
 	if err != nil {
 		return statusFor(err)
 	}
+	if err := c.srv.store.sync(ctx); err != nil {
+		return mgmtErr(500, "sync: %v", err)
+	}
 	list := make([]any, 0, len(msgs))
 	for i := range msgs {
 		b, err := encodeStored(&msgs[i], peekLock, true)
@@ -321,6 +324,9 @@ func (c *conn) opUpdateDisposition(ctx context.Context, q *store.Queue, body enc
 		if err != nil {
 			return statusFor(err)
 		}
+	}
+	if err := c.srv.store.sync(ctx); err != nil {
+		return mgmtErr(500, "sync: %v", err)
 	}
 	return mgmtResult{}
 }
