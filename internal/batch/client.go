@@ -239,8 +239,12 @@ func (c *Client) AddTasks(ctx context.Context, jobID string, specs []TaskSpec) (
 		sem      = make(chan struct{}, c.parallelism)
 	)
 	for _, ch := range chunks {
-		wg.Add(1)
 		sem <- struct{}{}
+		if ctx.Err() != nil { // an earlier chunk failed: stop submitting
+			<-sem
+			break
+		}
+		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
@@ -257,7 +261,14 @@ func (c *Client) AddTasks(ctx context.Context, jobID string, specs []TaskSpec) (
 		}()
 	}
 	wg.Wait()
-
+	if firstErr == nil && len(outcomes) < len(todo) {
+		// Only possible when the caller's context ended before every
+		// chunk was started.
+		firstErr = ctx.Err()
+		if firstErr == nil {
+			firstErr = errors.New("tasks left unsubmitted") // defensive; not expected
+		}
+	}
 	for i := range results {
 		if results[i].Err != nil {
 			continue

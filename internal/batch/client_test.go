@@ -235,6 +235,23 @@ func TestAddTasksWholeRequestErrors(t *testing.T) {
 			}
 		}
 	})
+	t.Run("cancelled context", func(t *testing.T) {
+		f, c := setupJob(t)
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		res, err := c.AddTasks(cctx, "ffpipe", specs(t, 3))
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("AddTasks = %v, want context.Canceled", err)
+		}
+		for _, r := range res {
+			if r.Err == nil || r.Permanent {
+				t.Errorf("result %+v, want a non-permanent error", r)
+			}
+		}
+		if len(f.tasks["ffpipe"]) != 0 {
+			t.Errorf("%d tasks added after cancellation", len(f.tasks["ffpipe"]))
+		}
+	})
 	t.Run("request-level 400", func(t *testing.T) {
 		f, c := setupJob(t)
 		f.versionError = true
