@@ -298,3 +298,73 @@ func TestLargeMessageMultiFrame(t *testing.T) {
 		t.Fatalf("got %d bytes, want the %d sent", len(got.Body), len(body))
 	}
 }
+
+// mgmtRequest sends one $management request on channel ch over two new
+// links (handles handleBase and handleBase+1) and returns the status code.
+func (r *rawConn) mgmtRequest(ch uint16, handleBase uint32, path, op string, body map[string]any) int32 {
+	r.t.Helper()
+	reply := fmt.Sprintf("%s/$management-reply-%d", path, handleBase)
+	r.attach(ch, handleBase, frames.RoleSender, "", path+"/$management", nil)
+	r.attach(ch, handleBase+1, frames.RoleReceiver, path+"/$management", reply, nil)
+	r.send(frames.TypeAMQP, ch, &frames.Flow{NextIncomingID: ptrU32(0), IncomingWindow: 5000, OutgoingWindow: 5000,
+		Handle: ptrU32(handleBase + 1), DeliveryCount: ptrU32(0), LinkCredit: ptrU32(10)}, nil)
+	msg := &amqp.Message{
+		Properties:            &amqp.MessageProperties{MessageID: "m-1", ReplyTo: to(reply)},
+		ApplicationProperties: map[string]any{"operation": op, "server-timeout": uint64(5000)},
+		Value:                 body,
+	}
+	payload, err := msg.MarshalBinary()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.send(frames.TypeAMQP, ch, &frames.Transfer{Handle: handleBase, DeliveryID: ptrU32(handleBase), DeliveryTag: []byte{2}, MessageFormat: ptrU32(0)}, payload)
+	f := r.until(func(f frames.Frame) bool { t, ok := f.Body.(*frames.Transfer); return ok && t.Handle == handleBase+1 })
+	if !f.Body.(*frames.Transfer).Settled {
+		r.t.Errorf("management reply is not settled")
+	}
+	var m amqp.Message
+	if err := m.UnmarshalBinary(f.Payload); err != nil {
+		r.t.Fatal(err)
+	}
+	if m.Properties == nil || m.Properties.CorrelationID != "m-1" {
+		r.t.Fatalf("reply correlation-id: got %+v, want m-1", m.Properties)
+	}
+	code, ok := m.ApplicationProperties["statusCode"].(int32)
+	if !ok {
+		r.t.Fatalf("statusCode: got %T, want int32", m.ApplicationProperties["statusCode"])
+	}
+	return code
+}
+
+func TestRawManagementStatuses(t *testing.T) {
+	t.Parallel()
+	s := sbtest.Start(t)
+	r := dialRaw(t, s.Addr())
+	r.open()
+	r.begin(0)
+	aud, tok := validToken(s, queue)
+	if got := r.putToken(0, aud, tok); got != 202 {
+		t.Fatalf("put-token: got %d, want 202", got)
+	}
+	tests := []struct {
+		name string
+		op   string
+		body map[string]any
+		want int32
+	}{
+		{"unknown operation", "com.microsoft:get-message-sessions", map[string]any{}, 501},
+		{"renew unknown lock", "com.microsoft:renew-lock", map[string]any{"lock-tokens": []amqp.UUID{{1, 2, 3}}}, 410},
+		{"peek empty queue", "com.microsoft:peek-message", map[string]any{"from-sequence-number": int64(1), "message-count": int32(10)}, 204},
+		{"receive missing deferred", "com.microsoft:receive-by-sequence-number", map[string]any{"sequence-numbers": []int64{99}, "receiver-settle-mode": uint32(1)}, 404},
+		{"update unknown lock", "com.microsoft:update-disposition", map[string]any{"disposition-status": "completed", "lock-tokens": []amqp.UUID{{9}}}, 410},
+		{"cancel unknown numbers", "com.microsoft:cancel-scheduled-message", map[string]any{"sequence-numbers": []int64{5}}, 200},
+		{"bad body", "com.microsoft:renew-lock", map[string]any{"lock-tokens": "nope"}, 400},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := r.mgmtRequest(0, uint32(200+10*i), queue, tt.op, tt.body); got != tt.want {
+				t.Fatalf("status: got %d, want %d", got, tt.want)
+			}
+		})
+	}
+}
