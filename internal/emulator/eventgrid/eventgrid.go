@@ -181,7 +181,9 @@ func New(opts Options) *Server {
 		opts.Concurrency = 8
 	}
 	if opts.HTTPClient == nil {
-		opts.HTTPClient = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = 64 // Concurrency deliveries per subscription reuse connections
+		opts.HTTPClient = &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
 	for i := range opts.Subscriptions {
 		if opts.Subscriptions[i].Schema == "" {

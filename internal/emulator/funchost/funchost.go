@@ -277,7 +277,9 @@ func (h *Host) load() error {
 	}
 	// Transport timeout is functionTimeout + 1 minute, as on the host; the
 	// invocation context enforces functionTimeout itself.
-	h.client = &http.Client{Timeout: h.functionTimeout + time.Minute}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 64 // up to maxConcurrentCalls invocations at once, without reconnecting
+	h.client = &http.Client{Timeout: h.functionTimeout + time.Minute, Transport: tr}
 	h.routePrefix = "api"
 	if p := hc.Extensions.HTTP.RoutePrefix; p != nil {
 		h.routePrefix = strings.Trim(*p, "/")
