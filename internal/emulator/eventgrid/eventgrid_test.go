@@ -136,7 +136,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func sharedAzurite(t *testing.T) *azurite.Server {
+func sharedAzurite(t *testing.T) *azurite.Server { return sharedAzuriteTB(t) }
+
+func sharedAzuriteTB(t testing.TB) *azurite.Server {
 	t.Helper()
 	azOnce.Do(func() {
 		if azDir, azErr = os.MkdirTemp("", "eventgrid-azurite-"); azErr != nil {
