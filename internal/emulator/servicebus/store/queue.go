@@ -5,7 +5,7 @@ import (
 	crand "crypto/rand"
 	"fmt"
 	"math/rand/v2"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -571,15 +571,25 @@ func (h *Queue) Peek(from int64, max int) ([]Message, error) {
 			}
 		}
 	} else {
+		// Keep the max smallest numbers >= from: a bounded max-heap, so a
+		// page of a big queue costs O(n log max), not a full sort.
+		var top seqHeap // holds negated numbers: a max-heap of the kept ones
 		for seq, e := range q.msgs {
-			if seq >= from && e.sub == h.sub {
-				seqs = append(seqs, seq)
+			if seq < from || e.sub != h.sub {
+				continue
+			}
+			if len(top) < max {
+				top.push(-seq)
+			} else if -top[0] > seq {
+				top.pop()
+				top.push(-seq)
 			}
 		}
-		sort.Slice(seqs, func(i, j int) bool { return seqs[i] < seqs[j] })
-		if len(seqs) > max {
-			seqs = seqs[:max]
+		seqs = make([]int64, len(top))
+		for i := range seqs {
+			seqs[i] = -top[i]
 		}
+		slices.Sort(seqs)
 	}
 	out := make([]Message, 0, len(seqs))
 	for _, seq := range seqs {
