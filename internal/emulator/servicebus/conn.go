@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"runtime/debug"
 	"strings"
@@ -465,7 +466,9 @@ func (s *session) onFlow(f *frames.Flow) error {
 	if f.NextIncomingID != nil {
 		nid = *f.NextIncomingID
 	}
-	s.remoteIncomingWindow = nid + f.IncomingWindow - s.nextOutgoingID
+	// Transfers in flight (serial-number arithmetic) use up the window.
+	inFlight := int64(int32(s.nextOutgoingID - nid))
+	s.remoteIncomingWindow = uint32(max(0, min(int64(f.IncomingWindow)-inFlight, math.MaxUint32)))
 	var l *link
 	if f.Handle != nil {
 		l = s.links[*f.Handle]
@@ -618,7 +621,9 @@ func (s *session) sendLocked(l *link, tag []byte, settled bool, msg []byte) uint
 		}
 		s.c.writeLocked(s.ch, &t, msg[:n])
 		s.nextOutgoingID++
-		s.remoteIncomingWindow--
+		if s.remoteIncomingWindow > 0 {
+			s.remoteIncomingWindow--
+		}
 		msg = msg[n:]
 		if len(msg) == 0 {
 			break
