@@ -1,0 +1,209 @@
+package chaos
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ffpipe/ffpipe/internal/emulator/media"
+	"github.com/ffpipe/ffpipe/internal/records"
+)
+
+// baseline: one valid input converted, one poison failed and quarantined,
+// one ignored, one deleted before dispatch, and an overwrite pair.
+func baseline() ([]Row, Observed) {
+	rows := []Row{
+		{ID: "valid-1", Kind: KindValid, Name: "v/a.mp4", ETag: "e1", Key: "k1", Output: "v/a.mp3", Duration: 2 * time.Second, expect: media.Expect{Outcome: media.Done}},
+		{ID: "poison-text", Kind: KindPoison, Name: "p/t.mp4", ETag: "e2", Key: "k2", Output: "p/t.mp3", expect: media.Expect{Outcome: media.Failed, ReasonContains: "not_media"}},
+		{ID: "poison-mov", Kind: KindPoison, Name: "p/c.mov", ETag: "e3", Key: "k3", expect: media.Expect{Outcome: media.Ignored}},
+		{ID: "deleted-0", Kind: KindDeleted, Name: "d/x.mp4", ETag: "e4", Key: "k4", Output: "d/x.mp3", wantState: records.StateInputMissing},
+		{ID: "ow-v1", Kind: KindOverwriteOld, Name: "o/w.mp4", ETag: "e5", Key: "k5", Output: "o/w.mp3", Duration: 2 * time.Second, Pair: "ow-v2", expect: media.Expect{Outcome: media.Done}, mayBeMissing: true},
+		{ID: "ow-v2", Kind: KindOverwriteNew, Name: "o/w.mp4", ETag: "e6", Key: "k6", Output: "o/w.mp3", Duration: time.Second, Pair: "ow-v1", expect: media.Expect{Outcome: media.Done}},
+	}
+	obs := Observed{
+		Records: map[string]records.Record{
+			"k1": {Key: "k1", State: records.StateDone, Output: records.Blob{Blob: "v/a.mp3"}},
+			"k2": {Key: "k2", State: records.StateFailed, Reason: "not_media: moov atom not found"},
+			"k4": {Key: "k4", State: records.StateInputMissing, Reason: "input_missing: the input blob does not exist"},
+			"k5": {Key: "k5", State: records.StateDone, Output: records.Blob{Blob: "o/w.mp3"}},
+			"k6": {Key: "k6", State: records.StateDone, Output: records.Blob{Blob: "o/w.mp3"}},
+		},
+		Inputs:     map[string]string{"p/c.mov": "e3"},
+		Quarantine: map[string]string{"p/t.mp4": "e2"},
+		Outputs: map[string]OutputBlob{
+			"v/a.mp3": {Size: 100, Duration: 2*time.Second + 20*time.Millisecond},
+			"o/w.mp3": {Size: 100, Duration: time.Second},
+		},
+	}
+	return rows, obs
+}
+
+func TestCheck(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(rows []Row, obs *Observed)
+		want   map[string]int // invariant → count; all others 0
+	}{
+		{"clean run", func([]Row, *Observed) {}, nil},
+		{"no record at all", func(_ []Row, o *Observed) { delete(o.Records, "k1") },
+			map[string]int{"lost": 1}},
+		{"record stuck in dispatched", func(_ []Row, o *Observed) {
+			o.Records["k1"] = records.Record{Key: "k1", State: records.StateDispatched}
+		}, map[string]int{"lost": 1}},
+		{"done but output missing", func(_ []Row, o *Observed) { delete(o.Outputs, "v/a.mp3") },
+			map[string]int{"lost": 1, "wrongly_deleted_inputs": 1}},
+		{"output of the wrong length", func(_ []Row, o *Observed) {
+			o.Outputs["v/a.mp3"] = OutputBlob{Size: 1, Duration: 1500 * time.Millisecond}
+		}, map[string]int{"invalid_outputs": 1}},
+		{"output unreadable", func(_ []Row, o *Observed) {
+			o.Outputs["v/a.mp3"] = OutputBlob{Size: 1, Err: errors.New("2 streams")}
+		}, map[string]int{"invalid_outputs": 1, "wrongly_deleted_inputs": 1}},
+		{"valid input failed", func(_ []Row, o *Observed) {
+			o.Records["k1"] = records.Record{Key: "k1", State: records.StateFailed, Reason: "task_failed: exit code 137"}
+			delete(o.Outputs, "v/a.mp3")
+			o.Quarantine["v/a.mp4"] = "e1"
+		}, map[string]int{"wrong_outcome": 1}},
+		{"poison converted", func(_ []Row, o *Observed) {
+			o.Records["k2"] = records.Record{Key: "k2", State: records.StateDone, Output: records.Blob{Blob: "p/t.mp3"}}
+			o.Outputs["p/t.mp3"] = OutputBlob{Size: 1, Duration: time.Second}
+		}, map[string]int{"wrong_outcome": 1}},
+		{"poison failed for another reason", func(_ []Row, o *Observed) {
+			o.Records["k2"] = records.Record{Key: "k2", State: records.StateFailed, Reason: "task_failed: exit code 1"}
+		}, map[string]int{"wrong_outcome": 1}},
+		{"partial output of a failure", func(_ []Row, o *Observed) {
+			o.Outputs["p/t.mp3"] = OutputBlob{Size: 1, Duration: time.Second}
+		}, map[string]int{"unexpected_outputs": 1}},
+		{"ignored input got a record", func(_ []Row, o *Observed) {
+			o.Records["k3"] = records.Record{Key: "k3", State: records.StateFailed}
+		}, map[string]int{"wrong_outcome": 1}},
+		{"failed input deleted", func(_ []Row, o *Observed) { delete(o.Quarantine, "p/t.mp4") },
+			map[string]int{"wrongly_deleted_inputs": 1}},
+		{"ignored input deleted", func(_ []Row, o *Observed) { delete(o.Inputs, "p/c.mov") },
+			map[string]int{"wrongly_deleted_inputs": 1}},
+		{"newer upload deleted by the old sweep", func(_ []Row, o *Observed) {
+			o.Records["k6"] = records.Record{Key: "k6", State: records.StateInputMissing, Reason: "input_missing"}
+		}, map[string]int{"wrong_outcome": 1, "wrongly_deleted_inputs": 1}},
+		{"overwrite: old version's output won", func(_ []Row, o *Observed) {
+			o.Outputs["o/w.mp3"] = OutputBlob{Size: 1, Duration: 2 * time.Second}
+		}, map[string]int{"wrong_outcome": 1}},
+		{"overwrite: old version never dispatched", func(_ []Row, o *Observed) {
+			o.Records["k5"] = records.Record{Key: "k5", State: records.StateInputMissing, Reason: "input_missing: the input changed"}
+		}, nil},
+		{"deleted input converted after all", func(_ []Row, o *Observed) {
+			o.Records["k4"] = records.Record{Key: "k4", State: records.StateDone, Output: records.Blob{Blob: "d/x.mp3"}}
+			o.Outputs["d/x.mp3"] = OutputBlob{Size: 1, Duration: time.Second}
+		}, map[string]int{"wrong_outcome": 1}},
+		{"done overwritten by a late duplicate", func(_ []Row, o *Observed) {
+			o.Records["k1"] = records.Record{Key: "k1", State: records.StateInputMissing, Reason: "input_missing"}
+		}, map[string]int{"wrong_outcome": 1, "unexpected_outputs": 1, "wrongly_deleted_inputs": 1}},
+		{"output nobody asked for", func(_ []Row, o *Observed) {
+			o.Outputs["stray.mp3"] = OutputBlob{Size: 1, Duration: time.Second}
+		}, map[string]int{"unexpected_outputs": 1}},
+		{"record nobody asked for", func(_ []Row, o *Observed) {
+			o.Records["zz"] = records.Record{Key: "zz", State: records.StateDone}
+		}, map[string]int{"unexpected_outputs": 1}},
+		{"superseded upload's record", func(rows []Row, o *Observed) {
+			rows[0].superseded = []string{"old"}
+			o.Records["old"] = records.Record{Key: "old", State: records.StateInputMissing}
+		}, nil},
+		{"one output for two keys", func(rows []Row, o *Observed) {
+			rows[1].Output = "v/a.mp3"
+			o.Records["k2"] = records.Record{Key: "k2", State: records.StateDone, Output: records.Blob{Blob: "v/a.mp3"}}
+			rows[1].expect = media.Expect{Outcome: media.Done}
+		}, map[string]int{"duplicate_outputs": 1, "wrongly_deleted_inputs": 0}},
+		{"dead letter without a record", func(_ []Row, o *Observed) {
+			o.DLQ = []DeadLetter{{MessageID: "nope", Reason: "MaxDeliveryCountExceeded"}}
+		}, map[string]int{"dlq_unresolved": 1}},
+		{"dead letter of finished work", func(_ []Row, o *Observed) {
+			o.DLQ = []DeadLetter{{MessageID: "k1", Reason: "MaxDeliveryCountExceeded"}}
+		}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rows, obs := baseline()
+			tt.mutate(rows, &obs)
+			if tt.name == "one output for two keys" {
+				// The poison row is kept in quarantine in the baseline; the
+				// mutation makes it done, so its input is legitimately gone.
+				delete(obs.Quarantine, "p/t.mp4")
+			}
+			res := Check(rows, obs, media.DefaultTolerance)
+			got := map[string]int{
+				"lost": res.Lost, "duplicate_outputs": res.DuplicateOutputs, "unexpected_outputs": res.UnexpectedOutputs,
+				"wrongly_deleted_inputs": res.WronglyDeletedInputs, "wrong_outcome": res.WrongOutcome,
+				"invalid_outputs": res.InvalidOutputs, "dlq_unresolved": res.DLQUnresolved,
+			}
+			for inv, n := range got {
+				if n != tt.want[inv] {
+					t.Errorf("%s = %d, want %d; findings: %+v", inv, n, tt.want[inv], res.Findings)
+				}
+			}
+			if want := 0; len(tt.want) == 0 && res.Breaches() != want {
+				t.Errorf("Breaches() = %d, want %d", res.Breaches(), want)
+			}
+		})
+	}
+}
+
+func TestParseBatchLog(t *testing.T) {
+	log := strings.Join([]string{
+		`time=2026-11-21T06:00:00Z level=INFO msg="batch task running" job=ffpipe task=abc node=n1 retryCount=0 requeueCount=0`,
+		`time=2026-11-21T06:00:01Z level=INFO msg="batch task retrying" job=ffpipe task=abc exitCode=137 retryCount=1`,
+		`time=2026-11-21T06:00:01Z level=INFO msg="batch task running" job=ffpipe task=abc node=n1 retryCount=1 requeueCount=0`,
+		`time=2026-11-21T06:00:02Z level=INFO msg="batch task requeued" job=ffpipe task=ABC requeueCount=1`,
+		`time=2026-11-21T06:00:03Z level=INFO msg="batch task running" job=ffpipe task=abc node=n2 retryCount=1 requeueCount=1`,
+		`time=2026-11-21T06:00:03Z level=INFO msg="batch task running" job=ffpipe task=def node=n2 retryCount=0 requeueCount=0`,
+		`time=2026-11-21T06:00:04Z level=INFO msg="batch task completed" job=ffpipe task=def result=success`,
+		`garbage line`,
+	}, "\n")
+	got, err := ParseBatchLog(strings.NewReader(log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]TaskAttempts{"abc": {Runs: 3, Retries: 1, Requeues: 1}, "def": {Runs: 1}}
+	if len(got) != len(want) {
+		t.Fatalf("got %d tasks (%v), want %d", len(got), got, len(want))
+	}
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("task %s: got %+v, want %+v", k, got[k], w)
+		}
+	}
+}
+
+func TestScanSecrets(t *testing.T) {
+	lits := map[string]string{"account key": "S3CRETKEY==", "token": "tok-123"}
+	tests := []struct {
+		line string
+		want int
+	}{
+		{`msg="upload" url="http://127.0.0.1/c/b?sv=2021&sig=abcDEF%2B&se=x"`, 1},
+		{`msg="upload" url="http://127.0.0.1/c/b?sv=2021&sig=REDACTED&se=x"`, 0},
+		{`conn="Endpoint=sb://h;SharedAccessKeyName=Root;SharedAccessKey=abc;"`, 1},
+		{`conn="Endpoint=sb://h;SharedAccessKeyName=Root;SharedAccessKey=REDACTED;"`, 0},
+		{`AccountName=dev;AccountKey=xyz==;BlobEndpoint=http://x`, 1},
+		{`AccountKey=***`, 0},
+		{`the key is S3CRETKEY== oops`, 1},
+		{`Authorization: Bearer tok-123`, 1},
+		{`msg="task failed" code=BlobNotFound exitCode=1`, 0},
+		{`sig= and nothing`, 0},
+		{`a sig=one and sig=two`, 2},
+	}
+	for _, tt := range tests {
+		got, n, err := ScanSecrets("x.log", strings.NewReader(tt.line), lits)
+		if err != nil || n != 1 {
+			t.Fatalf("ScanSecrets(%q): %d lines, %v", tt.line, n, err)
+		}
+		if len(got) != tt.want {
+			t.Errorf("ScanSecrets(%q) = %q, want %d findings", tt.line, got, tt.want)
+		}
+		for _, f := range got {
+			for _, l := range lits {
+				if strings.Contains(f, l) {
+					t.Errorf("finding %q repeats the secret", f)
+				}
+			}
+		}
+	}
+}
