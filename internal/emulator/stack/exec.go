@@ -80,7 +80,7 @@ func (s *Stack) writeServiceBusConfig() error {
 					"LockDuration":                        isoSeconds(s.opts.LockDuration),
 					"MaxDeliveryCount":                    10,
 					"RequiresDuplicateDetection":          true,
-					"DuplicateDetectionHistoryTimeWindow": "PT5M",
+					"DuplicateDetectionHistoryTimeWindow": isoSeconds(s.opts.DuplicateDetectionWindow),
 					"DeadLetteringOnMessageExpiration":    true,
 					"DefaultMessageTimeToLive":            "PT1H",
 				},
@@ -135,7 +135,7 @@ func (s *Stack) childArgs(name string) ([]string, error) {
 			"--max-slots", strconv.Itoa(s.opts.Slots)}, nil
 	case Host:
 		args := []string{"emulator", "funchost", "--app", s.opts.AppDir, "--listen", addr(s.opts.Ports.Host),
-			"--data", s.dir("funchost"), "--master-key", s.masterKey}
+			"--data", s.dir("funchost"), "--master-key", s.masterKey, "--restart-limit", "-1"}
 		keys := make([]string, 0, len(s.settings))
 		for k := range s.settings {
 			keys = append(keys, k)

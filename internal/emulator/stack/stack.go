@@ -62,6 +62,8 @@ type Options struct {
 	SweepSchedule string
 	// LockDuration of the queue. Default 30 s.
 	LockDuration time.Duration
+	// DuplicateDetectionWindow of the queue. Default 5 min.
+	DuplicateDetectionWindow time.Duration
 	// Settings override or add app settings for the function app.
 	Settings map[string]string
 	// InMemoryBroker keeps Service Bus state in memory (faster, not durable).
@@ -123,6 +125,9 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 	}
 	if opts.LockDuration <= 0 {
 		opts.LockDuration = 30 * time.Second
+	}
+	if opts.DuplicateDetectionWindow <= 0 {
+		opts.DuplicateDetectionWindow = 5 * time.Minute
 	}
 	for _, p := range []*int{&opts.Ports.Azurite, &opts.Ports.ServiceBus, &opts.Ports.Batch, &opts.Ports.Host} {
 		if *p == 0 {
@@ -342,7 +347,7 @@ func (s *Stack) startComponent(ctx context.Context, name string) error {
 		q.LockDuration = s.opts.LockDuration
 		q.MaxDeliveryCount = 10
 		q.RequiresDuplicateDetection = true
-		q.DuplicateDetectionHistoryTimeWindow = 5 * time.Minute
+		q.DuplicateDetectionHistoryTimeWindow = s.opts.DuplicateDetectionWindow
 		q.DeadLetteringOnMessageExpiration = true
 		dataDir := s.dir("servicebus")
 		if s.opts.InMemoryBroker {
