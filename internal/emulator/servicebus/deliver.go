@@ -72,7 +72,7 @@ func (l *link) push(msgs []store.Message) {
 	c := l.s.c
 	encoded := make([][]byte, len(msgs))
 	for i := range msgs {
-		b, err := encodeStored(&msgs[i], l.peekLock, false)
+		b, err := encodeStored(&msgs[i], l.peekLock, l.peekLock)
 		if err != nil {
 			c.log.Error("encode stored message", "queue", l.entity, "seq", msgs[i].SequenceNumber, "err", err)
 		}

@@ -265,10 +265,13 @@ func TestRawSmallMaxFrameSize(t *testing.T) {
 	r.attach(0, 0, frames.RoleReceiver, queue, "", nil)
 	r.send(frames.TypeAMQP, 0, &frames.Flow{NextIncomingID: ptrU32(0), IncomingWindow: 5000, OutgoingWindow: 5000,
 		Handle: ptrU32(0), DeliveryCount: ptrU32(0), LinkCredit: ptrU32(1)}, nil)
-	var payload []byte
+	var payload, tag []byte
 	frameCount := 0
 	for {
 		f := r.until(func(f frames.Frame) bool { t, ok := f.Body.(*frames.Transfer); return ok && t.Handle == 0 })
+		if frameCount == 0 {
+			tag = f.Body.(*frames.Transfer).DeliveryTag
+		}
 		frameCount++
 		payload = append(payload, f.Payload...)
 		if !f.Body.(*frames.Transfer).More {
@@ -281,6 +284,14 @@ func TestRawSmallMaxFrameSize(t *testing.T) {
 	}
 	if !bytes.Equal(m.GetData(), body) || frameCount < 6 {
 		t.Fatalf("got %d body bytes in %d frames, want %d bytes in at least 6 frames", len(m.GetData()), frameCount, len(body))
+	}
+	// The delivery tag is the lock token in .NET Guid byte order.
+	tok, ok := m.DeliveryAnnotations["x-opt-lock-token"].(amqp.UUID)
+	if !ok {
+		t.Fatalf("x-opt-lock-token: got %T, want uuid", m.DeliveryAnnotations["x-opt-lock-token"])
+	}
+	if want := enc.UUID(tok).DotNet(); !bytes.Equal(tag, want[:]) {
+		t.Errorf("delivery tag: got % x, want % x (token %s in .NET layout)", tag, want, enc.UUID(tok))
 	}
 }
 
