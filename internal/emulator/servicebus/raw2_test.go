@@ -286,12 +286,12 @@ func TestRawSmallMaxFrameSize(t *testing.T) {
 		t.Fatalf("got %d body bytes in %d frames, want %d bytes in at least 6 frames", len(m.GetData()), frameCount, len(body))
 	}
 	// The delivery tag is the lock token in .NET Guid byte order.
-	tok, ok := m.DeliveryAnnotations["x-opt-lock-token"].(amqp.UUID)
+	lockTok, ok := m.DeliveryAnnotations["x-opt-lock-token"].(amqp.UUID)
 	if !ok {
 		t.Fatalf("x-opt-lock-token: got %T, want uuid", m.DeliveryAnnotations["x-opt-lock-token"])
 	}
-	if want := enc.UUID(tok).DotNet(); !bytes.Equal(tag, want[:]) {
-		t.Errorf("delivery tag: got % x, want % x (token %s in .NET layout)", tag, want, enc.UUID(tok))
+	if want := enc.UUID(lockTok).DotNet(); !bytes.Equal(tag, want[:]) {
+		t.Errorf("delivery tag: got % x, want % x (token %s in .NET layout)", tag, want, enc.UUID(lockTok))
 	}
 }
 
