@@ -80,21 +80,20 @@ func cfg(queues ...store.QueueConfig) *store.Config {
 	return &store.Config{Queues: queues}
 }
 
-func TestSendReceiveComplete(t *testing.T) {
-	s := sbtest.Start(t)
-	c := client(t, s)
+func testSendReceiveComplete(t *testing.T, tg target) {
+	c := tg.client(t)
 	ctx := ctxT(t, 20*time.Second)
-	snd := sender(t, c, queue)
+	snd := sender(t, c, tg.queue)
 	if err := snd.SendMessage(ctx, &azservicebus.Message{Body: []byte("hello"), MessageID: to("m1")}, nil); err != nil {
 		t.Fatalf("send: %v", err)
 	}
-	r := receiver(t, c, queue, nil)
+	r := receiver(t, c, tg.queue, nil)
 	got := receiveN(t, ctx, r, 1)[0]
 	if string(got.Body) != "hello" || got.MessageID != "m1" {
 		t.Fatalf("got body %q id %q, want hello m1", got.Body, got.MessageID)
 	}
-	if got.DeliveryCount != 1 || got.SequenceNumber == nil || *got.SequenceNumber != 1 {
-		t.Errorf("got delivery count %d seq %v, want 1 and 1", got.DeliveryCount, got.SequenceNumber)
+	if got.DeliveryCount != 1 || got.SequenceNumber == nil || got.EnqueuedTime == nil {
+		t.Errorf("got delivery count %d seq %v enqueued %v, want 1 and both set", got.DeliveryCount, got.SequenceNumber, got.EnqueuedTime)
 	}
 	if err := r.CompleteMessage(ctx, got, nil); err != nil {
 		t.Fatalf("complete: %v", err)
@@ -110,12 +109,10 @@ func TestSendReceiveComplete(t *testing.T) {
 
 func to[T any](v T) *T { return &v }
 
-func TestSendBatchKeepsOrder(t *testing.T) {
-	t.Parallel()
-	s := sbtest.Start(t)
-	c := client(t, s)
+func testSendBatchKeepsOrder(t *testing.T, tg target) {
+	c := tg.client(t)
 	ctx := ctxT(t, 20*time.Second)
-	snd := sender(t, c, queue)
+	snd := sender(t, c, tg.queue)
 	batch, err := snd.NewMessageBatch(ctx, nil)
 	if err != nil {
 		t.Fatalf("new batch: %v", err)
@@ -129,11 +126,11 @@ func TestSendBatchKeepsOrder(t *testing.T) {
 	if err := snd.SendMessageBatch(ctx, batch, nil); err != nil {
 		t.Fatalf("send batch: %v", err)
 	}
-	r := receiver(t, c, queue, &azservicebus.ReceiverOptions{ReceiveMode: azservicebus.ReceiveModeReceiveAndDelete})
+	r := receiver(t, c, tg.queue, &azservicebus.ReceiverOptions{ReceiveMode: azservicebus.ReceiveModeReceiveAndDelete})
 	got := receiveN(t, ctx, r, n)
 	for i, m := range got {
-		if string(m.Body) != fmt.Sprint(i) || *m.SequenceNumber != int64(i+1) {
-			t.Errorf("message %d: got body %q seq %d, want %d and %d", i, m.Body, *m.SequenceNumber, i, i+1)
+		if want := *got[0].SequenceNumber + int64(i); string(m.Body) != fmt.Sprint(i) || *m.SequenceNumber != want {
+			t.Errorf("message %d: got body %q seq %d, want %d and %d", i, m.Body, *m.SequenceNumber, i, want)
 		}
 		if m.MessageID == "" {
 			t.Errorf("message %d: empty MessageID", i)
@@ -141,12 +138,10 @@ func TestSendBatchKeepsOrder(t *testing.T) {
 	}
 }
 
-func TestMessageFieldsPreserved(t *testing.T) {
-	t.Parallel()
-	s := sbtest.Start(t)
-	c := client(t, s)
+func testMessageFieldsPreserved(t *testing.T, tg target) {
+	c := tg.client(t)
 	ctx := ctxT(t, 20*time.Second)
-	snd := sender(t, c, queue)
+	snd := sender(t, c, tg.queue)
 	enq := time.Date(2026, 1, 2, 3, 4, 5, 6e6, time.UTC)
 	in := &azservicebus.Message{
 		Body:             []byte{0, 1, 2, 0xff},
@@ -165,7 +160,7 @@ func TestMessageFieldsPreserved(t *testing.T) {
 	if err := snd.SendMessage(ctx, in, nil); err != nil {
 		t.Fatalf("send: %v", err)
 	}
-	r := receiver(t, c, queue, nil)
+	r := receiver(t, c, tg.queue, nil)
 	got := receiveN(t, ctx, r, 1)[0]
 	checks := []struct {
 		name      string
@@ -201,12 +196,10 @@ func TestMessageFieldsPreserved(t *testing.T) {
 	}
 }
 
-func TestAnnotatedMessageSectionsPreserved(t *testing.T) {
-	t.Parallel()
-	s := sbtest.Start(t)
-	c := client(t, s)
+func testAnnotatedMessageSectionsPreserved(t *testing.T, tg target) {
+	c := tg.client(t)
 	ctx := ctxT(t, 20*time.Second)
-	snd := sender(t, c, queue)
+	snd := sender(t, c, tg.queue)
 	msgs := []*azservicebus.AMQPAnnotatedMessage{
 		{Body: azservicebus.AMQPAnnotatedMessageBody{Value: "a value body"}, Properties: &azservicebus.AMQPAnnotatedMessageProperties{MessageID: "v"},
 			Footer: map[any]any{"f": "foot"}, DeliveryAnnotations: map[any]any{"da": int64(1)}, MessageAnnotations: map[any]any{"custom": "ann"}},
@@ -219,7 +212,7 @@ func TestAnnotatedMessageSectionsPreserved(t *testing.T) {
 			t.Fatalf("send: %v", err)
 		}
 	}
-	r := receiver(t, c, queue, &azservicebus.ReceiverOptions{ReceiveMode: azservicebus.ReceiveModeReceiveAndDelete})
+	r := receiver(t, c, tg.queue, &azservicebus.ReceiverOptions{ReceiveMode: azservicebus.ReceiveModeReceiveAndDelete})
 	got := receiveN(t, ctx, r, 3)
 	raw := []*azservicebus.AMQPAnnotatedMessage{got[0].RawAMQPMessage, got[1].RawAMQPMessage, got[2].RawAMQPMessage}
 	if v := raw[0].Body.Value; v != "a value body" {
@@ -245,15 +238,13 @@ func TestAnnotatedMessageSectionsPreserved(t *testing.T) {
 	}
 }
 
-func TestMessageIDAssigned(t *testing.T) {
-	t.Parallel()
-	s := sbtest.Start(t)
-	c := client(t, s)
+func testMessageIDAssigned(t *testing.T, tg target) {
+	c := tg.client(t)
 	ctx := ctxT(t, 20*time.Second)
-	if err := sender(t, c, queue).SendMessage(ctx, &azservicebus.Message{Body: []byte("x")}, nil); err != nil {
+	if err := sender(t, c, tg.queue).SendMessage(ctx, &azservicebus.Message{Body: []byte("x")}, nil); err != nil {
 		t.Fatalf("send: %v", err)
 	}
-	got := receiveN(t, ctx, receiver(t, c, queue, nil), 1)[0]
+	got := receiveN(t, ctx, receiver(t, c, tg.queue, nil), 1)[0]
 	if got.MessageID == "" {
 		t.Fatal("got empty MessageID, want one assigned by the broker")
 	}
@@ -290,18 +281,16 @@ func TestDuplicateDetection(t *testing.T) {
 	}
 }
 
-func TestSettlement(t *testing.T) {
-	t.Parallel()
-	s := sbtest.Start(t)
-	c := client(t, s)
+func testSettlement(t *testing.T, tg target) {
+	c := tg.client(t)
 	ctx := ctxT(t, 30*time.Second)
-	snd := sender(t, c, queue)
+	snd := sender(t, c, tg.queue)
 	for _, b := range []string{"abandon", "deadletter", "defer"} {
 		if err := snd.SendMessage(ctx, &azservicebus.Message{Body: []byte(b), MessageID: to(b)}, nil); err != nil {
 			t.Fatalf("send: %v", err)
 		}
 	}
-	r := receiver(t, c, queue, nil)
+	r := receiver(t, c, tg.queue, nil)
 	msgs := receiveN(t, ctx, r, 3)
 	if err := r.AbandonMessage(ctx, msgs[0], &azservicebus.AbandonMessageOptions{PropertiesToModify: map[string]any{"why": "retry"}}); err != nil {
 		t.Fatalf("abandon: %v", err)
@@ -326,7 +315,7 @@ func TestSettlement(t *testing.T) {
 		t.Errorf("renew after complete: got %v, want code %s", err, azservicebus.CodeLockLost)
 	}
 	// Dead-lettered: in the DLQ with reason and description.
-	dlq := receiver(t, c, queue, &azservicebus.ReceiverOptions{SubQueue: azservicebus.SubQueueDeadLetter})
+	dlq := receiver(t, c, tg.queue, &azservicebus.ReceiverOptions{SubQueue: azservicebus.SubQueueDeadLetter})
 	dl := receiveN(t, ctx, dlq, 1)[0]
 	if string(dl.Body) != "deadletter" || dl.DeadLetterReason == nil || *dl.DeadLetterReason != "bad" ||
 		dl.DeadLetterErrorDescription == nil || *dl.DeadLetterErrorDescription != "very bad" || dl.ApplicationProperties["extra"] != int64(1) {
@@ -354,18 +343,16 @@ func TestSettlement(t *testing.T) {
 	}
 }
 
-func TestRenewLockAndPeek(t *testing.T) {
-	t.Parallel()
-	s := sbtest.Start(t)
-	c := client(t, s)
+func testRenewLockAndPeek(t *testing.T, tg target) {
+	c := tg.client(t)
 	ctx := ctxT(t, 20*time.Second)
-	snd := sender(t, c, queue)
+	snd := sender(t, c, tg.queue)
 	for i := 0; i < 3; i++ {
 		if err := snd.SendMessage(ctx, &azservicebus.Message{Body: []byte(fmt.Sprint(i))}, nil); err != nil {
 			t.Fatalf("send: %v", err)
 		}
 	}
-	r := receiver(t, c, queue, nil)
+	r := receiver(t, c, tg.queue, nil)
 	m := receiveN(t, ctx, r, 1)[0]
 	before := *m.LockedUntil
 	deadline := time.Now().Add(5 * time.Second)
@@ -388,7 +375,7 @@ func TestRenewLockAndPeek(t *testing.T) {
 		t.Fatalf("peek: got %d messages, want 3 (locked ones included)", len(peeked))
 	}
 	for i, p := range peeked {
-		if *p.SequenceNumber != int64(i+1) || string(p.Body) != fmt.Sprint(i) {
+		if *p.SequenceNumber != *peeked[0].SequenceNumber+int64(i) || string(p.Body) != fmt.Sprint(i) {
 			t.Errorf("peek %d: got seq %d body %q", i, *p.SequenceNumber, p.Body)
 		}
 	}
@@ -396,24 +383,23 @@ func TestRenewLockAndPeek(t *testing.T) {
 	if err != nil || len(more) != 0 {
 		t.Errorf("second peek: got %d, %v; want 0 (continues after the last)", len(more), err)
 	}
-	from, err := r.PeekMessages(ctx, 1, &azservicebus.PeekMessagesOptions{FromSequenceNumber: to(int64(2))})
-	if err != nil || len(from) != 1 || *from[0].SequenceNumber != 2 {
-		t.Errorf("peek from 2: got %v, %v", from, err)
+	second := *peeked[1].SequenceNumber
+	from, err := r.PeekMessages(ctx, 1, &azservicebus.PeekMessagesOptions{FromSequenceNumber: &second})
+	if err != nil || len(from) != 1 || *from[0].SequenceNumber != second {
+		t.Errorf("peek from %d: got %v, %v", second, from, err)
 	}
 }
 
-func TestScheduleAndCancel(t *testing.T) {
-	t.Parallel()
-	s := sbtest.Start(t)
-	c := client(t, s)
+func testScheduleAndCancel(t *testing.T, tg target) {
+	c := tg.client(t)
 	ctx := ctxT(t, 20*time.Second)
-	snd := sender(t, c, queue)
+	snd := sender(t, c, tg.queue)
 	later := time.Now().Add(time.Hour)
 	seqs, err := snd.ScheduleMessages(ctx, []*azservicebus.Message{{Body: []byte("a")}, {Body: []byte("b")}}, later, nil)
 	if err != nil || len(seqs) != 2 {
 		t.Fatalf("schedule: got %v, %v", seqs, err)
 	}
-	r := receiver(t, c, queue, nil)
+	r := receiver(t, c, tg.queue, nil)
 	peeked, err := r.PeekMessages(ctx, 10, nil)
 	if err != nil || len(peeked) != 2 || peeked[0].State != azservicebus.MessageStateScheduled {
 		t.Fatalf("peek scheduled: got %d messages (%v), want 2 scheduled", len(peeked), err)
@@ -736,15 +722,13 @@ func TestConfigJSONFile(t *testing.T) {
 	_ = srv.Close()
 }
 
-func TestSettleAfterReceiverClosed(t *testing.T) {
-	t.Parallel()
-	s := sbtest.Start(t)
-	c := client(t, s)
+func testSettleAfterReceiverClosed(t *testing.T, tg target) {
+	c := tg.client(t)
 	ctx := ctxT(t, 20*time.Second)
-	if err := sender(t, c, queue).SendMessage(ctx, &azservicebus.Message{Body: []byte("x")}, nil); err != nil {
+	if err := sender(t, c, tg.queue).SendMessage(ctx, &azservicebus.Message{Body: []byte("x")}, nil); err != nil {
 		t.Fatalf("send: %v", err)
 	}
-	r1, err := c.NewReceiverForQueue(queue, nil)
+	r1, err := c.NewReceiverForQueue(tg.queue, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -754,8 +738,8 @@ func TestSettleAfterReceiverClosed(t *testing.T) {
 	}
 	// Locks outlive their link: a new receiver on another connection
 	// settles through the management link.
-	c2 := client(t, s)
-	r2 := receiver(t, c2, queue, nil)
+	c2 := tg.client(t)
+	r2 := receiver(t, c2, tg.queue, nil)
 	if err := r2.CompleteMessage(ctx, m, nil); err != nil {
 		t.Fatalf("complete through another receiver: %v", err)
 	}
@@ -764,15 +748,13 @@ func TestSettleAfterReceiverClosed(t *testing.T) {
 	}
 }
 
-func TestReceiveDeferredAndDeleteMode(t *testing.T) {
-	t.Parallel()
-	s := sbtest.Start(t)
-	c := client(t, s)
+func testReceiveDeferredAndDeleteMode(t *testing.T, tg target) {
+	c := tg.client(t)
 	ctx := ctxT(t, 20*time.Second)
-	if err := sender(t, c, queue).SendMessage(ctx, &azservicebus.Message{Body: []byte("x")}, nil); err != nil {
+	if err := sender(t, c, tg.queue).SendMessage(ctx, &azservicebus.Message{Body: []byte("x")}, nil); err != nil {
 		t.Fatalf("send: %v", err)
 	}
-	r := receiver(t, c, queue, nil)
+	r := receiver(t, c, tg.queue, nil)
 	m := receiveN(t, ctx, r, 1)[0]
 	if err := r.DeferMessage(ctx, m, nil); err != nil {
 		t.Fatalf("defer: %v", err)
@@ -789,7 +771,7 @@ func TestReceiveDeferredAndDeleteMode(t *testing.T) {
 	if err := r.AbandonMessage(ctx, d[0], nil); err != nil {
 		t.Fatalf("abandon deferred: %v", err)
 	}
-	rd := receiver(t, c, queue, &azservicebus.ReceiverOptions{ReceiveMode: azservicebus.ReceiveModeReceiveAndDelete})
+	rd := receiver(t, c, tg.queue, &azservicebus.ReceiverOptions{ReceiveMode: azservicebus.ReceiveModeReceiveAndDelete})
 	d, err = rd.ReceiveDeferredMessages(ctx, []int64{*m.SequenceNumber}, nil)
 	if err != nil || len(d) != 1 || string(d[0].Body) != "x" {
 		t.Fatalf("receive deferred (delete mode): %d, %v", len(d), err)
