@@ -26,8 +26,9 @@ type InvokeResponse struct {
 }
 
 // maxInvokeBytes bounds an invocation body: a Dispatch batch of 100
-// messages of at most 64 KiB each, encoded twice, fits easily.
-const maxInvokeBytes = 32 << 20
+// messages of at most 64 KiB each, encoded twice (an escaped quote grows
+// to four bytes), fits.
+const maxInvokeBytes = 64 << 20
 
 // invocation carries one request through a function handler, collecting
 // the lines that go back to the host in Logs.
@@ -78,10 +79,10 @@ func (a *app) serveInvocation(name string, fn func(r *http.Request, inv *invocat
 		body := http.MaxBytesReader(w, r.Body, maxInvokeBytes)
 		dec := json.NewDecoder(body)
 		if err := dec.Decode(&inv.req); err != nil {
-			// A malformed envelope is the host's bug, not something a retry
-			// fixes; still fail the invocation so it is visible.
-			a.log.Error("decode invocation", "function", name, "invocationId", inv.id, "err", err)
-			writeJSON(w, http.StatusBadRequest, InvokeResponse{Outputs: map[string]any{}, Logs: []string{"malformed invocation: " + err.Error()}})
+			// A malformed envelope cannot get better by retrying it: answer
+			// 2xx (so nothing loops) and log it as an error.
+			a.log.Error("malformed invocation dropped", "function", name, "invocationId", inv.id, "err", err)
+			writeJSON(w, http.StatusOK, InvokeResponse{Outputs: map[string]any{}, Logs: []string{redactf("malformed invocation dropped: %v", err)}})
 			return
 		}
 		err := fn(r, inv)

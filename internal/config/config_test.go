@@ -272,3 +272,41 @@ func TestLoggerRedacts(t *testing.T) {
 type errString string
 
 func (e errString) Error() string { return string(e) }
+
+func TestParseStorageConnectionString(t *testing.T) {
+	tests := []struct {
+		in            string
+		account, blob string
+		ok            bool
+	}{
+		{"UseDevelopmentStorage=true", "devstoreaccount1", "http://127.0.0.1:10000/devstoreaccount1", true},
+		{"DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=a2V5;EndpointSuffix=core.windows.net", "acct", "https://acct.blob.core.windows.net", true},
+		{"AccountName=acct;AccountKey=a2V5", "acct", "https://acct.blob.core.windows.net", true},
+		{"DefaultEndpointsProtocol=http;AccountKey=a2V5;BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1/;", "devstoreaccount1", "http://127.0.0.1:10000/devstoreaccount1", true},
+		{"AccountName=acct", "", "", false},
+		{"BlobEndpoint=http://127.0.0.1:1;AccountKey=k", "", "", false},
+		{"nonsense", "", "", false},
+		{"", "", "", false},
+	}
+	for _, tt := range tests {
+		got, err := ParseStorageConnectionString(tt.in)
+		if (err == nil) != tt.ok || got.AccountName != tt.account || got.BlobEndpoint != tt.blob {
+			t.Errorf("ParseStorageConnectionString(%q): got %+v, %v; want %s %s ok=%v", tt.in, got, err, tt.account, tt.blob, tt.ok)
+		}
+		if err != nil && strings.Contains(err.Error(), "a2V5") {
+			t.Errorf("error leaks the key: %v", err)
+		}
+	}
+}
+
+func FuzzParseStorageConnectionString(f *testing.F) {
+	f.Add("DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=a2V5;EndpointSuffix=core.windows.net")
+	f.Add("UseDevelopmentStorage=true")
+	f.Add("BlobEndpoint=http://127.0.0.1:1/x;AccountKey=k")
+	f.Fuzz(func(t *testing.T, s string) {
+		c, err := ParseStorageConnectionString(s)
+		if err == nil && (c.AccountName == "" || c.AccountKey == "" || c.BlobEndpoint == "") {
+			t.Fatalf("ParseStorageConnectionString(%q) = %+v without error", s, c)
+		}
+	})
+}

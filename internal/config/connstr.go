@@ -45,7 +45,9 @@ func ParseStorageConnectionString(cs string) (StorageConnection, error) {
 		if c.BlobEndpoint == "" {
 			return StorageConnection{}, errors.New("storage connection string: AccountName missing")
 		}
-		c.AccountName = AccountFromBlobURL(c.BlobEndpoint)
+		if c.AccountName = AccountFromBlobURL(c.BlobEndpoint); c.AccountName == "" {
+			return StorageConnection{}, errors.New("storage connection string: AccountName missing")
+		}
 	}
 	if c.BlobEndpoint == "" {
 		proto := kv["defaultendpointsprotocol"]
