@@ -23,39 +23,39 @@
 //
 // Modelled (tested through the azservicebus SDK):
 //
-//	| Feature                                                        | Status          |
-//	|----------------------------------------------------------------|-----------------|
-//	| SASL ANONYMOUS and PLAIN (key name / key), plain TCP            | modelled        |
-//	| open/begin/attach/flow/transfer/disposition/detach/end/close    | modelled        |
-//	| heartbeats (empty frame every 15 s, idle-time-out 60 s)         | modelled        |
-//	| max-frame-size 65536, multi-frame transfers both ways           | modelled        |
-//	| session windows, link credit, drain                             | modelled        |
-//	| $cbs put-token with HMAC-SHA256 SAS check (key, expiry, audience)| modelled       |
-//	| entity attach needs a claim (amqp:unauthorized-access)          | modelled        |
-//	| send, batch (format 0x80013700), 256 KB limit                   | modelled        |
-//	| missing MessageId assigned                                      | modelled        |
-//	| duplicate detection window                                      | modelled        |
-//	| PeekLock, ReceiveAndDelete, lock tokens (.NET GUID tag layout)  | modelled        |
-//	| complete, abandon, dead-letter, defer, released                 | modelled        |
-//	| PropertiesToModify merged into application properties           | modelled        |
-//	| $management: renew-lock, peek-message, schedule-message,       | modelled        |
-//	|   cancel-scheduled-message, receive-by-sequence-number,         |                 |
-//	|   update-disposition                                            |                 |
-//	| lock expiry, MaxDeliveryCount → DLQ, TTL → DLQ or drop          | modelled        |
-//	| <queue>/$DeadLetterQueue                                        | modelled        |
-//	| Config.json of Microsoft's emulator (// comments allowed)       | modelled        |
-//	| durable log (fsync, group commit) or in-memory                  | modelled        |
+//	| Feature                                                           | Status   |
+//	|-------------------------------------------------------------------|----------|
+//	| SASL ANONYMOUS and PLAIN (key name / key), plain TCP              | modelled |
+//	| open/begin/attach/flow/transfer/disposition/detach/end/close      | modelled |
+//	| heartbeats (15 s, or half the client idle-time-out; ours is 60 s) | modelled |
+//	| max-frame-size 65536, multi-frame transfers both ways             | modelled |
+//	| session windows, link credit, drain                               | modelled |
+//	| $cbs put-token with HMAC-SHA256 SAS check (key, expiry, audience) | modelled |
+//	| entity attach needs a claim (amqp:unauthorized-access)            | modelled |
+//	| send, batch (format 0x80013700), 256 KB limit                     | modelled |
+//	| missing MessageId assigned                                        | modelled |
+//	| duplicate detection window                                        | modelled |
+//	| PeekLock, ReceiveAndDelete, lock tokens (.NET GUID tag layout)    | modelled |
+//	| complete, abandon, dead-letter, defer, released                   | modelled |
+//	| PropertiesToModify merged into application properties             | modelled |
+//	| $management: renew-lock, peek-message, schedule-message,          | modelled |
+//	| cancel-scheduled-message, receive-by-sequence-number,             |          |
+//	| update-disposition                                                |          |
+//	| lock expiry, MaxDeliveryCount → DLQ, TTL → DLQ or drop            | modelled |
+//	| <queue>/$DeadLetterQueue                                          | modelled |
+//	| Config.json of Microsoft's emulator (// comments allowed)         | modelled |
+//	| durable log (fsync, group commit) or in-memory                    | modelled |
 //
 // Not modelled:
 //
-//	| Feature                                                        | Behaviour                          |
-//	|----------------------------------------------------------------|------------------------------------|
-//	| topics and subscriptions                                       | attach refused: amqp:not-implemented |
-//	| sessions (RequiresSession)                                      | configuration refused              |
-//	| other $management operations (sessions, rules, ...)            | status 501                         |
-//	| transactions, ForwardTo, auto-forwarding                        | not implemented (ForwardTo ignored)|
-//	| TLS, WebSockets, the HTTP management API on 5300                | not implemented                    |
-//	| per-claim rights (Send/Listen/Manage)                           | any valid token grants all         |
-//	| the real service's 20 s put-token deadline                      | not enforced                       |
-//	| quotas other than message size                                  | not enforced                       |
+//	| Feature                                             | Behaviour                            |
+//	|-----------------------------------------------------|--------------------------------------|
+//	| topics and subscriptions                            | attach refused: amqp:not-implemented |
+//	| sessions (RequiresSession)                          | configuration refused                |
+//	| other $management operations (sessions, rules, ...) | status 501                           |
+//	| transactions, ForwardTo, auto-forwarding            | not implemented (ForwardTo ignored)  |
+//	| TLS, WebSockets, the HTTP management API on 5300    | not implemented                      |
+//	| per-claim rights (Send/Listen/Manage)               | any valid token grants all           |
+//	| the real service's 20 s put-token deadline          | not enforced                         |
+//	| quotas other than message size                      | not enforced                         |
 package servicebus
