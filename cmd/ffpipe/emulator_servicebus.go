@@ -53,8 +53,13 @@ func runEmulatorServiceBus(ctx context.Context, args []string, stdout, stderr io
 	if err := s.Start(ctx); err != nil {
 		return fmt.Errorf("emulator servicebus: %w", err)
 	}
-	// The connection string holds the key; print it for the user, never log it.
-	fmt.Fprintf(stdout, "Service Bus emulator on %s\nconnection string: %s\n", s.Addr(), strings.TrimSpace(s.ConnectionString()))
+	// The connection string holds the key: it is printed for the user, never
+	// logged, and a key other than the well-known emulator key is hidden.
+	cs := s.ConnectionString()
+	if *key != servicebus.DefaultKey {
+		cs = strings.Replace(cs, "SharedAccessKey="+*key, "SharedAccessKey=<your --key>", 1)
+	}
+	fmt.Fprintf(stdout, "Service Bus emulator on %s\nconnection string: %s\n", s.Addr(), cs)
 	<-ctx.Done()
 	log.Info("shutting down")
 	if err := s.Close(); err != nil {
