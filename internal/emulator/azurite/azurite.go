@@ -109,7 +109,7 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	cmd := exec.Command(bin,
 		"--blobHost", "127.0.0.1", "--blobPort", strconv.Itoa(port),
-		"--location", s.opts.Dir, "--skipApiVersionCheck", "--loose", "--silent")
+		"--location", s.opts.Dir, "--skipApiVersionCheck", "--loose", "--silent", "--disableTelemetry")
 	cmd.Stdout, cmd.Stderr = s.opts.Stdout, s.opts.Stderr
 	// Own process group so Close also stops node's children.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
