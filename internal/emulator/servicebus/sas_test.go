@@ -73,3 +73,31 @@ func TestAudiencePath(t *testing.T) {
 		}
 	}
 }
+
+func TestOptionsValidate(t *testing.T) {
+	tests := []struct {
+		name    string
+		opts    Options
+		wantErr string
+	}{
+		{"zero", Options{}, ""},
+		{"path", Options{Config: "Config.json"}, ""},
+		{"bad config type", Options{Config: 42}, "Config"},
+		{"bad key name", Options{KeyName: "a;b"}, "KeyName"},
+		{"bad key", Options{Key: "a;b"}, "Key"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := New(tt.opts)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("got %v, want nil", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("got %v, want an error naming %s", err, tt.wantErr)
+			}
+		})
+	}
+}

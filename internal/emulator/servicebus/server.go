@@ -7,8 +7,11 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/ffpipe/ffpipe/internal/emulator/servicebus/store"
 )
 
 // Defaults.
@@ -61,8 +64,27 @@ type Server struct {
 	heartbeat time.Duration // interval of empty frames on idle connections
 }
 
-// New returns an unstarted server; it validates opts.
+// Validate checks the options, naming the bad field.
+func (o Options) Validate() error {
+	switch o.Config.(type) {
+	case nil, string, *store.Config, store.Config:
+	default:
+		return fmt.Errorf("servicebus options: Config: got %T, want *store.Config, store.Config or a Config.json path", o.Config)
+	}
+	if strings.ContainsAny(o.KeyName, ";=") {
+		return fmt.Errorf("servicebus options: KeyName: must not contain ';' or '='")
+	}
+	if strings.Contains(o.Key, ";") {
+		return fmt.Errorf("servicebus options: Key: must not contain ';'")
+	}
+	return nil
+}
+
+// New returns an unstarted server with defaults filled in; it validates opts.
 func New(opts Options) (*Server, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
 	if opts.Addr == "" {
 		opts.Addr = DefaultAddr
 	}
