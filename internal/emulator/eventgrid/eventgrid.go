@@ -89,7 +89,9 @@ type Options struct {
 	// already exist without emitting events for them. Default false: they
 	// are delivered, so nothing uploaded before the stand-in started is lost.
 	SkipExisting bool
-	// MaxDeliveryAttempts before an event is dead-lettered. Default 10.
+	// MaxDeliveryAttempts before an event is dead-lettered. Default 30, as
+	// in Azure; with the compressed schedule that is about 4.5 minutes, so a
+	// restarting Functions host does not lose events.
 	MaxDeliveryAttempts int
 	// RetryDelay is the first retry delay, doubled per attempt up to
 	// MaxRetryDelay (a time-compressed version of Event Grid's 10 s, 30 s,
@@ -138,6 +140,12 @@ type Server struct {
 	scanned chan struct{} // closed and replaced after every completed scan
 
 	validators map[string]*validator
+	listErrs   map[string]listErr // last listing error per container (log rate limit)
+}
+
+type listErr struct {
+	msg string
+	at  time.Time
 }
 
 // state is the persisted cursor.
@@ -166,7 +174,7 @@ func New(opts Options) *Server {
 		opts.PollInterval = 100 * time.Millisecond
 	}
 	if opts.MaxDeliveryAttempts <= 0 {
-		opts.MaxDeliveryAttempts = 10
+		opts.MaxDeliveryAttempts = 30
 	}
 	if opts.RetryDelay <= 0 {
 		opts.RetryDelay = 200 * time.Millisecond
@@ -461,14 +469,32 @@ func (s *Server) scanLoop(ctx context.Context, skip bool) {
 
 // scan lists every container and publishes events for new or changed blobs.
 func (s *Server) scan(ctx context.Context, skip bool) {
+	if s.listErrs == nil {
+		s.listErrs = map[string]listErr{}
+	}
 	for _, c := range s.opts.Containers {
-		if err := s.scanContainer(ctx, c, skip); err != nil && ctx.Err() == nil {
-			if bloberror.HasCode(err, bloberror.ContainerNotFound) {
-				s.log.Debug("eventgrid: container does not exist yet", "container", c)
-				continue
-			}
-			s.log.Warn("eventgrid: list container", "container", c, "err", redact(err.Error()))
+		err := s.scanContainer(ctx, c, skip)
+		if ctx.Err() != nil {
+			return
 		}
+		if err == nil {
+			if _, failed := s.listErrs[c]; failed {
+				s.log.Info("eventgrid: listing works again", "container", c)
+				delete(s.listErrs, c)
+			}
+			continue
+		}
+		if bloberror.HasCode(err, bloberror.ContainerNotFound) {
+			s.log.Debug("eventgrid: container does not exist yet", "container", c)
+			continue
+		}
+		// Storage down: say so once, then every 10 s, not at every poll.
+		msg := redact(err.Error())
+		if last, ok := s.listErrs[c]; ok && last.msg == msg && time.Since(last.at) < 10*time.Second {
+			continue
+		}
+		s.listErrs[c] = listErr{msg: msg, at: time.Now()}
+		s.log.Warn("eventgrid: list container", "container", c, "err", msg)
 	}
 }
 
