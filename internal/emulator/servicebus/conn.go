@@ -57,7 +57,6 @@ type conn struct {
 	replies   map[string]*link     // reply-to address → broker-sending reply link
 	claims    map[string]time.Time // lower-case entity path → token expiry
 	settles   []pendingSettle      // client settlements not yet applied
-	closing   bool
 
 	done     chan struct{}
 	doneOnce sync.Once
@@ -92,7 +91,6 @@ func (c *conn) serve() {
 		}
 		c.shutdown()
 		c.mu.Lock()
-		c.closing = true
 		for _, s := range c.sessions {
 			c.endSessionLocked(s)
 		}
