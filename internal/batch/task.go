@@ -160,7 +160,7 @@ func (s TaskSpec) Content() (azbatch.CreateTaskContent, error) {
 	return azbatch.CreateTaskContent{
 		ID:          to.Ptr(s.Key),
 		DisplayName: to.Ptr("ffpipe " + p.Name),
-		CommandLine: to.Ptr(p.CommandLine()),
+		CommandLine: to.Ptr(p.TaskCommandLine()),
 		ResourceFiles: []azbatch.ResourceFile{{
 			HTTPURL:           to.Ptr(s.InputURL),
 			FilePath:          to.Ptr(presets.InputFile),

@@ -45,6 +45,9 @@ func sampleFile(t *testing.T, kind string) string {
 			{"-f", "lavfi", "-i", "testsrc=duration=1:size=160x120:rate=10", "-f", "lavfi", "-i", "sine=frequency=440:duration=1",
 				"-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", "av.mp4"},
 			{"-f", "lavfi", "-i", "testsrc=duration=1:size=160x120:rate=10", "-c:v", "libx264", "-pix_fmt", "yuv420p", "video.mp4"},
+			// moov first: cut short, it still demuxes and ffmpeg exits 0
+			{"-f", "lavfi", "-i", "testsrc=duration=4:size=160x120:rate=10", "-f", "lavfi", "-i", "sine=frequency=440:duration=4",
+				"-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", "-movflags", "+faststart", "faststart.mp4"},
 		}
 		for _, g := range gen {
 			out, err := runIn(sample.dir, append([]string{"ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y"}, g...))
