@@ -1,0 +1,94 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/ffpipe/ffpipe/internal/emulator/bench"
+	"github.com/ffpipe/ffpipe/internal/emulator/chart"
+)
+
+func init() {
+	commands = append(commands, command{
+		name:    "bench",
+		summary: "measure throughput, latency, dispatch rate and memory on the local stack against the targets (make bench)",
+		run:     runBench,
+	})
+}
+
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	app := fs.String("app", "dist", "packaged function app (make package)")
+	quick := fs.Bool("quick", false, "quick mode: 4 clips of 20 s, 5 latency files, 2,000 dispatch messages and stand-in operations")
+	files := fs.Int("files", 0, "throughput clips (default 32; quick 4)")
+	clip := fs.Duration("clip-duration", 0, "length of every clip (default 2m; quick 20s)")
+	latency := fs.Int("latency-files", 0, "files sent one at a time (default 20; quick 5)")
+	dispatch := fs.Int("dispatch-messages", 0, "request messages for the dispatch phase (default 20000; quick 2000)")
+	standin := fs.Int("standin-ops", 0, "messages and tasks for the stand-ins alone (default 20000; quick 2000)")
+	seed := fs.Uint64("seed", 1, "seed of the generated clips")
+	cache := fs.String("cache", ".ffpipe/cache", "cache of generated clips")
+	preset := fs.String("preset", "", "preset every task runs (default mp3)")
+	slots := fs.Int("slots", 0, "Batch task slots and baseline processes (default: cores)")
+	phases := fs.String("phases", "", "comma list of phases: "+strings.Join(bench.AllPhases(), ",")+" (default all)")
+	jsonOut := fs.String("json", "", "write the result as JSON to this file")
+	pngOut := fs.String("png", "", "write the chart to this PNG file")
+	keep := fs.Bool("keep", false, "keep the stacks' state directory")
+	timeout := fs.Duration("timeout", 60*time.Minute, "give up after this long")
+	level := fs.String("log-level", "warn", "log level of the local stacks: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	log, err := newCLILogger(stderr, *level)
+	if err != nil {
+		return err
+	}
+	appDir, err := appDirOrHint(*app)
+	if err != nil {
+		return err
+	}
+	opts := bench.Options{
+		AppDir: appDir, Keep: *keep, CacheDir: *cache, Seed: *seed,
+		Files: *files, ClipDuration: *clip, LatencyFiles: *latency, DispatchMessages: *dispatch,
+		StandinMessages: *standin, StandinTasks: *standin, Preset: *preset, Slots: *slots,
+		Logger: log, Progress: stdout,
+	}
+	if *phases != "" {
+		for _, p := range strings.Split(*phases, ",") {
+			opts.Phases = append(opts.Phases, strings.TrimSpace(p))
+		}
+	}
+	if *quick {
+		opts = opts.QuickMode()
+	}
+	res, runErr := bench.Run(ctx, opts)
+	fmt.Fprintln(stdout)
+	if err := res.WriteTable(stdout); err != nil {
+		return err
+	}
+	if *jsonOut != "" {
+		var b bytes.Buffer
+		if err := res.WriteJSON(&b); err != nil {
+			return err
+		}
+		if err := os.WriteFile(*jsonOut, b.Bytes(), 0o644); err != nil {
+			return fmt.Errorf("bench: write %s: %w", *jsonOut, err)
+		}
+		fmt.Fprintf(stdout, "wrote %s\n", *jsonOut)
+	}
+	if *pngOut != "" {
+		if err := chart.WritePNG(*pngOut, res.Chart()); err != nil {
+			return fmt.Errorf("bench: write %s: %w", *pngOut, err)
+		}
+		fmt.Fprintf(stdout, "wrote %s\n", *pngOut)
+	}
+	return runErr
+}

@@ -1,0 +1,351 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
+
+	"github.com/ffpipe/ffpipe/internal/config"
+	"github.com/ffpipe/ffpipe/internal/emulator/media"
+	"github.com/ffpipe/ffpipe/internal/emulator/stack"
+	"github.com/ffpipe/ffpipe/internal/records"
+	"github.com/ffpipe/ffpipe/internal/request"
+	"github.com/ffpipe/ffpipe/internal/storage"
+)
+
+// pipe is a running stack with the clients the phases need.
+type pipe struct {
+	s    *stack.Stack
+	cfg  config.Config
+	blob *azblob.Client
+	recs *records.Store
+}
+
+func (r *runner) startStack(ctx context.Context, name string, opts stack.Options) (*pipe, error) {
+	opts.Dir = filepath.Join(r.o.WorkDir, name)
+	opts.AppDir = r.o.AppDir
+	opts.Logger = r.o.Logger.With("stack", name)
+	opts.Slots = r.o.Slots
+	t0 := time.Now()
+	s, err := stack.Start(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	p := &pipe{s: s}
+	if p.cfg, err = s.Config(); err == nil {
+		if p.blob, err = s.Blob(); err == nil {
+			var st *storage.Client
+			if st, err = storage.NewFromConnectionString(s.StorageConnectionString(), storage.Options{}); err == nil {
+				p.recs = records.New(st, p.cfg.StatusContainer, nil)
+			}
+		}
+	}
+	if err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	r.progress("stack %s up in %.1fs", name, time.Since(t0).Seconds())
+	return p, nil
+}
+
+// upload puts one local file into the input container and returns its key.
+func (p *pipe) upload(ctx context.Context, file, blob string) (key string, err error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	resp, err := p.blob.UploadFile(ctx, p.cfg.InputContainer, blob, f, nil)
+	if err != nil {
+		return "", fmt.Errorf("upload %s: %w", blob, err)
+	}
+	return request.Key(p.cfg.StorageAccount(), p.cfg.InputContainer, blob, string(*resp.ETag)), nil
+}
+
+// waitTerminal polls key's record every poll until it is terminal.
+func (p *pipe) waitTerminal(ctx context.Context, key string, poll time.Duration) (records.Record, error) {
+	for {
+		rec, err := p.recs.Get(ctx, key)
+		if err == nil && rec.State.Terminal() {
+			return rec, nil
+		}
+		if err != nil && !errors.Is(err, records.ErrNotFound) && ctx.Err() != nil {
+			return rec, err
+		}
+		select {
+		case <-ctx.Done():
+			return rec, fmt.Errorf("wait for %s: %w", key, ctx.Err())
+		case <-time.After(poll):
+		}
+	}
+}
+
+// throughputAndLatency runs the baseline, then the whole set through one
+// stack, then the latency files through the same (warm) stack.
+func (r *runner) throughputAndLatency(ctx context.Context) error {
+	if err := r.generate(ctx); err != nil {
+		return err
+	}
+	files := make([]string, len(r.clips))
+	for i, c := range r.clips {
+		files[i] = c.Path
+	}
+	r.progress("baseline: %d files, %d ffmpeg processes at a time …", len(files), r.o.Slots)
+	wall, timings, err := media.BaselineDetail(ctx, files, r.argv, r.o.Slots)
+	if err != nil {
+		return err
+	}
+	var cpu time.Duration
+	for _, t := range timings {
+		cpu += t.User + t.System
+	}
+	r.res.BaselineSeconds = round(wall.Seconds(), 3)
+	r.res.BaselineCPUSeconds = round(cpu.Seconds(), 3)
+	r.progress("baseline: %.2fs wall, %.2fs CPU", wall.Seconds(), cpu.Seconds())
+
+	p, err := r.startStack(ctx, "pipeline", stack.Options{})
+	if err != nil {
+		return err
+	}
+	defer p.s.Close()
+	if err := r.warmUp(ctx, p); err != nil {
+		return err
+	}
+	if err := r.throughput(ctx, p); err != nil {
+		return err
+	}
+	if err := r.latency(ctx, p); err != nil {
+		return err
+	}
+	r.res.HandlerRSSThroughputMB = handlerHWM(p.s)
+	return nil
+}
+
+// latencyOnly runs the latency phase on its own stack.
+func (r *runner) latencyOnly(ctx context.Context) error {
+	if err := r.generate(ctx); err != nil {
+		return err
+	}
+	p, err := r.startStack(ctx, "latency", stack.Options{})
+	if err != nil {
+		return err
+	}
+	defer p.s.Close()
+	if err := r.warmUp(ctx, p); err != nil {
+		return err
+	}
+	if err := r.latency(ctx, p); err != nil {
+		return err
+	}
+	r.res.HandlerRSSThroughputMB = handlerHWM(p.s)
+	return nil
+}
+
+// warmUp pushes one clip through so that connections, the job and the
+// nodes are warm before anything is timed.
+func (r *runner) warmUp(ctx context.Context, p *pipe) error {
+	t0 := time.Now()
+	key, err := p.upload(ctx, r.clips[0].Path, "warmup/"+r.clips[0].Name)
+	if err != nil {
+		return err
+	}
+	rec, err := p.waitTerminal(ctx, key, 50*time.Millisecond)
+	if err != nil {
+		return err
+	}
+	if rec.State != records.StateDone {
+		return fmt.Errorf("warm-up file: %s: %s", rec.State, rec.Reason)
+	}
+	r.progress("warm-up file done in %.2fs", time.Since(t0).Seconds())
+	return nil
+}
+
+// throughput uploads every clip with Event Grid stopped (so nothing starts
+// early), then starts Event Grid and waits until every output is present:
+// the pipeline's time is "all uploaded" → the last task's end (its outputs
+// are uploaded before it completes).
+func (r *runner) throughput(ctx context.Context, p *pipe) error {
+	if err := p.s.Stop(stack.EventGrid, false); err != nil {
+		return err
+	}
+	r.progress("throughput: uploading %d files (Event Grid paused) …", len(r.clips))
+	t0 := time.Now()
+	keys := make([]string, len(r.clips))
+	blobs := make([]string, len(r.clips))
+	errs := make([]error, len(r.clips))
+	sem := make(chan struct{}, 4)
+	var wg sync.WaitGroup
+	for i, c := range r.clips {
+		blobs[i] = path.Join("throughput", c.Name)
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			keys[i], errs[i] = p.upload(ctx, c.Path, blobs[i])
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	r.res.UploadSeconds = round(time.Since(t0).Seconds(), 3)
+	allUploaded := time.Now()
+	if err := p.s.Restart(ctx, stack.EventGrid); err != nil {
+		return err
+	}
+	r.progress("throughput: uploaded in %.2fs; Event Grid resumed, waiting for %d outputs …", r.res.UploadSeconds, len(keys))
+
+	// Poll the output container (one request) rather than every record,
+	// so the poller takes no CPU from ffmpeg; read records at the end.
+	want := map[string]bool{}
+	for _, b := range blobs {
+		want[outputName(b, r.preset.Ext)] = true
+	}
+	last := 0
+	for {
+		n, err := countOutputs(ctx, p, want)
+		if err == nil && n == len(want) {
+			break
+		}
+		if n != last {
+			r.progress("throughput: %d/%d outputs", n, len(want))
+			last = n
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("throughput: %d of %d outputs: %w", n, len(want), ctx.Err())
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	var end time.Time
+	var audio time.Duration
+	verifyDir, err := os.MkdirTemp(r.o.WorkDir, "verify-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(verifyDir)
+	for i, key := range keys {
+		rec, err := p.waitTerminal(ctx, key, 100*time.Millisecond)
+		if err != nil {
+			return err
+		}
+		if rec.State != records.StateDone {
+			return fmt.Errorf("throughput: %s: %s: %s", blobs[i], rec.State, rec.Reason)
+		}
+		if rec.Timings.Ended == nil {
+			return fmt.Errorf("throughput: %s: record has no end time", blobs[i])
+		}
+		if rec.Timings.Ended.After(end) {
+			end = *rec.Timings.Ended
+		}
+		local := filepath.Join(verifyDir, fmt.Sprintf("%03d.%s", i, r.preset.Ext))
+		if err := download(ctx, p.blob, p.cfg.OutputContainer, rec.Output.Blob, local); err != nil {
+			return err
+		}
+		if err := media.VerifyAudio(ctx, local, r.preset.Ext, r.clips[i].Spec.Duration, media.DefaultTolerance); err != nil {
+			return fmt.Errorf("throughput: output of %s: %w", blobs[i], err)
+		}
+		_ = os.Remove(local)
+		r.res.ThroughputVerified++
+		audio += r.clips[i].Spec.Duration
+	}
+	d := end.Sub(allUploaded)
+	r.res.PipelineSeconds = round(d.Seconds(), 3)
+	r.res.ThroughputRatio = round(Ratio(d.Seconds(), r.res.BaselineSeconds), 4)
+	r.res.AudioSecondsPerWall = round(Ratio(audio.Seconds(), d.Seconds()), 2)
+	r.progress("throughput: pipeline %.2fs vs baseline %.2fs: ratio %.3f (%d outputs verified)",
+		d.Seconds(), r.res.BaselineSeconds, r.res.ThroughputRatio, r.res.ThroughputVerified)
+	return nil
+}
+
+// outputName applies the default output template {dir}/{stem}.{ext}.
+func outputName(blob, ext string) string {
+	return blob[:len(blob)-len(path.Ext(blob))] + "." + ext
+}
+
+func countOutputs(ctx context.Context, p *pipe, want map[string]bool) (int, error) {
+	n := 0
+	pager := p.blob.NewListBlobsFlatPager(p.cfg.OutputContainer, nil)
+	for pager.More() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			return n, err
+		}
+		for _, b := range page.Segment.BlobItems {
+			if b.Name != nil && want[*b.Name] {
+				n++
+			}
+		}
+	}
+	return n, nil
+}
+
+func download(ctx context.Context, c *azblob.Client, container, name, local string) error {
+	f, err := os.Create(local)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := c.DownloadFile(ctx, container, name, f, nil); err != nil {
+		return fmt.Errorf("download %s/%s: %w", container, name, err)
+	}
+	return nil
+}
+
+// latency sends files one at a time and measures upload end → task end;
+// overhead subtracts ffmpeg's own time on the same file, measured alone.
+func (r *runner) latency(ctx context.Context, p *pipe) error {
+	n := r.o.LatencyFiles
+	r.progress("latency: %d files, one at a time …", n)
+	lat := make([]FileLatency, n)
+	for i := range n {
+		c := r.clips[i%len(r.clips)]
+		blob := fmt.Sprintf("latency/%03d-%s", i, c.Name)
+		key, err := p.upload(ctx, c.Path, blob)
+		uploaded := time.Now()
+		if err != nil {
+			return err
+		}
+		rec, err := p.waitTerminal(ctx, key, 20*time.Millisecond)
+		if err != nil {
+			return err
+		}
+		if rec.State != records.StateDone || rec.Timings.Ended == nil {
+			return fmt.Errorf("latency: %s: %s: %s", blob, rec.State, rec.Reason)
+		}
+		lat[i] = FileLatency{Blob: blob, LatencyMs: round(ms(rec.Timings.Ended.Sub(uploaded)), 1)}
+		if t := rec.Timings.Dispatched; t != nil {
+			lat[i].DispatchedMs = round(ms(t.Sub(uploaded)), 1)
+		}
+		if t := rec.Timings.Started; t != nil {
+			lat[i].StartedMs = round(ms(t.Sub(uploaded)), 1)
+		}
+	}
+	// ffmpeg alone, after the pipeline run, on the same files.
+	for i := range lat {
+		c := r.clips[i%len(r.clips)]
+		t, err := media.TimeFFmpeg(ctx, c.Path, r.argv)
+		if err != nil {
+			return err
+		}
+		lat[i].FFmpegMs = round(ms(t.Wall), 1)
+		lat[i].OverheadMs = round(lat[i].LatencyMs-lat[i].FFmpegMs, 1)
+	}
+	var l, o, f []float64
+	for _, x := range lat {
+		l, o, f = append(l, x.LatencyMs), append(o, x.OverheadMs), append(f, x.FFmpegMs)
+	}
+	r.res.Latencies = lat
+	r.res.LatencyP50Ms, r.res.LatencyP95Ms = Percentile(l, 50), Percentile(l, 95)
+	r.res.OverheadP50Ms, r.res.OverheadP95Ms = Percentile(o, 50), Percentile(o, 95)
+	r.res.FFmpegP50Ms = Percentile(f, 50)
+	r.progress("latency: p50 %.0f ms, p95 %.0f ms; ffmpeg p50 %.0f ms; overhead p50 %.0f ms, p95 %.0f ms",
+		r.res.LatencyP50Ms, r.res.LatencyP95Ms, r.res.FFmpegP50Ms, r.res.OverheadP50Ms, r.res.OverheadP95Ms)
+	return nil
+}

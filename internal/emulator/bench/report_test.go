@@ -1,0 +1,171 @@
+package bench
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestPercentile(t *testing.T) {
+	twenty := make([]float64, 20)
+	for i := range twenty {
+		twenty[i] = float64(20 - i) // 20 … 1, unsorted on purpose
+	}
+	tests := []struct {
+		name string
+		xs   []float64
+		p    float64
+		want float64
+	}{
+		{"empty", nil, 50, 0},
+		{"one", []float64{7}, 95, 7},
+		{"p50 of 20 is the 10th", twenty, 50, 10},
+		{"p95 of 20 is the 19th", twenty, 95, 19},
+		{"p100 is the max", twenty, 100, 20},
+		{"p0 is the min", twenty, 0, 1},
+		{"p50 of 5", []float64{5, 1, 4, 2, 3}, 50, 3},
+		{"p95 of 5 is the max", []float64{5, 1, 4, 2, 3}, 95, 5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := slices.Clone(tt.xs)
+			if got := Percentile(tt.xs, tt.p); got != tt.want {
+				t.Errorf("Percentile(%v, %v) = %v, want %v", tt.xs, tt.p, got, tt.want)
+			}
+			if !slices.Equal(before, tt.xs) {
+				t.Errorf("Percentile modified its input: got %v, want %v", tt.xs, before)
+			}
+		})
+	}
+}
+
+func TestRatioRate(t *testing.T) {
+	tests := []struct {
+		name      string
+		got, want float64
+	}{
+		{"ratio", Ratio(11, 10), 1.1},
+		{"ratio by zero", Ratio(1, 0), 0},
+		{"rate", Rate(20000, 8*time.Second), 2500},
+		{"rate of zero time", Rate(5, 0), 0},
+	}
+	for _, tt := range tests {
+		if math.Abs(tt.got-tt.want) > 1e-9 {
+			t.Errorf("%s: got %v, want %v", tt.name, tt.got, tt.want)
+		}
+	}
+}
+
+func TestPeakRate(t *testing.T) {
+	s := []Sample{{0, 0}, {0.5, 100}, {1, 200}, {1.5, 1700}, {2, 2200}, {3, 2300}}
+	// Best window of ≥ 1 s: 1.0 → 2.0 adds 2000.
+	if got, want := PeakRate(s, 1), 2000.0; got != want {
+		t.Errorf("PeakRate = %v, want %v", got, want)
+	}
+	if got := PeakRate(s[:1], 1); got != 0 {
+		t.Errorf("PeakRate of one sample = %v, want 0", got)
+	}
+}
+
+func TestTargets(t *testing.T) {
+	tests := []struct {
+		name    string
+		phases  []string
+		res     Result
+		wantMet map[string]bool
+	}{
+		{
+			name:    "all met",
+			phases:  AllPhases(),
+			res:     Result{ThroughputRatio: 1.05, OverheadP50Ms: 300, DispatchTasksPerS: 2500, HandlerPeakRSSMB: 30},
+			wantMet: map[string]bool{TargetThroughput: true, TargetOverhead: true, TargetDispatch: true, TargetMemory: true},
+		},
+		{
+			name:    "bounds are inclusive",
+			phases:  AllPhases(),
+			res:     Result{ThroughputRatio: 1.10, OverheadP50Ms: 500, DispatchTasksPerS: 2000, HandlerPeakRSSMB: 64},
+			wantMet: map[string]bool{TargetThroughput: true, TargetOverhead: true, TargetDispatch: true, TargetMemory: true},
+		},
+		{
+			name:    "all missed",
+			phases:  AllPhases(),
+			res:     Result{ThroughputRatio: 1.2, OverheadP50Ms: 501, DispatchTasksPerS: 1999, HandlerPeakRSSMB: 65},
+			wantMet: map[string]bool{TargetThroughput: false, TargetOverhead: false, TargetDispatch: false, TargetMemory: false},
+		},
+		{
+			name:    "skipped phases never meet a target",
+			phases:  []string{PhaseStandins},
+			res:     Result{},
+			wantMet: map[string]bool{TargetThroughput: false, TargetOverhead: false, TargetDispatch: false, TargetMemory: false},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := tt.res
+			r.Config.Phases = tt.phases
+			r.evaluateTargets()
+			for k, want := range tt.wantMet {
+				got, ok := r.Targets[k]
+				if !ok {
+					t.Fatalf("target %s missing", k)
+				}
+				if got.Met != want {
+					t.Errorf("%s met = %v, want %v (%+v)", k, got.Met, want, got)
+				}
+			}
+		})
+	}
+}
+
+// TestJSONShape pins the top-level keys tools read from bench.json.
+func TestJSONShape(t *testing.T) {
+	r := Result{ThroughputRatio: 1.01}
+	r.Config.Phases = AllPhases()
+	r.evaluateTargets()
+	var b bytes.Buffer
+	if err := r.WriteJSON(&b); err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b.Bytes(), &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{
+		"throughput_ratio", "pipeline_seconds", "baseline_seconds", "latency_p50_ms", "latency_p95_ms",
+		"overhead_p50_ms", "dispatch_tasks_per_s", "handler_peak_rss_mb", "servicebus_msgs_per_s",
+		"batch_tasks_per_s", "targets", "machine", "date",
+	} {
+		if _, ok := m[k]; !ok {
+			t.Errorf("JSON has no key %q", k)
+		}
+	}
+	var targets map[string]struct {
+		Op     string   `json:"op"`
+		Target *float64 `json:"target"`
+		Value  *float64 `json:"value"`
+		Met    *bool    `json:"met"`
+	}
+	if err := json.Unmarshal(m["targets"], &targets); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{TargetThroughput, TargetOverhead, TargetDispatch, TargetMemory} {
+		tg, ok := targets[k]
+		if !ok || tg.Target == nil || tg.Value == nil || tg.Met == nil || (tg.Op != "<=" && tg.Op != ">=") {
+			t.Errorf("targets.%s = %+v, want op, target, value and met", k, tg)
+		}
+	}
+	if m := targets[TargetThroughput].Met; m == nil || !*m {
+		t.Errorf("targets.%s.met = false, want true for ratio 1.01", TargetThroughput)
+	}
+	var table bytes.Buffer
+	if err := r.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(table.String(), "target <= 1.10: MET") {
+		t.Errorf("table does not show the met throughput target:\n%s", table.String())
+	}
+}
