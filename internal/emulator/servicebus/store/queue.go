@@ -165,11 +165,17 @@ func (q *queue) begin() (int64, error) {
 }
 
 // end writes the operation's log records, re-arms the timer and unlocks.
-// It returns the log batch to wait for (nil in memory).
-func (q *queue) end(now int64) *batch {
+// It returns the log batch (nil in memory).
+func (q *queue) end(now int64) *batch { return q.endSync(now, false) }
+
+// endSync is end for an operation that will wait for its batch with
+// sync set: the batch is then fsynced before it completes. Other batches
+// are written at once and synced within syncInterval or by the next
+// synced batch.
+func (q *queue) endSync(now int64, sync bool) *batch {
 	var b *batch
 	if len(q.rec) > 0 && q.s.wal != nil {
-		b = q.s.wal.appendOp(q.rec)
+		b = q.s.wal.appendOp(sync, q.rec)
 	}
 	q.rec = q.rec[:0]
 	q.armLocked(now)
@@ -259,7 +265,7 @@ func (h *Queue) Send(ctx context.Context, msgs []Incoming) ([]SendResult, error)
 	if signal {
 		q.subs[subMain].signal()
 	}
-	b := q.end(now)
+	b := q.endSync(now, true)
 	if err := q.wait(ctx, b, true); err != nil {
 		return nil, fmt.Errorf("send to %s: %w", h.Name(), err)
 	}
@@ -280,7 +286,7 @@ func (h *Queue) CancelScheduled(ctx context.Context, seqs []int64) error {
 			q.remove(e)
 		}
 	}
-	b := q.end(now)
+	b := q.endSync(now, true)
 	if err := q.wait(ctx, b, true); err != nil {
 		return fmt.Errorf("cancel scheduled on %s: %w", h.Name(), err)
 	}
@@ -408,7 +414,7 @@ func (h *Queue) settle(ctx context.Context, op string, token LockToken, f func(e
 	if err == nil {
 		err = f(e, now)
 	}
-	b := q.end(now)
+	b := q.endSync(now, q.s.opts.SyncSettlements)
 	if err != nil {
 		return fmt.Errorf("%s %s on %s: %w", op, token, h.Name(), err)
 	}
@@ -542,7 +548,7 @@ func (h *Queue) ReceiveDeferred(ctx context.Context, seqs []int64, mode ReceiveM
 			q.remove(e)
 		}
 	}
-	b := q.end(now)
+	b := q.endSync(now, q.s.opts.SyncSettlements)
 	if err := q.wait(ctx, b, q.s.opts.SyncSettlements); err != nil {
 		return nil, fmt.Errorf("receive deferred from %s: %w", h.Name(), err)
 	}

@@ -39,9 +39,9 @@ type Options struct {
 	MaxQueueBytes int64
 	// SyncSettlements makes Complete, Abandon, DeadLetter, Defer and
 	// ReceiveDeferred wait until their log records are on disk. By default
-	// they return at once and their records reach the disk with the next
-	// group commit (within milliseconds); a crash in between can only
-	// redeliver a message, never lose one.
+	// they return at once; their records are written at once and synced
+	// by the next Send's fsync or within 10 ms, whichever comes first. A
+	// crash in between can only redeliver a message, never lose one.
 	SyncSettlements bool
 	// CompactMinBytes is the log size below which the log is never
 	// compacted; 0 means 64 MiB. The log is rewritten as a snapshot when it

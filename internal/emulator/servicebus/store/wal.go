@@ -10,11 +10,15 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"time"
 )
 
 const (
 	logName     = "servicebus.log"
 	compactName = "servicebus.log.compact"
+	// syncInterval bounds how long records that nobody waits for
+	// (settlements) stay written but not synced.
+	syncInterval = 10 * time.Millisecond
 )
 
 // batch is one group commit: every record appended while it was current
@@ -22,6 +26,7 @@ const (
 type batch struct {
 	done chan struct{}
 	err  error
+	sync bool // someone waits for durability: fsync before done
 }
 
 func newBatch() *batch { return &batch{done: make(chan struct{})} }
@@ -54,6 +59,8 @@ type wal struct {
 	closed bool
 	size   int64 // bytes in the file
 	spare  []byte
+
+	dirty bool // written but not synced (writer goroutine only)
 
 	kick    chan struct{}
 	force   chan chan error // compaction requests (Store.Compact)
@@ -175,15 +182,16 @@ func (w *wal) recover() error {
 
 // appendOp adds one operation's records as one frame to the current batch
 // and returns the batch.
-func (w *wal) appendOp(recs []byte) *batch {
+func (w *wal) appendOp(sync bool, recs []byte) *batch {
 	var hdr [frameHeader]byte
 	binary.LittleEndian.PutUint32(hdr[:], uint32(len(recs)))
 	binary.LittleEndian.PutUint32(hdr[4:], crc32.Checksum(recs, castagnoli))
-	return w.append(hdr[:], recs)
+	return w.append(sync, hdr[:], recs)
 }
 
-// append adds bytes to the current batch and returns it.
-func (w *wal) append(parts ...[]byte) *batch {
+// append adds bytes to the current batch and returns it. sync asks for
+// the batch to be fsynced before it completes.
+func (w *wal) append(sync bool, parts ...[]byte) *batch {
 	w.mu.Lock()
 	if w.err != nil || w.closed {
 		err := w.err
@@ -199,6 +207,7 @@ func (w *wal) append(parts ...[]byte) *batch {
 		w.buf = append(w.buf, p...)
 	}
 	b := w.cur
+	b.sync = b.sync || sync
 	w.mu.Unlock()
 	select {
 	case w.kick <- struct{}{}:
@@ -208,7 +217,7 @@ func (w *wal) append(parts ...[]byte) *batch {
 }
 
 // barrier returns a batch that completes after everything appended so far.
-func (w *wal) barrier() *batch { return w.append() }
+func (w *wal) barrier() *batch { return w.append(true) }
 
 func (w *wal) wait(ctx context.Context, b *batch) error {
 	select {
@@ -221,8 +230,19 @@ func (w *wal) wait(ctx context.Context, b *batch) error {
 
 func (w *wal) run() {
 	defer close(w.stopped)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	armed := false
 	for {
+		if w.dirty && !armed {
+			timer.Reset(syncInterval)
+			armed = true
+		}
 		select {
+		case <-timer.C:
+			armed = false
+			w.syncDirty()
 		case <-w.kick:
 			w.flush()
 			if w.shouldCompact() {
@@ -235,6 +255,7 @@ func (w *wal) run() {
 			reply <- w.compact()
 		case <-w.stop:
 			w.flush()
+			w.syncDirty()
 			return
 		}
 	}
@@ -250,9 +271,16 @@ func (w *wal) flush() {
 	var err error
 	if failed != nil {
 		err = failed
-	} else if len(data) > 0 {
-		if _, err = w.f.Write(data); err == nil {
-			err = w.f.Sync()
+	} else {
+		if len(data) > 0 {
+			if _, err = w.f.Write(data); err == nil {
+				w.dirty = true
+			}
+		}
+		if err == nil && b.sync && w.dirty {
+			if err = w.f.Sync(); err == nil {
+				w.dirty = false
+			}
 		}
 		if err != nil {
 			err = fmt.Errorf("write store log: %w", err)
@@ -268,6 +296,24 @@ func (w *wal) flush() {
 	w.mu.Unlock()
 	b.err = err
 	close(b.done)
+}
+
+// syncDirty fsyncs records that were written without a sync.
+func (w *wal) syncDirty() {
+	if !w.dirty {
+		return
+	}
+	w.mu.Lock()
+	failed := w.err
+	w.mu.Unlock()
+	if failed != nil {
+		return
+	}
+	if err := w.f.Sync(); err != nil {
+		w.fail(fmt.Errorf("sync store log: %w", err))
+		return
+	}
+	w.dirty = false
 }
 
 func (w *wal) fail(err error) {
@@ -401,6 +447,7 @@ func (w *wal) compact() error {
 		}
 		old := w.f
 		w.f = f
+		w.dirty = false
 		old.Close()
 		w.mu.Lock()
 		w.size = size
