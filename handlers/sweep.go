@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/ffpipe/ffpipe/internal/batch"
+	"github.com/ffpipe/ffpipe/internal/presets"
 	"github.com/ffpipe/ffpipe/internal/records"
 	"github.com/ffpipe/ffpipe/internal/request"
 	"github.com/ffpipe/ffpipe/internal/storage"
@@ -178,8 +179,8 @@ func (a *app) record(ctx context.Context, t batch.CompletedTask, req request.Req
 	return nil
 }
 
-// failureReason explains a failed task: exit code, Batch failure info and
-// the last lines of stderr.
+// failureReason explains a failed task: a reason code (see failureCode),
+// then the exit code, Batch failure info and the last lines of stderr.
 func (a *app) failureReason(ctx context.Context, log *slog.Logger, t batch.CompletedTask) string {
 	var parts []string
 	if t.ExitCode != nil {
@@ -199,10 +200,44 @@ func (a *app) failureReason(ctx context.Context, log *slog.Logger, t batch.Compl
 	default:
 		log.Warn("stderr not read", "err", err)
 	}
+	code := failureCode(t, string(tail))
 	if len(parts) == 0 {
-		return "task_failed"
+		return code
 	}
-	return "task_failed: " + strings.Join(parts, "; ")
+	return code + ": " + strings.Join(parts, "; ")
+}
+
+// failureCode classifies a failed task into the reason codes operators and
+// the test plan use (reliability-security.md §6.7). The input is kept in
+// every case; the code only says why.
+func failureCode(t batch.CompletedTask, stderr string) string {
+	has := func(subs ...string) bool {
+		for _, s := range subs {
+			if strings.Contains(stderr, s) {
+				return true
+			}
+		}
+		return false
+	}
+	switch {
+	case strings.EqualFold(t.FailureCode, "MaxWallClockTimeExpiry"):
+		return "timeout"
+	case strings.HasPrefix(strings.ToLower(t.FailureCode), "fileupload"):
+		return "upload_error"
+	case strings.EqualFold(t.FailureCode, "BlobNotFound"):
+		return "input_missing"
+	case strings.Contains(strings.ToLower(t.FailureCode), "blob") || strings.Contains(strings.ToLower(t.FailureCode), "download"):
+		return "download_error"
+	case t.ExitCode != nil && *t.ExitCode == presets.ExitDamagedInput:
+		return "decode_error"
+	case has("matches no streams"):
+		return "no_audio"
+	case has("moov atom not found", "Invalid data found when processing input"):
+		return "not_media"
+	case has("partial file", "corrupt input packet", "Error while decoding", "error while decoding", "Invalid NAL", "decode_slice"):
+		return "decode_error"
+	}
+	return "task_failed"
 }
 
 func lastLines(s string, n int) string {

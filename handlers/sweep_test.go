@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ffpipe/ffpipe/internal/batch"
+	"github.com/ffpipe/ffpipe/internal/presets"
 	"github.com/ffpipe/ffpipe/internal/records"
 	"github.com/ffpipe/ffpipe/internal/request"
 )
@@ -94,7 +95,7 @@ func TestSweepFailures(t *testing.T) {
 				ct.FailureCategory, ct.FailureCode, ct.FailureMessage = "usererror", "FailureExitCode", "The task exited with an exit code representing a failure\nmore"
 			},
 			stderr:     strings.Repeat("noise\n", 50) + "l1\nl2\nl3\nl4\nmoov atom not found\ninput.mp4: Invalid data found when processing input\n",
-			wantReason: []string{"task_failed", "exit code 1", "usererror FailureExitCode The task exited", "moov atom not found | input.mp4: Invalid data"},
+			wantReason: []string{"not_media: ", "exit code 1", "usererror FailureExitCode The task exited", "moov atom not found | input.mp4: Invalid data"},
 		},
 		{
 			name: "success without output: no_output", quarantine: "-", success: true,
@@ -103,6 +104,30 @@ func TestSweepFailures(t *testing.T) {
 		{
 			name: "success with an empty output: no_output", quarantine: "-", success: true, output: []byte{},
 			wantReason: []string{"no_output"},
+		},
+		{
+			name: "damaged input caught by the task wrapper: decode_error", quarantine: "-", exit: presets.ExitDamagedInput,
+			stderr:     "[mov,mp4,m4a,3gp,3g2,mj2 @ 0x1] stream 1, offset 0x31844: partial file\nffpipe: ffmpeg reported errors (damaged input); output discarded\n",
+			wantReason: []string{"decode_error: ", "exit code 65", "partial file"},
+		},
+		{
+			name: "video without audio: no_audio", quarantine: "-", exit: 1,
+			stderr:     "Stream map '0:a:0' matches no streams.\n",
+			wantReason: []string{"no_audio: ", "exit code 1"},
+		},
+		{
+			name: "wall clock exceeded: timeout", quarantine: "-", exit: 137,
+			mutate: func(ct *batch.CompletedTask) {
+				ct.FailureCategory, ct.FailureCode, ct.FailureMessage = "usererror", "MaxWallClockTimeExpiry", "The task ran longer than allowed"
+			},
+			wantReason: []string{"timeout: ", "MaxWallClockTimeExpiry"},
+		},
+		{
+			name: "output upload failed: upload_error", quarantine: "-", exit: 0,
+			mutate: func(ct *batch.CompletedTask) {
+				ct.FailureCategory, ct.FailureCode, ct.FailureMessage = "usererror", "FileUploadError", "upload failed"
+			},
+			wantReason: []string{"upload_error: "},
 		},
 		{
 			name: "quarantine disabled: input kept", quarantine: "", exit: 183,
