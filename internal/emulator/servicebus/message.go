@@ -97,15 +97,17 @@ func splitBatch(payload []byte) ([][]byte, error) {
 	var out [][]byte
 	for _, s := range secs {
 		if s.code == secData {
-			v, _, err := enc.Unmarshal(s.raw)
-			if err != nil {
-				return nil, fmt.Errorf("parse batch: %w", err)
+			// Slice the binary out of the section without copying: s.raw
+			// is "00 53 75" then vbin8 (a0 n) or vbin32 (b0 nnnn).
+			r := s.raw[3:]
+			switch {
+			case len(r) >= 2 && r[0] == 0xa0:
+				out = append(out, r[2:])
+			case len(r) >= 5 && r[0] == 0xb0:
+				out = append(out, r[5:])
+			default:
+				return nil, fmt.Errorf("parse batch: data section is not binary")
 			}
-			b, ok := v.(*enc.Described).Value.([]byte)
-			if !ok {
-				return nil, fmt.Errorf("parse batch: data section holds %T", v.(*enc.Described).Value)
-			}
-			out = append(out, b)
 		}
 	}
 	if len(out) == 0 {
