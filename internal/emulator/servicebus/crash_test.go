@@ -231,3 +231,46 @@ func TestKill9KeepsSettlements(t *testing.T) {
 		t.Errorf("after receiving the %d unsettled messages: %d more, %v; want none", n/2, len(p), err)
 	}
 }
+
+func TestClientRecoversAfterBrokerRestart(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s1, err := servicebus.New(servicebus.Options{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t, 60*time.Second)
+	if err := s1.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	addr := s1.Addr()
+	c, err := azservicebus.NewClientFromConnectionString(s1.ConnectionString(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	snd := sender(t, c, queue)
+	if err := snd.SendMessage(ctx, &azservicebus.Message{Body: []byte("one")}, nil); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	if err := s1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Same address and data: the SDK reconnects on its own.
+	s2, err := servicebus.New(servicebus.Options{Addr: addr, DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if err := snd.SendMessage(ctx, &azservicebus.Message{Body: []byte("two")}, nil); err != nil {
+		t.Fatalf("send after restart: %v", err)
+	}
+	r := receiver(t, c, queue, &azservicebus.ReceiverOptions{ReceiveMode: azservicebus.ReceiveModeReceiveAndDelete})
+	got := receiveN(t, ctx, r, 2)
+	if string(got[0].Body) != "one" || string(got[1].Body) != "two" {
+		t.Fatalf("got %q %q, want one two", got[0].Body, got[1].Body)
+	}
+}
