@@ -74,7 +74,16 @@ func (l *link) push(msgs []store.Message) {
 	for i := range msgs {
 		b, err := encodeStored(&msgs[i], l.peekLock, l.peekLock)
 		if err != nil {
-			c.log.Error("encode stored message", "queue", l.entity, "seq", msgs[i].SequenceNumber, "err", err)
+			// Releasing it would redeliver it at once, forever: move it
+			// aside (dead-letter, or drop it from a dead-letter queue).
+			c.log.Error("encode stored message; dead-lettering it", "queue", l.entity, "seq", msgs[i].SequenceNumber, "err", err)
+			if l.peekLock {
+				ctx := context.Background()
+				if dlErr := deadLetter(ctx, l.q, msgs[i].LockToken, "InvalidMessage", err.Error(), nil); dlErr != nil {
+					_ = complete(ctx, l.q, msgs[i].LockToken)
+				}
+			}
+			continue
 		}
 		encoded[i] = b
 	}
@@ -89,7 +98,10 @@ func (l *link) push(msgs []store.Message) {
 	defer c.mu.Unlock()
 	for i := range msgs {
 		m := &msgs[i]
-		if l.closed || l.s.ended || l.credit == 0 || encoded[i] == nil {
+		if encoded[i] == nil {
+			continue
+		}
+		if l.closed || l.s.ended || l.credit == 0 {
 			if l.peekLock {
 				unsent = append(unsent, m.LockToken)
 			}
