@@ -139,7 +139,7 @@ func encodeStored(m *store.Message, locked, withToken bool) ([]byte, error) {
 			info.lockToken = &t
 		}
 	}
-	if m.DeadLetterReason != "" || m.DeadLetterDescription != "" {
+	if m.DeadLettered || m.DeadLetterReason != "" || m.DeadLetterDescription != "" {
 		info.appProps = enc.Map{{Key: "DeadLetterReason", Value: m.DeadLetterReason}, {Key: "DeadLetterErrorDescription", Value: m.DeadLetterDescription}}
 	}
 	return buildDelivery(m.Body, info)
