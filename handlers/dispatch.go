@@ -17,8 +17,11 @@ import (
 	"github.com/ffpipe/ffpipe/internal/storage"
 )
 
-// dispatchParallelism bounds the storage lookups of one batch.
-const dispatchParallelism = 16
+// dispatchParallelism bounds the storage lookups and record writes of one
+// batch. Each task costs about four storage round trips (properties, record
+// read, record read and conditional write); at 16 they were the bulk of a
+// Dispatch invocation (ffpipe bench, docs/performance.md).
+const dispatchParallelism = 64
 
 // message is one Service Bus message of a Dispatch batch.
 type message struct {
