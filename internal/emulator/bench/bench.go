@@ -214,8 +214,8 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 			Slots: o.Slots, Phases: o.Phases,
 		},
 	}
+	res.Machine.LoadStart = loadAverage()
 	r := &runner{o: o, res: res, preset: p}
-	defer res.evaluateTargets()
 	for _, ph := range AllPhases() {
 		if !slices.Contains(o.Phases, ph) {
 			res.Skipped = append(res.Skipped, ph)
@@ -235,13 +235,19 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 			err = r.standins(ctx)
 		}
 		if err != nil {
-			res.evaluateTargets()
+			res.finish()
 			return *res, fmt.Errorf("bench %s: %w", ph, err)
 		}
 	}
-	res.HandlerPeakRSSMB = max(res.HandlerRSSThroughputMB, res.HandlerRSSDispatchMB)
-	res.evaluateTargets()
+	res.finish()
 	return *res, nil
+}
+
+// finish derives the summary figures and evaluates the targets.
+func (r *Result) finish() {
+	r.Machine.LoadEnd = loadAverage()
+	r.HandlerPeakRSSMB = max(r.HandlerRSSThroughputMB, r.HandlerRSSDispatchMB)
+	r.evaluateTargets()
 }
 
 // generate makes (or reuses from the cache) the throughput clips.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"slices"
 	"text/tabwriter"
 	"time"
@@ -60,6 +61,22 @@ type Machine struct {
 	OS        string  `json:"os"`
 	Go        string  `json:"go"`
 	FFmpeg    string  `json:"ffmpeg"`
+	// LoadStart and LoadEnd are the 1-minute load averages when the run
+	// started and ended: the machine may be shared, and every figure but
+	// the stand-ins' depends on free CPU.
+	LoadStart float64 `json:"load_average_start"`
+	LoadEnd   float64 `json:"load_average_end"`
+}
+
+// loadAverage is the 1-minute load average (0 if unknown).
+func loadAverage() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	var v float64
+	_, _ = fmt.Sscanf(string(b), "%f", &v)
+	return v
 }
 
 // Config is what the run was asked to do (echoed in the JSON).
@@ -138,6 +155,10 @@ type Result struct {
 	ServiceBusSendPerS    float64 `json:"servicebus_send_msgs_per_s"`
 	ServiceBusReceivePerS float64 `json:"servicebus_receive_complete_msgs_per_s"`
 	BatchTasksPerS        float64 `json:"batch_tasks_per_s"`
+	// Azurite alone: what bounds Dispatch (reads and durable writes per task).
+	AzuriteReadPerS  float64 `json:"azurite_properties_per_s"`
+	AzuritePutPerS   float64 `json:"azurite_put_per_s"`
+	AzuritePut64PerS float64 `json:"azurite_put_64_in_flight_per_s"`
 
 	Targets map[string]Target `json:"targets"`
 	Skipped []string          `json:"skipped,omitempty"`
@@ -179,6 +200,7 @@ func (r Result) WriteTable(w io.Writer) error {
 		return fmt.Sprintf("target %s %s: MISSED", t.Op, fmtNum(t.Target))
 	}
 	fmt.Fprintf(tw, "FIGURE\tVALUE\tTARGET\n")
+	row("machine", fmt.Sprintf("%d cores, %.0f GiB, load %.1f → %.1f", r.Machine.Cores, r.Machine.MemoryGiB, r.Machine.LoadStart, r.Machine.LoadEnd), r.Date.Format(time.RFC3339))
 	c := r.Config
 	row("throughput: files", fmt.Sprintf("%d × %.0fs %dx%d", c.Files, c.ClipSeconds, c.Width, c.Height), "")
 	row("  pipeline (all uploaded → all outputs)", fmt.Sprintf("%.2f s", r.PipelineSeconds), "")
@@ -194,6 +216,7 @@ func (r Result) WriteTable(w io.Writer) error {
 	row("handler peak RSS (throughput / dispatch)", fmt.Sprintf("%.1f MB (%.1f / %.1f)", r.HandlerPeakRSSMB, r.HandlerRSSThroughputMB, r.HandlerRSSDispatchMB), tgt(TargetMemory))
 	row("service bus stand-in send+receive+complete", fmt.Sprintf("%.0f msg/s (send %.0f, receive+complete %.0f)", r.ServiceBusMsgsPerS, r.ServiceBusSendPerS, r.ServiceBusReceivePerS), "")
 	row("batch stand-in addtaskcollection", fmt.Sprintf("%.0f tasks/s", r.BatchTasksPerS), "")
+	row("azurite alone: properties / small put (16, 64 in flight)", fmt.Sprintf("%.0f / %.0f, %.0f ops/s", r.AzuriteReadPerS, r.AzuritePutPerS, r.AzuritePut64PerS), "")
 	if err := tw.Flush(); err != nil {
 		return err
 	}

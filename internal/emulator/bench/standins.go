@@ -17,8 +17,10 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/batch/azbatch"
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
+	"github.com/ffpipe/ffpipe/internal/emulator/azurite"
 	"github.com/ffpipe/ffpipe/internal/emulator/batch"
 	"github.com/ffpipe/ffpipe/internal/emulator/servicebus"
+	"github.com/ffpipe/ffpipe/internal/storage"
 )
 
 // standins measures the Service Bus and Batch stand-ins on their own,
@@ -30,6 +32,54 @@ func (r *runner) standins(ctx context.Context) error {
 	if err := r.batchAlone(ctx); err != nil {
 		return fmt.Errorf("batch: %w", err)
 	}
+	if err := r.azuriteAlone(ctx); err != nil {
+		return fmt.Errorf("azurite: %w", err)
+	}
+	return nil
+}
+
+// azuriteAlone measures the storage operations Dispatch makes per task:
+// blob properties (reads, 16 in flight as Dispatch) and small record
+// writes (Azurite fdatasyncs every blob it writes), 16 and 64 in flight.
+func (r *runner) azuriteAlone(ctx context.Context) error {
+	n := min(r.o.StandinMessages, 5000)
+	az := azurite.New(azurite.Options{Dir: filepath.Join(r.o.WorkDir, "standin-azurite")})
+	if err := az.Start(ctx); err != nil {
+		return err
+	}
+	defer az.Close()
+	st, err := storage.NewFromConnectionString(az.ConnectionString(), storage.Options{})
+	if err != nil {
+		return err
+	}
+	if err := st.EnsureContainer(ctx, "bench"); err != nil {
+		return err
+	}
+	r.progress("azurite alone: %d writes and reads …", n)
+	rec := []byte(`{"key":"00000000000000000000000000000000","state":"dispatched","timings":{}}`)
+	put := func(inFlight int, prefix string) (float64, error) {
+		t0 := time.Now()
+		err := parallelN(ctx, n, inFlight, func(i int) error {
+			return st.Put(ctx, "bench", fmt.Sprintf("%s%06d", prefix, i), rec, "application/json", map[string]string{"state": "dispatched"})
+		})
+		return round(Rate(n, time.Since(t0)), 1), err
+	}
+	if r.res.AzuritePutPerS, err = put(16, "a"); err != nil {
+		return err
+	}
+	if r.res.AzuritePut64PerS, err = put(64, "b"); err != nil {
+		return err
+	}
+	t0 := time.Now()
+	if err := parallelN(ctx, n, 16, func(i int) error {
+		_, err := st.Properties(ctx, "bench", fmt.Sprintf("a%06d", i))
+		return err
+	}); err != nil {
+		return err
+	}
+	r.res.AzuriteReadPerS = round(Rate(n, time.Since(t0)), 1)
+	r.progress("azurite alone: write %.0f/s (16 in flight), %.0f/s (64), properties %.0f/s",
+		r.res.AzuritePutPerS, r.res.AzuritePut64PerS, r.res.AzuriteReadPerS)
 	return nil
 }
 
@@ -144,7 +194,7 @@ func (r *runner) batchAlone(ctx context.Context) error {
 		for i := k * size; i < min((k+1)*size, n); i++ {
 			g.Value = append(g.Value, azbatch.CreateTaskContent{
 				ID:          to.Ptr(fmt.Sprintf("t%06d", i)),
-				CommandLine: to.Ptr(r.preset.CommandLine()),
+				CommandLine: to.Ptr(r.preset.TaskCommandLine()),
 				EnvironmentSettings: []azbatch.EnvironmentSetting{
 					{Name: to.Ptr("FFPIPE_KEY"), Value: to.Ptr(fmt.Sprintf("%032d", i))},
 				},
