@@ -351,3 +351,33 @@ func TestDispatchSingleMessage(t *testing.T) {
 		t.Errorf("correlation id: got %q, want corr-9", got)
 	}
 }
+
+// TestDispatchRedeliveredAfterSweep: an event or message that comes back
+// after Sweep settled the work and deleted the input must not turn the
+// done record into input_missing, nor start a task (reliability doc §6.6).
+func TestDispatchRedeliveredAfterSweep(t *testing.T) {
+	for _, settled := range []records.State{records.StateDone, records.StateFailed} {
+		t.Run(string(settled), func(t *testing.T) {
+			e := newEnv(t, nil)
+			etag := e.blobs.put("input", "a.mp4", []byte("data"), e.now)
+			key := request.Key("ingestacct", "input", "a.mp4", etag)
+			if err := e.records.Put(t.Context(), records.Record{Key: key, State: settled,
+				Source: records.Blob{Container: "input", Blob: "a.mp4", ETag: etag}}); err != nil {
+				t.Fatal(err)
+			}
+			e.blobs.mu.Lock()
+			delete(e.blobs.blobs, "input/a.mp4")
+			e.blobs.mu.Unlock()
+			msg := fmt.Sprintf(`{"v":1,"source":{"container":"input","blob":"a.mp4","etag":%q}}`, etag)
+			if code, resp := e.invoke(FuncDispatch, batchEnvelope(nil, msg)); code != http.StatusOK {
+				t.Fatalf("status: got %d, want 200 (logs %v)", code, resp.Logs)
+			}
+			if r := e.record(key); r.State != settled {
+				t.Errorf("record: got %s %q, want %s", r.State, r.Reason, settled)
+			}
+			if len(e.batch.tasks) != 0 {
+				t.Errorf("tasks: got %d, want 0", len(e.batch.tasks))
+			}
+		})
+	}
+}

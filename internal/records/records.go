@@ -46,6 +46,27 @@ func (s State) Terminal() bool {
 	return false
 }
 
+// Replaces reports whether a record in state next may replace one in state
+// s. Work moves forward only: a terminal record is never replaced by a
+// non-terminal one (a late "dispatched" never overwrites "done"); done is
+// final; failed can only be settled again (a re-run of Sweep); and a verdict
+// reached before dispatch (input_missing, bad_request, rejected) never
+// replaces the outcome of work that ran — an event or message redelivered
+// after Sweep deleted the input must not turn "done" into "input_missing".
+func (s State) Replaces(next State) bool {
+	switch {
+	case !s.Terminal():
+		return true
+	case !next.Terminal():
+		return false
+	case s == StateDone:
+		return next == StateDone
+	case s == StateFailed:
+		return next == StateFailed || next == StateDone
+	}
+	return true
+}
+
 // Blob names a blob.
 type Blob struct {
 	Container string `json:"container,omitempty"`
@@ -163,9 +184,9 @@ const updateAttempts = 8
 // Update reads the record for key (if any), lets change derive the new
 // record from the old one (zero if none), and writes it with optimistic
 // concurrency (If-Match on the eTag read, or create-only), retrying when
-// another writer got in between. A terminal record is never replaced by a
-// non-terminal one: a late "dispatched" never overwrites "done". change may
-// run more than once. Update returns the record as stored.
+// another writer got in between. A change that State.Replaces forbids is
+// dropped: Update then returns the stored record unchanged. change may run
+// more than once. Update returns the record as stored.
 func (s *Store) Update(ctx context.Context, key string, change func(old Record, found bool) Record) (Record, error) {
 	for range updateAttempts {
 		raw, etag, err := s.blobs.GetWithETag(ctx, s.container, key)
@@ -183,7 +204,7 @@ func (s *Store) Update(ctx context.Context, key string, change func(old Record, 
 		}
 		r := change(old, found)
 		r.Key = key
-		if found && old.State.Terminal() && !r.State.Terminal() {
+		if found && !old.State.Replaces(r.State) {
 			return old, nil
 		}
 		b, md, err := s.encode(&r)

@@ -162,3 +162,29 @@ func TestTerminal(t *testing.T) {
 		}
 	}
 }
+
+func TestStateReplaces(t *testing.T) {
+	all := States
+	allowed := map[State][]State{
+		StateQueued:       all,
+		StateDispatched:   all,
+		StateDone:         {StateDone},
+		StateFailed:       {StateFailed, StateDone},
+		StateInputMissing: {StateDone, StateFailed, StateInputMissing, StateBadRequest, StateRejected},
+		StateBadRequest:   {StateDone, StateFailed, StateInputMissing, StateBadRequest, StateRejected},
+		StateRejected:     {StateDone, StateFailed, StateInputMissing, StateBadRequest, StateRejected},
+	}
+	for _, old := range all {
+		for _, next := range all {
+			want := false
+			for _, a := range allowed[old] {
+				if a == next {
+					want = true
+				}
+			}
+			if got := old.Replaces(next); got != want {
+				t.Errorf("%s.Replaces(%s): got %v, want %v", old, next, got, want)
+			}
+		}
+	}
+}

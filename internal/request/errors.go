@@ -18,6 +18,9 @@ var (
 	ErrUnknownPreset = errors.New("unknown preset")
 	// ErrTooLarge: the message body exceeds MaxBodyBytes.
 	ErrTooLarge = errors.New("message too large")
+	// ErrBadName: a blob name that Azure rejects or that is unsafe
+	// downstream (control characters, "." or ".." segments, ...).
+	ErrBadName = errors.New("bad blob name")
 )
 
 // Stable reason codes, suitable for status records. Code returns one of them.
@@ -27,6 +30,7 @@ const (
 	CodeNameTooLong        = "name_too_long"
 	CodeUnknownPreset      = "unknown_preset"
 	CodeTooLarge           = "too_large"
+	CodeBadName            = "bad_name"
 )
 
 // BadRequestError is a request that can never succeed as sent: the caller
@@ -64,6 +68,8 @@ func (e *BadRequestError) Code() string {
 		return CodeUnknownPreset
 	case errors.Is(e.Err, ErrTooLarge):
 		return CodeTooLarge
+	case errors.Is(e.Err, ErrBadName):
+		return CodeBadName
 	}
 	return CodeBadRequest
 }

@@ -215,12 +215,15 @@ func (r Request) Validate() error {
 }
 
 func validateBlobField(field, name string) error {
+	if name == "" {
+		return bad(field, "blob name is empty")
+	}
 	if err := ValidateBlob(name); err != nil {
 		var le *lengthError
 		if errors.As(err, &le) {
 			return &BadRequestError{Field: field, Reason: err.Error(), Err: ErrNameTooLong}
 		}
-		return bad(field, "%v", err)
+		return &BadRequestError{Field: field, Reason: err.Error(), Err: ErrBadName}
 	}
 	return nil
 }

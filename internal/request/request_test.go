@@ -71,6 +71,8 @@ func TestDecodeErrors(t *testing.T) {
 		{"v2", []byte(`{"v":2,"source":{"container":"input","blob":"a.mp4"}}`), ErrUnsupportedVersion, CodeUnsupportedVersion},
 		{"name too long", []byte(`{"source":{"container":"input","blob":"` + strings.Repeat("a", 1025) + `"}}`), ErrNameTooLong, CodeNameTooLong},
 		{"bad container", []byte(`{"source":{"container":"IN","blob":"a"}}`), nil, CodeBadRequest},
+		{"dot-dot segment", []byte(`{"source":{"container":"input","blob":"a/../b.mp4"}}`), ErrBadName, CodeBadName},
+		{"control character", []byte(`{"source":{"container":"input","blob":"a\u0001b.mp4"}}`), ErrBadName, CodeBadName},
 		{"invalid utf-8", []byte("{\"source\":{\"container\":\"input\",\"blob\":\"a\xff\"}}"), nil, CodeBadRequest},
 	}
 	for _, tt := range tests {
