@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/batch/azbatch"
@@ -64,7 +65,7 @@ func TestPools(t *testing.T) {
 	})
 
 	var raw *http.Response
-	gp, err := c.GetPool(runtime.WithCaptureResponse(ctx, &raw), "pool-1", nil)
+	gp, err := c.GetPool(policy.WithCaptureResponse(ctx, &raw), "pool-1", nil)
 	if err != nil {
 		t.Fatalf("get pool: %v", err)
 	}
@@ -494,7 +495,7 @@ func TestHeaders(t *testing.T) {
 	_, c := start(t, batch.Options{})
 	ctx := ctxT(t)
 	var raw *http.Response
-	_, err := c.CreatePool(runtime.WithCaptureResponse(ctx, &raw), azbatch.CreatePoolContent{ID: to.Ptr("p"), VMSize: to.Ptr("x"), TargetDedicatedNodes: to.Ptr[int32](0)},
+	_, err := c.CreatePool(policy.WithCaptureResponse(ctx, &raw), azbatch.CreatePoolContent{ID: to.Ptr("p"), VMSize: to.Ptr("x"), TargetDedicatedNodes: to.Ptr[int32](0)},
 		&azbatch.CreatePoolOptions{ClientRequestID: to.Ptr("11111111-2222-3333-4444-555555555555"), ReturnClientRequestID: to.Ptr(true)})
 	if err != nil {
 		t.Fatal(err)
