@@ -16,8 +16,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
-
+	"github.com/ffpipe/ffpipe/internal/clients"
 	"github.com/ffpipe/ffpipe/internal/config"
 	"github.com/ffpipe/ffpipe/internal/emulator/stack"
 	"github.com/ffpipe/ffpipe/internal/queue"
@@ -34,21 +33,39 @@ func init() {
 	)
 }
 
-// clientConfig loads the function app's settings from the stack info file
-// written by `ffpipe dev`.
+// clientConfig loads the function app's settings: from the stack info file
+// written by `ffpipe dev` when it exists, otherwise from the environment
+// (the same app settings as the Function App, e.g. against Azure with
+// DataStorage__blobServiceUri, ServiceBusConnection__fullyQualifiedNamespace
+// and FFPIPE_BATCH_ENDPOINT; the identity is DefaultAzureCredential, such as
+// `az login`).
 func clientConfig(infoPath string) (config.Config, error) {
-	info, err := stack.ReadInfo(infoPath)
-	if err != nil {
-		return config.Config{}, err
+	lookup := os.LookupEnv
+	if _, err := os.Stat(infoPath); err == nil || infoPath != defaultStackInfo {
+		info, err := stack.ReadInfo(infoPath)
+		if err != nil {
+			return config.Config{}, err
+		}
+		lookup = config.FromMap(info.Settings)
 	}
-	cfg, err := config.Load(config.FromMap(info.Settings))
-	if err != nil {
-		return cfg, err
+	cfg, err := config.Load(lookup)
+	if err == nil {
+		err = cfg.Validate()
 	}
-	if cfg.DataStorage == "" || cfg.ServiceBusConnection == "" {
-		return cfg, errors.New("the stack info has no local connection strings")
+	if err != nil {
+		return cfg, fmt.Errorf("configuration (no %s: start `ffpipe dev`, or set the app settings in the environment): %w", infoPath, err)
 	}
 	return cfg, nil
+}
+
+// connect loads the configuration and builds the clients.
+func connect(infoPath string) (config.Config, *clients.Set, error) {
+	cfg, err := clientConfig(infoPath)
+	if err != nil {
+		return cfg, nil, err
+	}
+	set, err := clients.New(cfg, clients.Options{})
+	return cfg, set, err
 }
 
 func runUpload(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -62,34 +79,31 @@ func runUpload(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if fs.NArg() == 0 {
 		return errors.New("upload: name one or more files")
 	}
-	cfg, err := clientConfig(*info)
+	cfg, set, err := connect(*info)
 	if err != nil {
 		return err
 	}
-	c, err := azblob.NewClientFromConnectionString(cfg.DataStorage, nil)
-	if err != nil {
-		return fmt.Errorf("upload: %w", err)
-	}
+	defer set.Close(context.WithoutCancel(ctx))
 	for _, file := range fs.Args() {
 		name := path.Join(*prefix, filepath.Base(file))
-		if err := uploadFile(ctx, c, cfg, file, name, stdout); err != nil {
+		if err := uploadFile(ctx, set.Blobs, cfg, file, name, stdout); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func uploadFile(ctx context.Context, c *azblob.Client, cfg config.Config, file, name string, stdout io.Writer) error {
+func uploadFile(ctx context.Context, c *storage.Client, cfg config.Config, file, name string, stdout io.Writer) error {
 	f, err := os.Open(file)
 	if err != nil {
 		return fmt.Errorf("upload: %w", err)
 	}
 	defer f.Close()
-	resp, err := c.UploadFile(ctx, cfg.InputContainer, name, f, nil)
+	etag, err := c.UploadFile(ctx, cfg.InputContainer, name, f, "video/mp4")
 	if err != nil {
 		return fmt.Errorf("upload %s: %w", file, err)
 	}
-	key := request.Key(cfg.StorageAccount(), cfg.InputContainer, name, string(*resp.ETag))
+	key := request.Key(c.Account(), cfg.InputContainer, name, etag)
 	fmt.Fprintf(stdout, "%s → %s/%s  key %s\n", file, cfg.InputContainer, name, key)
 	return nil
 }
@@ -111,15 +125,12 @@ func runSubmit(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if !ok || cont == "" || name == "" {
 		return fmt.Errorf("submit: %q is not <container>/<blob>", fs.Arg(0))
 	}
-	cfg, err := clientConfig(*info)
+	_, set, err := connect(*info)
 	if err != nil {
 		return err
 	}
-	st, err := storage.NewFromConnectionString(cfg.DataStorage, storage.Options{})
-	if err != nil {
-		return fmt.Errorf("submit: %w", err)
-	}
-	props, err := st.Properties(ctx, cont, name)
+	defer set.Close(context.WithoutCancel(ctx))
+	props, err := set.Blobs.Properties(ctx, cont, name)
 	if err != nil {
 		return fmt.Errorf("submit: %s/%s: %w", cont, name, err)
 	}
@@ -141,13 +152,8 @@ func runSubmit(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return fmt.Errorf("submit: %w", err)
 	}
-	snd, err := queue.NewFromConnectionString(cfg.ServiceBusConnection, cfg.Queue)
-	if err != nil {
-		return fmt.Errorf("submit: %w", err)
-	}
-	defer snd.Close(context.WithoutCancel(ctx))
-	key := req.Key(cfg.StorageAccount())
-	if err := snd.Send(ctx, queue.Message{ID: key, CorrelationID: req.CorrelationID, Body: body}); err != nil {
+	key := req.Key(set.Blobs.Account())
+	if err := set.Queue.Send(ctx, queue.Message{ID: key, CorrelationID: req.CorrelationID, Body: body}); err != nil {
 		return fmt.Errorf("submit: %w", err)
 	}
 	fmt.Fprintf(stdout, "submitted %s/%s  key %s  correlation %s\n", cont, name, key, req.CorrelationID)
@@ -192,15 +198,12 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg, err := clientConfig(*info)
+	_, set, err := connect(*info)
 	if err != nil {
 		return err
 	}
-	st, err := storage.NewFromConnectionString(cfg.DataStorage, storage.Options{})
-	if err != nil {
-		return fmt.Errorf("status: %w", err)
-	}
-	recs := records.New(st, cfg.StatusContainer, nil)
+	defer set.Close(context.WithoutCancel(ctx))
+	recs := set.Records
 	if *key != "" {
 		r, err := recs.Get(ctx, *key)
 		if err != nil {

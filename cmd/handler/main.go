@@ -21,15 +21,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
-
 	"github.com/ffpipe/ffpipe/handlers"
-	"github.com/ffpipe/ffpipe/internal/batch"
+	"github.com/ffpipe/ffpipe/internal/clients"
 	"github.com/ffpipe/ffpipe/internal/config"
 	"github.com/ffpipe/ffpipe/internal/presets"
-	"github.com/ffpipe/ffpipe/internal/queue"
-	"github.com/ffpipe/ffpipe/internal/records"
 	"github.com/ffpipe/ffpipe/internal/storage"
 )
 
@@ -120,83 +115,31 @@ func serve(ctx context.Context, l net.Listener, h http.Handler, log *slog.Logger
 // wire builds the Azure clients: connection strings and a static Batch
 // token locally, the managed identity in Azure.
 func wire(ctx context.Context, cfg config.Config, log *slog.Logger) (handlers.Deps, func(), error) {
-	var cred azcore.TokenCredential
-	identity := func() (azcore.TokenCredential, error) {
-		if cred != nil {
-			return cred, nil
-		}
-		var err error
-		if cfg.ClientID != "" {
-			cred, err = azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{ID: azidentity.ClientID(cfg.ClientID)})
-		} else {
-			cred, err = azidentity.NewDefaultAzureCredential(nil)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("azure identity: %w", err)
-		}
-		return cred, nil
-	}
-
-	var blobs *storage.Client
-	var err error
-	if cfg.DataStorage != "" {
-		blobs, err = storage.NewFromConnectionString(cfg.DataStorage, storage.Options{})
-	} else {
-		var c azcore.TokenCredential
-		if c, err = identity(); err == nil {
-			blobs, err = storage.NewWithCredential(cfg.BlobServiceURI, c, storage.Options{})
-		}
-	}
+	set, err := clients.New(cfg, clients.Options{Logger: log})
 	if err != nil {
-		return handlers.Deps{}, nil, fmt.Errorf("storage: %w", err)
+		return handlers.Deps{}, nil, err
 	}
-
-	var sender *queue.Sender
-	if cfg.ServiceBusConnection != "" {
-		sender, err = queue.NewFromConnectionString(cfg.ServiceBusConnection, cfg.Queue)
-	} else {
-		var c azcore.TokenCredential
-		if c, err = identity(); err == nil {
-			sender, err = queue.NewWithCredential(cfg.ServiceBusNamespace, cfg.Queue, c)
-		}
-	}
-	if err != nil {
-		return handlers.Deps{}, nil, fmt.Errorf("service bus: %w", err)
-	}
-
-	var batchCred azcore.TokenCredential
-	if cfg.BatchToken != "" {
-		batchCred = batch.NewStaticToken(cfg.BatchToken)
-	} else if batchCred, err = identity(); err != nil {
-		return handlers.Deps{}, nil, fmt.Errorf("batch: %w", err)
-	}
-	tasks, err := batch.NewClient(cfg.BatchEndpoint, batchCred, batch.Options{Logger: log})
-	if err != nil {
-		return handlers.Deps{}, nil, fmt.Errorf("batch: %w", err)
-	}
-
 	ps, err := presets.Load(cfg.Presets)
 	if err != nil {
 		return handlers.Deps{}, nil, fmt.Errorf("setting FFPIPE_PRESETS: %w", err)
 	}
-
 	if cfg.Local() {
 		// Azurite starts empty; in Azure the infrastructure creates them.
-		ensureContainers(ctx, blobs, cfg, log)
+		ensureContainers(ctx, set.Blobs, cfg, log)
 	}
 	closeAll := func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_ = sender.Close(ctx)
+		_ = set.Close(ctx)
 	}
 	return handlers.Deps{
 		Log:       log,
-		Queue:     sender,
-		Blobs:     blobs,
-		SAS:       blobs,
-		Records:   records.New(blobs, cfg.StatusContainer, nil),
-		Submitter: tasks,
-		Sweeper:   tasks,
+		Queue:     set.Queue,
+		Blobs:     set.Blobs,
+		SAS:       set.Blobs,
+		Records:   set.Records,
+		Submitter: set.Batch,
+		Sweeper:   set.Batch,
 		Presets:   ps,
 	}, closeAll, nil
 }

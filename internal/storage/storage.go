@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -306,6 +307,22 @@ func (c *Client) put(ctx context.Context, cont, name string, data []byte, conten
 		return fmt.Errorf("put %s/%s: %w", cont, name, classify(err))
 	}
 	return nil
+}
+
+// UploadFile streams a local file into a block blob (in blocks, in
+// parallel, so any size works) and returns the new blob's eTag without quotes.
+func (c *Client) UploadFile(ctx context.Context, cont, name string, f *os.File, contentType string) (string, error) {
+	bb := c.svc.NewContainerClient(cont).NewBlockBlobClient(name)
+	resp, err := bb.UploadFile(ctx, f, &blockblob.UploadFileOptions{
+		HTTPHeaders: &blob.HTTPHeaders{BlobContentType: to.Ptr(contentType)},
+	})
+	if err != nil {
+		return "", fmt.Errorf("upload %s/%s: %w", cont, name, classify(err))
+	}
+	if resp.ETag == nil {
+		return "", fmt.Errorf("upload %s/%s: no eTag in the response", cont, name)
+	}
+	return NormalizeETag(string(*resp.ETag)), nil
 }
 
 type nopCloser struct{ *bytes.Reader }
