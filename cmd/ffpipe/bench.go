@@ -35,7 +35,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	seed := fs.Uint64("seed", 1, "seed of the generated clips")
 	cache := fs.String("cache", ".ffpipe/cache", "cache of generated clips")
 	preset := fs.String("preset", "", "preset every task runs (default mp3)")
-	slots := fs.Int("slots", 0, "Batch task slots and baseline processes (default: cores)")
+	slots := fs.Int("slots", 0, "baseline processes, xargs -P (default: cores)")
+	taskSlots := fs.Int("task-slots", 0, "task slots of the local pool (default: --slots)")
 	phases := fs.String("phases", "", "comma list of phases: "+strings.Join(bench.AllPhases(), ",")+" (default all)")
 	jsonOut := fs.String("json", "", "write the result as JSON to this file")
 	pngOut := fs.String("png", "", "write the chart to this PNG file")
@@ -58,7 +59,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	opts := bench.Options{
 		AppDir: appDir, Keep: *keep, CacheDir: *cache, Seed: *seed,
 		Files: *files, ClipDuration: *clip, LatencyFiles: *latency, DispatchMessages: *dispatch,
-		StandinMessages: *standin, StandinTasks: *standin, Preset: *preset, Slots: *slots,
+		StandinMessages: *standin, StandinTasks: *standin, Preset: *preset, Slots: *slots, TaskSlots: *taskSlots,
 		Logger: log, Progress: stdout,
 	}
 	if *phases != "" {

@@ -69,9 +69,11 @@ type Options struct {
 	StandinMessages, StandinTasks int
 	// Preset is the preset every task runs. Default presets.DefaultName.
 	Preset string
-	// Slots is the number of Batch task slots and of baseline processes.
-	// Default: cores.
+	// Slots is the number of baseline processes (xargs -P). Default: cores.
 	Slots int
+	// TaskSlots is the local pool's task slots (taskSlotsPerNode of the one
+	// node). Default: Slots, as the architecture's taskSlotsPerNode = cores.
+	TaskSlots int
 	// Phases to run (default all).
 	Phases []string
 	// Quick marks the result as a quick run (set by QuickOptions).
@@ -142,6 +144,9 @@ func (o Options) withDefaults() Options {
 	if o.Slots <= 0 {
 		o.Slots = runtime.NumCPU()
 	}
+	if o.TaskSlots <= 0 {
+		o.TaskSlots = o.Slots
+	}
 	if len(o.Phases) == 0 {
 		o.Phases = AllPhases()
 	}
@@ -211,7 +216,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 			ClipSeconds: o.ClipDuration.Seconds(), Width: o.Width, Height: o.Height,
 			LatencyFiles: o.LatencyFiles, DispatchMessages: o.DispatchMessages,
 			StandinMessages: o.StandinMessages, StandinTasks: o.StandinTasks,
-			Slots: o.Slots, Phases: o.Phases,
+			Slots: o.Slots, TaskSlots: o.TaskSlots, Phases: o.Phases,
 		},
 	}
 	res.Machine.LoadStart = loadAverage()
