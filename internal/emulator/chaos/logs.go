@@ -196,6 +196,7 @@ func (r *Report) WriteTable(w io.Writer) {
 	row("invalid_outputs", r.InvalidOutputs, 0)
 	row("dlq_unresolved", r.DLQUnresolved, 0)
 	row("secrets_in_logs", len(r.SecretsInLogs), 0)
+	row("security_checks_failed", r.SecurityFailures(), 0)
 	fmt.Fprintf(tw, "converted\t%d\t\n", r.Converted)
 	fmt.Fprintf(tw, "outcomes\t%s\t\n", fmtMap(r.Outcomes))
 	fmt.Fprintf(tw, "kills\t%s\t\n", fmtMap(r.KillsByComponent))
@@ -224,8 +225,16 @@ func (r *Report) WriteTable(w io.Writer) {
 	for _, s := range r.SecretsInLogs {
 		fmt.Fprintf(w, "  secret: %s\n", s)
 	}
+	for _, c := range r.SecurityChecks {
+		if !c.OK {
+			fmt.Fprintf(w, "  security check failed: %s: %s\n", c.Name, c.Detail)
+		}
+	}
 	for _, s := range r.ExecutionsOverBound {
 		fmt.Fprintf(w, "  executions over bound: %s\n", s)
+	}
+	for _, e := range r.Timeline {
+		fmt.Fprintf(w, "  t=%6.1fs %-10s %s\n", e.At, e.Fault, e.Detail)
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "  note: %s\n", n)
