@@ -261,15 +261,16 @@ func (a *app) prepare(ctx context.Context, inv *invocation, m message) prepared 
 	return prepared{spec: &spec, log: log, enqueued: m.enqueued}
 }
 
-// taskURLs fills the input, output and logs URLs: SAS URLs scoped to one
-// blob (logs: create/write in the logs container), or plain URLs when the
-// pool's identity reaches storage.
+// taskURLs fills the input, output and log URLs: SAS URLs each scoped to
+// exactly one blob (read for the input, create/write for the output and the
+// two log files), or plain URLs when the pool's identity reaches storage.
 func (a *app) taskURLs(ctx context.Context, s *batch.TaskSpec) error {
 	src, out := s.Request.Source, s.Request.Output
 	if a.cfg.NodeIdentity != "" {
 		s.InputURL = a.d.SAS.BlobURL(src.Container, src.Blob)
 		s.OutputContainerURL = a.d.SAS.ContainerURL(out.Container)
-		s.LogsContainerURL = a.d.SAS.ContainerURL(a.cfg.LogsContainer)
+		s.StdoutURL = a.d.SAS.ContainerURL(a.cfg.LogsContainer)
+		s.StderrURL = s.StdoutURL
 		return nil
 	}
 	ttl := a.cfg.SASExpiry
@@ -280,8 +281,12 @@ func (a *app) taskURLs(ctx context.Context, s *batch.TaskSpec) error {
 	if s.OutputContainerURL, err = a.d.SAS.ContainerWriteURL(ctx, out.Container, out.Blob, ttl); err != nil {
 		return fmt.Errorf("task %s output url: %w", s.Key, err)
 	}
-	if s.LogsContainerURL, err = a.d.SAS.ContainerCreateWriteURL(ctx, a.cfg.LogsContainer, ttl); err != nil {
-		return fmt.Errorf("task %s logs url: %w", s.Key, err)
+	stdout, stderr := batch.LogBlobs(s.Key)
+	if s.StdoutURL, err = a.d.SAS.ContainerWriteURL(ctx, a.cfg.LogsContainer, stdout, ttl); err != nil {
+		return fmt.Errorf("task %s stdout url: %w", s.Key, err)
+	}
+	if s.StderrURL, err = a.d.SAS.ContainerWriteURL(ctx, a.cfg.LogsContainer, stderr, ttl); err != nil {
+		return fmt.Errorf("task %s stderr url: %w", s.Key, err)
 	}
 	return nil
 }

@@ -68,13 +68,19 @@ func TestDispatchGoldenBatch(t *testing.T) {
 			t.Errorf("%s: got %v, want %v", c.name, c.got, c.want)
 		}
 	}
-	for name, u := range map[string]string{"input": spec.InputURL, "output": spec.OutputContainerURL, "logs": spec.LogsContainerURL} {
+	for name, u := range map[string]string{"input": spec.InputURL, "output": spec.OutputContainerURL, "stdout": spec.StdoutURL, "stderr": spec.StderrURL} {
 		if !strings.Contains(u, "sig=") || !strings.Contains(u, "ttl=2h0m0s") {
 			t.Errorf("%s URL %q: want a SAS with the configured expiry", name, u)
 		}
 	}
 	if !strings.Contains(spec.InputURL, "sp=r&") || !strings.Contains(spec.OutputContainerURL, "sp=cw&sr=b") {
 		t.Errorf("SAS scopes: input %q, output %q", spec.InputURL, spec.OutputContainerURL)
+	}
+	// Each log file gets its own one-blob SAS, never the whole container.
+	for name, u := range map[string]string{"stdout.txt": spec.StdoutURL, "stderr.txt": spec.StderrURL} {
+		if !strings.Contains(u, "sp=cw&sr=b") || !strings.Contains(u, name) {
+			t.Errorf("%s SAS %q: want create/write on that one blob", name, u)
+		}
 	}
 	if rec := e.record(key); rec.State != records.StateDispatched || rec.Attempts != 1 || rec.Timings.Dispatched == nil || rec.CorrelationID != "corr-1" ||
 		rec.Timings.Enqueued == nil || rec.Timings.Enqueued.Format("15:04:05.0000000") != "09:12:33.1234567" {
@@ -256,8 +262,8 @@ func TestDispatchBranches(t *testing.T) {
 			wantCode: http.StatusOK,
 			check: func(t *testing.T, s *setup) {
 				spec := s.e.batch.tasks[s.keys["a.mp4"]]
-				if spec.NodeIdentity == "" || strings.Contains(spec.InputURL+spec.OutputContainerURL+spec.LogsContainerURL, "sig=") {
-					t.Errorf("spec: identity %q, urls %s %s %s", spec.NodeIdentity, spec.InputURL, spec.OutputContainerURL, spec.LogsContainerURL)
+				if spec.NodeIdentity == "" || strings.Contains(spec.InputURL+spec.OutputContainerURL+spec.StdoutURL+spec.StderrURL, "sig=") {
+					t.Errorf("spec: identity %q, urls %s %s %s %s", spec.NodeIdentity, spec.InputURL, spec.OutputContainerURL, spec.StdoutURL, spec.StderrURL)
 				}
 			},
 		},

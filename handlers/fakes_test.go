@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"sort"
 	"strings"
@@ -219,10 +220,8 @@ func (f *fakeBlobs) ReadURL(_ context.Context, cont, name string, ttl time.Durat
 	return fmt.Sprintf("%s%s/%s?sp=r&sr=b&ttl=%s&sig=x", fakeBase, cont, name, ttl), nil
 }
 func (f *fakeBlobs) ContainerWriteURL(_ context.Context, cont, name string, ttl time.Duration) (string, error) {
-	return fmt.Sprintf("%s%s?sp=cw&sr=b&ttl=%s&sig=x", fakeBase, cont, ttl), nil
-}
-func (f *fakeBlobs) ContainerCreateWriteURL(_ context.Context, cont string, ttl time.Duration) (string, error) {
-	return fmt.Sprintf("%s%s?sp=cw&sr=c&ttl=%s&sig=x", fakeBase, cont, ttl), nil
+	// scope= stands for the blob the real signature is bound to.
+	return fmt.Sprintf("%s%s?sp=cw&sr=b&ttl=%s&sig=x&scope=%s", fakeBase, cont, ttl, url.QueryEscape(name)), nil
 }
 
 // fakeQueue records sent messages.

@@ -66,7 +66,6 @@ type Signer interface {
 	ContainerURL(container string) string
 	ReadURL(ctx context.Context, container, name string, ttl time.Duration) (string, error)
 	ContainerWriteURL(ctx context.Context, container, name string, ttl time.Duration) (string, error)
-	ContainerCreateWriteURL(ctx context.Context, container string, ttl time.Duration) (string, error)
 }
 
 // Records reads and writes status records.

@@ -77,7 +77,14 @@ func TestClientAgainstStandIns(t *testing.T) {
 		}
 		return u + "?" + q.Encode()
 	}
-	containerPerm := (&sas.ContainerPermissions{Create: true, Write: true}).String()
+	// A container URL whose SAS covers exactly one blob, as Dispatch makes
+	// for the output and each log file.
+	signedFor := func(container, blobName, perm string) string {
+		t.Helper()
+		u, q, _ := strings.Cut(signed(container, blobName, perm), "?")
+		return u[:strings.Index(u, "/"+container)+len(container)+1] + "?" + q
+	}
+	writePerm := (&sas.BlobPermissions{Create: true, Write: true}).String()
 	readPerm := (&sas.BlobPermissions{Read: true}).String()
 
 	// Batch: the stand-in and our client.
@@ -110,11 +117,14 @@ func TestClientAgainstStandIns(t *testing.T) {
 			t.Fatal(err)
 		}
 		pr, _ := set.Get(p)
+		key := r.Key(azurite.Account)
+		stdout, stderr := batch.LogBlobs(key)
 		specs = append(specs, batch.TaskSpec{
-			Key: r.Key(azurite.Account), Request: r, Preset: pr,
+			Key: key, Request: r, Preset: pr,
 			InputURL:           signed("input", blob, readPerm),
-			OutputContainerURL: signed("output", "", containerPerm),
-			LogsContainerURL:   signed("logs", "", containerPerm),
+			OutputContainerURL: signedFor("output", r.Output.Blob, writePerm),
+			StdoutURL:          signedFor("logs", stdout, writePerm),
+			StderrURL:          signedFor("logs", stderr, writePerm),
 			Constraints:        batch.Constraints{MaxWallClock: time.Minute, MaxRetries: 1},
 		})
 	}

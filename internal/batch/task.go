@@ -26,9 +26,11 @@ const (
 
 // Fixed output file patterns.
 const (
-	// LogsPattern matches stdout.txt and stderr.txt, which Batch writes one
-	// level above the task working directory.
-	LogsPattern = "../std*.txt"
+	// StdoutPattern and StderrPattern are the task's stdout.txt and
+	// stderr.txt, which Batch writes one level above the working directory.
+	// Each is uploaded on its own, to exactly the blob its SAS names.
+	StdoutPattern = "../stdout.txt"
+	StderrPattern = "../stderr.txt"
 	// ContentTypeHeader and BlobContentTypeHeader set the output blob's
 	// content type on upload. Both go out: the docs only say the headers
 	// are those of Put Blob, where Content-Type sets the type of a single
@@ -71,8 +73,9 @@ type TaskSpec struct {
 	InputURL string
 	// OutputContainerURL is the output container URL; the blob path is Request.Output.Blob.
 	OutputContainerURL string
-	// LogsContainerURL is the logs container URL; logs go to "<key>/stdout.txt" and "<key>/stderr.txt".
-	LogsContainerURL string
+	// StdoutURL and StderrURL are the logs container URL, each with a SAS
+	// for exactly one blob: LogBlobs(Key) (or plain with NodeIdentity).
+	StdoutURL, StderrURL string
 	// NodeIdentity is the ARM resource id of the pool's user-assigned
 	// identity, or "" to rely on SAS URLs.
 	NodeIdentity string
@@ -103,7 +106,8 @@ func (s TaskSpec) Validate() error {
 		return invalid("%v", err)
 	}
 	for _, u := range []struct{ name, v string }{
-		{"input URL", s.InputURL}, {"output container URL", s.OutputContainerURL}, {"logs container URL", s.LogsContainerURL},
+		{"input URL", s.InputURL}, {"output container URL", s.OutputContainerURL},
+		{"stdout URL", s.StdoutURL}, {"stderr URL", s.StderrURL},
 	} {
 		pu, err := url.Parse(u.v)
 		if err != nil || (pu.Scheme != "https" && pu.Scheme != "http") || pu.Host == "" {
@@ -136,6 +140,7 @@ func (s TaskSpec) Content() (azbatch.CreateTaskContent, error) {
 	if s.NodeIdentity != "" {
 		ident = &azbatch.NodeIdentityReference{ResourceID: to.Ptr(s.NodeIdentity)}
 	}
+	stdoutBlob, stderrBlob := LogBlobs(s.Key)
 	wall := s.Constraints.MaxWallClock
 	if wall == 0 {
 		wall = DefaultMaxWallClock
@@ -172,15 +177,8 @@ func (s TaskSpec) Content() (azbatch.CreateTaskContent, error) {
 				Destination:   &azbatch.OutputFileDestination{Container: out},
 				UploadOptions: &azbatch.OutputFileUploadConfig{UploadCondition: to.Ptr(azbatch.OutputFileUploadConditionTaskSuccess)},
 			},
-			{
-				FilePattern: to.Ptr(LogsPattern),
-				Destination: &azbatch.OutputFileDestination{Container: &azbatch.OutputFileBlobContainerDestination{
-					ContainerURL:      to.Ptr(s.LogsContainerURL),
-					Path:              to.Ptr(s.Key),
-					IdentityReference: ident,
-				}},
-				UploadOptions: &azbatch.OutputFileUploadConfig{UploadCondition: to.Ptr(azbatch.OutputFileUploadConditionTaskCompletion)},
-			},
+			logFile(StdoutPattern, s.StdoutURL, stdoutBlob, ident),
+			logFile(StderrPattern, s.StderrURL, stderrBlob, ident),
 		},
 		EnvironmentSettings: []azbatch.EnvironmentSetting{
 			{Name: to.Ptr(EnvKey), Value: to.Ptr(s.Key)},
@@ -252,4 +250,18 @@ func ISODuration(d time.Duration) string {
 		fmt.Fprintf(&b, "%dS", secs)
 	}
 	return b.String()
+}
+
+// logFile uploads one of the task's log files, whatever the outcome, to
+// exactly the blob path in the logs container.
+func logFile(pattern, containerURL, blobPath string, ident *azbatch.NodeIdentityReference) azbatch.OutputFile {
+	return azbatch.OutputFile{
+		FilePattern: to.Ptr(pattern),
+		Destination: &azbatch.OutputFileDestination{Container: &azbatch.OutputFileBlobContainerDestination{
+			ContainerURL:      to.Ptr(containerURL),
+			Path:              to.Ptr(blobPath),
+			IdentityReference: ident,
+		}},
+		UploadOptions: &azbatch.OutputFileUploadConfig{UploadCondition: to.Ptr(azbatch.OutputFileUploadConditionTaskCompletion)},
+	}
 }

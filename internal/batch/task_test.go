@@ -37,7 +37,8 @@ func spec(t testing.TB, container, blob, presetName string) TaskSpec {
 		Preset:             p,
 		InputURL:           "https://acct.blob.core.windows.net/" + container + "/blob?sv=2024&sig=READSIG",
 		OutputContainerURL: "https://acct.blob.core.windows.net/output?sv=2024&sig=WRITESIG",
-		LogsContainerURL:   "https://acct.blob.core.windows.net/logs?sv=2024&sig=LOGSIG",
+		StdoutURL:          "https://acct.blob.core.windows.net/logs?sv=2024&sig=OUTLOGSIG",
+		StderrURL:          "https://acct.blob.core.windows.net/logs?sv=2024&sig=ERRLOGSIG",
 		Constraints:        Constraints{MaxWallClock: 30 * time.Minute, MaxRetries: 2},
 	}
 }
@@ -86,7 +87,8 @@ func TestTaskContentGolden(t *testing.T) {
 			s.NodeIdentity = "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/ffpipe-pool"
 			s.InputURL = "https://acct.blob.core.windows.net/input/dir/%C3%BC%20b.mp4"
 			s.OutputContainerURL = "https://acct.blob.core.windows.net/output"
-			s.LogsContainerURL = "https://acct.blob.core.windows.net/logs"
+			s.StdoutURL = "https://acct.blob.core.windows.net/logs"
+			s.StderrURL = "https://acct.blob.core.windows.net/logs"
 			s.Constraints = Constraints{} // defaults
 		}},
 	}
@@ -145,7 +147,8 @@ func TestTaskSpecValidate(t *testing.T) {
 		{"invalid preset", func(s *TaskSpec) { s.Preset.Args = []string{"-i", "/etc/passwd"}; s.Request.Preset = s.Preset.Name }},
 		{"relative input URL", func(s *TaskSpec) { s.InputURL = "input/a.mp4" }},
 		{"file URL", func(s *TaskSpec) { s.OutputContainerURL = "file:///tmp" }},
-		{"no logs URL", func(s *TaskSpec) { s.LogsContainerURL = "" }},
+		{"no stdout URL", func(s *TaskSpec) { s.StdoutURL = "" }},
+		{"no stderr URL", func(s *TaskSpec) { s.StderrURL = "" }},
 		{"negative wall clock", func(s *TaskSpec) { s.Constraints.MaxWallClock = -time.Second }},
 		{"unlimited retries", func(s *TaskSpec) { s.Constraints.MaxRetries = -1 }},
 		{"too many retries", func(s *TaskSpec) { s.Constraints.MaxRetries = 11 }},
@@ -252,7 +255,8 @@ func FuzzTaskSpec(f *testing.F) {
 			Key: r.Key(account), Request: r, Preset: p,
 			InputURL:           "https://acct.blob.core.windows.net/x?sig=s",
 			OutputContainerURL: "https://acct.blob.core.windows.net/output?sig=s",
-			LogsContainerURL:   "https://acct.blob.core.windows.net/logs?sig=s",
+			StdoutURL:          "https://acct.blob.core.windows.net/logs?sig=s",
+			StderrURL:          "https://acct.blob.core.windows.net/logs?sig=s",
 		}
 		c, err := s.Content()
 		if err != nil {
@@ -267,8 +271,12 @@ func FuzzTaskSpec(f *testing.F) {
 		if got := *c.OutputFiles[0].Destination.Container.Path; got != r.Output.Blob {
 			t.Fatalf("output path = %q, want %q", got, r.Output.Blob)
 		}
-		if got := *c.OutputFiles[1].Destination.Container.Path; got != s.Key {
-			t.Fatalf("logs path = %q, want the key", got)
+		stdout, stderr := LogBlobs(s.Key)
+		if got := *c.OutputFiles[1].Destination.Container.Path; got != stdout {
+			t.Fatalf("stdout path = %q, want %q", got, stdout)
+		}
+		if got := *c.OutputFiles[2].Destination.Container.Path; got != stderr {
+			t.Fatalf("stderr path = %q, want %q", got, stderr)
 		}
 		for _, e := range c.EnvironmentSettings {
 			isB64 := strings.Trim(blob, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") == ""
