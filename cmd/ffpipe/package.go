@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 
 	"github.com/ffpipe/ffpipe/handlers"
+	"github.com/ffpipe/ffpipe/internal/fsutil"
 )
 
 func init() {
@@ -41,7 +42,7 @@ func runPackage(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	repo := *root
 	if repo == "" {
 		var err error
-		if repo, err = findRepoRoot(); err != nil {
+		if repo, err = fsutil.ModuleRoot(); err != nil {
 			return err
 		}
 	}
@@ -50,23 +51,6 @@ func runPackage(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	fmt.Fprintf(stdout, "packaged function app in %s (%s/%s handler)\n", *out, *goos, *goarch)
 	return nil
-}
-
-func findRepoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("package: no go.mod found above the current directory; use --root")
-		}
-		dir = parent
-	}
 }
 
 // buildPackage writes the function app root: host.json, .funcignore, one

@@ -26,6 +26,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 
 	"github.com/ffpipe/ffpipe/internal/emulator/azurite"
+	"github.com/ffpipe/ffpipe/internal/fsutil"
 )
 
 // Schema is a subscription's event delivery schema.
@@ -412,7 +413,7 @@ func (s *Server) flush() {
 	raw, err := json.Marshal(&s.st)
 	s.mu.Unlock()
 	if err == nil {
-		err = writeFileAtomic(p, raw)
+		err = fsutil.WriteFileAtomic(p, raw)
 	}
 	if err != nil {
 		s.log.Error("eventgrid: save state", "err", err)
@@ -1025,32 +1026,6 @@ func newUUID() string {
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }
 
 func appendLine(path string, line []byte) error {

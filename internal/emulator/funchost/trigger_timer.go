@@ -1,6 +1,8 @@
 package funchost
 
 import (
+	"github.com/ffpipe/ffpipe/internal/fsutil"
+
 	"context"
 	"encoding/json"
 	"fmt"
@@ -108,7 +110,7 @@ func (h *Host) saveTimerStatus(fn *function, st *scheduleStatus) {
 	if p == "" {
 		return
 	}
-	if err := writeFileAtomic(p, marshal(st)); err != nil {
+	if err := fsutil.WriteFileAtomic(p, marshal(st)); err != nil {
 		h.log.Error("timer: save schedule status", "function", fn.Name, "err", err)
 	}
 }
@@ -183,30 +185,4 @@ func (h *Host) fireTimer(fn *function, status *scheduleStatus, pastDue bool, occ
 	st := &scheduleStatus{Last: occurrence, Next: fn.nextOccurrence(now), LastUpdated: now}
 	h.saveTimerStatus(fn, st)
 	return st
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ffpipe/ffpipe/internal/emulator/stack"
+	"github.com/ffpipe/ffpipe/internal/fsutil"
 )
 
 var (
@@ -22,30 +23,12 @@ var (
 	pkgErr  error
 )
 
-// RepoRoot is the directory holding go.mod, found upwards from the working directory.
-func RepoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory")
-		}
-		dir = parent
-	}
-}
-
 // AppDir packages the function app once per test binary (`ffpipe package`,
 // the same code as `make package`) and returns its directory.
 func AppDir(t testing.TB) string {
 	t.Helper()
 	pkgOnce.Do(func() {
-		root, err := RepoRoot()
+		root, err := fsutil.ModuleRoot()
 		if err != nil {
 			pkgErr = err
 			return
@@ -113,7 +96,7 @@ var (
 func Binary(t testing.TB) string {
 	t.Helper()
 	binOnce.Do(func() {
-		root, err := RepoRoot()
+		root, err := fsutil.ModuleRoot()
 		if err != nil {
 			binErr = err
 			return
