@@ -374,20 +374,12 @@ func (h *harness) prepareMedia(ctx context.Context) error {
 }
 
 // poisonExpectations adjusts media.PoisonSet's defaults where ffpipe's
-// documented behaviour differs from the generic recommendation. Each
-// adjustment says why; anything else is a pipeline bug (see /tmp/bugs.md).
+// documented behaviour differs from the generic recommendation. There is
+// none today: the pipeline's reasons carry the recommended codes of §6.7
+// (decode_error, not_media, no_audio, bad_name, too_large, empty). An
+// override here must say why; a pipeline that disagrees is a bug.
 func poisonExpectations() map[string]media.Expect {
-	// ffpipe refuses "." and ".." segments in Dispatch/OnBlobCreated with a
-	// bad_request record whose reason names the rule ("blob name must not
-	// contain ".." path segments") instead of the recommended code
-	// "bad_name" (§6.7 recommends codes; refusing is one of the allowed
-	// outcomes). Noted in /tmp/bugs.md as a wording gap, not a safety one.
-	dotted := media.Expect{Outcome: media.Done | media.Failed | media.Rejected, ReasonContains: "path segments"}
-	return map[string]media.Expect{
-		"name-dot-slash":   dotted,
-		"name-dotdot":      dotted,
-		"name-dotdot-lead": dotted,
-	}
+	return nil
 }
 
 func freePort() (int, error) {
