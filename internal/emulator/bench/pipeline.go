@@ -117,8 +117,10 @@ func (r *runner) throughputAndLatency(ctx context.Context) error {
 		return err
 	}
 	r.res.ThroughputRatio = round(Ratio(r.res.PipelineSeconds, r.res.BaselineSeconds), 4)
-	r.progress("throughput: pipeline %.2fs vs baseline %.2fs (mean of %v): ratio %.3f",
-		r.res.PipelineSeconds, r.res.BaselineSeconds, r.res.BaselineRuns, r.res.ThroughputRatio)
+	r.res.ThroughputCPURatio = round(Ratio(r.res.PipelineCPUSeconds, r.res.BaselineCPUSeconds), 4)
+	r.progress("throughput: pipeline %.2fs vs baseline %.2fs (mean of %v): ratio %.3f; CPU %.2fs vs %.2fs: %.3f",
+		r.res.PipelineSeconds, r.res.BaselineSeconds, r.res.BaselineRuns, r.res.ThroughputRatio,
+		r.res.PipelineCPUSeconds, r.res.BaselineCPUSeconds, r.res.ThroughputCPURatio)
 	if err := r.latency(ctx, p); err != nil {
 		return err
 	}
@@ -217,6 +219,7 @@ func (r *runner) throughput(ctx context.Context, p *pipe) error {
 	}
 	r.res.UploadSeconds = round(time.Since(t0).Seconds(), 3)
 	allUploaded := time.Now()
+	cpu0 := stackCPU()
 	if err := p.s.Restart(ctx, stack.EventGrid); err != nil {
 		return err
 	}
@@ -233,6 +236,7 @@ func (r *runner) throughput(ctx context.Context, p *pipe) error {
 	for {
 		n, err := countOutputs(ctx, p, want)
 		if err == nil && n == len(want) {
+			r.res.PipelineCPUSeconds = round((stackCPU() - cpu0).Seconds(), 3)
 			break
 		}
 		if n != last {

@@ -81,19 +81,19 @@ func TestTargets(t *testing.T) {
 		{
 			name:    "all met",
 			phases:  AllPhases(),
-			res:     Result{ThroughputRatio: 1.05, OverheadP50Ms: 300, DispatchTasksPerS: 2500, HandlerPeakRSSMB: 30},
+			res:     Result{ThroughputRatio: 1.05, OverheadP50Ms: 300, DispatchTasksPerS: 2500, HandlerPeakRSSMB: 30, Latencies: make([]FileLatency, 1)},
 			wantMet: map[string]bool{TargetThroughput: true, TargetOverhead: true, TargetDispatch: true, TargetMemory: true},
 		},
 		{
 			name:    "bounds are inclusive",
 			phases:  AllPhases(),
-			res:     Result{ThroughputRatio: 1.10, OverheadP50Ms: 500, DispatchTasksPerS: 2000, HandlerPeakRSSMB: 64},
+			res:     Result{ThroughputRatio: 1.10, OverheadP50Ms: 500, DispatchTasksPerS: 2000, HandlerPeakRSSMB: 64, Latencies: make([]FileLatency, 1)},
 			wantMet: map[string]bool{TargetThroughput: true, TargetOverhead: true, TargetDispatch: true, TargetMemory: true},
 		},
 		{
 			name:    "all missed",
 			phases:  AllPhases(),
-			res:     Result{ThroughputRatio: 1.2, OverheadP50Ms: 501, DispatchTasksPerS: 1999, HandlerPeakRSSMB: 65},
+			res:     Result{ThroughputRatio: 1.2, OverheadP50Ms: 501, DispatchTasksPerS: 1999, HandlerPeakRSSMB: 65, Latencies: make([]FileLatency, 1)},
 			wantMet: map[string]bool{TargetThroughput: false, TargetOverhead: false, TargetDispatch: false, TargetMemory: false},
 		},
 		{
@@ -167,5 +167,28 @@ func TestJSONShape(t *testing.T) {
 	}
 	if !strings.Contains(table.String(), "target <= 1.10: MET") {
 		t.Errorf("table does not show the met throughput target:\n%s", table.String())
+	}
+}
+
+func TestParseStat(t *testing.T) {
+	tests := []struct {
+		name      string
+		line      string
+		wantPPID  int
+		wantTicks int64
+		wantOK    bool
+	}{
+		{"plain", "123 (node) S 77 123 123 0 -1 4194560 100 0 0 0 10 5 3 2 20 0 11 0 500 1000 200", 77, 20, true},
+		{"spaces and parens in the name", "9 (a (b) c) R 1 9 9 0 -1 0 0 0 0 0 1 2 3 4 20 0 1 0 5 6 7", 1, 10, true},
+		{"truncated", "9 (x) R 1 9", 0, 0, false},
+		{"no name", "garbage", 0, 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ppid, ticks, ok := parseStat(tt.line)
+			if ppid != tt.wantPPID || ticks != tt.wantTicks || ok != tt.wantOK {
+				t.Errorf("parseStat = %d, %d, %v; want %d, %d, %v", ppid, ticks, ok, tt.wantPPID, tt.wantTicks, tt.wantOK)
+			}
+		})
 	}
 }

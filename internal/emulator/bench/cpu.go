@@ -1,0 +1,70 @@
+package bench
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// clockTicks is USER_HZ, the unit of /proc/<pid>/stat times (100 on Linux).
+const clockTicks = 100
+
+// stackCPU is the CPU time used so far by this process (the in-process
+// stand-ins, the host, the bench), its reaped children (task shells and
+// their ffmpeg) and its live children with their reaped children (Azurite,
+// the handler). Sampled when no task runs, the difference between two
+// samples is what the whole local stack spent in between, whatever else
+// the machine was doing. Zero where /proc or getrusage is missing.
+func stackCPU() time.Duration {
+	var total time.Duration
+	for _, who := range []int{syscall.RUSAGE_SELF, syscall.RUSAGE_CHILDREN} {
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(who, &ru); err == nil {
+			total += time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		}
+	}
+	self := os.Getpid()
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, p := range stats {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		ppid, ticks, ok := parseStat(string(b))
+		if ok && ppid == self {
+			total += time.Duration(ticks) * time.Second / clockTicks
+		}
+	}
+	return total
+}
+
+// parseStat returns the parent pid and utime+stime+cutime+cstime (clock
+// ticks) from one /proc/<pid>/stat line.
+func parseStat(s string) (ppid int, ticks int64, ok bool) {
+	// The command name is in parentheses and may hold spaces: fields
+	// start after the last ')'.
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, 0, false
+	}
+	f := strings.Fields(s[i+1:])
+	// f[0] is field 3 (state); ppid is field 4, utime..cstime 14..17.
+	if len(f) < 15 {
+		return 0, 0, false
+	}
+	ppid, err := strconv.Atoi(f[1])
+	if err != nil {
+		return 0, 0, false
+	}
+	for _, k := range f[11:15] {
+		v, err := strconv.ParseInt(k, 10, 64)
+		if err != nil {
+			return 0, 0, false
+		}
+		ticks += v
+	}
+	return ppid, ticks, true
+}
