@@ -56,6 +56,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -520,12 +521,27 @@ func fileSHA(path string) (string, error) {
 
 // buildItems makes the ledger rows of the valid clips and the poison set.
 func (h *harness) buildItems(ctx context.Context) ([]item, error) {
+	// Measure every clip's audio (one ffmpeg decode each) in parallel.
+	durs := make([]time.Duration, len(h.clips))
+	derrs := make([]error, len(h.clips))
+	sem := make(chan struct{}, max(runtime.NumCPU(), 2))
+	var wg sync.WaitGroup
+	for i, c := range h.clips {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			durs[i], derrs[i] = media.ExpectedAudioDuration(ctx, c.Path)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(derrs...); err != nil {
+		return nil, fmt.Errorf("chaos: measure clips: %w", err)
+	}
 	var items []item
 	for i, c := range h.clips {
-		d, err := media.ExpectedAudioDuration(ctx, c.Path)
-		if err != nil {
-			return nil, fmt.Errorf("chaos: %s: %w", c.Name, err)
-		}
+		d := durs[i]
 		name := "valid/" + c.Name
 		r := &Row{ID: fmt.Sprintf("valid-%04d", i), Kind: KindValid, Name: name, Duration: d,
 			expect: media.Expect{Outcome: media.Done}, Output: OutputName(name, outputExt), ViaMsg: i%5 == 0}
