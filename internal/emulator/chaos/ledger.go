@@ -148,12 +148,16 @@ func Check(rows []Row, obs Observed, tol time.Duration) Result {
 	byKey := map[string]*Row{}
 	superseded := map[string]*Row{}
 	byID := map[string]*Row{}
+	byName := map[string]*Row{}
 	for i := range rows {
 		r := &rows[i]
 		byKey[r.Key] = r
 		byID[r.ID] = r
 		for _, k := range r.superseded {
 			superseded[k] = r
+		}
+		if r.Name != "" {
+			byName[r.Name] = r
 		}
 	}
 	// Which rows may have written each output blob.
@@ -298,7 +302,14 @@ func Check(rows []Row, obs Observed, tol time.Duration) Result {
 			continue
 		}
 		rec := obs.Records[k]
-		if r := superseded[k]; r != nil {
+		r := superseded[k]
+		if r == nil && rec.State != records.StateDone {
+			// An upload whose answer was lost (the harness retried it and
+			// never learnt the first eTag): a record for the same name
+			// that did not convert is a superseded version too.
+			r = byName[rec.Source.Blob]
+		}
+		if r != nil {
 			res.SupersededRecord++
 			if rec.State == records.StateDone {
 				// A superseded upload that was converted: only fine when

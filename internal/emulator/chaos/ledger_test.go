@@ -107,6 +107,12 @@ func TestCheck(t *testing.T) {
 			rows[0].superseded = []string{"old"}
 			o.Records["old"] = records.Record{Key: "old", State: records.StateInputMissing}
 		}, nil},
+		{"unknown earlier upload of a ledger name refused", func(_ []Row, o *Observed) {
+			o.Records["k1-lost-answer"] = records.Record{Key: "k1-lost-answer", State: records.StateInputMissing, Source: records.Blob{Blob: "v/a.mp4"}}
+		}, nil},
+		{"unknown earlier upload of a ledger name converted", func(_ []Row, o *Observed) {
+			o.Records["k1-lost-answer"] = records.Record{Key: "k1-lost-answer", State: records.StateDone, Source: records.Blob{Blob: "v/a.mp4"}}
+		}, map[string]int{"unexpected_outputs": 1}},
 		{"one output for two keys", func(rows []Row, o *Observed) {
 			rows[1].Output = "v/a.mp3"
 			o.Records["k2"] = records.Record{Key: "k2", State: records.StateDone, Output: records.Blob{Blob: "v/a.mp3"}}
