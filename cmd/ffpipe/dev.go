@@ -79,7 +79,7 @@ func printStack(w io.Writer, s *stack.Stack, info, dir string) {
 	for _, k := range names {
 		fmt.Fprintf(w, "  %-11s %s\n", k, in.Components[k])
 	}
-	fmt.Fprintf(w, "  %-11s %s/api/status\n", "status", in.HostURL)
+	fmt.Fprintf(w, "  %-11s %s/api/status?code=%s\n", "status", in.HostURL, in.MasterKey)
 	fmt.Fprintf(w, "\nconnection strings (local, throw-away):\n  DataStorage=%s\n  ServiceBusConnection=%s\n  FFPIPE_BATCH_TOKEN=%s\n",
 		in.Settings["DataStorage"], in.Settings["ServiceBusConnection"], in.Settings["FFPIPE_BATCH_TOKEN"])
 	fmt.Fprintf(w, "\nstate in %s; clients read %s\ntry: ffpipe upload my.mp4 · ffpipe status · Ctrl-C to stop\n", dir, info)

@@ -62,26 +62,36 @@ func New(opts Options) *Server {
 }
 
 // FindBin locates the azurite-blob executable: $FFPIPE_AZURITE_BIN, then
-// node_modules/.bin/azurite-blob in the current directory or any parent.
+// node_modules/.bin/azurite-blob in the current directory or any parent,
+// then beside the running executable's directory or its parents (so
+// bin/ffpipe finds the repository's node_modules from anywhere).
 func FindBin() (string, error) {
 	if p := os.Getenv("FFPIPE_AZURITE_BIN"); p != "" {
 		return p, nil
 	}
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", fmt.Errorf("find azurite: %w", err)
+	var starts []string
+	if wd, err := os.Getwd(); err == nil {
+		starts = append(starts, wd)
 	}
-	for {
-		p := filepath.Join(dir, "node_modules", ".bin", "azurite-blob")
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
+	if exe, err := os.Executable(); err == nil {
+		if exe, err := filepath.EvalSymlinks(exe); err == nil {
+			starts = append(starts, filepath.Dir(exe))
 		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("find azurite: node_modules/.bin/azurite-blob not found; run `make deps` (npm ci) in the repository root")
-		}
-		dir = parent
 	}
+	for _, dir := range starts {
+		for {
+			p := filepath.Join(dir, "node_modules", ".bin", "azurite-blob")
+			if _, err := os.Stat(p); err == nil {
+				return p, nil
+			}
+			parent := filepath.Dir(dir)
+			if parent == dir {
+				break
+			}
+			dir = parent
+		}
+	}
+	return "", errors.New("find azurite: node_modules/.bin/azurite-blob not found; run `make deps` (npm ci) in the repository root, or set FFPIPE_AZURITE_BIN")
 }
 
 // Start launches Azurite and waits until its blob endpoint answers or ctx ends.
