@@ -37,6 +37,8 @@ type prepared struct {
 	log      *slog.Logger
 	enqueued time.Time
 	err      error // retryable: the batch must be abandoned
+	// recorded: a record existed when the message was prepared.
+	recorded bool
 }
 
 // dispatch handles a serviceBusTrigger batch (cardinality many, dataType
@@ -59,6 +61,7 @@ func (a *app) dispatch(r *http.Request, inv *invocation) error {
 	var specs []batch.TaskSpec
 	logs := map[string]*slog.Logger{}
 	enqueued := map[string]time.Time{}
+	recorded := map[string]bool{}
 	var errs []error
 	for _, p := range results {
 		if p.err != nil {
@@ -69,6 +72,7 @@ func (a *app) dispatch(r *http.Request, inv *invocation) error {
 				specs = append(specs, *p.spec)
 				logs[p.spec.Key] = p.log
 				enqueued[p.spec.Key] = p.enqueued
+				recorded[p.spec.Key] = p.recorded
 			}
 		}
 	}
@@ -106,7 +110,11 @@ func (a *app) dispatch(r *http.Request, inv *invocation) error {
 		log := logs[res.Key]
 		switch {
 		case res.Err == nil:
-			_, err := a.d.Records.Update(ctx, res.Key, func(old records.Record, _ bool) records.Record {
+			update := a.d.Records.Update
+			if !recorded[res.Key] {
+				update = a.d.Records.UpdateNew // no record a moment ago: create-only first
+			}
+			_, err := update(ctx, res.Key, func(old records.Record, _ bool) records.Record {
 				rec := recordFrom(old, spec.Request)
 				rec.State, rec.Reason = records.StateDispatched, ""
 				if !res.Existed || rec.Attempts == 0 {
@@ -237,6 +245,7 @@ func (a *app) prepare(ctx context.Context, inv *invocation, m message) prepared 
 		return prepared{err: fmt.Errorf("request %s: %w", key, err)}
 	}
 	rec, err := a.d.Records.Get(ctx, key)
+	recorded := err == nil
 	switch {
 	case err == nil && rec.State.Terminal():
 		log.Info("already finished; message ignored", "state", rec.State)
@@ -258,7 +267,7 @@ func (a *app) prepare(ctx context.Context, inv *invocation, m message) prepared 
 	if err := a.taskURLs(ctx, &spec); err != nil {
 		return prepared{err: err}
 	}
-	return prepared{spec: &spec, log: log, enqueued: m.enqueued}
+	return prepared{spec: &spec, log: log, enqueued: m.enqueued, recorded: recorded}
 }
 
 // taskURLs fills the input, output and log URLs: SAS URLs each scoped to

@@ -72,6 +72,9 @@ type Signer interface {
 type Records interface {
 	Get(ctx context.Context, key string) (records.Record, error)
 	Update(ctx context.Context, key string, change func(old records.Record, found bool) records.Record) (records.Record, error)
+	// UpdateNew is Update for a key just read without a record (one
+	// round trip fewer when none appeared since).
+	UpdateNew(ctx context.Context, key string, change func(old records.Record, found bool) records.Record) (records.Record, error)
 	Summarize(ctx context.Context, recent int) (records.Summary, error)
 }
 

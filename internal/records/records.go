@@ -223,6 +223,27 @@ func (s *Store) Update(ctx context.Context, key string, change func(old Record, 
 	return Record{}, fmt.Errorf("update record %s: %d concurrent writers in a row: %w", key, updateAttempts, storage.ErrConditionNotMet)
 }
 
+// UpdateNew is Update for a key the caller has just read without finding
+// a record: the first attempt writes create-only without reading again
+// (one storage round trip instead of two); if a record appeared in
+// between, it falls back to Update. The outcome is the same as Update's.
+func (s *Store) UpdateNew(ctx context.Context, key string, change func(old Record, found bool) Record) (Record, error) {
+	r := change(Record{}, false)
+	r.Key = key
+	b, md, err := s.encode(&r)
+	if err != nil {
+		return Record{}, err
+	}
+	err = s.blobs.PutIf(ctx, s.container, key, b, "application/json", md, "")
+	switch {
+	case errors.Is(err, storage.ErrConditionNotMet):
+		return s.Update(ctx, key, change)
+	case err != nil:
+		return Record{}, fmt.Errorf("update record %s: %w", key, err)
+	}
+	return r, nil
+}
+
 // Summary is what the Status page shows.
 type Summary struct {
 	Counts map[State]int `json:"counts"`

@@ -143,6 +143,31 @@ func TestRecordsAgainstAzurite(t *testing.T) {
 			t.Errorf("recent: got %+v, want the 2 newest, 3 first", sum.Recent)
 		}
 	})
+	t.Run("UpdateNew creates, and falls back to Update when a record exists", func(t *testing.T) {
+		const fresh, done = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa1", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa2"
+		dispatched := func(old Record, found bool) Record {
+			old.State = StateDispatched
+			old.Attempts++
+			return old
+		}
+		got, err := s.UpdateNew(ctx, fresh, dispatched)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.State != StateDispatched || got.Attempts != 1 || mustGet(t, s, fresh).State != StateDispatched {
+			t.Errorf("new key: got %s attempts %d, want dispatched attempts 1", got.State, got.Attempts)
+		}
+		if err := s.Put(ctx, Record{Key: done, State: StateDone, Attempts: 1}); err != nil {
+			t.Fatal(err)
+		}
+		got, err = s.UpdateNew(ctx, done, dispatched)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.State != StateDone || mustGet(t, s, done).State != StateDone {
+			t.Errorf("existing done record: got %s, stored %s; want done kept", got.State, mustGet(t, s, done).State)
+		}
+	})
 }
 
 func mustGet(t *testing.T, s *Store, key string) Record {
