@@ -38,6 +38,15 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	slots := fs.Int("slots", 0, "baseline processes, xargs -P (default: cores)")
 	taskSlots := fs.Int("task-slots", 0, "task slots of the local pool (default: --slots)")
 	phases := fs.String("phases", "", "comma list of phases: "+strings.Join(bench.AllPhases(), ",")+" (default all)")
+	settings := map[string]string{}
+	fs.Func("set", "NAME=VALUE app setting for every stack (repeatable), e.g. AzureFunctionsJobHost__extensions__serviceBus__maxMessageBatchSize=1000", func(v string) error {
+		k, val, ok := strings.Cut(v, "=")
+		if !ok || k == "" {
+			return fmt.Errorf("want NAME=VALUE, got %q", v)
+		}
+		settings[k] = val
+		return nil
+	})
 	jsonOut := fs.String("json", "", "write the result as JSON to this file")
 	pngOut := fs.String("png", "", "write the chart to this PNG file")
 	keep := fs.Bool("keep", false, "keep the stacks' state directory")
@@ -60,7 +69,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		AppDir: appDir, Keep: *keep, CacheDir: *cache, Seed: *seed,
 		Files: *files, ClipDuration: *clip, LatencyFiles: *latency, DispatchMessages: *dispatch,
 		StandinMessages: *standin, StandinTasks: *standin, Preset: *preset, Slots: *slots, TaskSlots: *taskSlots,
-		Logger: log, Progress: stdout,
+		Settings: settings, Logger: log, Progress: stdout,
 	}
 	if *phases != "" {
 		for _, p := range strings.Split(*phases, ",") {

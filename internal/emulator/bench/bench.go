@@ -74,6 +74,9 @@ type Options struct {
 	// TaskSlots is the local pool's task slots (taskSlotsPerNode of the one
 	// node). Default: Slots, as the architecture's taskSlotsPerNode = cores.
 	TaskSlots int
+	// Settings add or override app settings of every stack (knob studies,
+	// e.g. AzureFunctionsJobHost__extensions__serviceBus__maxMessageBatchSize).
+	Settings map[string]string
 	// Phases to run (default all).
 	Phases []string
 	// Quick marks the result as a quick run (set by QuickOptions).
@@ -216,7 +219,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 			ClipSeconds: o.ClipDuration.Seconds(), Width: o.Width, Height: o.Height,
 			LatencyFiles: o.LatencyFiles, DispatchMessages: o.DispatchMessages,
 			StandinMessages: o.StandinMessages, StandinTasks: o.StandinTasks,
-			Slots: o.Slots, TaskSlots: o.TaskSlots, Phases: o.Phases,
+			Slots: o.Slots, TaskSlots: o.TaskSlots, Phases: o.Phases, Settings: o.Settings,
 		},
 	}
 	res.Machine.LoadStart = loadAverage()

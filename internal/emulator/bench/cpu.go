@@ -20,10 +20,24 @@ const clockTicks = 100
 // the machine was doing. Zero where /proc or getrusage is missing.
 func stackCPU() time.Duration {
 	var total time.Duration
-	for _, who := range []int{syscall.RUSAGE_SELF, syscall.RUSAGE_CHILDREN} {
+	for _, d := range stackCPUBreakdown() {
+		total += d
+	}
+	return total
+}
+
+// stackCPUBreakdown is stackCPU by part: "self" (this process), "reaped"
+// (finished children: task shells and their ffmpeg) and each live child by
+// command name ("node" is Azurite, "handler" the function app).
+func stackCPUBreakdown() map[string]time.Duration {
+	out := map[string]time.Duration{}
+	for _, w := range []struct {
+		name string
+		who  int
+	}{{"self", syscall.RUSAGE_SELF}, {"reaped", syscall.RUSAGE_CHILDREN}} {
 		var ru syscall.Rusage
-		if err := syscall.Getrusage(who, &ru); err == nil {
-			total += time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		if err := syscall.Getrusage(w.who, &ru); err == nil {
+			out[w.name] += time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 		}
 	}
 	self := os.Getpid()
@@ -35,10 +49,14 @@ func stackCPU() time.Duration {
 		}
 		ppid, ticks, ok := parseStat(string(b))
 		if ok && ppid == self {
-			total += time.Duration(ticks) * time.Second / clockTicks
+			name := "child"
+			if i, j := strings.IndexByte(string(b), '('), strings.LastIndexByte(string(b), ')'); i >= 0 && j > i {
+				name = string(b)[i+1 : j]
+			}
+			out[name] += time.Duration(ticks) * time.Second / clockTicks
 		}
 	}
-	return total
+	return out
 }
 
 // parseStat returns the parent pid and utime+stime+cutime+cstime (clock

@@ -28,7 +28,15 @@ import (
 // so every task stays active and nothing else competes for the CPU.
 func (r *runner) dispatch(ctx context.Context) error {
 	n := r.o.DispatchMessages
-	p, err := r.startStack(ctx, "dispatch", stack.Options{})
+	// Sweep every 10 s (the local default of the app settings; once a
+	// minute in Azure) rather than the stack's 1 s: its reconciler lists up
+	// to 5,000 inputs a run, and 20,000 fresh inputs without tasks are
+	// exactly what it looks for once they are older than
+	// FFPIPE_RECONCILE_AFTER, so that is raised above the run's length.
+	p, err := r.startStack(ctx, "dispatch", stack.Options{
+		SweepSchedule: "*/10 * * * * *",
+		Settings:      map[string]string{"FFPIPE_RECONCILE_AFTER": "30m"},
+	})
 	if err != nil {
 		return err
 	}
@@ -82,7 +90,7 @@ func (r *runner) dispatch(ctx context.Context) error {
 		return err
 	}
 	var curve []Sample
-	deadline := time.Now().Add(time.Duration(n)*5*time.Millisecond + 2*time.Minute)
+	deadline := time.Now().Add(time.Duration(n)*20*time.Millisecond + 2*time.Minute)
 	lastPrint := time.Now()
 	for {
 		tc, err := bc.TaskCounts(ctx, p.cfg.BatchJob)

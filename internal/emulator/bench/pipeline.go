@@ -33,6 +33,16 @@ func (r *runner) startStack(ctx context.Context, name string, opts stack.Options
 	opts.AppDir = r.o.AppDir
 	opts.Logger = r.o.Logger.With("stack", name)
 	opts.Slots = r.o.TaskSlots
+	if len(r.o.Settings) > 0 {
+		m := map[string]string{}
+		for k, v := range opts.Settings {
+			m[k] = v
+		}
+		for k, v := range r.o.Settings {
+			m[k] = v
+		}
+		opts.Settings = m
+	}
 	t0 := time.Now()
 	s, err := stack.Start(ctx, opts)
 	if err != nil {
@@ -118,6 +128,7 @@ func (r *runner) throughputAndLatency(ctx context.Context) error {
 	}
 	r.res.ThroughputRatio = round(Ratio(r.res.PipelineSeconds, r.res.BaselineSeconds), 4)
 	r.res.ThroughputCPURatio = round(Ratio(r.res.PipelineCPUSeconds, r.res.BaselineCPUSeconds), 4)
+	r.res.ThroughputCPURatioNoStorage = round(Ratio(r.res.PipelineCPUSeconds-r.res.PipelineCPUBySource["node"], r.res.BaselineCPUSeconds), 4)
 	r.progress("throughput: pipeline %.2fs vs baseline %.2fs (mean of %v): ratio %.3f; CPU %.2fs vs %.2fs: %.3f",
 		r.res.PipelineSeconds, r.res.BaselineSeconds, r.res.BaselineRuns, r.res.ThroughputRatio,
 		r.res.PipelineCPUSeconds, r.res.BaselineCPUSeconds, r.res.ThroughputCPURatio)
@@ -219,7 +230,7 @@ func (r *runner) throughput(ctx context.Context, p *pipe) error {
 	}
 	r.res.UploadSeconds = round(time.Since(t0).Seconds(), 3)
 	allUploaded := time.Now()
-	cpu0 := stackCPU()
+	cpu0 := stackCPUBreakdown()
 	if err := p.s.Restart(ctx, stack.EventGrid); err != nil {
 		return err
 	}
@@ -236,7 +247,14 @@ func (r *runner) throughput(ctx context.Context, p *pipe) error {
 	for {
 		n, err := countOutputs(ctx, p, want)
 		if err == nil && n == len(want) {
-			r.res.PipelineCPUSeconds = round((stackCPU() - cpu0).Seconds(), 3)
+			cpu1 := stackCPUBreakdown()
+			var total time.Duration
+			r.res.PipelineCPUBySource = map[string]float64{}
+			for k, v := range cpu1 {
+				total += v - cpu0[k]
+				r.res.PipelineCPUBySource[k] = round((v - cpu0[k]).Seconds(), 3)
+			}
+			r.res.PipelineCPUSeconds = round(total.Seconds(), 3)
 			break
 		}
 		if n != last {

@@ -81,20 +81,21 @@ func loadAverage() float64 {
 
 // Config is what the run was asked to do (echoed in the JSON).
 type Config struct {
-	Quick            bool     `json:"quick"`
-	Seed             uint64   `json:"seed"`
-	Preset           string   `json:"preset"`
-	Files            int      `json:"files"`
-	ClipSeconds      float64  `json:"clip_seconds"`
-	Width            int      `json:"width"`
-	Height           int      `json:"height"`
-	LatencyFiles     int      `json:"latency_files"`
-	DispatchMessages int      `json:"dispatch_messages"`
-	StandinMessages  int      `json:"standin_messages"`
-	StandinTasks     int      `json:"standin_tasks"`
-	Slots            int      `json:"slots"`
-	TaskSlots        int      `json:"task_slots"`
-	Phases           []string `json:"phases"`
+	Quick            bool              `json:"quick"`
+	Seed             uint64            `json:"seed"`
+	Preset           string            `json:"preset"`
+	Files            int               `json:"files"`
+	ClipSeconds      float64           `json:"clip_seconds"`
+	Width            int               `json:"width"`
+	Height           int               `json:"height"`
+	LatencyFiles     int               `json:"latency_files"`
+	DispatchMessages int               `json:"dispatch_messages"`
+	StandinMessages  int               `json:"standin_messages"`
+	StandinTasks     int               `json:"standin_tasks"`
+	Slots            int               `json:"slots"`
+	TaskSlots        int               `json:"task_slots"`
+	Phases           []string          `json:"phases"`
+	Settings         map[string]string `json:"settings,omitempty"`
 }
 
 // FileLatency is one file of the latency phase.
@@ -134,11 +135,18 @@ type Result struct {
 	// stand-ins, host, handler, Azurite) used over the pipeline's window;
 	// against the baseline's ffmpeg CPU it is the pipeline's extra work,
 	// which a busy shared machine does not distort as it does wall times.
-	PipelineCPUSeconds  float64 `json:"pipeline_cpu_seconds"`
-	ThroughputCPURatio  float64 `json:"throughput_cpu_ratio"`
-	BaselineCPUSeconds  float64 `json:"baseline_cpu_seconds"`
-	ThroughputVerified  int     `json:"throughput_outputs_verified"`
-	AudioSecondsPerWall float64 `json:"pipeline_audio_seconds_per_second"`
+	PipelineCPUSeconds float64 `json:"pipeline_cpu_seconds"`
+	ThroughputCPURatio float64 `json:"throughput_cpu_ratio"`
+	// PipelineCPUBySource splits PipelineCPUSeconds: "self" (the in-process
+	// stand-ins and host), "reaped" (task shells and ffmpeg), "node"
+	// (Azurite), "handler".
+	PipelineCPUBySource map[string]float64 `json:"pipeline_cpu_by_source_seconds,omitempty"`
+	// ThroughputCPURatioNoStorage leaves Azurite out: in Azure the storage
+	// service's CPU is not on the pool's nodes.
+	ThroughputCPURatioNoStorage float64 `json:"throughput_cpu_ratio_without_storage"`
+	BaselineCPUSeconds          float64 `json:"baseline_cpu_seconds"`
+	ThroughputVerified          int     `json:"throughput_outputs_verified"`
+	AudioSecondsPerWall         float64 `json:"pipeline_audio_seconds_per_second"`
 
 	// Latency: one file at a time, warm pool.
 	LatencyP50Ms  float64       `json:"latency_p50_ms"`
@@ -216,7 +224,8 @@ func (r Result) WriteTable(w io.Writer) error {
 	row("  pipeline (all uploaded → all outputs)", fmt.Sprintf("%.2f s", r.PipelineSeconds), "")
 	row("  baseline (xargs -P cores ffmpeg), mean", fmt.Sprintf("%.2f s %v", r.BaselineSeconds, r.BaselineRuns), "")
 	row("  ratio pipeline / baseline", fmt.Sprintf("%.3f", r.ThroughputRatio), tgt(TargetThroughput))
-	row("  CPU pipeline / baseline", fmt.Sprintf("%.2f / %.2f s = %.3f", r.PipelineCPUSeconds, r.BaselineCPUSeconds, r.ThroughputCPURatio), "")
+	row("  CPU pipeline / baseline", fmt.Sprintf("%.2f / %.2f s = %.3f %v", r.PipelineCPUSeconds, r.BaselineCPUSeconds, r.ThroughputCPURatio, r.PipelineCPUBySource), "")
+	row("  CPU ratio without Azurite (storage is not on the node in Azure)", fmt.Sprintf("%.3f", r.ThroughputCPURatioNoStorage), "")
 	row("  upload (not counted)", fmt.Sprintf("%.2f s", r.UploadSeconds), "")
 	row("latency: files (one at a time)", fmt.Sprint(len(r.Latencies)), "")
 	row("  latency p50 / p95", fmt.Sprintf("%.0f / %.0f ms", r.LatencyP50Ms, r.LatencyP95Ms), "")
