@@ -11,6 +11,7 @@ import (
 
 	"github.com/ffpipe/ffpipe/internal/batch"
 	"github.com/ffpipe/ffpipe/internal/presets"
+	"github.com/ffpipe/ffpipe/internal/queue"
 	"github.com/ffpipe/ffpipe/internal/records"
 	"github.com/ffpipe/ffpipe/internal/request"
 	"github.com/ffpipe/ffpipe/internal/storage"
@@ -105,12 +106,67 @@ func (a *app) settle(ctx context.Context, t batch.CompletedTask) (bool, error) {
 			}
 			return true, a.finish(ctx, log, t, req, records.StateDone, "", p.Size)
 		case err == nil, errors.Is(err, storage.ErrNotFound):
-			return false, a.failTask(ctx, log, t, req, "no_output: the task succeeded but the output blob is missing or empty")
+			return false, a.retryOrFail(ctx, log, t, req, "no_output: the task succeeded but the output blob is missing or empty")
 		default:
 			return false, err
 		}
 	}
-	return false, a.failTask(ctx, log, t, req, a.failureReason(ctx, log, t))
+	return false, a.retryOrFail(ctx, log, t, req, a.failureReason(ctx, log, t))
+}
+
+// maxDispatches bounds how often one key is dispatched when its task fails
+// for reasons outside the input (storage or node trouble).
+const maxDispatches = 3
+
+// infrastructureFailures are the reason codes that say nothing about the
+// input: Batch does not retry a failed resource download or output upload
+// (reliability-security.md §3.1, §3.4), so Sweep does, a bounded number of
+// times, instead of quarantining a good file as poison.
+var infrastructureFailures = map[string]bool{"download_error": true, "upload_error": true, "no_output": true}
+
+// retryOrFail dispatches the work again after an infrastructure failure, up
+// to maxDispatches in all, and otherwise records the failure. The finished
+// task is deleted before the request is sent again: a retry that reached
+// Dispatch while the old task still existed would be taken for a duplicate.
+// A crash between the two leaves a non-terminal record and the input in
+// place, which reconcile picks up.
+func (a *app) retryOrFail(ctx context.Context, log *slog.Logger, t batch.CompletedTask, req request.Request, reason string) error {
+	code, _, _ := strings.Cut(reason, ":")
+	if !infrastructureFailures[code] {
+		return a.failTask(ctx, log, t, req, reason)
+	}
+	rec, err := a.d.Records.Get(ctx, t.Key)
+	if err != nil && !errors.Is(err, records.ErrNotFound) {
+		return err
+	}
+	dispatches := max(rec.Attempts, 1)
+	if dispatches >= maxDispatches {
+		return a.failTask(ctx, log, t, req, fmt.Sprintf("%s (after %d dispatches)", reason, dispatches))
+	}
+	body, err := req.Encode()
+	if err != nil {
+		return a.failTask(ctx, log, t, req, reason)
+	}
+	if err := a.d.Sweeper.DeleteTask(ctx, a.cfg.BatchJob, t.Key); err != nil {
+		return err
+	}
+	// A message id of its own per retry: duplicate detection would swallow
+	// the key itself inside its window. Dispatch derives the task id (the
+	// key) from the body, not from the message id.
+	msg := queue.Message{ID: fmt.Sprintf("%s-r%d", t.Key, dispatches), CorrelationID: req.CorrelationID, Body: body,
+		Properties: map[string]any{"v": int64(request.Version), "key": t.Key, "origin": FuncSweep, "retry": int64(dispatches)}}
+	if err := a.d.Queue.Send(ctx, msg); err != nil {
+		return fmt.Errorf("retry %s: %w", t.Key, err)
+	}
+	if _, err := a.d.Records.Update(ctx, t.Key, func(old records.Record, _ bool) records.Record {
+		r := recordFrom(old, req)
+		r.State, r.Reason = records.StateQueued, fmt.Sprintf("retrying after %s", reason)
+		return r
+	}); err != nil {
+		log.Warn("retry record not written", "err", err)
+	}
+	log.Warn("infrastructure failure; dispatching again", "reason", reason, "dispatches", dispatches)
+	return nil
 }
 
 // failTask records the failure, quarantines the input and deletes the task.

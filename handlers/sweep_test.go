@@ -142,6 +142,9 @@ func TestSweepFailures(t *testing.T) {
 				}
 			})
 			f := e.dispatched("v/a.mp4")
+			// Infrastructure failures are retried; at the last allowed
+			// dispatch they are recorded like any other failure.
+			e.setAttempts(f.key, maxDispatches)
 			if tt.output != nil {
 				e.blobs.put("output", "v/a.mp3", tt.output, e.now)
 			}
@@ -172,6 +175,77 @@ func TestSweepFailures(t *testing.T) {
 			}
 			if e.batch.has(f.key) {
 				t.Errorf("task not deleted")
+			}
+		})
+	}
+}
+
+func (e *env) setAttempts(key string, n int) {
+	e.t.Helper()
+	if _, err := e.records.Update(e.t.Context(), key, func(r records.Record, _ bool) records.Record {
+		r.Attempts = n
+		return r
+	}); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// TestSweepRetriesInfrastructureFailures: a download or upload failure, or
+// a success without output, says nothing about the input; Sweep dispatches
+// the work again (a fresh message id each time, the task deleted first)
+// until maxDispatches, then records the failure.
+func TestSweepRetriesInfrastructureFailures(t *testing.T) {
+	failures := map[string]func(*batch.CompletedTask){
+		"download_error": func(ct *batch.CompletedTask) {
+			ct.Success, ct.FailureCategory, ct.FailureCode = false, "usererror", "BlobDownloadMiscError"
+		},
+		"upload_error": func(ct *batch.CompletedTask) {
+			ct.Success, ct.FailureCategory, ct.FailureCode = false, "usererror", "FileUploadError"
+		},
+		"no_output": func(ct *batch.CompletedTask) { ct.Success = true },
+	}
+	for code, mutate := range failures {
+		t.Run(code, func(t *testing.T) {
+			e := newEnv(t, nil)
+			f := e.dispatched("v/a.mp4")
+			for dispatch := 1; dispatch <= maxDispatches; dispatch++ {
+				e.setAttempts(f.key, dispatch)
+				e.batch.tasks[f.key] = batch.TaskSpec{Key: f.key, Request: f.req}
+				e.batch.completed = nil // this dispatch's task is the only one
+				e.complete(f, false, 0, mutate)
+				if code := e.sweep(); code != http.StatusOK {
+					t.Fatalf("dispatch %d: status %d, want 200", dispatch, code)
+				}
+				if e.batch.has(f.key) {
+					t.Fatalf("dispatch %d: task not deleted", dispatch)
+				}
+				r := e.record(f.key)
+				if dispatch < maxDispatches {
+					msgs := e.queue.messages()
+					if len(msgs) != dispatch || msgs[dispatch-1].ID != fmt.Sprintf("%s-r%d", f.key, dispatch) {
+						t.Fatalf("dispatch %d: messages %d (last id %q), want a retry with id %s-r%d", dispatch, len(msgs), msgs[len(msgs)-1].ID, f.key, dispatch)
+					}
+					got, err := request.Decode(msgs[dispatch-1].Body)
+					if err != nil || got.Key("ingestacct") != f.key || got.Output != f.req.Output {
+						t.Fatalf("dispatch %d: retry body %+v (%v) does not carry the same request", dispatch, got, err)
+					}
+					if r.State != records.StateQueued || !strings.Contains(r.Reason, code) {
+						t.Errorf("dispatch %d: record %s %q, want queued, retrying after %s", dispatch, r.State, r.Reason, code)
+					}
+					if _, ok := e.blobs.get("input", "v/a.mp4"); !ok {
+						t.Errorf("dispatch %d: input moved or deleted during a retry", dispatch)
+					}
+					continue
+				}
+				if len(e.queue.messages()) != maxDispatches-1 {
+					t.Errorf("messages after the last dispatch: got %d, want %d", len(e.queue.messages()), maxDispatches-1)
+				}
+				if r.State != records.StateFailed || !strings.HasPrefix(r.Reason, code+":") || !strings.Contains(r.Reason, "after 3 dispatches") {
+					t.Errorf("final record %s %q, want failed %s after 3 dispatches", r.State, r.Reason, code)
+				}
+				if _, ok := e.blobs.get("quarantine", "v/a.mp4"); !ok {
+					t.Errorf("input not quarantined after the last dispatch")
+				}
 			}
 		})
 	}
