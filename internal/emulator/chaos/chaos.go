@@ -115,7 +115,7 @@ type Options struct {
 	// NoPoison leaves the poison set out.
 	NoPoison bool
 	// MaxInputBytes is FFPIPE_MAX_INPUT_BYTES (and the size poison
-	// cases). Default 4 MiB.
+	// cases). Default 8 MiB.
 	MaxInputBytes int64
 	// Slots are the Batch stand-in's task slots. Default 2.
 	Slots int
@@ -159,7 +159,9 @@ func (o *Options) fill() error {
 		o.PoisonLong = -1
 	}
 	if o.MaxInputBytes <= 0 {
-		o.MaxInputBytes = 4 << 20
+		// Above the 20-minute poison clip (~4.5 MB), small enough that
+		// the at-cap and cap+1 cases upload quickly.
+		o.MaxInputBytes = 8 << 20
 	}
 	if o.Slots <= 0 {
 		o.Slots = 2
@@ -331,6 +333,7 @@ type harness struct {
 	recov   map[string][]time.Duration
 
 	faultsStart, faultsEnd time.Time
+	storageKills           []time.Time
 }
 
 func (h *harness) randIntN(n int) int {
@@ -580,6 +583,9 @@ func (h *harness) upload(ctx context.Context, r *Row, path string) error {
 	if err != nil {
 		return err
 	}
+	h.mu.Lock()
+	r.path = path
+	h.mu.Unlock()
 	return retry(ctx, "upload "+r.ID, func(ctx context.Context) error {
 		resp, err := h.blob.ServiceClient().NewContainerClient(h.cfg.InputContainer).NewBlockBlobClient(r.Name).UploadBuffer(ctx, data, nil)
 		if err != nil {
@@ -871,13 +877,9 @@ func (h *harness) repairRollback(ctx context.Context, killed time.Time) {
 				_ = h.deleteInput(ctx, r)
 			}
 		case props.ETag == "" || props.ETag != r.ETag:
-			// The upload was rolled back (or the input already processed
-			// and deleted: then its record is terminal and nothing is lost
-			// by uploading again… except a second output: check first).
-			if props.ETag == "" && h.terminal(ctx, r.Key) {
-				continue
-			}
-			if r.Kind == KindOverwriteOld {
+			// The upload was rolled back, or the input is legitimately
+			// gone: converted (deleted by Sweep) or failed (quarantined).
+			if r.Kind == KindOverwriteOld || (props.ETag == "" && h.legitimatelyGone(ctx, r)) {
 				continue
 			}
 			h.note("azurite rollback lost the upload of %s (eTag %s); uploaded again", r.ID, r.ETag)
@@ -887,24 +889,27 @@ func (h *harness) repairRollback(ctx context.Context, killed time.Time) {
 	}
 }
 
-func (h *harness) terminal(ctx context.Context, key string) bool {
+// legitimatelyGone reports whether a missing input was removed by the
+// pipeline: done (Sweep deleted it) or failed and in quarantine.
+func (h *harness) legitimatelyGone(ctx context.Context, r *Row) bool {
 	recs := records.New(h.store, h.cfg.StatusContainer, nil)
-	rec, err := recs.Get(ctx, key)
-	return err == nil && rec.State.Terminal()
+	rec, err := recs.Get(ctx, r.Key)
+	switch {
+	case err != nil:
+		return false
+	case rec.State == records.StateDone:
+		return true
+	case rec.State == records.StateFailed && h.cfg.QuarantineContainer != "":
+		_, err := h.store.Properties(ctx, h.cfg.QuarantineContainer, r.Name)
+		return err == nil
+	}
+	return false
 }
 
 func (h *harness) reupload(ctx context.Context, r *Row) {
-	var path string
-	for _, c := range h.clips {
-		if "valid/"+c.Name == r.Name {
-			path = c.Path
-		}
-	}
-	for _, c := range h.poison {
-		if c.Name == r.Name {
-			path = c.Path
-		}
-	}
+	h.mu.Lock()
+	path := r.path
+	h.mu.Unlock()
 	if path == "" {
 		h.note("cannot re-upload %s: source file unknown", r.ID)
 		return
@@ -1011,6 +1016,11 @@ func (h *harness) fault(ctx context.Context, f string) {
 			return
 		}
 		killed := time.Now()
+		if f == stack.Azurite {
+			h.mu.Lock()
+			h.storageKills = append(h.storageKills, killed)
+			h.mu.Unlock()
+		}
 		pid := h.st.Pid(f)
 		if err := h.st.Stop(f, true); err != nil {
 			h.log.Warn("kill", "component", f, "err", err)
@@ -1252,6 +1262,16 @@ func (h *harness) observeAndCheck(ctx context.Context) error {
 	if obs.Outputs, err = h.verifyOutputs(ctx, slices.Sorted(maps.Keys(outs))); err != nil {
 		return fmt.Errorf("chaos: %w", err)
 	}
+	if f, err := os.Open(filepath.Join(h.st.LogDir(), "funchost.log")); err == nil {
+		obs.TerminalWrites, err = ParseTerminalWrites(f)
+		f.Close()
+		if err != nil {
+			h.note("terminal writes: %v", err)
+		}
+	}
+	h.mu.Lock()
+	obs.StorageKills = slices.Clone(h.storageKills)
+	h.mu.Unlock()
 	h.mu.Lock()
 	rows := make([]Row, len(h.rows))
 	for i, r := range h.rows {

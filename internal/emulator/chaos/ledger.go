@@ -48,6 +48,8 @@ type Row struct {
 	// superseded keys: earlier uploads of this row the harness replaced
 	// (an upload whose answer was lost, or that Azurite rolled back).
 	superseded []string
+	// path is the local file uploaded (to repeat an upload Azurite lost).
+	path string
 }
 
 // OutputBlob is one blob found in the output container after the drain.
@@ -66,6 +68,31 @@ type Observed struct {
 	Quarantine map[string]string         // quarantine container: name → eTag
 	Outputs    map[string]OutputBlob     // output container by name
 	DLQ        []DeadLetter
+	// TerminalWrites are the times the pipeline logged writing a terminal
+	// record, by key; StorageKills the times Azurite was SIGKILLed. A row
+	// whose terminal record was written and then lost in an Azurite
+	// rollback (LokiJS saves every 5 s) is counted apart from lost: Azure
+	// Storage never loses an acknowledged write.
+	TerminalWrites map[string][]time.Time
+	StorageKills   []time.Time
+}
+
+// rollbackWindow is how far back an Azurite SIGKILL can undo writes.
+const rollbackWindow = 30 * time.Second
+
+// lostToRollback reports whether one of keys had a terminal record
+// written shortly before an Azurite kill.
+func (o Observed) lostToRollback(keys ...string) bool {
+	for _, k := range keys {
+		for _, w := range o.TerminalWrites[k] {
+			for _, kill := range o.StorageKills {
+				if kill.After(w) && kill.Sub(w) <= rollbackWindow {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // DeadLetter is one message found in the dead-letter queue.
@@ -90,6 +117,9 @@ type Result struct {
 	WrongOutcome         int `json:"wrong_outcome"`
 	InvalidOutputs       int `json:"invalid_outputs"`
 	DLQUnresolved        int `json:"dlq_unresolved"`
+	// LostToStorageRollback: terminal records the pipeline wrote and
+	// Azurite lost on SIGKILL (not a pipeline loss; reported apart).
+	LostToStorageRollback int `json:"lost_to_storage_rollback"`
 	// Informational.
 	Converted        int            `json:"converted"`
 	Outcomes         map[string]int `json:"outcomes"` // record state (or "none") → rows
@@ -182,6 +212,12 @@ func Check(rows []Row, obs Observed, tol time.Duration) Result {
 
 		// lost: neither a valid output nor a terminal record.
 		if !terminal && !ignoredOK {
+			if obs.lostToRollback(append([]string{r.Key}, r.superseded...)...) {
+				res.LostToStorageRollback++
+				res.Findings = append(res.Findings, Finding{Invariant: "lost_to_storage_rollback", Row: r.ID,
+					Detail: fmt.Sprintf("%s (key %s): terminal record written, then lost by an Azurite SIGKILL (state %s)", r.Name, r.Key, state)})
+				continue
+			}
 			res.add("lost", r.ID, "%s (key %s): no terminal record (state %s)", r.Name, r.Key, state)
 			continue
 		}
@@ -333,10 +369,14 @@ func Check(rows []Row, obs Observed, tol time.Duration) Result {
 	return res
 }
 
+// sharedOutputDone: one of the rows writing this output (or an earlier,
+// superseded upload of one of them) converted.
 func sharedOutputDone(ws []*Row, obs Observed) bool {
 	for _, w := range ws {
-		if rec, ok := obs.Records[w.Key]; ok && rec.State == records.StateDone {
-			return true
+		for _, k := range append([]string{w.Key}, w.superseded...) {
+			if rec, ok := obs.Records[k]; ok && rec.State == records.StateDone {
+				return true
+			}
 		}
 	}
 	return false

@@ -113,6 +113,23 @@ func TestCheck(t *testing.T) {
 		{"unknown earlier upload of a ledger name converted", func(_ []Row, o *Observed) {
 			o.Records["k1-lost-answer"] = records.Record{Key: "k1-lost-answer", State: records.StateDone, Source: records.Blob{Blob: "v/a.mp4"}}
 		}, map[string]int{"unexpected_outputs": 1}},
+		{"terminal record lost by an Azurite rollback", func(_ []Row, o *Observed) {
+			delete(o.Records, "k4")
+			w := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+			o.TerminalWrites = map[string][]time.Time{"k4": {w}}
+			o.StorageKills = []time.Time{w.Add(-time.Minute), w.Add(3 * time.Second)}
+		}, nil},
+		{"terminal record missing long before an Azurite kill", func(_ []Row, o *Observed) {
+			delete(o.Records, "k4")
+			w := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+			o.TerminalWrites = map[string][]time.Time{"k4": {w}}
+			o.StorageKills = []time.Time{w.Add(-time.Second), w.Add(10 * time.Minute)}
+		}, map[string]int{"lost": 1}},
+		{"output of a superseded upload that converted", func(rows []Row, o *Observed) {
+			rows[1].superseded = []string{"k2-old"}
+			o.Records["k2-old"] = records.Record{Key: "k2-old", State: records.StateDone, Output: records.Blob{Blob: "p/t.mp3"}}
+			o.Outputs["p/t.mp3"] = OutputBlob{Size: 1, Duration: time.Second}
+		}, map[string]int{"unexpected_outputs": 0}},
 		{"one output for two keys", func(rows []Row, o *Observed) {
 			rows[1].Output = "v/a.mp3"
 			o.Records["k2"] = records.Record{Key: "k2", State: records.StateDone, Output: records.Blob{Blob: "v/a.mp3"}}
@@ -210,6 +227,33 @@ func TestScanSecrets(t *testing.T) {
 					t.Errorf("finding %q repeats the secret", f)
 				}
 			}
+		}
+	}
+}
+
+func TestParseTerminalWrites(t *testing.T) {
+	log := strings.Join([]string{
+		`time=2026-11-21T06:33:55.099Z level=INFO msg="time=2026-11-21T06:33:55.098Z level=INFO msg=\"task settled\" function=Sweep key=7dcdb7dc15f0a2be98e6f21496a452eb correlationId=a blob=valid/clip-184.mp4 state=done reason=\"\"" component=handler`,
+		`time=2026-11-21T06:34:00.013Z level=INFO msg="time=2026-11-21T06:34:00.013Z level=WARN msg=\"task failed\" function=Sweep key=9127286eae70ddd71f32a73d1197abb6 correlationId=b blob=valid/clip-470.mp4 reason=\"no_output\"" component=handler`,
+		`time=2026-11-21T06:33:58.559Z level=INFO msg="time=2026-11-21T06:33:58.559Z level=INFO msg=refused function=Dispatch key=c9c9cc387a998d084eda04fb0bbbba46 correlationId=c state=input_missing reason=\"input_missing\"" component=handler`,
+		`time=2026-11-21T06:33:58.600Z level=INFO msg="time=2026-11-21T06:33:58.600Z level=INFO msg=\"task added\" function=Dispatch key=0000000000000000000000000000000a existed=false" component=handler`,
+		`time=2026-11-21T06:33:58.700Z level=INFO msg="sweep: 1 completed tasks (1 done, 0 failed), 0 inputs re-enqueued" function=Sweep`,
+	}, "\n")
+	got, err := ParseTerminalWrites(strings.NewReader(log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"7dcdb7dc15f0a2be98e6f21496a452eb": "2026-11-21T06:33:55.099Z",
+		"9127286eae70ddd71f32a73d1197abb6": "2026-11-21T06:34:00.013Z",
+		"c9c9cc387a998d084eda04fb0bbbba46": "2026-11-21T06:33:58.559Z",
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %d keys (%v), want %d", len(got), got, len(want))
+	}
+	for k, w := range want {
+		if len(got[k]) != 1 || got[k][0].Format("2006-01-02T15:04:05.000Z") != w {
+			t.Errorf("key %s: got %v, want [%s]", k, got[k], w)
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"text/tabwriter"
+	"time"
 
 	"github.com/ffpipe/ffpipe/internal/emulator/azurite"
 	"github.com/ffpipe/ffpipe/internal/emulator/batch"
@@ -88,6 +89,31 @@ func (h *harness) executions(rows []Row) {
 			rep.ExecutionsOverBound = append(rep.ExecutionsOverBound, fmt.Sprintf("%s: %d runs", r.ID, n))
 		}
 	}
+}
+
+// terminalWrite matches the handler's log lines written right after a
+// terminal record (Sweep: "task settled", "task failed"; OnBlobCreated and
+// Dispatch: "refused"), as relayed by the host with its own time= prefix.
+var terminalWrite = regexp.MustCompile(`^time=(\S+) .*msg=\\?"?(?:task settled|task failed|refused)\b.*?\bkey=([0-9a-f]{32})`)
+
+// ParseTerminalWrites returns, per key, when the pipeline logged a
+// terminal record write (host log text).
+func ParseTerminalWrites(r io.Reader) (map[string][]time.Time, error) {
+	out := map[string][]time.Time{}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for sc.Scan() {
+		m := terminalWrite.FindStringSubmatch(sc.Text())
+		if m == nil {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339Nano, m[1])
+		if err != nil {
+			continue
+		}
+		out[m[2]] = append(out[m[2]], t)
+	}
+	return out, sc.Err()
 }
 
 // secretNeedles are assignments whose value must never be logged.
@@ -197,6 +223,7 @@ func (r *Report) WriteTable(w io.Writer) {
 	row("dlq_unresolved", r.DLQUnresolved, 0)
 	row("secrets_in_logs", len(r.SecretsInLogs), 0)
 	row("security_checks_failed", r.SecurityFailures(), 0)
+	fmt.Fprintf(tw, "lost_to_storage_rollback\t%d\t(records Azurite lost on SIGKILL; not counted as lost)\n", r.LostToStorageRollback)
 	fmt.Fprintf(tw, "converted\t%d\t\n", r.Converted)
 	fmt.Fprintf(tw, "outcomes\t%s\t\n", fmtMap(r.Outcomes))
 	fmt.Fprintf(tw, "kills\t%s\t\n", fmtMap(r.KillsByComponent))
