@@ -134,6 +134,28 @@ func redactedValue(v string) bool {
 	return false
 }
 
+// indexASCIIFold is strings.Index ignoring ASCII case in sub (which is
+// ASCII), on the original bytes: lower-casing s first would change its
+// length for some Unicode text and shift the indexes.
+func indexASCIIFold(s, sub string) int {
+	lower := func(b byte) byte {
+		if 'A' <= b && b <= 'Z' {
+			return b + 'a' - 'A'
+		}
+		return b
+	}
+outer:
+	for i := 0; i+len(sub) <= len(s); i++ {
+		for j := 0; j < len(sub); j++ {
+			if lower(s[i+j]) != lower(sub[j]) {
+				continue outer
+			}
+		}
+		return i
+	}
+	return -1
+}
+
 // ScanSecrets looks for secrets in log text: literal secret values and
 // key=value assignments of secret names whose value is not redacted. It
 // returns "file:line: what" findings (never the secret itself).
@@ -153,7 +175,7 @@ func ScanSecrets(name string, r io.Reader, literals map[string]string) ([]string
 		for _, n := range secretNeedles {
 			rest := text
 			for {
-				i := strings.Index(strings.ToLower(rest), strings.ToLower(n))
+				i := indexASCIIFold(rest, n)
 				if i < 0 {
 					break
 				}
