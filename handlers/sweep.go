@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/ffpipe/ffpipe/internal/batch"
 	"github.com/ffpipe/ffpipe/internal/presets"
@@ -115,8 +116,13 @@ func (a *app) settle(ctx context.Context, t batch.CompletedTask) (bool, error) {
 }
 
 // maxDispatches bounds how often one key is dispatched when its task fails
-// for reasons outside the input (storage or node trouble).
-const maxDispatches = 3
+// for reasons outside the input (storage or node trouble); retryBackoff is
+// the wait before the first retry, doubled for each further one, so that a
+// storage outage does not use up every dispatch within seconds.
+const (
+	maxDispatches = 3
+	retryBackoff  = 15 * time.Second
+)
 
 // infrastructureFailures are the reason codes that say nothing about the
 // input: Batch does not retry a failed resource download or output upload
@@ -153,19 +159,21 @@ func (a *app) retryOrFail(ctx context.Context, log *slog.Logger, t batch.Complet
 	// A message id of its own per retry: duplicate detection would swallow
 	// the key itself inside its window. Dispatch derives the task id (the
 	// key) from the body, not from the message id.
+	notBefore := a.now().Add(retryBackoff << (dispatches - 1))
 	msg := queue.Message{ID: fmt.Sprintf("%s-r%d", t.Key, dispatches), CorrelationID: req.CorrelationID, Body: body,
-		Properties: map[string]any{"v": int64(request.Version), "key": t.Key, "origin": FuncSweep, "retry": int64(dispatches)}}
+		Properties: map[string]any{"v": int64(request.Version), "key": t.Key, "origin": FuncSweep, "retry": int64(dispatches)},
+		NotBefore:  notBefore}
 	if err := a.d.Queue.Send(ctx, msg); err != nil {
 		return fmt.Errorf("retry %s: %w", t.Key, err)
 	}
 	if _, err := a.d.Records.Update(ctx, t.Key, func(old records.Record, _ bool) records.Record {
 		r := recordFrom(old, req)
-		r.State, r.Reason = records.StateQueued, fmt.Sprintf("retrying after %s", reason)
+		r.State, r.Reason = records.StateQueued, fmt.Sprintf("retrying at %s after %s", notBefore.UTC().Format(time.RFC3339), reason)
 		return r
 	}); err != nil {
 		log.Warn("retry record not written", "err", err)
 	}
-	log.Warn("infrastructure failure; dispatching again", "reason", reason, "dispatches", dispatches)
+	log.Warn("infrastructure failure; dispatching again", "reason", reason, "dispatches", dispatches, "notBefore", notBefore)
 	return nil
 }
 

@@ -225,6 +225,9 @@ func TestSweepRetriesInfrastructureFailures(t *testing.T) {
 					if len(msgs) != dispatch || msgs[dispatch-1].ID != fmt.Sprintf("%s-r%d", f.key, dispatch) {
 						t.Fatalf("dispatch %d: messages %d (last id %q), want a retry with id %s-r%d", dispatch, len(msgs), msgs[len(msgs)-1].ID, f.key, dispatch)
 					}
+					if wantAt := e.now.Add(retryBackoff << (dispatch - 1)); !msgs[dispatch-1].NotBefore.Equal(wantAt) {
+						t.Errorf("dispatch %d: retry scheduled at %v, want %v (backoff)", dispatch, msgs[dispatch-1].NotBefore, wantAt)
+					}
 					got, err := request.Decode(msgs[dispatch-1].Body)
 					if err != nil || got.Key("ingestacct") != f.key || got.Output != f.req.Output {
 						t.Fatalf("dispatch %d: retry body %+v (%v) does not carry the same request", dispatch, got, err)

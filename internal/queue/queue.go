@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
@@ -31,6 +32,9 @@ type Message struct {
 	Body []byte
 	// Properties become application properties (strings, numbers, bools).
 	Properties map[string]any
+	// NotBefore, when set, schedules the message: it becomes receivable at
+	// that time (Service Bus ScheduledEnqueueTime).
+	NotBefore time.Time
 }
 
 // Sender sends to one queue. It is safe for concurrent use.
@@ -87,6 +91,9 @@ func (s *Sender) Send(ctx context.Context, m Message) error {
 	}
 	if m.CorrelationID != "" {
 		msg.CorrelationID = to.Ptr(m.CorrelationID)
+	}
+	if !m.NotBefore.IsZero() {
+		msg.ScheduledEnqueueTime = to.Ptr(m.NotBefore.UTC())
 	}
 	if err := snd.SendMessage(ctx, msg, nil); err != nil {
 		return fmt.Errorf("send message %s to %s: %s: %w", m.ID, s.queue, config.Redact(err.Error()), errSend)

@@ -74,3 +74,37 @@ func TestSendErrorsAreRedacted(t *testing.T) {
 		t.Errorf("error leaks the key: %v", err)
 	}
 }
+
+// TestSendScheduled: NotBefore holds the message back until then.
+func TestSendScheduled(t *testing.T) {
+	sb := sbtest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := NewFromConnectionString(sb.ConnectionString(), "transcode")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	at := time.Now().Add(time.Hour).Truncate(time.Millisecond)
+	if err := s.Send(ctx, Message{ID: "later", Body: []byte("{}"), NotBefore: at}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := azservicebus.NewClientFromConnectionString(sb.ConnectionString(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	r, err := c.NewReceiverForQueue("transcode", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close(context.Background())
+	peeked, err := r.PeekMessages(ctx, 10, nil)
+	if err != nil || len(peeked) != 1 {
+		t.Fatalf("peek: got %d messages, %v; want the scheduled one", len(peeked), err)
+	}
+	m := peeked[0]
+	if m.State != azservicebus.MessageStateScheduled || m.ScheduledEnqueueTime == nil || !m.ScheduledEnqueueTime.Equal(at) {
+		t.Errorf("got state %v, scheduled %v; want scheduled for %v", m.State, m.ScheduledEnqueueTime, at)
+	}
+}
