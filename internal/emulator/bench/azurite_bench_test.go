@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/ffpipe/ffpipe/internal/emulator/azurite/azuritetest"
 	"github.com/ffpipe/ffpipe/internal/storage"
@@ -73,3 +77,41 @@ func BenchmarkAzurite(b *testing.B) {
 }
 
 func errorsIsNotFound(err error) bool { return errors.Is(err, storage.ErrNotFound) }
+
+// BenchmarkAzuriteListCPU measures Azurite's own CPU per listing of a
+// 32-blob container: the Event Grid stand-in lists the input container every
+// PollInterval, on the same cores as ffmpeg.
+func BenchmarkAzuriteListCPU(b *testing.B) {
+	s := azuritetest.Start(b)
+	st, err := storage.NewFromConnectionString(s.ConnectionString(), storage.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := st.EnsureContainer(ctx, "input"); err != nil {
+		b.Fatal(err)
+	}
+	for i := range 32 {
+		if err := st.Put(ctx, "input", fmt.Sprintf("throughput/clip-%03d.mp4", i), []byte("x"), "video/mp4", nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	cpu := func() time.Duration {
+		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.Pid()))
+		if err != nil {
+			b.Skip("no /proc")
+		}
+		f := strings.Fields(string(raw)[strings.LastIndexByte(string(raw), ')')+1:])
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		k, _ := strconv.ParseInt(f[12], 10, 64)
+		return time.Duration(u+k) * 10 * time.Millisecond
+	}
+	b.ResetTimer()
+	c0 := cpu()
+	for range b.N {
+		if err := st.List(ctx, "input", "", func(storage.Item) bool { return true }); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(cpu()-c0)/float64(time.Millisecond)/float64(b.N), "azurite-cpu-ms/list")
+}

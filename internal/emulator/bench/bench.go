@@ -307,7 +307,7 @@ func machine(ctx context.Context) Machine {
 	}
 	if out, err := exec.CommandContext(ctx, "ffmpeg", "-version").Output(); err == nil {
 		m.FFmpeg, _, _ = strings.Cut(string(out), "\n")
-		m.FFmpeg = strings.TrimSpace(strings.TrimSuffix(strings.SplitN(m.FFmpeg, " Copyright", 2)[0], "ffmpeg version "))
+		m.FFmpeg = strings.TrimSpace(strings.TrimPrefix(strings.SplitN(m.FFmpeg, " Copyright", 2)[0], "ffmpeg version "))
 	}
 	return m
 }

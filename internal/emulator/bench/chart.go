@@ -80,7 +80,7 @@ func (r Result) latencyChart(w, h int) image.Image {
 		disp = append(disp, chart.Point{X: x, Y: l.StartedMs})
 	}
 	return chart.LineChart{
-		Title:  fmt.Sprintf("Latency per file (p50 %.0f ms, overhead p50 %.0f ms)", r.LatencyP50Ms, r.OverheadP50Ms),
+		Title:  fmt.Sprintf("Latency: p50 %.0f ms, overhead %.0f ms", r.LatencyP50Ms, r.OverheadP50Ms),
 		XLabel: "file", YLabel: "ms",
 		Series: []chart.Series{
 			{Label: "upload -> output", Points: lat},
