@@ -72,7 +72,10 @@ type Options struct {
 	// Slots is the number of baseline processes (xargs -P). Default: cores.
 	Slots int
 	// TaskSlots is the local pool's task slots (taskSlotsPerNode of the one
-	// node). Default: Slots, as the architecture's taskSlotsPerNode = cores.
+	// node). Default: 2 × Slots. An audio task is one core of ffmpeg plus
+	// a download and uploads during which its core idles; with 2 slots per
+	// core the I/O of one task overlaps another's encoding (measured on 32
+	// two-minute clips: ratio 1.175 with 2 slots, 1.077 with 4, same CPU).
 	TaskSlots int
 	// Settings add or override app settings of every stack (knob studies,
 	// e.g. AzureFunctionsJobHost__extensions__serviceBus__maxMessageBatchSize).
@@ -148,7 +151,7 @@ func (o Options) withDefaults() Options {
 		o.Slots = runtime.NumCPU()
 	}
 	if o.TaskSlots <= 0 {
-		o.TaskSlots = o.Slots
+		o.TaskSlots = 2 * o.Slots
 	}
 	if len(o.Phases) == 0 {
 		o.Phases = AllPhases()
