@@ -90,7 +90,7 @@ type Options struct {
 	Progress io.Writer
 }
 
-// Quick turns o into the quick mode: 4 clips of 20 s, 5 latency files,
+// QuickMode turns o into the quick mode: 4 clips of 20 s, 5 latency files,
 // 2,000 dispatch messages and 2,000 messages/tasks for the stand-ins.
 // Fields already set are kept.
 func (o Options) QuickMode() Options {

@@ -12,23 +12,14 @@ import (
 // clockTicks is USER_HZ, the unit of /proc/<pid>/stat times (100 on Linux).
 const clockTicks = 100
 
-// stackCPU is the CPU time used so far by this process (the in-process
-// stand-ins, the host, the bench), its reaped children (task shells and
-// their ffmpeg) and its live children with their reaped children (Azurite,
-// the handler). Sampled when no task runs, the difference between two
-// samples is what the whole local stack spent in between, whatever else
-// the machine was doing. Zero where /proc or getrusage is missing.
-func stackCPU() time.Duration {
-	var total time.Duration
-	for _, d := range stackCPUBreakdown() {
-		total += d
-	}
-	return total
-}
-
-// stackCPUBreakdown is stackCPU by part: "self" (this process), "reaped"
-// (finished children: task shells and their ffmpeg) and each live child by
-// command name ("node" is Azurite, "handler" the function app).
+// stackCPUBreakdown is the CPU time used so far by this process (the
+// in-process stand-ins, the host, the bench), its reaped children (task
+// shells and their ffmpeg) and its live children with their reaped
+// children (Azurite, the handler), by part: "self", "reaped" and each live
+// child by command name ("node" is Azurite, "handler" the function app).
+// Sampled when no task runs, the difference between two samples is what the
+// whole local stack spent in between, whatever else the machine was doing.
+// Parts are missing where /proc or getrusage is.
 func stackCPUBreakdown() map[string]time.Duration {
 	out := map[string]time.Duration{}
 	for _, w := range []struct {
