@@ -203,7 +203,11 @@ type Report struct {
 	Kills  int    `json:"kills"`
 	Seed   uint64 `json:"seed"`
 	Result
+	// DrainSeconds runs from the last fault (the end of the fault window
+	// when none was injected) until the ledger is resolved (§6.1);
+	// DrainWaitSeconds is the time spent in the drain phase itself.
 	DrainSeconds     float64        `json:"drain_seconds"`
+	DrainWaitSeconds float64        `json:"drain_wait_seconds"`
 	RunSeconds       float64        `json:"run_seconds"`
 	KillsByComponent map[string]int `json:"kills_by_component"`
 	Missed           map[string]int `json:"faults_missed"` // e.g. no ffmpeg running at that moment
@@ -1066,15 +1070,20 @@ func (h *harness) drain(ctx context.Context) error {
 	t0 := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, h.opts.DrainTimeout)
 	defer cancel()
-	if err := h.waitQuiet(ctx); err != nil {
-		h.report.DrainSeconds = time.Since(t0).Seconds()
-		return err
-	}
-	// Late duplicates: events for work that is finished (§6.6).
-	n := h.egProxy.replay(ctx, replayFraction)
-	h.report.EventFaults["replayed"] = n
 	err := h.waitQuiet(ctx)
-	h.report.DrainSeconds = time.Since(t0).Seconds()
+	if err == nil {
+		// Late duplicates: events for work that is finished (§6.6).
+		h.report.EventFaults["replayed"] = h.egProxy.replay(ctx, replayFraction)
+		err = h.waitQuiet(ctx)
+	}
+	h.report.DrainWaitSeconds = time.Since(t0).Seconds()
+	h.mu.Lock()
+	from := h.faultsEnd
+	if n := len(h.report.Timeline); n > 0 {
+		from = h.faultsStart.Add(time.Duration(h.report.Timeline[n-1].At * float64(time.Second)))
+	}
+	h.mu.Unlock()
+	h.report.DrainSeconds = time.Since(from).Seconds()
 	return err
 }
 

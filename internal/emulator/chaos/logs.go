@@ -255,7 +255,7 @@ func (r *Report) WriteTable(w io.Writer) {
 	fmt.Fprintf(tw, "event faults\t%s\t\n", fmtMap(r.EventFaults))
 	fmt.Fprintf(tw, "executions/input\t%s\tmax %d\n", fmtMap(r.Executions), r.ExecutionsMax)
 	fmt.Fprintf(tw, "dead letters\t%s\t\n", fmtMap(r.DLQByReason))
-	fmt.Fprintf(tw, "drain\t%.1f s\t\n", r.DrainSeconds)
+	fmt.Fprintf(tw, "drain\t%.1f s after the last fault\t(%.1f s in the drain phase)\n", r.DrainSeconds, r.DrainWaitSeconds)
 	fmt.Fprintf(tw, "run\t%.1f s\t\n", r.RunSeconds)
 	keys := make([]string, 0, len(r.RecoverySeconds))
 	for k := range r.RecoverySeconds {
