@@ -91,7 +91,7 @@ func (a *app) settle(ctx context.Context, t batch.CompletedTask) (bool, error) {
 		err := a.finish(ctx, log, t, req, records.StateFailed, "unknown_task: the task carries no readable request ("+errString(t.RequestErr)+")", 0)
 		return false, err
 	}
-	if t.Success {
+	if t.Success || a.onlyLogUploadFailed(ctx, t, req) {
 		p, err := a.d.Blobs.Properties(ctx, req.Output.Container, req.Output.Blob)
 		switch {
 		case err == nil && p.Size > 0:
@@ -115,12 +115,29 @@ func (a *app) settle(ctx context.Context, t batch.CompletedTask) (bool, error) {
 	return false, a.retryOrFail(ctx, log, t, req, a.failureReason(ctx, log, t))
 }
 
+// onlyLogUploadFailed reports a task whose ffmpeg run succeeded (exit 0)
+// but that Batch failed on a file upload, while the output blob was
+// written during that very run: only a log file was lost, the work is done.
+// The time window keeps an output written by another version of the same
+// input (another key, same output name) from counting.
+func (a *app) onlyLogUploadFailed(ctx context.Context, t batch.CompletedTask, req request.Request) bool {
+	if t.ExitCode == nil || *t.ExitCode != 0 || !strings.HasPrefix(strings.ToLower(t.FailureCode), "fileupload") || t.Start.IsZero() || t.End.IsZero() {
+		return false
+	}
+	p, err := a.d.Blobs.Properties(ctx, req.Output.Container, req.Output.Blob)
+	if err != nil || p.Size == 0 {
+		return false
+	}
+	// Last-Modified has a resolution of one second.
+	return !p.LastModified.Before(t.Start.Add(-time.Second)) && !p.LastModified.After(t.End.Add(time.Second))
+}
+
 // maxDispatches bounds how often one key is dispatched when its task fails
 // for reasons outside the input (storage or node trouble); retryBackoff is
 // the wait before the first retry, doubled for each further one, so that a
 // storage outage does not use up every dispatch within seconds.
 const (
-	maxDispatches = 3
+	maxDispatches = 5
 	retryBackoff  = 15 * time.Second
 )
 
@@ -130,6 +147,14 @@ const (
 // times, instead of quarantining a good file as poison.
 var infrastructureFailures = map[string]bool{"download_error": true, "upload_error": true, "no_output": true}
 
+// inputUnchanged reports whether the input still exists with the eTag the
+// task was made for: a download that found no blob was then transient
+// (storage restarting or failing over), not a deleted input.
+func (a *app) inputUnchanged(ctx context.Context, req request.Request) bool {
+	p, err := a.d.Blobs.Properties(ctx, req.Source.Container, req.Source.Blob)
+	return err == nil && p.ETag == request.NormalizeETag(req.Source.ETag)
+}
+
 // retryOrFail dispatches the work again after an infrastructure failure, up
 // to maxDispatches in all, and otherwise records the failure. The finished
 // task is deleted before the request is sent again: a retry that reached
@@ -138,7 +163,7 @@ var infrastructureFailures = map[string]bool{"download_error": true, "upload_err
 // place, which reconcile picks up.
 func (a *app) retryOrFail(ctx context.Context, log *slog.Logger, t batch.CompletedTask, req request.Request, reason string) error {
 	code, _, _ := strings.Cut(reason, ":")
-	if !infrastructureFailures[code] {
+	if !infrastructureFailures[code] && !(code == "input_missing" && a.inputUnchanged(ctx, req)) {
 		return a.failTask(ctx, log, t, req, reason)
 	}
 	rec, err := a.d.Records.Get(ctx, t.Key)

@@ -203,6 +203,11 @@ func TestSweepRetriesInfrastructureFailures(t *testing.T) {
 			ct.Success, ct.FailureCategory, ct.FailureCode = false, "usererror", "FileUploadError"
 		},
 		"no_output": func(ct *batch.CompletedTask) { ct.Success = true },
+		// The download found no blob, yet the input is there with the same
+		// eTag (storage restarting): transient, not a deleted input.
+		"input_missing": func(ct *batch.CompletedTask) {
+			ct.Success, ct.FailureCategory, ct.FailureCode = false, "usererror", "BlobNotFound"
+		},
 	}
 	for code, mutate := range failures {
 		t.Run(code, func(t *testing.T) {
@@ -243,12 +248,65 @@ func TestSweepRetriesInfrastructureFailures(t *testing.T) {
 				if len(e.queue.messages()) != maxDispatches-1 {
 					t.Errorf("messages after the last dispatch: got %d, want %d", len(e.queue.messages()), maxDispatches-1)
 				}
-				if r.State != records.StateFailed || !strings.HasPrefix(r.Reason, code+":") || !strings.Contains(r.Reason, "after 3 dispatches") {
-					t.Errorf("final record %s %q, want failed %s after 3 dispatches", r.State, r.Reason, code)
+				if after := fmt.Sprintf("after %d dispatches", maxDispatches); r.State != records.StateFailed || !strings.HasPrefix(r.Reason, code+":") || !strings.Contains(r.Reason, after) {
+					t.Errorf("final record %s %q, want failed %s %s", r.State, r.Reason, code, after)
 				}
 				if _, ok := e.blobs.get("quarantine", "v/a.mp4"); !ok {
 					t.Errorf("input not quarantined after the last dispatch")
 				}
+			}
+		})
+	}
+}
+
+// TestSweepInputGoneIsNotRetried: a download that found no blob because the
+// input really is gone ends at once with input_missing.
+func TestSweepInputGoneIsNotRetried(t *testing.T) {
+	e := newEnv(t, nil)
+	f := e.dispatched("v/a.mp4")
+	e.blobs.mu.Lock()
+	delete(e.blobs.blobs, "input/v/a.mp4")
+	e.blobs.mu.Unlock()
+	e.complete(f, false, 0, func(ct *batch.CompletedTask) { ct.FailureCategory, ct.FailureCode = "usererror", "BlobNotFound" })
+	if code := e.sweep(); code != http.StatusOK {
+		t.Fatalf("status %d, want 200", code)
+	}
+	if r := e.record(f.key); r.State != records.StateFailed || !strings.HasPrefix(r.Reason, "input_missing:") {
+		t.Errorf("record %s %q, want failed input_missing", r.State, r.Reason)
+	}
+	if n := len(e.queue.messages()); n != 0 {
+		t.Errorf("messages: got %d, want no retry", n)
+	}
+}
+
+// TestSweepLogUploadFailureAfterOutput: ffmpeg succeeded and the output was
+// written during the run, but Batch failed the task on a log upload: the
+// work is done. An output from outside the run's window does not count.
+func TestSweepLogUploadFailureAfterOutput(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		written   time.Duration // output Last-Modified relative to now; the run spans now-2m … now-1m
+		wantState records.State
+	}{
+		{"output written during the run", -90 * time.Second, records.StateDone},
+		{"output from another run", -10 * time.Minute, records.StateQueued},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, nil)
+			f := e.dispatched("v/a.mp4")
+			e.blobs.put("output", "v/a.mp3", []byte("mp3-bytes"), e.now.Add(tc.written))
+			e.complete(f, false, 0, func(ct *batch.CompletedTask) {
+				ct.FailureCategory, ct.FailureCode, ct.FailureMessage = "usererror", "FileUploadError", "upload of stderr.txt failed"
+			})
+			if code := e.sweep(); code != http.StatusOK {
+				t.Fatalf("status %d, want 200", code)
+			}
+			if r := e.record(f.key); r.State != tc.wantState {
+				t.Errorf("record %s %q, want %s", r.State, r.Reason, tc.wantState)
+			}
+			_, inInput := e.blobs.get("input", "v/a.mp4")
+			if inInput == (tc.wantState == records.StateDone) {
+				t.Errorf("input present %v; want it deleted only when done", inInput)
 			}
 		})
 	}
