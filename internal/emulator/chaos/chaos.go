@@ -347,15 +347,6 @@ func (h *harness) randIntN(n int) int {
 	return h.rng.IntN(n)
 }
 
-func (h *harness) randDur(d time.Duration) time.Duration {
-	if d <= 0 {
-		return 0
-	}
-	h.rngMu.Lock()
-	defer h.rngMu.Unlock()
-	return time.Duration(h.rng.Int64N(int64(d)))
-}
-
 func (h *harness) prepareMedia(ctx context.Context) error {
 	base := media.ClipSpec{CacheDir: h.opts.CacheDir}
 	clips, err := media.GenerateSet(ctx, filepath.Join(h.dir, "media", "valid"), h.opts.Files, h.opts.Seed,
@@ -956,18 +947,29 @@ func (h *harness) restart(ctx context.Context, c string) error {
 // injectFaults fires opts.Kills faults at seeded random times within the
 // window, each from opts.Faults, restarting what it killed.
 func (h *harness) injectFaults(ctx context.Context, window time.Duration) {
-	start := time.Now()
-	at := make([]time.Duration, h.opts.Kills)
-	for i := range at {
-		at[i] = h.randDur(window)
+	// The whole plan (times, targets, restart pauses) is drawn up front
+	// from its own generator, so a seed always yields the same schedule
+	// whatever else draws random numbers meanwhile.
+	type step struct {
+		at, pause time.Duration
+		fault     string
 	}
-	slices.Sort(at)
-	for _, t := range at {
-		if !waitCtx(ctx, time.Until(start.Add(t))) {
+	rng := rand.New(rand.NewPCG(h.opts.Seed, 0xfa017))
+	plan := make([]step, h.opts.Kills)
+	for i := range plan {
+		plan[i].at = time.Duration(rng.Int64N(int64(window)))
+	}
+	slices.SortFunc(plan, func(a, b step) int { return cmp.Compare(a.at, b.at) })
+	for i := range plan {
+		plan[i].fault = h.opts.Faults[rng.IntN(len(h.opts.Faults))]
+		plan[i].pause = time.Duration(rng.Int64N(int64(h.opts.MaxRestartDelay)))
+	}
+	start := time.Now()
+	for _, st := range plan {
+		if !waitCtx(ctx, time.Until(start.Add(st.at))) {
 			return
 		}
-		f := h.opts.Faults[h.randIntN(len(h.opts.Faults))]
-		h.fault(ctx, f)
+		h.fault(ctx, st.fault, st.pause)
 	}
 	waitCtx(ctx, time.Until(start.Add(window)))
 }
@@ -984,7 +986,7 @@ func (h *harness) event(fault, format string, args ...any) {
 	h.mu.Unlock()
 }
 
-func (h *harness) fault(ctx context.Context, f string) {
+func (h *harness) fault(ctx context.Context, f string, pause time.Duration) {
 	switch f {
 	case FaultHandler:
 		pid := h.st.KillHandler()
@@ -1032,7 +1034,7 @@ func (h *harness) fault(ctx context.Context, f string) {
 		}
 		h.count(h.report.KillsByComponent, f)
 		h.event(f, "SIGKILL pid %d", pid)
-		waitCtx(ctx, h.randDur(h.opts.MaxRestartDelay))
+		waitCtx(ctx, pause)
 		t0 := time.Now()
 		// Restart even when the fault window just ended (ctx cancelled).
 		rctx := context.WithoutCancel(ctx)
