@@ -192,6 +192,7 @@ func build(cfg config.Config, d Deps) (*app, error) {
 		OutputContainer: cfg.OutputContainer,
 		Template:        tmpl,
 		Ext:             d.Presets.Ext,
+		Suffixes:        cfg.AllowedSuffixes,
 	}
 	return a, nil
 }

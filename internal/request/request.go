@@ -272,6 +272,9 @@ type Defaults struct {
 	// Ext returns the output extension of a configured preset, and false
 	// for an unknown preset (presets.Set.Ext fits).
 	Ext func(preset string) (ext string, ok bool)
+	// Suffixes are the allowed input suffixes (lower case, primary first;
+	// nil means DefaultSuffixes). A source blob must end in one of them.
+	Suffixes []string
 }
 
 var defaultTemplate = MustParseTemplate(DefaultTemplate)
@@ -287,6 +290,14 @@ func (r Request) WithDefaults(d Defaults) (Request, error) {
 	}
 	if err := r.Validate(); err != nil {
 		return Request{}, err
+	}
+	suffixes := d.Suffixes
+	if len(suffixes) == 0 {
+		suffixes = DefaultSuffixes
+	}
+	if !HasSuffix(r.Source.Blob, suffixes) {
+		return Request{}, &BadRequestError{Field: "source.blob", Err: ErrBadName,
+			Reason: fmt.Sprintf("the name must end in one of %s (FFPIPE_ALLOWED_SUFFIXES)", strings.Join(suffixes, ", "))}
 	}
 	if r.Preset == "" {
 		r.Preset = d.Preset
@@ -312,7 +323,7 @@ func (r Request) WithDefaults(d Defaults) (Request, error) {
 		if t == nil {
 			t = defaultTemplate
 		}
-		v := Vars{Blob: r.Source.Blob, Ext: ext, Preset: r.Preset}
+		v := Vars{Blob: r.Source.Blob, Ext: ext, Preset: r.Preset, Suffixes: d.Suffixes}
 		if t.Uses("key") {
 			if r.Source.ETag == "" {
 				return Request{}, bad("source.etag", "the output template uses {key}, which needs the eTag")

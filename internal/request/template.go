@@ -18,13 +18,21 @@ const MaxTemplateLen = 512
 //
 //	{dir}    the source blob's directory ("videos/2024" for "videos/2024/a.mp4"; "" at the root)
 //	{name}   the source blob's last segment ("a.mp4")
-//	{stem}   {name} without its last extension ("a"; "a.b" for "a.b.mp4"; "README" for "README"; ".x" for ".x")
+//	{stem}   {name} without the primary input suffix ("a" for "a.mp4"), see below
 //	{ext}    the preset's output extension, without the dot ("mp3")
 //	{preset} the preset name
 //	{key}    the request key (see Key)
 //
 // When {dir} expands to "" the "/" right after it is dropped, so
 // "{dir}/{stem}.{ext}" gives "a.mp3" for a blob at the root, never "/a.mp3".
+//
+// {stem} keeps output names injective, so that two inputs never share an
+// output blob (two keys would write it): the primary suffix (the first
+// allowed suffix, ".mp4" by default) is removed only in its exact form and
+// only when what is left does not itself end in an allowed suffix, in any
+// case; otherwise {stem} is the whole name. So "a.mp4" → "a", but "a.MP4"
+// → "a.MP4" and "a.MP4.mp4" → "a.MP4.mp4". Over names that end in an allowed
+// suffix (the only ones ffpipe accepts) the three kinds of stem cannot meet.
 var templateVars = map[string]bool{"dir": true, "name": true, "stem": true, "ext": true, "preset": true, "key": true}
 
 // Template is a parsed output name template. The zero value is not usable;
@@ -41,10 +49,13 @@ type tpart struct {
 
 // Vars are the values a Template expands.
 type Vars struct {
-	Blob   string // the source blob name
-	Ext    string // the preset's extension, without the dot
-	Preset string
-	Key    string
+	Blob string // the source blob name
+	// Suffixes are the allowed input suffixes, lower case, the primary one
+	// first (default: ".mp4").
+	Suffixes []string
+	Ext      string // the preset's extension, without the dot
+	Preset   string
+	Key      string
 }
 
 // ParseTemplate parses and validates an output name template. It is meant
@@ -132,7 +143,7 @@ func (t *Template) Execute(v Vars) (string, error) {
 		return "", fmt.Errorf("expand output template: {key} needs the request key (resolve the eTag first)")
 	}
 	dir, name := splitDir(v.Blob)
-	stem := stemOf(name)
+	stem := stemOf(name, v.Suffixes)
 	var b strings.Builder
 	dropSlash := false
 	for _, p := range t.parts {
@@ -173,11 +184,33 @@ func splitDir(blob string) (dir, name string) {
 	return "", blob
 }
 
-// stemOf removes the last extension of a file name. A leading dot does not
-// start an extension (".profile" stays ".profile").
-func stemOf(name string) string {
-	if i := strings.LastIndexByte(name, '.'); i > 0 {
-		return name[:i]
+// DefaultSuffixes are the allowed input suffixes when none are configured.
+var DefaultSuffixes = []string{".mp4"}
+
+// stemOf is {stem}: name without the primary suffix, when that keeps output
+// names injective (see the Template doc), else name itself.
+func stemOf(name string, suffixes []string) string {
+	if len(suffixes) == 0 {
+		suffixes = DefaultSuffixes
 	}
-	return name
+	rest, ok := strings.CutSuffix(name, suffixes[0])
+	if !ok || rest == "" {
+		return name
+	}
+	if HasSuffix(rest, suffixes) {
+		return name
+	}
+	return rest
+}
+
+// HasSuffix reports whether name ends in one of suffixes (lower case),
+// ignoring case.
+func HasSuffix(name string, suffixes []string) bool {
+	lower := strings.ToLower(name)
+	for _, s := range suffixes {
+		if strings.HasSuffix(lower, s) {
+			return true
+		}
+	}
+	return false
 }

@@ -49,7 +49,9 @@ func TestTemplateExecute(t *testing.T) {
 		{DefaultTemplate, "videos/a.mp4", "videos/a.mp3"},
 		{DefaultTemplate, "a.mp4", "a.mp3"},                        // no dir: no leading slash
 		{DefaultTemplate, "a/b/c/d.mp4", "a/b/c/d.mp3"},            // deep dir
-		{DefaultTemplate, "Videos/A.MP4", "Videos/A.mp3"},          // case kept, extension replaced
+		{DefaultTemplate, "Videos/A.MP4", "Videos/A.MP4.mp3"},      // not the exact primary suffix: whole name kept (injective)
+		{DefaultTemplate, "a.MP4.mp4", "a.MP4.mp4.mp3"},            // the rest ends in a suffix: whole name kept
+		{DefaultTemplate, "a.mp4.mp4", "a.mp4.mp4.mp3"},            // same
 		{DefaultTemplate, "a.b.c.mp4", "a.b.c.mp3"},                // dots in name: last extension only
 		{DefaultTemplate, "v1.0/clip", "v1.0/clip.mp3"},            // dots in dir, no extension
 		{DefaultTemplate, "README", "README.mp3"},                  // no extension
@@ -132,8 +134,13 @@ func TestWithDefaults(t *testing.T) {
 		},
 		{
 			name:     "1,024-character input gives a too-long output",
-			in:       Request{Source: Source{Container: "input", Blob: long[:1021] + ".mp"}}, // stem 1,021 + ".mp3" = 1,025
+			in:       Request{Source: Source{Container: "input", Blob: long[:1020] + ".MP4"}}, // whole name kept: 1,024 + ".mp3"
 			sentinel: ErrNameTooLong,
+		},
+		{
+			name:     "no allowed suffix",
+			in:       Request{Source: Source{Container: "input", Blob: "a.mov"}},
+			sentinel: ErrBadName,
 		},
 		{
 			name:     "output overwrites source",
@@ -229,6 +236,36 @@ func FuzzTemplate(f *testing.F) {
 		}
 		if err := ValidateBlob(out); err != nil {
 			t.Fatalf("WithDefaults accepted invalid output %q: %v", out, err)
+		}
+	})
+}
+
+// FuzzOutputNameInjective: with the default template two different input
+// names never share an output name (reliability-security.md §6.6, §6.9): a
+// shared output would be written by two keys.
+func FuzzOutputNameInjective(f *testing.F) {
+	f.Add("a.mp4", "a.MP4")
+	f.Add("a.mp4", "a")
+	f.Add("a.MP4.mp4", "a.MP4")
+	f.Add("dir/a.mp4", "dir/a.mp4.mp4")
+	f.Add("x.mp4", "x.MP4.mp4")
+	tp := MustParseTemplate(DefaultTemplate)
+	out := func(blob string) (string, bool) {
+		// The domain: names ffpipe accepts (an allowed suffix).
+		if ValidateBlob(blob) != nil || !HasSuffix(blob, DefaultSuffixes) {
+			return "", false
+		}
+		o, err := tp.Execute(Vars{Blob: blob, Ext: "mp3", Preset: "mp3"})
+		return o, err == nil && ValidateBlob(o) == nil
+	}
+	f.Fuzz(func(t *testing.T, a, b string) {
+		if a == b {
+			return
+		}
+		oa, okA := out(a)
+		ob, okB := out(b)
+		if okA && okB && oa == ob {
+			t.Fatalf("%q and %q both map to %q", a, b, oa)
 		}
 	})
 }

@@ -2,7 +2,7 @@ package chaos
 
 import (
 	"fmt"
-	"path"
+	"github.com/ffpipe/ffpipe/internal/request"
 	"sort"
 	"strings"
 	"time"
@@ -166,9 +166,14 @@ func outcomeOf(st records.State) media.Outcome {
 	return 0
 }
 
-// OutputName predicts the default output template {dir}/{stem}.{ext}.
+// OutputName predicts the output of the default template {dir}/{stem}.{ext}
+// with the default allowed suffixes, through the pipeline's own code.
 func OutputName(name, ext string) string {
-	return strings.TrimSuffix(name, path.Ext(name)) + "." + ext
+	out, err := request.MustParseTemplate(request.DefaultTemplate).Execute(request.Vars{Blob: name, Ext: ext})
+	if err != nil {
+		return ""
+	}
+	return out
 }
 
 // Check applies the invariants of reliability-security.md §6.1 to the
