@@ -29,16 +29,7 @@ func TestSendAgainstStandIn(t *testing.T) {
 		t.Errorf("Send without an id: got nil error")
 	}
 
-	c, err := azservicebus.NewClientFromConnectionString(sb.ConnectionString(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(context.Background())
-	r, err := c.NewReceiverForQueue("transcode", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close(context.Background())
+	r := receiver(t, sb.ConnectionString())
 	msgs, err := r.ReceiveMessages(ctx, 1, nil)
 	if err != nil || len(msgs) != 1 {
 		t.Fatalf("receive: got %d messages, %v", len(msgs), err)
@@ -89,16 +80,7 @@ func TestSendScheduled(t *testing.T) {
 	if err := s.Send(ctx, Message{ID: "later", Body: []byte("{}"), NotBefore: at}); err != nil {
 		t.Fatal(err)
 	}
-	c, err := azservicebus.NewClientFromConnectionString(sb.ConnectionString(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(context.Background())
-	r, err := c.NewReceiverForQueue("transcode", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close(context.Background())
+	r := receiver(t, sb.ConnectionString())
 	peeked, err := r.PeekMessages(ctx, 10, nil)
 	if err != nil || len(peeked) != 1 {
 		t.Fatalf("peek: got %d messages, %v; want the scheduled one", len(peeked), err)
@@ -107,4 +89,20 @@ func TestSendScheduled(t *testing.T) {
 	if m.State != azservicebus.MessageStateScheduled || m.ScheduledEnqueueTime == nil || !m.ScheduledEnqueueTime.Equal(at) {
 		t.Errorf("got state %v, scheduled %v; want scheduled for %v", m.State, m.ScheduledEnqueueTime, at)
 	}
+}
+
+// receiver opens a receiver on the queue "transcode", closed when t ends.
+func receiver(t *testing.T, connectionString string) *azservicebus.Receiver {
+	t.Helper()
+	c, err := azservicebus.NewClientFromConnectionString(connectionString, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(context.Background()) })
+	r, err := c.NewReceiverForQueue("transcode", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close(context.Background()) })
+	return r
 }
