@@ -32,6 +32,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/service"
 
 	"github.com/ffpipe/ffpipe/internal/config"
+	"github.com/ffpipe/ffpipe/internal/request"
 )
 
 // Props are the facts ffpipe needs about a blob.
@@ -467,9 +468,22 @@ func (c *Client) ContainerCreateWriteURL(ctx context.Context, cont string, ttl t
 // skew backdates SAS start times against clock differences.
 const skew = 5 * time.Minute
 
+// MaxSASLifetime caps every SAS: a user delegation key lives at most 7 days.
+const MaxSASLifetime = 7 * 24 * time.Hour
+
 func (c *Client) sign(ctx context.Context, cont, name string, perm sas.BlobPermissions, ttl time.Duration) (string, error) {
-	if ttl <= 0 {
-		return "", fmt.Errorf("sign %s/%s: ttl must be positive", cont, name)
+	if ttl <= 0 || ttl > MaxSASLifetime {
+		return "", fmt.Errorf("sign %s/%s: ttl %v outside (0, %v]", cont, name, ttl, MaxSASLifetime)
+	}
+	// A SAS is only ever built for a valid container and blob name: anything
+	// else could move the query into the path or a fragment.
+	if err := request.ValidateContainer(cont); err != nil {
+		return "", fmt.Errorf("sign: %w", err)
+	}
+	if name != "" {
+		if err := request.ValidateBlob(name); err != nil {
+			return "", fmt.Errorf("sign: %w", err)
+		}
 	}
 	now := c.now().UTC()
 	// An empty BlobName signs the container (sr=c), a set one the blob (sr=b).

@@ -268,3 +268,55 @@ func TestPutIfAgainstAzurite(t *testing.T) {
 		t.Errorf("content: got %q, want v2", b)
 	}
 }
+
+// FuzzSASBuilder (reliability-security.md §6.9): for any container, blob name
+// and lifetime, a read SAS grants exactly read on exactly that blob, a write
+// SAS exactly create and write on exactly that blob, and no SAS outlives the
+// cap.
+func FuzzSASBuilder(f *testing.F) {
+	f.Add("input", "videos/a b.mp4", int64(2*time.Hour))
+	f.Add("output", "../../etc/passwd", int64(time.Second))
+	f.Add("logs", "k/stderr.txt", int64(8*24*time.Hour))
+	f.Add("x", "a?sp=rwdl&sig=x", int64(-1))
+	now := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	c, err := NewFromConnectionString("DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=a2V5a2V5a2V5a2V5;EndpointSuffix=core.windows.net", Options{Now: func() time.Time { return now }})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, cont, name string, ttlNs int64) {
+		if cont == "" || name == "" {
+			return
+		}
+		ttl := time.Duration(ttlNs)
+		for _, tc := range []struct {
+			kind, sp string
+			sign     func() (string, error)
+		}{
+			{"read", "r", func() (string, error) { return c.ReadURL(context.Background(), cont, name, ttl) }},
+			{"write", "cw", func() (string, error) { return c.ContainerWriteURL(context.Background(), cont, name, ttl) }},
+		} {
+			raw, err := tc.sign()
+			if ttl <= 0 || ttl > MaxSASLifetime {
+				if err == nil {
+					t.Fatalf("%s SAS with ttl %v: got no error", tc.kind, ttl)
+				}
+				continue
+			}
+			if err != nil {
+				continue // names the SDK cannot sign are refused, not widened
+			}
+			u, err := url.Parse(raw)
+			if err != nil {
+				t.Fatalf("%s SAS is not a URL: %v", tc.kind, err)
+			}
+			q := u.Query()
+			if q.Get("sp") != tc.sp || q.Get("sr") != "b" || q.Get("srt") != "" || q.Get("ss") != "" {
+				t.Fatalf("%s SAS scope: sp=%q sr=%q srt=%q ss=%q, want sp=%s sr=b", tc.kind, q.Get("sp"), q.Get("sr"), q.Get("srt"), q.Get("ss"), tc.sp)
+			}
+			se, err := time.Parse(time.RFC3339, q.Get("se"))
+			if err != nil || se.After(now.Add(MaxSASLifetime)) || se.After(now.Add(ttl).Add(time.Second)) {
+				t.Fatalf("%s SAS expiry %q for ttl %v", tc.kind, q.Get("se"), ttl)
+			}
+		}
+	})
+}
