@@ -454,17 +454,6 @@ func (c *Client) ContainerWriteURL(ctx context.Context, cont, name string, ttl t
 	return c.ContainerURL(cont) + "?" + q, nil
 }
 
-// ContainerCreateWriteURL is the container's URL with a SAS that allows
-// creating and writing blobs in it (no read, list or delete), for task logs,
-// which Batch uploads as several blobs under one prefix.
-func (c *Client) ContainerCreateWriteURL(ctx context.Context, cont string, ttl time.Duration) (string, error) {
-	q, err := c.sign(ctx, cont, "", sas.BlobPermissions{Create: true, Write: true}, ttl)
-	if err != nil {
-		return "", err
-	}
-	return c.ContainerURL(cont) + "?" + q, nil
-}
-
 // skew backdates SAS start times against clock differences.
 const skew = 5 * time.Minute
 

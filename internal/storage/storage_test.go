@@ -134,7 +134,7 @@ func TestAgainstAzurite(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		logs, err := c.ContainerCreateWriteURL(ctx, "output", time.Hour)
+		logs, err := c.ContainerWriteURL(ctx, "output", "k/stderr.txt", time.Hour)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -142,7 +142,8 @@ func TestAgainstAzurite(t *testing.T) {
 			name, method, url string
 			want              int
 		}{
-			{"logs: write any blob", http.MethodPut, appendPath(logs, "k/stderr.txt"), http.StatusCreated},
+			{"logs: write its one blob", http.MethodPut, appendPath(logs, "k/stderr.txt"), http.StatusCreated},
+			{"logs: not the other log", http.MethodPut, appendPath(logs, "k/stdout.txt"), http.StatusForbidden},
 			{"logs: no read", http.MethodGet, appendPath(logs, "k/stderr.txt"), http.StatusForbidden},
 			{"read input", http.MethodGet, read, http.StatusOK},
 			{"read other blob with input sas", http.MethodGet, swapBlob(read, "other.mp4"), http.StatusForbidden},
@@ -195,11 +196,11 @@ func TestSASScope(t *testing.T) {
 	read, _ := c.ReadURL(ctx, "input", "videos/a b.mp4", 2*time.Hour)
 	write, _ := c.WriteURL(ctx, "output", "videos/a b.mp3", 2*time.Hour)
 	cont, _ := c.ContainerWriteURL(ctx, "output", "videos/a b.mp3", 2*time.Hour)
-	logs, _ := c.ContainerCreateWriteURL(ctx, "logs", 2*time.Hour)
+	logs, _ := c.ContainerWriteURL(ctx, "logs", "k/stderr.txt", 2*time.Hour)
 	tests := []struct {
 		name, url, path, sp string
 	}{
-		{"logs", logs, "/logs", "cw"},
+		{"logs (one log blob)", logs, "/logs", "cw"},
 		{"read", read, "/input/videos/a b.mp4", "r"},
 		{"write", write, "/output/videos/a b.mp3", "cw"},
 		{"container write", cont, "/output", "cw"},
@@ -214,11 +215,8 @@ func TestSASScope(t *testing.T) {
 				t.Errorf("url: got %s%s, want acct.blob.core.windows.net%s", u.Host, u.Path, tt.path)
 			}
 			q := u.Query()
-			sr := "b"
-			if tt.name == "logs" {
-				sr = "c"
-			}
-			checks := map[string]string{"sp": tt.sp, "sr": sr, "spr": "https", "se": "2026-03-01T11:00:00Z", "st": "2026-03-01T08:55:00Z"}
+			// Every SAS ffpipe makes covers exactly one blob.
+			checks := map[string]string{"sp": tt.sp, "sr": "b", "spr": "https", "se": "2026-03-01T11:00:00Z", "st": "2026-03-01T08:55:00Z"}
 			for k, want := range checks {
 				if got := q.Get(k); got != want {
 					t.Errorf("%s: got %q, want %q", k, got, want)

@@ -17,7 +17,7 @@ import (
 // TestSASEnforcement checks reliability-security.md §6.10 "SAS and
 // storage" against a real storage service (Azurite): the SAS URLs ffpipe
 // hands to Batch tasks (internal/storage ReadURL, WriteURL,
-// ContainerWriteURL, ContainerCreateWriteURL) allow exactly their one job.
+// ContainerWriteURL) allow exactly their one job.
 // internal/storage's TestSASScope checks the fields of the tokens; this
 // test checks that the service refuses everything else with 403.
 func TestSASEnforcement(t *testing.T) {
@@ -58,7 +58,7 @@ func TestSASEnforcement(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs, err := c.ContainerCreateWriteURL(ctx, "logs", ttl)
+	logs, err := c.ContainerWriteURL(ctx, "logs", "k/stderr.txt", ttl)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +124,8 @@ func TestSASEnforcement(t *testing.T) {
 		{"container output SAS writes the one blob", http.MethodPut, blobPath(contWrite, out), 201},
 		{"container output SAS cannot write another blob", http.MethodPut, blobPath(contWrite, "videos/evil.mp3"), 403},
 		{"container output SAS cannot list", http.MethodGet, contWrite + "&restype=container&comp=list", 403},
-		{"logs SAS writes under the container", http.MethodPut, blobPath(logs, "k/stderr.txt"), 201},
+		{"logs SAS writes its one log blob", http.MethodPut, blobPath(logs, "k/stderr.txt"), 201},
+		{"logs SAS cannot write the other log", http.MethodPut, blobPath(logs, "k/stdout.txt"), 403},
 		{"logs SAS cannot read", http.MethodGet, blobPath(logs, "k/stderr.txt"), 403},
 		{"logs SAS cannot list", http.MethodGet, logs + "&restype=container&comp=list", 403},
 		{"logs SAS cannot delete", http.MethodDelete, blobPath(logs, "k/stderr.txt"), 403},
