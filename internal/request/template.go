@@ -214,3 +214,14 @@ func HasSuffix(name string, suffixes []string) bool {
 	}
 	return false
 }
+
+// OutputName is the output blob name the default template gives blob with
+// the default suffixes, for tools that predict outputs (tests, benchmarks,
+// the chaos harness). It is "" when the name has no output.
+func OutputName(blob, ext string) string {
+	out, err := defaultTemplate.Execute(Vars{Blob: blob, Ext: ext})
+	if err != nil {
+		return ""
+	}
+	return out
+}

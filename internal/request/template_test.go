@@ -269,3 +269,11 @@ func FuzzOutputNameInjective(f *testing.F) {
 		}
 	})
 }
+
+func TestOutputName(t *testing.T) {
+	for blob, want := range map[string]string{"v/a.mp4": "v/a.mp3", "a.MP4": "a.MP4.mp3", "a.mp4.mp4": "a.mp4.mp4.mp3"} {
+		if got := OutputName(blob, "mp3"); got != want {
+			t.Errorf("OutputName(%q) = %q, want %q", blob, got, want)
+		}
+	}
+}

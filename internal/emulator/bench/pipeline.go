@@ -14,6 +14,7 @@ import (
 
 	"github.com/ffpipe/ffpipe/internal/config"
 	"github.com/ffpipe/ffpipe/internal/emulator/media"
+	files "github.com/ffpipe/ffpipe/internal/emulator/runner"
 	"github.com/ffpipe/ffpipe/internal/emulator/stack"
 	"github.com/ffpipe/ffpipe/internal/records"
 	"github.com/ffpipe/ffpipe/internal/request"
@@ -241,7 +242,7 @@ func (r *runner) throughput(ctx context.Context, p *pipe) error {
 	// from the records (the task's end), read at the end.
 	want := map[string]bool{}
 	for _, b := range blobs {
-		want[outputName(b, r.preset.Ext)] = true
+		want[request.OutputName(b, r.preset.Ext)] = true
 	}
 	last := 0
 	for {
@@ -289,7 +290,7 @@ func (r *runner) throughput(ctx context.Context, p *pipe) error {
 			end = *rec.Timings.Ended
 		}
 		local := filepath.Join(verifyDir, fmt.Sprintf("%03d.%s", i, r.preset.Ext))
-		if err := download(ctx, p.blob, p.cfg.OutputContainer, rec.Output.Blob, local); err != nil {
+		if err := files.Download(ctx, p.blob, p.cfg.OutputContainer, rec.Output.Blob, local); err != nil {
 			return err
 		}
 		if err := media.VerifyAudio(ctx, local, r.preset.Ext, r.clips[i].Spec.Duration, media.DefaultTolerance); err != nil {
@@ -304,11 +305,6 @@ func (r *runner) throughput(ctx context.Context, p *pipe) error {
 	r.res.AudioSecondsPerWall = round(Ratio(audio.Seconds(), d.Seconds()), 2)
 	r.progress("throughput: pipeline %.2fs (%d outputs verified)", d.Seconds(), r.res.ThroughputVerified)
 	return nil
-}
-
-// outputName applies the default output template {dir}/{stem}.{ext}.
-func outputName(blob, ext string) string {
-	return blob[:len(blob)-len(path.Ext(blob))] + "." + ext
 }
 
 func countOutputs(ctx context.Context, p *pipe, want map[string]bool) (int, error) {
@@ -326,18 +322,6 @@ func countOutputs(ctx context.Context, p *pipe, want map[string]bool) (int, erro
 		}
 	}
 	return n, nil
-}
-
-func download(ctx context.Context, c *azblob.Client, container, name, local string) error {
-	f, err := os.Create(local)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if _, err := c.DownloadFile(ctx, container, name, f, nil); err != nil {
-		return fmt.Errorf("download %s/%s: %w", container, name, err)
-	}
-	return nil
 }
 
 // latency sends files one at a time and measures upload end → task end;

@@ -166,15 +166,8 @@ func outcomeOf(st records.State) media.Outcome {
 	return 0
 }
 
-// OutputName predicts the output of the default template {dir}/{stem}.{ext}
-// with the default allowed suffixes, through the pipeline's own code.
-func OutputName(name, ext string) string {
-	out, err := request.MustParseTemplate(request.DefaultTemplate).Execute(request.Vars{Blob: name, Ext: ext})
-	if err != nil {
-		return ""
-	}
-	return out
-}
+// OutputName predicts the output name, with the pipeline's own template.
+func OutputName(name, ext string) string { return request.OutputName(name, ext) }
 
 // Check applies the invariants of reliability-security.md §6.1 to the
 // ledger and the observed end state.

@@ -308,14 +308,15 @@ func verifyAll(ctx context.Context, c *azblob.Client, cfg config.Config, results
 			continue
 		}
 		local := filepath.Join(dir, fmt.Sprintf("%d.mp3", i))
-		r.Verify = download(ctx, c, cfg.OutputContainer, r.Output, local)
+		r.Verify = Download(ctx, c, cfg.OutputContainer, r.Output, local)
 		if r.Verify == nil {
 			r.Verify = media.VerifyAudio(ctx, local, "mp3", r.AudioDuration, media.DefaultTolerance)
 		}
 	}
 }
 
-func download(ctx context.Context, c *azblob.Client, container, name, local string) error {
+// Download copies a blob to a local file.
+func Download(ctx context.Context, c *azblob.Client, container, name, local string) error {
 	f, err := os.Create(local)
 	if err != nil {
 		return err
