@@ -238,7 +238,7 @@ func follow(ctx context.Context, s *stack.Stack, recs *records.Store, cfg config
 				continue // transient (e.g. Azurite restarting): try again
 			}
 			r.State, r.Reason = rec.State, rec.Reason
-			if !Terminal(rec.State) {
+			if !rec.State.Terminal() {
 				pending++
 				counts[rec.State]++
 				continue
@@ -282,15 +282,6 @@ func progressLine(total int, c map[records.State]int, running int) string {
 	failed := c[records.StateFailed] + c[records.StateRejected] + c[records.StateBadRequest] + c[records.StateInputMissing]
 	return fmt.Sprintf(" files %d · uploaded %d · queued %d · dispatched %d (running %s) · done %d · failed %d",
 		total, c["uploaded"], c[records.StateQueued], c[records.StateDispatched], run, c[records.StateDone], failed)
-}
-
-// Terminal reports whether a record state is final.
-func Terminal(s records.State) bool {
-	switch s {
-	case records.StateDone, records.StateFailed, records.StateBadRequest, records.StateInputMissing, records.StateRejected:
-		return true
-	}
-	return false
 }
 
 func verifyAll(ctx context.Context, c *azblob.Client, cfg config.Config, results []Result) {

@@ -161,17 +161,9 @@ func waitRecord(ctx context.Context, t *testing.T, recs *records.Store, key stri
 			return false, err.Error()
 		}
 		rec = r
-		return terminal(r.State), string(r.State)
+		return r.State.Terminal(), string(r.State)
 	})
 	return rec
-}
-
-func terminal(s records.State) bool {
-	switch s {
-	case records.StateDone, records.StateFailed, records.StateBadRequest, records.StateInputMissing, records.StateRejected:
-		return true
-	}
-	return false
 }
 
 // poll calls f until it reports done or ctx ends.
