@@ -17,10 +17,8 @@ import (
 	"github.com/ffpipe/ffpipe/internal/storage"
 )
 
-// dispatchParallelism bounds the storage lookups and record writes of one
-// batch. Each task costs about four storage round trips (properties, record
-// read, record read and conditional write); at 16 they were the bulk of a
-// Dispatch invocation (ffpipe bench, docs/performance.md).
+// dispatchParallelism bounds the storage calls of one batch: lookups for
+// requests without an eTag and size, and failure records.
 const dispatchParallelism = 64
 
 // message is one Service Bus message of a Dispatch batch.
@@ -28,17 +26,13 @@ type message struct {
 	body          []byte
 	messageID     string
 	correlationID string
-	enqueued      time.Time
 }
 
 // prepared is what one message turned into.
 type prepared struct {
-	spec     *batch.TaskSpec // a task to add
-	log      *slog.Logger
-	enqueued time.Time
-	err      error // retryable: the batch must be abandoned
-	// recorded: a record existed when the message was prepared.
-	recorded bool
+	spec *batch.TaskSpec // a task to add
+	log  *slog.Logger
+	err  error // retryable: the batch must be abandoned
 }
 
 // dispatch handles a serviceBusTrigger batch (cardinality many, dataType
@@ -60,8 +54,6 @@ func (a *app) dispatch(r *http.Request, inv *invocation) error {
 
 	var specs []batch.TaskSpec
 	logs := map[string]*slog.Logger{}
-	enqueued := map[string]time.Time{}
-	recorded := map[string]bool{}
 	var errs []error
 	for _, p := range results {
 		if p.err != nil {
@@ -71,8 +63,6 @@ func (a *app) dispatch(r *http.Request, inv *invocation) error {
 			if _, dup := logs[p.spec.Key]; !dup {
 				specs = append(specs, *p.spec)
 				logs[p.spec.Key] = p.log
-				enqueued[p.spec.Key] = p.enqueued
-				recorded[p.spec.Key] = p.recorded
 			}
 		}
 	}
@@ -97,6 +87,9 @@ func (a *app) dispatch(r *http.Request, inv *invocation) error {
 	for _, s := range specs {
 		byKey[s.Key] = s
 	}
+	// A task is the record of its dispatch: no status record is written
+	// here (Status and Sweep read the task), so a batch costs one Batch
+	// call and nothing per message unless Batch rejects one.
 	now := a.now()
 	var created, existed, rejected int
 	recErrs := make([]error, len(added))
@@ -110,26 +103,6 @@ func (a *app) dispatch(r *http.Request, inv *invocation) error {
 		log := logs[res.Key]
 		switch {
 		case res.Err == nil:
-			update := a.d.Records.Update
-			if !recorded[res.Key] {
-				update = a.d.Records.UpdateNew // no record a moment ago: create-only first
-			}
-			_, err := update(ctx, res.Key, func(old records.Record, _ bool) records.Record {
-				rec := recordFrom(old, spec.Request)
-				rec.State, rec.Reason = records.StateDispatched, ""
-				if !res.Existed || rec.Attempts == 0 {
-					rec.Attempts++
-				}
-				if rec.Timings.Enqueued == nil {
-					rec.Timings.Enqueued = tp(enqueued[res.Key])
-				}
-				rec.Timings.Dispatched = tp(now)
-				return rec
-			})
-			if err != nil {
-				// The task exists; the record is only a view of it.
-				log.Warn("dispatched record not written", "err", err)
-			}
 			log.Info("task added", "existed", res.Existed, "preset", spec.Preset.Name, "output", spec.Request.Output.Blob)
 		case res.Permanent:
 			reason := "batch_rejected: " + res.Err.Error()
@@ -204,35 +177,22 @@ func (a *app) prepare(ctx context.Context, inv *invocation, m message) prepared 
 		reason := fmt.Sprintf("bad_request: source.container must be %q and output.container %q", a.cfg.InputContainer, a.cfg.OutputContainer)
 		return prepared{err: a.fail(ctx, inv, log, key, req, records.StateBadRequest, reason, time.Time{})}
 	}
-	props, err := a.d.Blobs.Properties(ctx, req.Source.Container, req.Source.Blob)
-	switch {
-	case errors.Is(err, storage.ErrNotFound):
-		key := fallbackKey(m)
-		if req.Source.ETag != "" {
-			key = req.Key(a.account)
+	// The source facts a request lacks come from storage; a request that
+	// carries both (OnBlobCreated's, from the event) costs no storage call,
+	// which is what lets one Dispatch keep up with thousands of requests a
+	// second (docs/performance.md). A blob deleted or replaced since then
+	// fails its task's download or keeps its new version; Sweep records
+	// either (input_missing, or done without deleting the newer input).
+	if req.Source.ETag == "" || req.Source.Size <= 0 {
+		if p := a.lookupSource(ctx, inv, m, &req); p != nil {
+			return *p
 		}
-		if req.CorrelationID == "" {
-			req.CorrelationID = key
-		}
-		log := a.fileLog(FuncDispatch, key, req.CorrelationID)
-		return prepared{err: a.fail(ctx, inv, log, key, req, records.StateInputMissing, "input_missing: the input blob does not exist", time.Time{})}
-	case err != nil:
-		return prepared{err: fmt.Errorf("message %s: %w", m.messageID, err)}
-	}
-	if req.Source.ETag == "" {
-		req.Source.ETag = props.ETag
 	}
 	key := req.Key(a.account)
 	if req.CorrelationID == "" {
 		req.CorrelationID = key
 	}
 	log := a.fileLog(FuncDispatch, key, req.CorrelationID).With("blob", req.Source.Blob)
-	if request.NormalizeETag(req.Source.ETag) != props.ETag {
-		// The requested version was replaced; the new upload has its own key.
-		return prepared{err: a.fail(ctx, inv, log, key, req, records.StateInputMissing,
-			fmt.Sprintf("input_missing: the input changed (eTag %s, requested %s)", props.ETag, request.NormalizeETag(req.Source.ETag)), time.Time{})}
-	}
-	req.Source.Size = props.Size
 	if why := a.sizeProblem(req.Source.Size); why != "" {
 		return prepared{err: a.fail(ctx, inv, log, key, req, records.StateRejected, why, time.Time{})}
 	}
@@ -243,15 +203,6 @@ func (a *app) prepare(ctx context.Context, inv *invocation, m message) prepared 
 			return prepared{err: a.fail(ctx, inv, log, key, req, records.StateBadRequest, bre.Code()+": "+bre.Error(), time.Time{})}
 		}
 		return prepared{err: fmt.Errorf("request %s: %w", key, err)}
-	}
-	rec, err := a.d.Records.Get(ctx, key)
-	recorded := err == nil
-	switch {
-	case err == nil && rec.State.Terminal():
-		log.Info("already finished; message ignored", "state", rec.State)
-		return prepared{}
-	case err != nil && !errors.Is(err, records.ErrNotFound):
-		return prepared{err: fmt.Errorf("message %s: %w", m.messageID, err)}
 	}
 	preset, ok := a.d.Presets.Get(full.Preset)
 	if !ok { // WithDefaults checked it; keep the invariant visible
@@ -267,7 +218,38 @@ func (a *app) prepare(ctx context.Context, inv *invocation, m message) prepared 
 	if err := a.taskURLs(ctx, &spec); err != nil {
 		return prepared{err: err}
 	}
-	return prepared{spec: &spec, log: log, enqueued: m.enqueued, recorded: recorded}
+	return prepared{spec: &spec, log: log}
+}
+
+// lookupSource fills the eTag and size of req from the blob's properties.
+// It returns the outcome of the message when that ends here: the blob is
+// missing or was replaced (a failure record), or storage failed (retry).
+func (a *app) lookupSource(ctx context.Context, inv *invocation, m message, req *request.Request) *prepared {
+	props, err := a.d.Blobs.Properties(ctx, req.Source.Container, req.Source.Blob)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return &prepared{err: fmt.Errorf("message %s: %w", m.messageID, err)}
+	}
+	if err == nil && req.Source.ETag == "" {
+		req.Source.ETag = props.ETag
+	}
+	key := fallbackKey(m)
+	if req.Source.ETag != "" {
+		key = req.Key(a.account)
+	}
+	if req.CorrelationID == "" {
+		req.CorrelationID = key
+	}
+	log := a.fileLog(FuncDispatch, key, req.CorrelationID).With("blob", req.Source.Blob)
+	switch {
+	case err != nil:
+		return &prepared{err: a.fail(ctx, inv, log, key, *req, records.StateInputMissing, "input_missing: the input blob does not exist", time.Time{})}
+	case request.NormalizeETag(req.Source.ETag) != props.ETag:
+		// The requested version was replaced; the new upload has its own key.
+		return &prepared{err: a.fail(ctx, inv, log, key, *req, records.StateInputMissing,
+			fmt.Sprintf("input_missing: the input changed (eTag %s, requested %s)", props.ETag, request.NormalizeETag(req.Source.ETag)), time.Time{})}
+	}
+	req.Source.Size = props.Size
+	return nil
 }
 
 // taskURLs fills the input, output and log URLs: SAS URLs each scoped to
@@ -359,7 +341,6 @@ func decodeMessages(req InvokeRequest) ([]message, error) {
 		}
 		ids := metaArray(md, "MessageIdArray")
 		cids := metaArray(md, "CorrelationIdArray")
-		enq := metaArray(md, "EnqueuedTimeArray")
 		out := make([]message, len(items))
 		for i, it := range items {
 			out[i].body = bodyOf(it)
@@ -369,9 +350,6 @@ func decodeMessages(req InvokeRequest) ([]message, error) {
 			if i < len(cids) {
 				out[i].correlationID = rawString(cids[i])
 			}
-			if i < len(enq) {
-				out[i].enqueued = parseTime(rawString(enq[i]))
-			}
 		}
 		return out, nil
 	}
@@ -379,7 +357,6 @@ func decodeMessages(req InvokeRequest) ([]message, error) {
 		body:          text,
 		messageID:     metaString(md, "MessageId"),
 		correlationID: metaString(md, "CorrelationId"),
-		enqueued:      parseTime(metaString(md, "EnqueuedTime")),
 	}}, nil
 }
 

@@ -261,15 +261,21 @@ type fakeBatch struct {
 	existsErr error
 	deleteErr error
 	deleted   []string
+	taskErr   error                // Task and TaskCounts fail with it
+	created   map[string]time.Time // creation time per key (AddTasks, from now)
+	running   map[string]time.Time // start time of a running task
+	now       func() time.Time
 }
 
 var (
 	_ TaskSubmitter = (*fakeBatch)(nil)
 	_ TaskSweeper   = (*fakeBatch)(nil)
+	_ TaskReader    = (*fakeBatch)(nil)
 )
 
-func newFakeBatch() *fakeBatch {
-	return &fakeBatch{tasks: map[string]batch.TaskSpec{}, permanent: map[string]error{}}
+func newFakeBatch(now func() time.Time) *fakeBatch {
+	return &fakeBatch{tasks: map[string]batch.TaskSpec{}, permanent: map[string]error{},
+		created: map[string]time.Time{}, running: map[string]time.Time{}, now: now}
 }
 
 func (b *fakeBatch) EnsureJob(_ context.Context, job, pool string) error {
@@ -298,6 +304,9 @@ func (b *fakeBatch) AddTasks(_ context.Context, job string, specs []batch.TaskSp
 		}
 		_, exists := b.tasks[s.Key]
 		b.tasks[s.Key] = s
+		if !exists {
+			b.created[s.Key] = b.now()
+		}
 		out[i] = batch.AddResult{Key: s.Key, Existed: exists}
 	}
 	return out, nil
@@ -337,6 +346,52 @@ func (b *fakeBatch) DeleteTask(_ context.Context, job, key string) error {
 	delete(b.tasks, key)
 	b.deleted = append(b.deleted, key)
 	return nil
+}
+
+func (b *fakeBatch) Task(_ context.Context, job, key string) (batch.TaskInfo, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.taskErr != nil {
+		return batch.TaskInfo{}, b.taskErr
+	}
+	if _, ok := b.tasks[key]; !ok {
+		return batch.TaskInfo{}, fmt.Errorf("get task %s: %w", key, batch.ErrTaskNotFound)
+	}
+	ti := batch.TaskInfo{State: "active", Created: b.created[key]}
+	if st, ok := b.running[key]; ok {
+		ti.State, ti.Started = "running", st
+	}
+	for _, c := range b.completed {
+		if c.Key == key {
+			ti.State, ti.Started = "completed", c.Start
+		}
+	}
+	return ti, nil
+}
+
+func (b *fakeBatch) TaskCounts(_ context.Context, job string) (batch.TaskCounts, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.taskErr != nil {
+		return batch.TaskCounts{}, b.taskErr
+	}
+	var tc batch.TaskCounts
+	done := map[string]bool{}
+	for _, c := range b.completed {
+		done[c.Key] = true
+	}
+	for k := range b.tasks {
+		_, run := b.running[k]
+		switch {
+		case done[k]:
+			tc.Completed++
+		case run:
+			tc.Running++
+		default:
+			tc.Active++
+		}
+	}
+	return tc, nil
 }
 
 func (b *fakeBatch) has(key string) bool {
@@ -391,7 +446,7 @@ func newEnv(t *testing.T, change func(m map[string]string)) *env {
 	clock := func() time.Time { return e.now }
 	e.blobs = newFakeBlobs(clock)
 	e.queue = &fakeQueue{}
-	e.batch = newFakeBatch()
+	e.batch = newFakeBatch(clock)
 	e.records = records.New(e.blobs, e.cfg.StatusContainer, clock)
 	d := Deps{
 		Log:       config.NewLogger(e.cfg, &lockedWriter{w: e.logs}),
@@ -401,6 +456,7 @@ func newEnv(t *testing.T, change func(m map[string]string)) *env {
 		Records:   e.records,
 		Submitter: e.batch,
 		Sweeper:   e.batch,
+		Tasks:     e.batch,
 		Presets:   presets.Default(),
 		Now:       clock,
 	}

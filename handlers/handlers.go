@@ -91,6 +91,13 @@ type TaskSweeper interface {
 	DeleteTask(ctx context.Context, jobID, key string) error
 }
 
+// TaskReader tells Status what Batch knows about work in flight: Dispatch
+// writes no record, the task is the record of a dispatch.
+type TaskReader interface {
+	Task(ctx context.Context, jobID, key string) (batch.TaskInfo, error)
+	TaskCounts(ctx context.Context, jobID string) (batch.TaskCounts, error)
+}
+
 var (
 	_ Sender        = (*queue.Sender)(nil)
 	_ Blobs         = (*storage.Client)(nil)
@@ -98,6 +105,7 @@ var (
 	_ Records       = (*records.Store)(nil)
 	_ TaskSubmitter = (*batch.Client)(nil)
 	_ TaskSweeper   = (*batch.Client)(nil)
+	_ TaskReader    = (*batch.Client)(nil)
 )
 
 // Deps are the clients the functions use. All are required except Log and
@@ -110,6 +118,7 @@ type Deps struct {
 	Records   Records
 	Submitter TaskSubmitter
 	Sweeper   TaskSweeper
+	Tasks     TaskReader
 	Presets   *presets.Set
 	// Now replaces time.Now (tests).
 	Now func() time.Time
@@ -159,7 +168,7 @@ func build(cfg config.Config, d Deps) (*app, error) {
 	var errs []error
 	for name, missing := range map[string]bool{
 		"Queue": d.Queue == nil, "Blobs": d.Blobs == nil, "SAS": d.SAS == nil, "Records": d.Records == nil,
-		"Submitter": d.Submitter == nil, "Sweeper": d.Sweeper == nil, "Presets": d.Presets == nil,
+		"Submitter": d.Submitter == nil, "Sweeper": d.Sweeper == nil, "Tasks": d.Tasks == nil, "Presets": d.Presets == nil,
 	} {
 		if missing {
 			errs = append(errs, fmt.Errorf("handlers: Deps.%s is required", name))

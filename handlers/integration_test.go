@@ -87,7 +87,7 @@ func TestPipelineAgainstStandIns(t *testing.T) {
 	var logs syncWriter
 	h := New(cfg, Deps{
 		Log: config.NewLogger(cfg, &logs), Queue: sender, Blobs: blobs, SAS: blobs, Records: recs,
-		Submitter: tasks, Sweeper: tasks, Presets: presets.Default(),
+		Submitter: tasks, Sweeper: tasks, Tasks: tasks, Presets: presets.Default(),
 	})
 	e := &env{t: t, h: h}
 

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"html/template"
@@ -9,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/ffpipe/ffpipe/internal/batch"
 	"github.com/ffpipe/ffpipe/internal/records"
 	"github.com/ffpipe/ffpipe/internal/request"
 )
@@ -63,15 +65,23 @@ func (a *app) status(r *http.Request, inv *invocation) error {
 			return nil
 		}
 		rec, err := a.d.Records.Get(ctx, key)
-		switch {
-		case errors.Is(err, records.ErrNotFound):
-			inv.output(BindingResponse, a.render(wantJSON, http.StatusNotFound, map[string]string{"error": "no record for key " + key}, nil))
-		case err != nil:
+		if err != nil && !errors.Is(err, records.ErrNotFound) {
 			a.log.Warn("status: read record", "key", key, "err", err)
 			inv.output(BindingResponse, a.render(wantJSON, http.StatusServiceUnavailable, map[string]string{"error": "storage unavailable"}, nil))
-		default:
-			inv.output(BindingResponse, a.render(wantJSON, http.StatusOK, rec, &page{Record: &rec}))
+			return nil
 		}
+		found := err == nil
+		if !found || !rec.State.Terminal() {
+			// Between the queue and Sweep the work is a Batch task.
+			if live, ok := a.liveRecord(ctx, key, rec, found); ok {
+				rec, found = live, true
+			}
+		}
+		if !found {
+			inv.output(BindingResponse, a.render(wantJSON, http.StatusNotFound, map[string]string{"error": "no record or task for key " + key}, nil))
+			return nil
+		}
+		inv.output(BindingResponse, a.render(wantJSON, http.StatusOK, rec, &page{Record: &rec}))
 		return nil
 	}
 	sum, err := a.d.Records.Summarize(ctx, statusRecent)
@@ -80,8 +90,43 @@ func (a *app) status(r *http.Request, inv *invocation) error {
 		inv.output(BindingResponse, a.render(wantJSON, http.StatusServiceUnavailable, map[string]string{"error": "storage unavailable"}, nil))
 		return nil
 	}
-	inv.output(BindingResponse, a.render(wantJSON, http.StatusOK, sum, &page{Summary: &sum, States: records.States}))
+	view := summaryView{Summary: sum}
+	switch tc, err := a.d.Tasks.TaskCounts(ctx, a.cfg.BatchJob); {
+	case err == nil:
+		view.Batch = &tc
+	case !errors.Is(err, batch.ErrJobNotFound):
+		a.log.Warn("status: batch task counts", "err", err)
+	default:
+		view.Batch = &batch.TaskCounts{} // nothing dispatched yet
+	}
+	inv.output(BindingResponse, a.render(wantJSON, http.StatusOK, view, &page{Summary: &view, States: records.States}))
 	return nil
+}
+
+// summaryView is the Status summary: record counts, and the job's task
+// counts (work dispatched and not yet swept); Batch is absent when Batch
+// could not be asked.
+type summaryView struct {
+	records.Summary
+	Batch *batch.TaskCounts `json:"batch,omitempty"`
+}
+
+// liveRecord overlays what Batch says about key on its record (or on an
+// empty one): a task that exists means the work was dispatched. It reports
+// false when there is no task or Batch cannot be asked.
+func (a *app) liveRecord(ctx context.Context, key string, rec records.Record, found bool) (records.Record, bool) {
+	ti, err := a.d.Tasks.Task(ctx, a.cfg.BatchJob, key)
+	if err != nil {
+		if !errors.Is(err, batch.ErrTaskNotFound) && !errors.Is(err, batch.ErrJobNotFound) {
+			a.log.Warn("status: read task", "key", key, "err", err)
+		}
+		return rec, false
+	}
+	if !found {
+		rec = records.Record{}
+	}
+	rec = rec.InFlight(key, ti.State, ti.Created, ti.Started)
+	return rec, true
 }
 
 func decodeHTTPRequest(req InvokeRequest) (httpRequest, error) {
@@ -158,7 +203,7 @@ func jsonResponse(code int, v any) httpResponse {
 }
 
 type page struct {
-	Summary *records.Summary
+	Summary *summaryView
 	States  []records.State
 	Record  *records.Record
 	Error   string
@@ -184,7 +229,7 @@ func (a *app) render(wantJSON bool, code int, v any, p *page) httpResponse {
 }
 
 var statusPage = template.Must(template.New("status").Funcs(template.FuncMap{
-	"count": func(s *records.Summary, st records.State) int { return s.Counts[st] },
+	"count": func(s *summaryView, st records.State) int { return s.Counts[st] },
 }).Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>ffpipe status</title>
 <style>body{font-family:system-ui,sans-serif;margin:2rem;color:#222}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:left;vertical-align:top}th{background:#f4f4f4}.done{color:#070}.failed,.rejected,.bad_request,.input_missing{color:#b00}code{font-size:.9em}</style>
@@ -195,6 +240,11 @@ var statusPage = template.Must(template.New("status").Funcs(template.FuncMap{
 <h2>Counts ({{.Total}} records)</h2>
 <table><tr>{{range $.States}}<th>{{.}}</th>{{end}}</tr>
 <tr>{{range $.States}}<td>{{count $.Summary .}}</td>{{end}}</tr></table>
+{{- with .Batch}}
+<h2>Batch tasks (dispatched, not yet swept)</h2>
+<table><tr><th>active</th><th>running</th><th>completed</th></tr>
+<tr><td>{{.Active}}</td><td>{{.Running}}</td><td>{{.Completed}}</td></tr></table>
+{{- end}}
 <h2>Recent</h2>
 <table><tr><th>updated</th><th>state</th><th>source</th><th>output</th><th>reason</th><th>key</th></tr>
 {{- range .Recent}}

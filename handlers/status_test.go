@@ -5,7 +5,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/ffpipe/ffpipe/internal/batch"
 	"github.com/ffpipe/ffpipe/internal/records"
 )
 
@@ -87,6 +89,43 @@ func TestStatus(t *testing.T) {
 		hr := e.status(statusEnvelope("http://localhost/api/status/ffffffffffffffffffffffffffffffff?format=json", map[string]string{"key": "ffffffffffffffffffffffffffffffff"}, nil))
 		if hr.StatusCode != 404 {
 			t.Errorf("got %d, want 404", hr.StatusCode)
+		}
+	})
+	t.Run("dispatched key: the task is shown as the record", func(t *testing.T) {
+		e.batch.tasks["00000000000000000000000000000004"] = batch.TaskSpec{}
+		e.batch.created["00000000000000000000000000000004"] = e.now
+		e.batch.running["00000000000000000000000000000004"] = e.now.Add(time.Second)
+		hr := e.status(statusEnvelope("http://localhost/api/status/00000000000000000000000000000004?format=json", map[string]string{"key": "00000000000000000000000000000004"}, nil))
+		var r records.Record
+		if err := json.Unmarshal([]byte(hr.Body), &r); err != nil || hr.StatusCode != 200 || r.State != records.StateDispatched ||
+			r.Reason != "batch task running" || r.Timings.Dispatched == nil || !r.Timings.Dispatched.Equal(e.now) || r.Timings.Started == nil {
+			t.Errorf("got %d %+v %v", hr.StatusCode, r, err)
+		}
+	})
+	t.Run("queued record with a task: the task's state wins", func(t *testing.T) {
+		key := "00000000000000000000000000000005"
+		_ = e.records.Put(t.Context(), records.Record{Key: key, State: records.StateQueued, Source: records.Blob{Container: "input", Blob: "q.mp4"}})
+		e.batch.tasks[key] = batch.TaskSpec{}
+		hr := e.status(statusEnvelope("http://localhost/api/status/"+key+"?format=json", map[string]string{"key": key}, nil))
+		var r records.Record
+		if err := json.Unmarshal([]byte(hr.Body), &r); err != nil || r.State != records.StateDispatched || r.Reason != "batch task active" || r.Source.Blob != "q.mp4" {
+			t.Errorf("got %d %+v %v", hr.StatusCode, r, err)
+		}
+	})
+	t.Run("summary has the Batch task counts", func(t *testing.T) {
+		hr := e.status(statusEnvelope("http://localhost/api/status?format=json", nil, nil))
+		var v struct {
+			Total int               `json:"total"`
+			Batch *batch.TaskCounts `json:"batch"`
+		}
+		if err := json.Unmarshal([]byte(hr.Body), &v); err != nil || v.Batch == nil || v.Batch.Active != 1 || v.Batch.Running != 1 {
+			t.Errorf("got %s (%v)", hr.Body, err)
+		}
+		e.batch.taskErr = errTransient
+		defer func() { e.batch.taskErr = nil }()
+		hr = e.status(statusEnvelope("http://localhost/api/status?format=json", nil, nil))
+		if hr.StatusCode != 200 || strings.Contains(hr.Body, `"batch"`) {
+			t.Errorf("Batch down: got %d %s, want the records without batch counts", hr.StatusCode, hr.Body)
 		}
 	})
 	t.Run("malformed key: 400", func(t *testing.T) {

@@ -194,6 +194,11 @@ func (a *app) retryOrFail(ctx context.Context, log *slog.Logger, t batch.Complet
 	if _, err := a.d.Records.Update(ctx, t.Key, func(old records.Record, _ bool) records.Record {
 		r := recordFrom(old, req)
 		r.State, r.Reason = records.StateQueued, fmt.Sprintf("retrying at %s after %s", notBefore.UTC().Format(time.RFC3339), reason)
+		// Attempts counts dispatches: the one just sent is the next.
+		r.Attempts = dispatches + 1
+		if d := tp(t.Created); d != nil {
+			r.Timings.Dispatched = d
+		}
 		return r
 	}); err != nil {
 		log.Warn("retry record not written", "err", err)
@@ -253,6 +258,9 @@ func (a *app) record(ctx context.Context, t batch.CompletedTask, req request.Req
 			r.ExitCode = &code
 		}
 		r.Attempts = max(r.Attempts, t.RetryCount+1)
+		if d := tp(t.Created); d != nil {
+			r.Timings.Dispatched = d // the task's creation: Dispatch writes no record
+		}
 		if st := tp(t.Start); st != nil {
 			r.Timings.Started = st
 		}

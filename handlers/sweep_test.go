@@ -30,20 +30,15 @@ func (e *env) dispatched(blob string) sweepFixture {
 		e.t.Fatal(err)
 	}
 	key := req.Key("ingestacct")
+	// As Dispatch leaves it: a task, and no record.
 	e.batch.tasks[key] = batch.TaskSpec{Key: key, Request: req}
-	if _, err := e.records.Update(e.t.Context(), key, func(r records.Record, _ bool) records.Record {
-		r = recordFrom(r, req)
-		r.State, r.Attempts = records.StateDispatched, 1
-		return r
-	}); err != nil {
-		e.t.Fatal(err)
-	}
+	e.batch.created[key] = e.now.Add(-3 * time.Minute)
 	return sweepFixture{key: key, req: req, etag: etag}
 }
 
 func (e *env) complete(f sweepFixture, success bool, exit int, mutate func(*batch.CompletedTask)) {
 	ct := batch.CompletedTask{Key: f.key, Request: f.req, Success: success, ExitCode: &exit,
-		Start: e.now.Add(-2 * time.Minute), End: e.now.Add(-time.Minute)}
+		Created: e.batch.created[f.key], Start: e.now.Add(-2 * time.Minute), End: e.now.Add(-time.Minute)}
 	if mutate != nil {
 		mutate(&ct)
 	}
@@ -72,8 +67,12 @@ func TestSweepSuccess(t *testing.T) {
 		t.Errorf("task not deleted")
 	}
 	r := e.record(f.key)
-	if r.State != records.StateDone || r.Output.Size != 9 || r.ExitCode == nil || *r.ExitCode != 0 || r.Timings.Swept == nil || r.Timings.Started == nil || r.Timings.Ended == nil || r.CorrelationID != "corr-v/a.mp4" {
+	if r.State != records.StateDone || r.Output.Size != 9 || r.ExitCode == nil || *r.ExitCode != 0 || r.Timings.Swept == nil || r.Timings.Started == nil || r.Timings.Ended == nil || r.CorrelationID != "corr-v/a.mp4" || r.Attempts != 1 {
 		t.Errorf("record: got %+v", r)
+	}
+	// Dispatch writes no record: the dispatch time is the task's creation.
+	if want := e.now.Add(-3 * time.Minute); r.Timings.Dispatched == nil || !r.Timings.Dispatched.Equal(want) {
+		t.Errorf("dispatched: got %v, want the task's creation time %v", r.Timings.Dispatched, want)
 	}
 }
 
@@ -214,7 +213,7 @@ func TestSweepRetriesInfrastructureFailures(t *testing.T) {
 			e := newEnv(t, nil)
 			f := e.dispatched("v/a.mp4")
 			for dispatch := 1; dispatch <= maxDispatches; dispatch++ {
-				e.setAttempts(f.key, dispatch)
+				// Sweep counts the dispatches itself (Dispatch writes no record).
 				e.batch.tasks[f.key] = batch.TaskSpec{Key: f.key, Request: f.req}
 				e.batch.completed = nil // this dispatch's task is the only one
 				e.complete(f, false, 0, mutate)
@@ -237,8 +236,8 @@ func TestSweepRetriesInfrastructureFailures(t *testing.T) {
 					if err != nil || got.Key("ingestacct") != f.key || got.Output != f.req.Output {
 						t.Fatalf("dispatch %d: retry body %+v (%v) does not carry the same request", dispatch, got, err)
 					}
-					if r.State != records.StateQueued || !strings.Contains(r.Reason, code) {
-						t.Errorf("dispatch %d: record %s %q, want queued, retrying after %s", dispatch, r.State, r.Reason, code)
+					if r.State != records.StateQueued || !strings.Contains(r.Reason, code) || r.Attempts != dispatch+1 {
+						t.Errorf("dispatch %d: record %s %q attempts %d, want queued, retrying after %s, attempt %d", dispatch, r.State, r.Reason, r.Attempts, code, dispatch+1)
 					}
 					if _, ok := e.blobs.get("input", "v/a.mp4"); !ok {
 						t.Errorf("dispatch %d: input moved or deleted during a retry", dispatch)
@@ -376,13 +375,20 @@ func TestSweepIdempotentAcrossCrashes(t *testing.T) {
 func TestSweepUnreadableTask(t *testing.T) {
 	e := newEnv(t, nil)
 	f := e.dispatched("a.mp4")
+	// The queued record OnBlobCreated wrote supplies source and eTag.
+	if _, err := e.records.Update(t.Context(), f.key, func(r records.Record, _ bool) records.Record {
+		r = recordFrom(r, f.req)
+		r.State = records.StateQueued
+		return r
+	}); err != nil {
+		t.Fatal(err)
+	}
 	e.complete(f, false, 1, func(ct *batch.CompletedTask) {
 		ct.Request, ct.RequestErr = request.Request{}, fmt.Errorf("no FFPIPE_REQUEST")
 	})
 	if code := e.sweep(); code != http.StatusOK {
 		t.Fatalf("status: got %d, want 200", code)
 	}
-	// The record written by Dispatch supplies source and eTag.
 	if _, ok := e.blobs.get("quarantine", "a.mp4"); !ok {
 		t.Errorf("input not quarantined via the record's facts")
 	}

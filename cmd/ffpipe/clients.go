@@ -16,6 +16,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/ffpipe/ffpipe/internal/batch"
 	"github.com/ffpipe/ffpipe/internal/clients"
 	"github.com/ffpipe/ffpipe/internal/config"
 	"github.com/ffpipe/ffpipe/internal/emulator/stack"
@@ -198,7 +199,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	_, set, err := connect(*info)
+	cfg, set, err := connect(*info)
 	if err != nil {
 		return err
 	}
@@ -206,8 +207,21 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	recs := set.Records
 	if *key != "" {
 		r, err := recs.Get(ctx, *key)
-		if err != nil {
+		if err != nil && !errors.Is(err, records.ErrNotFound) {
 			return fmt.Errorf("status: %w", err)
+		}
+		if err != nil || !r.State.Terminal() {
+			// Dispatched work is a Batch task until Sweep settles it.
+			ti, terr := set.Batch.Task(ctx, cfg.BatchJob, *key)
+			switch {
+			case terr == nil:
+				r, err = r.InFlight(*key, ti.State, ti.Created, ti.Started), nil
+			case !errors.Is(terr, batch.ErrTaskNotFound) && !errors.Is(terr, batch.ErrJobNotFound):
+				fmt.Fprintf(stderr, "status: batch: %v\n", terr)
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("status: no record or task for key %s: %w", *key, err)
 		}
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -217,10 +231,20 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return fmt.Errorf("status: %w", err)
 	}
+	// Work between the queue and Sweep is a Batch task, not a record.
+	var tasks *batch.TaskCounts
+	if tc, err := set.Batch.TaskCounts(ctx, cfg.BatchJob); err == nil {
+		tasks = &tc
+	} else if !errors.Is(err, batch.ErrJobNotFound) {
+		fmt.Fprintf(stderr, "status: batch: %v\n", err)
+	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(sum)
+		return enc.Encode(struct {
+			records.Summary
+			Batch *batch.TaskCounts `json:"batch,omitempty"`
+		}{sum, tasks})
 	}
 	fmt.Fprintf(stdout, "%d records:", sum.Total)
 	for _, s := range records.States {
@@ -229,6 +253,9 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 	}
 	fmt.Fprintln(stdout)
+	if tasks != nil {
+		fmt.Fprintf(stdout, "batch tasks (dispatched, not yet swept): active %d  running %d  completed %d\n", tasks.Active, tasks.Running, tasks.Completed)
+	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "UPDATED\tSTATE\tSOURCE\tOUTPUT\tREASON\tKEY")
 	for _, r := range sum.Recent {

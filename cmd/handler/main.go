@@ -140,6 +140,7 @@ func wire(ctx context.Context, cfg config.Config, log *slog.Logger) (handlers.De
 		Records:   set.Records,
 		Submitter: set.Batch,
 		Sweeper:   set.Batch,
+		Tasks:     set.Batch,
 		Presets:   ps,
 	}, closeAll, nil
 }

@@ -454,9 +454,11 @@ type CompletedTask struct {
 	FailureCategory string // "usererror" or "servererror" (lowercased)
 	FailureCode     string // e.g. "FailureExitCode", "BlobNotFound", "FileUploadContainerNotFound"
 	FailureMessage  string
-	Start, End      time.Time
-	RetryCount      int
-	RequeueCount    int
+	// Created is the task's creation time: when Dispatch added it.
+	Created      time.Time
+	Start, End   time.Time
+	RetryCount   int
+	RequeueCount int
 }
 
 // ListCompleted returns up to max completed tasks of jobID (max ≤ 0 means
@@ -467,7 +469,7 @@ func (c *Client) ListCompleted(ctx context.Context, jobID string, max int) ([]Co
 	}
 	pager := c.c.NewListTasksPager(jobID, &azbatch.ListTasksOptions{
 		Filter:      to.Ptr("state eq 'completed'"),
-		SelectParam: []string{"id", "state", "environmentSettings", "executionInfo"},
+		SelectParam: []string{"id", "state", "creationTime", "environmentSettings", "executionInfo"},
 		MaxResults:  to.Ptr(int32(min(max, 1000))),
 	})
 	var out []CompletedTask
@@ -493,7 +495,7 @@ func (c *Client) ListCompleted(ctx context.Context, jobID string, max int) ([]Co
 }
 
 func completedTask(t azbatch.Task) CompletedTask {
-	ct := CompletedTask{Key: deref(t.ID)}
+	ct := CompletedTask{Key: deref(t.ID), Created: deref(t.CreationTime)}
 	var env string
 	found := false
 	for _, e := range t.EnvironmentSettings {
@@ -555,7 +557,40 @@ func (c *Client) DeleteTask(ctx context.Context, jobID, key string) error {
 
 // TaskCounts are the job's task counts (approximate; may lag).
 type TaskCounts struct {
-	Active, Running, Completed, Succeeded, Failed int
+	Active    int `json:"active"`
+	Running   int `json:"running"`
+	Completed int `json:"completed"`
+	Succeeded int `json:"succeeded"`
+	Failed    int `json:"failed"`
+}
+
+// TaskInfo is what Batch says about one task: its state ("active",
+// "preparing", "running" or "completed", lower case) and times.
+type TaskInfo struct {
+	State   string
+	Created time.Time
+	Started time.Time // zero until it runs
+}
+
+// Task returns the state of task key in jobID; a missing task or job
+// gives an error wrapping ErrTaskNotFound or ErrJobNotFound.
+func (c *Client) Task(ctx context.Context, jobID, key string) (TaskInfo, error) {
+	t, err := c.c.GetTask(ctx, jobID, key, &azbatch.GetTaskOptions{SelectParam: []string{"id", "state", "creationTime", "executionInfo"}})
+	if err != nil {
+		code, _ := errorCode(err)
+		switch {
+		case strings.EqualFold(code, "TaskNotFound"):
+			return TaskInfo{}, fmt.Errorf("get task %s: %w", key, ErrTaskNotFound)
+		case strings.EqualFold(code, "JobNotFound"):
+			return TaskInfo{}, fmt.Errorf("get task %s: %w", key, ErrJobNotFound)
+		}
+		return TaskInfo{}, fmt.Errorf("get task %s: %w", key, redact(err))
+	}
+	ti := TaskInfo{State: strings.ToLower(string(deref(t.State))), Created: deref(t.CreationTime)}
+	if ei := t.ExecutionInfo; ei != nil {
+		ti.Started = deref(ei.StartTime)
+	}
+	return ti, nil
 }
 
 // TaskCounts returns the job's task counts. A missing job gives an error

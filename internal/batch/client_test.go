@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 )
@@ -310,7 +311,8 @@ func TestListCompleted(t *testing.T) {
 		}
 	}
 	ok := byKey[ss[0].Key]
-	if !ok.Success || ok.ExitCode == nil || *ok.ExitCode != 0 || ok.Request != ss[0].Request || ok.RetryCount != 1 || ok.Start.IsZero() || !ok.End.After(ok.Start) {
+	if !ok.Success || ok.ExitCode == nil || *ok.ExitCode != 0 || ok.Request != ss[0].Request || ok.RetryCount != 1 || ok.Start.IsZero() || !ok.End.After(ok.Start) ||
+		!ok.Created.Equal(time.Date(2025, 2, 13, 23, 25, 33, 836562000, time.UTC)) {
 		t.Errorf("success task = %+v", ok)
 	}
 	if k := ok.Request.Key(account); k != ok.Key {

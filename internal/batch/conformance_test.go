@@ -71,6 +71,11 @@ func clientConformance(t *testing.T, c *Client, poolID, jobID string) {
 			t.Errorf("TaskExists(%s) = %v, %v; want true", s.Key, ok, err)
 		}
 	}
+	// The pool may have no nodes: a fresh task is active (or, with
+	// nodes, already on its way).
+	if ti, err := c.Task(ctx, jobID, ss[0].Key); err != nil || !slices.Contains([]string{"active", "preparing", "running", "completed"}, ti.State) || ti.Created.IsZero() {
+		t.Errorf("Task(%s) = %+v, %v; want a state and a creation time", ss[0].Key, ti, err)
+	}
 	if _, err := c.TaskCounts(ctx, jobID); err != nil {
 		t.Errorf("TaskCounts: %v", err)
 	}
@@ -86,12 +91,18 @@ func clientConformance(t *testing.T, c *Client, poolID, jobID string) {
 		if ok, err := c.TaskExists(ctx, jobID, s.Key); ok || err != nil {
 			t.Errorf("TaskExists after delete = %v, %v; want false, nil", ok, err)
 		}
+		if _, err := c.Task(ctx, jobID, s.Key); !errors.Is(err, ErrTaskNotFound) {
+			t.Errorf("Task after delete = %v, want ErrTaskNotFound", err)
+		}
 	}
 	if _, err := c.AddTasks(ctx, jobID+"-missing", ss[:1]); !errors.Is(err, ErrJobNotFound) {
 		t.Errorf("AddTasks to a missing job = %v, want ErrJobNotFound", err)
 	}
 	if _, err := c.TaskExists(ctx, jobID+"-missing", ss[0].Key); !errors.Is(err, ErrJobNotFound) {
 		t.Errorf("TaskExists in a missing job = %v, want ErrJobNotFound", err)
+	}
+	if _, err := c.Task(ctx, jobID+"-missing", ss[0].Key); !errors.Is(err, ErrJobNotFound) {
+		t.Errorf("Task in a missing job = %v, want ErrJobNotFound", err)
 	}
 }
 

@@ -11,6 +11,8 @@ var (
 	ErrPoolNotFound = errors.New("batch pool not found")
 	// ErrJobNotFound: the job does not exist; call EnsureJob and retry.
 	ErrJobNotFound = errors.New("batch job not found")
+	// ErrTaskNotFound: the job has no task with that id.
+	ErrTaskNotFound = errors.New("batch task not found")
 	// ErrJobNotActive: the job is terminating, terminated or being deleted, so it accepts no tasks.
 	ErrJobNotActive = errors.New("batch job not active")
 	// ErrNodeIdentityNeedsARM: a pool's user-assigned identity can only be

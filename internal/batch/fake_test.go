@@ -244,6 +244,7 @@ func (f *fakeBatch) addCollection(w http.ResponseWriter, job string, body []byte
 				"error": map[string]any{"code": "TaskExists", "message": map[string]any{"lang": "en-US", "value": "The specified task already exists.\nRequestId:x\nTime:y"}}})
 		default:
 			t["state"] = "active"
+			t["creationTime"] = "2025-02-13T23:25:33.836562Z"
 			t["executionInfo"] = map[string]any{"retryCount": 0, "requeueCount": 0}
 			tasks[id] = t
 			results = append(results, map[string]any{"status": "Success", "taskId": id, "eTag": "0x8DD4C85B6D6BAB4",

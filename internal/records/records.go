@@ -26,7 +26,7 @@ type State string
 // States. Terminal states end the life of a key.
 const (
 	StateQueued       State = "queued"        // message sent
-	StateDispatched   State = "dispatched"    // Batch task created
+	StateDispatched   State = "dispatched"    // a Batch task exists: Status reads it from Batch (Dispatch writes no record)
 	StateDone         State = "done"          // output written, input deleted
 	StateFailed       State = "failed"        // the task failed, or produced no output
 	StateInputMissing State = "input_missing" // the input was gone before dispatch
@@ -98,6 +98,24 @@ type Record struct {
 	Timings       Timings   `json:"timings"`
 	CorrelationID string    `json:"correlationId,omitempty"`
 	Updated       time.Time `json:"updated"`
+}
+
+// InFlight is how a key whose work Batch holds is shown: Dispatch writes
+// no record, so between the queue and Sweep a task is the record of the
+// dispatch. r is the key's non-terminal record, or the zero Record when
+// there is none; taskState is Batch's ("active", "running", …).
+func (r Record) InFlight(key, taskState string, created, started time.Time) Record {
+	r.Key = key
+	r.State, r.Reason = StateDispatched, "batch task "+taskState
+	if !created.IsZero() {
+		c := created.UTC()
+		r.Timings.Dispatched = &c
+	}
+	if !started.IsZero() {
+		s := started.UTC()
+		r.Timings.Started = &s
+	}
+	return r
 }
 
 // ErrNotFound: no record for the key.

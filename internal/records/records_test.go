@@ -213,3 +213,30 @@ func TestStateReplaces(t *testing.T) {
 		}
 	}
 }
+
+func TestInFlight(t *testing.T) {
+	created := time.Date(2026, 3, 1, 10, 0, 0, 0, time.FixedZone("x", 3600))
+	queued := Record{Key: "k", State: StateQueued, Source: Blob{Container: "input", Blob: "a.mp4"}, CorrelationID: "c"}
+	for name, tc := range map[string]struct {
+		rec     Record
+		state   string
+		started time.Time
+	}{
+		"no record, active task":   {Record{}, "active", time.Time{}},
+		"queued record, running":   {queued, "running", created.Add(time.Second)},
+		"queued record, completed": {queued, "completed", created.Add(time.Second)},
+	} {
+		t.Run(name, func(t *testing.T) {
+			got := tc.rec.InFlight("k", tc.state, created, tc.started)
+			if got.Key != "k" || got.State != StateDispatched || got.Reason != "batch task "+tc.state || got.Source != tc.rec.Source || got.CorrelationID != tc.rec.CorrelationID {
+				t.Errorf("got %+v", got)
+			}
+			if got.Timings.Dispatched == nil || !got.Timings.Dispatched.Equal(created) || got.Timings.Dispatched.Location() != time.UTC {
+				t.Errorf("dispatched: got %v, want %v in UTC", got.Timings.Dispatched, created)
+			}
+			if (got.Timings.Started != nil) != !tc.started.IsZero() {
+				t.Errorf("started: got %v, want %v", got.Timings.Started, tc.started)
+			}
+		})
+	}
+}

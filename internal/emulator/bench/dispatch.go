@@ -60,15 +60,17 @@ func (r *runner) dispatch(ctx context.Context) error {
 	if err := parallelN(ctx, n, 32, func(i int) error {
 		blob := fmt.Sprintf("dispatch/%06d.mp4", i)
 		bb := p.blob.ServiceClient().NewContainerClient(p.cfg.InputContainer).NewBlockBlobClient(blob)
-		resp, err := bb.UploadBuffer(ctx, []byte("bench: never downloaded (zero-node pool)"), &blockblob.UploadBufferOptions{})
+		content := []byte("bench: never downloaded (zero-node pool)")
+		resp, err := bb.UploadBuffer(ctx, content, &blockblob.UploadBufferOptions{})
 		if err != nil {
 			return fmt.Errorf("create %s: %w", blob, err)
 		}
 		etag := string(*resp.ETag)
 		keys[i] = request.Key(p.cfg.StorageAccount(), p.cfg.InputContainer, blob, etag)
 		bodies[i], err = json.Marshal(map[string]any{
-			"v":      1,
-			"source": map[string]any{"container": p.cfg.InputContainer, "blob": blob, "etag": request.NormalizeETag(etag)},
+			"v": 1,
+			// What OnBlobCreated sends: name, eTag and size from the event.
+			"source": map[string]any{"container": p.cfg.InputContainer, "blob": blob, "etag": request.NormalizeETag(etag), "size": len(content)},
 		})
 		return err
 	}); err != nil {

@@ -781,15 +781,21 @@ func (h *harness) overwrite(ctx context.Context, i int) error {
 	return nil
 }
 
-// waitDispatched polls until key has a record past "queued" (or d passes).
+// waitDispatched polls until key has a Batch task or a record past
+// "queued" (or d passes). Dispatch writes no record: the task is the sign.
 func (h *harness) waitDispatched(ctx context.Context, key string, d time.Duration) {
 	recs := records.New(h.store, h.cfg.StatusContainer, nil)
+	bc, err := h.st.BatchClient()
+	if err != nil {
+		return
+	}
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
 		rctx, c := context.WithTimeout(ctx, 5*time.Second)
+		_, terr := bc.Task(rctx, h.cfg.BatchJob, key)
 		rec, err := recs.Get(rctx, key)
 		c()
-		if err == nil && rec.State != records.StateQueued {
+		if terr == nil || (err == nil && rec.State != records.StateQueued) {
 			return
 		}
 		if !waitCtx(ctx, 100*time.Millisecond) {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 
+	"github.com/ffpipe/ffpipe/internal/batch"
 	"github.com/ffpipe/ffpipe/internal/config"
 	"github.com/ffpipe/ffpipe/internal/emulator/media"
 	"github.com/ffpipe/ffpipe/internal/emulator/stack"
@@ -252,11 +253,11 @@ func follow(ctx context.Context, s *stack.Stack, recs *records.Store, cfg config
 			counts[rec.State]++
 		}
 		if opts.Progress != nil {
-			running := -1
+			var tasks *batch.TaskCounts
 			if tc, err := bc.TaskCounts(ctx, cfg.BatchJob); err == nil {
-				running = tc.Running
+				tasks = &tc
 			}
-			line := progressLine(len(results), counts, running)
+			line := progressLine(len(results), counts, tasks)
 			if line != lastLine {
 				fmt.Fprintln(opts.Progress, time.Now().Format("15:04:05.0"), line)
 				lastLine = line
@@ -274,14 +275,17 @@ func follow(ctx context.Context, s *stack.Stack, recs *records.Store, cfg config
 	return nil
 }
 
-func progressLine(total int, c map[records.State]int, running int) string {
-	run := "?"
-	if running >= 0 {
-		run = fmt.Sprint(running)
+// progressLine: records count the files waiting for a task and the
+// settled ones; Batch counts the tasks in between (Dispatch writes no
+// record).
+func progressLine(total int, c map[records.State]int, tasks *batch.TaskCounts) string {
+	inBatch, run := "?", "?"
+	if tasks != nil {
+		inBatch, run = fmt.Sprint(tasks.Active+tasks.Running+tasks.Completed), fmt.Sprint(tasks.Running)
 	}
 	failed := c[records.StateFailed] + c[records.StateRejected] + c[records.StateBadRequest] + c[records.StateInputMissing]
-	return fmt.Sprintf(" files %d · uploaded %d · queued %d · dispatched %d (running %s) · done %d · failed %d",
-		total, c["uploaded"], c[records.StateQueued], c[records.StateDispatched], run, c[records.StateDone], failed)
+	return fmt.Sprintf(" files %d · uploaded %d · queued %d · tasks %s (running %s) · done %d · failed %d",
+		total, c["uploaded"], c[records.StateQueued], inBatch, run, c[records.StateDone], failed)
 }
 
 func verifyAll(ctx context.Context, c *azblob.Client, cfg config.Config, results []Result) {
