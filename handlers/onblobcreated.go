@@ -148,6 +148,23 @@ func (a *app) enqueue(ctx context.Context, inv *invocation, function, key string
 	if err != nil {
 		return fmt.Errorf("encode request %s: %w", key, err)
 	}
+	// Events come at least once, and replays come long after duplicate
+	// detection forgot the key: work that already finished is not sent
+	// again. This is the check Dispatch does not make (it reads no
+	// records, to keep up with its queue).
+	old, err := a.d.Records.Get(ctx, key)
+	switch {
+	case err == nil && old.State.Terminal():
+		log.Info("already finished; not enqueued again", "state", old.State)
+		inv.logf("already finished %s/%s key=%s: %s", full.Source.Container, full.Source.Blob, key, old.State)
+		return nil
+	case err != nil && !errors.Is(err, records.ErrNotFound):
+		return retry(fmt.Errorf("read record %s: %w", key, err))
+	}
+	update := a.d.Records.Update
+	if err != nil {
+		update = a.d.Records.UpdateNew // none a moment ago: create-only first
+	}
 	msgProps := map[string]any{"v": int64(request.Version), "key": key, "origin": function}
 	for k, v := range props {
 		msgProps[k] = v
@@ -157,7 +174,7 @@ func (a *app) enqueue(ctx context.Context, inv *invocation, function, key string
 		return retry(err)
 	}
 	now := a.now()
-	if _, err := a.d.Records.Update(ctx, key, func(old records.Record, _ bool) records.Record {
+	if _, err := update(ctx, key, func(old records.Record, _ bool) records.Record {
 		r := recordFrom(old, full)
 		r.State = records.StateQueued
 		r.Reason = ""

@@ -145,6 +145,41 @@ func TestOnBlobCreatedAccepts(t *testing.T) {
 	}
 }
 
+// A replayed event for work that finished sends nothing: Dispatch reads no
+// records, so this is where finished work is recognised.
+func TestOnBlobCreatedFinishedWork(t *testing.T) {
+	for _, st := range []records.State{records.StateDone, records.StateFailed, records.StateQueued} {
+		t.Run(string(st), func(t *testing.T) {
+			e := newEnv(t, nil)
+			key := request.Key("ingestacct", "input", "a.mp4", "0x42")
+			_ = e.records.Put(t.Context(), records.Record{Key: key, State: st, Reason: "earlier"})
+			code, resp := e.invoke(FuncOnBlobCreated, envelope(BindingEvent, event(blobCreated, testTopic, subject("input", "a.mp4"), `"0x42"`, 10)))
+			if code != http.StatusOK {
+				t.Fatalf("status %d (%v)", code, resp.Logs)
+			}
+			want := 0
+			if !st.Terminal() {
+				want = 1 // queued, e.g. a Sweep retry: sent again (duplicate detection or TaskExists absorbs it)
+			}
+			if n := len(e.queue.messages()); n != want {
+				t.Errorf("messages: got %d, want %d", n, want)
+			}
+			if r := e.record(key); r.State != st {
+				t.Errorf("record: got %s, want %s", r.State, st)
+			}
+		})
+	}
+	t.Run("records unreadable: retried, nothing sent", func(t *testing.T) {
+		e := newEnv(t, nil)
+		key := request.Key("ingestacct", "input", "a.mp4", "0x42")
+		e.blobs.fail["get status/"+key] = errTransient
+		code, _ := e.invoke(FuncOnBlobCreated, envelope(BindingEvent, event(blobCreated, testTopic, subject("input", "a.mp4"), `"0x42"`, 10)))
+		if code != http.StatusInternalServerError || len(e.queue.messages()) != 0 {
+			t.Errorf("got %d and %d messages, want 500 and none", code, len(e.queue.messages()))
+		}
+	})
+}
+
 func TestOnBlobCreatedRejects(t *testing.T) {
 	long := strings.Repeat("x", 1020) + ".mp4" // 1,024 characters; its output is longer
 	tests := []struct {

@@ -107,12 +107,33 @@ func (a *app) settle(ctx context.Context, t batch.CompletedTask) (bool, error) {
 			}
 			return true, a.finish(ctx, log, t, req, records.StateDone, "", p.Size)
 		case err == nil, errors.Is(err, storage.ErrNotFound):
-			return false, a.retryOrFail(ctx, log, t, req, "no_output: the task succeeded but the output blob is missing or empty")
+			return false, a.settleFailure(ctx, log, t, req, "no_output: the task succeeded but the output blob is missing or empty")
 		default:
 			return false, err
 		}
 	}
-	return false, a.retryOrFail(ctx, log, t, req, a.failureReason(ctx, log, t))
+	return false, a.settleFailure(ctx, log, t, req, a.failureReason(ctx, log, t))
+}
+
+// settleFailure settles a failed task: retried or recorded (retryOrFail),
+// unless it was a second run of work another run already finished (a
+// request sent again after its work was settled; Dispatch reads no
+// records). That run's failure says nothing new (its input is usually
+// gone: deleted as done, or quarantined), so the first verdict stays and
+// only the task goes.
+func (a *app) settleFailure(ctx context.Context, log *slog.Logger, t batch.CompletedTask, req request.Request, reason string) error {
+	rec, err := a.d.Records.Get(ctx, t.Key)
+	if err != nil && !errors.Is(err, records.ErrNotFound) {
+		return err
+	}
+	// The same run settled again (a crash between record and task delete)
+	// carries its own end time and goes the whole way again.
+	sameRun := rec.Timings.Ended == nil && t.End.IsZero() || rec.Timings.Ended != nil && rec.Timings.Ended.Equal(t.End)
+	if err == nil && rec.State.Terminal() && !sameRun {
+		log.Info("a second run of finished work failed; the record stays", "state", rec.State, "recorded", rec.Reason, "reason", reason)
+		return a.d.Sweeper.DeleteTask(ctx, a.cfg.BatchJob, t.Key)
+	}
+	return a.retryOrFail(ctx, log, t, req, reason)
 }
 
 // onlyLogUploadFailed reports a task whose ffmpeg run succeeded (exit 0)

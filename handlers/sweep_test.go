@@ -510,3 +510,47 @@ func FuzzFailureCode(f *testing.F) {
 		}
 	})
 }
+
+// A second run of finished work (a request sent again after Sweep settled
+// the first; Dispatch reads no records) fails for want of its input: the
+// first verdict stays, the input is not touched, the task goes. The same
+// run settled again after a crash goes the whole way.
+func TestSweepSecondRunOfFinishedWork(t *testing.T) {
+	notFound := func(ct *batch.CompletedTask) {
+		ct.ExitCode, ct.FailureCategory, ct.FailureCode = nil, "usererror", "BlobNotFound"
+	}
+	for _, st := range []records.State{records.StateDone, records.StateFailed} {
+		t.Run(string(st), func(t *testing.T) {
+			e := newEnv(t, nil)
+			f := e.dispatched("a.mp4")
+			first := e.now.Add(-time.Hour)
+			_ = e.records.Put(t.Context(), records.Record{Key: f.key, State: st, Reason: "first run", Timings: records.Timings{Ended: &first}})
+			e.complete(f, false, 0, notFound)
+			if code := e.sweep(); code != http.StatusOK {
+				t.Fatalf("status %d", code)
+			}
+			if r := e.record(f.key); r.State != st || r.Reason != "first run" {
+				t.Errorf("record: got %s %q, want the first verdict", r.State, r.Reason)
+			}
+			if e.batch.has(f.key) || len(e.queue.messages()) != 0 {
+				t.Errorf("task kept %v, %d retries; want it deleted, no retry", e.batch.has(f.key), len(e.queue.messages()))
+			}
+			if _, ok := e.blobs.get("input", "a.mp4"); !ok {
+				t.Errorf("input moved")
+			}
+		})
+	}
+	t.Run("same run settled again", func(t *testing.T) {
+		e := newEnv(t, nil)
+		f := e.dispatched("a.mp4")
+		e.complete(f, false, 1, nil)
+		end := e.batch.completed[0].End
+		_ = e.records.Put(t.Context(), records.Record{Key: f.key, State: records.StateFailed, Reason: "task_failed: x", Timings: records.Timings{Ended: &end}})
+		if code := e.sweep(); code != http.StatusOK {
+			t.Fatalf("status %d", code)
+		}
+		if _, ok := e.blobs.get("quarantine", "a.mp4"); !ok || e.batch.has(f.key) {
+			t.Errorf("quarantined %v, task kept %v; want the settlement finished", ok, e.batch.has(f.key))
+		}
+	})
+}
