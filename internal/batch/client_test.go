@@ -145,8 +145,25 @@ func TestAddTasksChunks(t *testing.T) {
 		}
 		total += len(ids)
 	}
-	if len(f.collections) != 3 || total != 250 || len(f.tasks["ffpipe"]) != 250 {
-		t.Errorf("got %d collections with %d tasks, %d stored; want 3, 250, 250", len(f.collections), total, len(f.tasks["ffpipe"]))
+	// 250 tasks and parallelism 4: 4 concurrent requests of ≤ 63 (perRequest).
+	if len(f.collections) != 4 || total != 250 || len(f.tasks["ffpipe"]) != 250 {
+		t.Errorf("got %d collections with %d tasks, %d stored; want 4, 250, 250", len(f.collections), total, len(f.tasks["ffpipe"]))
+	}
+}
+
+func TestPerRequest(t *testing.T) {
+	for _, tc := range []struct{ n, parallelism, want int }{
+		{0, 8, 100}, {1, 8, 1}, {49, 8, 49}, {99, 8, 99}, {100, 8, 50}, {100, 1, 100}, {150, 8, 50},
+		{250, 8, 50}, {1000, 8, 100}, {1001, 8, 91}, {400, 2, 100},
+	} {
+		if got := perRequest(tc.n, tc.parallelism); got != tc.want {
+			t.Errorf("perRequest(%d, %d) = %d, want %d", tc.n, tc.parallelism, got, tc.want)
+		}
+		if tc.n > 0 {
+			if got := perRequest(tc.n, tc.parallelism); got > MaxTasksPerCollection || (tc.n+got-1)/got > max(tc.parallelism, (tc.n+99)/100) {
+				t.Errorf("perRequest(%d, %d) = %d: too many or too large requests", tc.n, tc.parallelism, got)
+			}
+		}
 	}
 }
 

@@ -284,8 +284,12 @@ func FuzzTaskSpec(f *testing.F) {
 				t.Fatalf("environment %s carries the raw blob name", *e.Name)
 			}
 		}
-		if _, err := json.Marshal(c); err != nil {
+		b, err := json.Marshal(c)
+		if err != nil {
 			t.Fatalf("marshal: %v", err)
+		}
+		if bound := sizeBound(c); bound < len(b) {
+			t.Fatalf("size bound %d < encoded size %d", bound, len(b))
 		}
 	})
 }
