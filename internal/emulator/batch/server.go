@@ -91,6 +91,7 @@ type Server struct {
 
 	ln      net.Listener
 	srv     *http.Server
+	fresh   freshConns
 	url     string
 	root    string // node directories live under root/nodes
 	tmpRoot bool
@@ -197,6 +198,7 @@ func (s *Server) Start(ctx context.Context) error {
 
 	s.srv = &http.Server{
 		Handler:           s,
+		ConnState:         s.fresh.track,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
@@ -275,7 +277,7 @@ func (s *Server) Close() error {
 	var err error
 	if s.srv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err = s.srv.Shutdown(ctx)
+		err = s.fresh.shutdown(ctx, s.srv)
 		cancel()
 		if err != nil {
 			_ = s.srv.Close()
@@ -605,4 +607,47 @@ func (s *Server) route(c *reqCtx) {
 	s.log.Warn("batch emulator: operation not implemented", "method", m, "path", c.r.URL.Path)
 	c.fail(newErr(http.StatusNotImplemented, "NotImplemented",
 		fmt.Sprintf("The local Batch stand-in does not implement %s %s.", m, c.r.URL.Path)))
+}
+
+// freshConns are the connections that have not sent a request yet.
+// http.Server.Shutdown counts them as busy for their first 5 seconds, and
+// a client that opened spare connections for concurrent calls (azbatch
+// does) leaves some behind: shutdown closes them instead of waiting.
+type freshConns struct {
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+}
+
+func (f *freshConns) track(c net.Conn, st http.ConnState) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if st == http.StateNew {
+		if f.conns == nil {
+			f.conns = map[net.Conn]struct{}{}
+		}
+		f.conns[c] = struct{}{}
+		return
+	}
+	delete(f.conns, c)
+}
+
+// shutdown runs srv.Shutdown, closing fresh connections meanwhile.
+func (f *freshConns) shutdown(ctx context.Context, srv *http.Server) error {
+	done := make(chan error, 1)
+	go func() { done <- srv.Shutdown(ctx) }()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-done:
+			return err
+		case <-tick.C:
+			f.mu.Lock()
+			for c := range f.conns {
+				_ = c.Close()
+				delete(f.conns, c)
+			}
+			f.mu.Unlock()
+		}
+	}
 }

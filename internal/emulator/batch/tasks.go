@@ -190,26 +190,49 @@ func (s *Server) addTaskCollection(c *reqCtx, jobID string) {
 		c.fail(aerr)
 		return
 	}
-	var group struct {
-		Value []json.RawMessage `json:"value"`
+	// Usually the whole body decodes strictly: one pass. Otherwise each
+	// task is decoded alone, so that one bad task gets its own error.
+	var whole struct {
+		Value []taskSpec `json:"value"`
 	}
-	if aerr := decodeStrict(data, &group); aerr != nil {
-		c.fail(aerr)
-		return
+	var raws []json.RawMessage
+	n := 0
+	if decodeStrict(data, &whole) == nil && whole.Value != nil {
+		n = len(whole.Value)
+	} else {
+		var group struct {
+			Value []json.RawMessage `json:"value"`
+		}
+		if aerr := decodeStrict(data, &group); aerr != nil {
+			c.fail(aerr)
+			return
+		}
+		if group.Value == nil {
+			c.fail(errMissingProperty("value"))
+			return
+		}
+		raws, n = group.Value, len(group.Value)
 	}
-	if group.Value == nil {
-		c.fail(errMissingProperty("value"))
-		return
-	}
-	if len(group.Value) > 100 {
+	if n > 100 {
 		c.fail(newErr(http.StatusRequestEntityTooLarge, "RequestBodyTooLarge",
-			fmt.Sprintf("The collection holds %d tasks; at most 100 tasks can be added in one request.", len(group.Value)),
-			"MaxTasks", "100", "Tasks", strconv.Itoa(len(group.Value))))
+			fmt.Sprintf("The collection holds %d tasks; at most 100 tasks can be added in one request.", n),
+			"MaxTasks", "100", "Tasks", strconv.Itoa(n)))
 		return
 	}
-	results := make([]addResult, len(group.Value))
-	specs := make([]*taskSpec, len(group.Value))
-	for i, raw := range group.Value {
+	results := make([]addResult, n)
+	specs := make([]*taskSpec, n)
+	reject := func(i int, id string, aerr *apiError) {
+		results[i] = addResult{Status: "ClientError", TaskID: id, Error: c.errorBody(aerr)}
+		results[i].Error.Metadata = ""
+	}
+	for i := range whole.Value {
+		if aerr := validateTask(&whole.Value[i]); aerr != nil {
+			reject(i, whole.Value[i].ID, aerr)
+			continue
+		}
+		specs[i] = &whole.Value[i]
+	}
+	for i, raw := range raws {
 		var spec taskSpec
 		aerr := decodeStrict(raw, &spec)
 		if aerr == nil {
@@ -220,8 +243,7 @@ func (s *Server) addTaskCollection(c *reqCtx, jobID string) {
 				ID string `json:"id"`
 			}
 			_ = json.Unmarshal(raw, &loose)
-			results[i] = addResult{Status: "ClientError", TaskID: loose.ID, Error: c.errorBody(aerr)}
-			results[i].Error.Metadata = ""
+			reject(i, loose.ID, aerr)
 			continue
 		}
 		specs[i] = &spec

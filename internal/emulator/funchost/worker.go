@@ -253,8 +253,13 @@ func (w *worker) waitReady(ctx context.Context, base string, exited <-chan error
 func (w *worker) pump(r io.Reader, level slog.Level, stream string) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	ctx := context.Background()
 	for sc.Scan() {
-		w.log.Log(context.Background(), level, redact(sc.Text()), "source", "Host.Function.Console", "stream", stream)
+		// Redacting costs a regexp per line: only for lines that are kept
+		// (a busy Dispatch writes thousands a second).
+		if w.log.Enabled(ctx, level) {
+			w.log.Log(ctx, level, redact(sc.Text()), "source", "Host.Function.Console", "stream", stream)
+		}
 	}
 	_, _ = io.Copy(io.Discard, r)
 }
