@@ -275,17 +275,17 @@ func follow(ctx context.Context, s *stack.Stack, recs *records.Store, cfg config
 	return nil
 }
 
-// progressLine: records count the files waiting for a task and the
-// settled ones; Batch counts the tasks in between (Dispatch writes no
-// record).
+// progressLine: records tell the settled files from the rest; Batch
+// counts the tasks among the rest (Dispatch writes no record, so a file
+// in a task still has its queued record, or none).
 func progressLine(total int, c map[records.State]int, tasks *batch.TaskCounts) string {
 	inBatch, run := "?", "?"
 	if tasks != nil {
 		inBatch, run = fmt.Sprint(tasks.Active+tasks.Running+tasks.Completed), fmt.Sprint(tasks.Running)
 	}
 	failed := c[records.StateFailed] + c[records.StateRejected] + c[records.StateBadRequest] + c[records.StateInputMissing]
-	return fmt.Sprintf(" files %d · uploaded %d · queued %d · tasks %s (running %s) · done %d · failed %d",
-		total, c["uploaded"], c[records.StateQueued], inBatch, run, c[records.StateDone], failed)
+	return fmt.Sprintf(" files %d · in progress %d (Batch tasks %s, running %s) · done %d · failed %d",
+		total, c["uploaded"]+c[records.StateQueued]+c[records.StateDispatched], inBatch, run, c[records.StateDone], failed)
 }
 
 func verifyAll(ctx context.Context, c *azblob.Client, cfg config.Config, results []Result) {
