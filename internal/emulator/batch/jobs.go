@@ -141,44 +141,13 @@ func (s *Server) renderJobLocked(j *jobEntry) *jobWire {
 }
 
 func (s *Server) getJob(c *reqCtx, id string) {
-	sel, aerr := c.parseSelect(jobWire{})
-	if aerr == nil {
-		aerr = c.checkExpand()
-	}
-	if aerr != nil {
-		c.fail(aerr)
-		return
-	}
-	s.mu.Lock()
-	j, ok := s.jobs[lower(id)]
-	if !ok {
-		s.mu.Unlock()
-		c.fail(errJobNotFound)
-		return
-	}
-	w := s.renderJobLocked(j)
-	body := marshalEntity(w, sel)
-	s.mu.Unlock()
-	if !c.checkConditions(w.ETag, w.LastModified, true) {
-		return
-	}
-	c.entityHeaders(w.ETag, w.LastModified)
-	c.writeJSON(http.StatusOK, "jobs/@Element", body)
+	getEntity(s, c, "jobs/@Element", func() (*jobEntry, *apiError) { return s.findJob(id) }, s.renderJobLocked)
 }
 
 func (s *Server) listJobs(c *reqCtx) {
-	lq, aerr := c.parseList(jobSchema, jobWire{})
-	if aerr != nil {
-		c.fail(aerr)
-		return
-	}
-	s.mu.Lock()
-	items := make([]keyed, 0, len(s.jobList))
-	for _, j := range s.jobList {
-		items = append(items, keyed{key: j.key, get: jobGetter(j), v: s.renderJobLocked(j)})
-	}
-	s.mu.Unlock()
-	c.listKeyed("jobs", lq, items)
+	listByKey(s, c, "jobs", jobSchema, jobWire{},
+		func() ([]*jobEntry, *apiError) { return s.jobList, nil },
+		func(j *jobEntry) keyed { return keyed{key: j.key, get: jobGetter(j), v: s.renderJobLocked(j)} })
 }
 
 func (s *Server) updateJob(c *reqCtx, id string) {
@@ -195,20 +164,8 @@ func (s *Server) updateJob(c *reqCtx, id string) {
 		c.fail(errBadProperty("poolInfo.poolId", spec.PoolInfo.PoolID, "a valid poolId is required"))
 		return
 	}
-	s.mu.Lock()
-	j, ok := s.jobs[lower(id)]
-	if !ok {
-		s.mu.Unlock()
-		c.fail(errJobNotFound)
-		return
-	}
-	if !c.checkConditions(j.w.ETag, j.w.LastModified, false) {
-		s.mu.Unlock()
-		return
-	}
-	if j.w.State != stateActive {
-		s.mu.Unlock()
-		c.fail(errJobCompleted)
+	j, ok := s.lockJob(c, id)
+	if !ok || !s.writable(c, &j.w) || !s.proceed(c, jobActive(j)) {
 		return
 	}
 	if spec.Priority != nil {
@@ -260,20 +217,8 @@ func (s *Server) terminateJob(c *reqCtx, id string) {
 		c.fail(aerr)
 		return
 	}
-	s.mu.Lock()
-	j, ok := s.jobs[lower(id)]
-	if !ok {
-		s.mu.Unlock()
-		c.fail(errJobNotFound)
-		return
-	}
-	if !c.checkConditions(j.w.ETag, j.w.LastModified, false) {
-		s.mu.Unlock()
-		return
-	}
-	if j.w.State != stateActive {
-		s.mu.Unlock()
-		c.fail(errJobCompleted)
+	j, ok := s.lockJob(c, id)
+	if !ok || !s.writable(c, &j.w) || !s.proceed(c, jobActive(j)) {
 		return
 	}
 	reason := spec.TerminateReason
@@ -291,15 +236,8 @@ func (s *Server) terminateJob(c *reqCtx, id string) {
 }
 
 func (s *Server) deleteJob(c *reqCtx, id string) {
-	s.mu.Lock()
-	j, ok := s.jobs[lower(id)]
-	if !ok {
-		s.mu.Unlock()
-		c.fail(errJobNotFound)
-		return
-	}
-	if !c.checkConditions(j.w.ETag, j.w.LastModified, false) {
-		s.mu.Unlock()
+	j, ok := s.lockJob(c, id)
+	if !ok || !s.writable(c, &j.w) {
 		return
 	}
 	var dirs []string
@@ -343,11 +281,8 @@ func removeDirs(dirs []string) {
 }
 
 func (s *Server) taskCounts(c *reqCtx, id string) {
-	s.mu.Lock()
-	j, ok := s.jobs[lower(id)]
+	j, ok := s.lockJob(c, id)
 	if !ok {
-		s.mu.Unlock()
-		c.fail(errJobNotFound)
 		return
 	}
 	var tc, sc taskCounts

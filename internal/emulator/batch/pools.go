@@ -251,64 +251,18 @@ func (s *Server) renderPoolLocked(p *poolEntry) *poolWire {
 }
 
 func (s *Server) getPool(c *reqCtx, id string) {
-	sel, aerr := c.parseSelect(poolWire{})
-	if aerr == nil {
-		aerr = c.checkExpand()
-	}
-	if aerr != nil {
-		c.fail(aerr)
-		return
-	}
-	s.mu.Lock()
-	p, ok := s.pools[lower(id)]
-	if !ok {
-		s.mu.Unlock()
-		if c.r.Method == http.MethodHead {
-			c.w.WriteHeader(http.StatusNotFound)
-			return
-		}
-		c.fail(errPoolNotFound)
-		return
-	}
-	w := s.renderPoolLocked(p)
-	body := marshalEntity(w, sel)
-	s.mu.Unlock()
-	if !c.checkConditions(w.ETag, w.LastModified, true) {
-		return
-	}
-	c.entityHeaders(w.ETag, w.LastModified)
-	if c.r.Method == http.MethodHead {
-		c.w.WriteHeader(http.StatusOK)
-		return
-	}
-	c.writeJSON(http.StatusOK, "pools/@Element", body)
+	getEntity(s, c, "pools/@Element", func() (*poolEntry, *apiError) { return s.findPool(id) }, s.renderPoolLocked)
 }
 
 func (s *Server) listPools(c *reqCtx) {
-	lq, aerr := c.parseList(poolSchema, poolWire{})
-	if aerr != nil {
-		c.fail(aerr)
-		return
-	}
-	s.mu.Lock()
-	items := make([]keyed, 0, len(s.poolList))
-	for _, p := range s.poolList {
-		items = append(items, keyed{key: p.key, get: poolGetter(p), v: s.renderPoolLocked(p)})
-	}
-	s.mu.Unlock()
-	c.listKeyed("pools", lq, items)
+	listByKey(s, c, "pools", poolSchema, poolWire{},
+		func() ([]*poolEntry, *apiError) { return s.poolList, nil },
+		func(p *poolEntry) keyed { return keyed{key: p.key, get: poolGetter(p), v: s.renderPoolLocked(p)} })
 }
 
 func (s *Server) deletePool(c *reqCtx, id string) {
-	s.mu.Lock()
-	p, ok := s.pools[lower(id)]
-	if !ok {
-		s.mu.Unlock()
-		c.fail(errPoolNotFound)
-		return
-	}
-	if !c.checkConditions(p.w.ETag, p.w.LastModified, false) {
-		s.mu.Unlock()
+	p, ok := s.lockPool(c, id)
+	if !ok || !s.writable(c, &p.w) {
 		return
 	}
 	for _, n := range append([]*node(nil), p.nodes...) {
@@ -325,20 +279,11 @@ func (s *Server) deletePool(c *reqCtx, id string) {
 // poolWrite runs fn on the pool under the lock and replies with status and
 // the pool's new ETag.
 func (s *Server) poolWrite(c *reqCtx, id, action string, status int, fn func(p *poolEntry) *apiError) {
-	s.mu.Lock()
-	p, ok := s.pools[lower(id)]
-	if !ok {
-		s.mu.Unlock()
-		c.fail(errPoolNotFound)
+	p, ok := s.lockPool(c, id)
+	if !ok || !s.writable(c, &p.w) {
 		return
 	}
-	if !c.checkConditions(p.w.ETag, p.w.LastModified, false) {
-		s.mu.Unlock()
-		return
-	}
-	if aerr := fn(p); aerr != nil {
-		s.mu.Unlock()
-		c.fail(aerr)
+	if !s.proceed(c, fn(p)) {
 		return
 	}
 	p.w.ETag = s.newETag()
@@ -445,11 +390,8 @@ func (s *Server) evaluateAutoScale(c *reqCtx, id string) {
 		c.fail(errMissingProperty("autoScaleFormula"))
 		return
 	}
-	s.mu.Lock()
-	p, ok := s.pools[lower(id)]
+	p, ok := s.lockPool(c, id)
 	if !ok {
-		s.mu.Unlock()
-		c.fail(errPoolNotFound)
 		return
 	}
 	if !p.autoScale() {
@@ -477,25 +419,18 @@ func (s *Server) renderNodeLocked(n *node) *nodeWire {
 }
 
 func (s *Server) listNodes(c *reqCtx, poolID string) {
-	lq, aerr := c.parseList(nodeSchema, nodeWire{})
-	if aerr != nil {
-		c.fail(aerr)
-		return
-	}
-	s.mu.Lock()
-	p, ok := s.pools[lower(poolID)]
-	if !ok {
-		s.mu.Unlock()
-		c.fail(errPoolNotFound)
-		return
-	}
-	items := make([]keyed, 0, len(p.nodes))
-	for _, n := range p.nodes {
-		w := s.renderNodeLocked(n)
-		items = append(items, keyed{key: n.w.ID, get: nodeGetter(w), v: w})
-	}
-	s.mu.Unlock()
-	c.listKeyed("nodes", lq, items)
+	listByKey(s, c, "nodes", nodeSchema, nodeWire{},
+		func() ([]*node, *apiError) {
+			p, aerr := s.findPool(poolID)
+			if aerr != nil {
+				return nil, aerr
+			}
+			return p.nodes, nil
+		},
+		func(n *node) keyed {
+			w := s.renderNodeLocked(n)
+			return keyed{key: n.w.ID, get: nodeGetter(w), v: w}
+		})
 }
 
 func (s *Server) getNode(c *reqCtx, poolID, nodeID string) {
@@ -504,11 +439,8 @@ func (s *Server) getNode(c *reqCtx, poolID, nodeID string) {
 		c.fail(aerr)
 		return
 	}
-	s.mu.Lock()
-	p, ok := s.pools[lower(poolID)]
+	p, ok := s.lockPool(c, poolID)
 	if !ok {
-		s.mu.Unlock()
-		c.fail(errPoolNotFound)
 		return
 	}
 	for _, n := range p.nodes {

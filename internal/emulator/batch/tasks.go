@@ -137,7 +137,9 @@ func (s *Server) insertTaskLocked(j *jobEntry, t *taskEntry) uint64 {
 	return s.persistTask(t, false)
 }
 
-func jobAcceptsTasks(j *jobEntry) *apiError {
+// jobActive is errJobCompleted unless the job is active (and so takes tasks
+// and updates).
+func jobActive(j *jobEntry) *apiError {
 	if j.w.State != stateActive {
 		return errJobCompleted
 	}
@@ -154,16 +156,8 @@ func (s *Server) createTask(c *reqCtx, jobID string) {
 		c.fail(aerr)
 		return
 	}
-	s.mu.Lock()
-	j, ok := s.jobs[lower(jobID)]
-	if !ok {
-		s.mu.Unlock()
-		c.fail(errJobNotFound)
-		return
-	}
-	if aerr := jobAcceptsTasks(j); aerr != nil {
-		s.mu.Unlock()
-		c.fail(aerr)
+	j, ok := s.lockJob(c, jobID)
+	if !ok || !s.proceed(c, jobActive(j)) {
 		return
 	}
 	if _, ok := j.tasks[lower(spec.ID)]; ok {
@@ -248,16 +242,8 @@ func (s *Server) addTaskCollection(c *reqCtx, jobID string) {
 		}
 		specs[i] = &spec
 	}
-	s.mu.Lock()
-	j, ok := s.jobs[lower(jobID)]
-	if !ok {
-		s.mu.Unlock()
-		c.fail(errJobNotFound)
-		return
-	}
-	if aerr := jobAcceptsTasks(j); aerr != nil {
-		s.mu.Unlock()
-		c.fail(aerr)
+	j, ok := s.lockJob(c, jobID)
+	if !ok || !s.proceed(c, jobActive(j)) {
 		return
 	}
 	at := now()
@@ -316,11 +302,8 @@ func (s *Server) listTasks(c *reqCtx, jobID string) {
 		}
 		after = n
 	}
-	s.mu.Lock()
-	j, ok := s.jobs[lower(jobID)]
+	j, ok := s.lockJob(c, jobID)
 	if !ok {
-		s.mu.Unlock()
-		c.fail(errJobNotFound)
 		return
 	}
 	start := sort.Search(len(j.list), func(i int) bool { return j.list[i].seq > after })
@@ -345,55 +328,13 @@ func (s *Server) listTasks(c *reqCtx, jobID string) {
 	c.writeList("tasks", out, next)
 }
 
-func (s *Server) lookupTask(c *reqCtx, jobID, taskID string) (*taskEntry, bool) {
-	j, ok := s.jobs[lower(jobID)]
-	if !ok {
-		c.fail(errJobNotFound)
-		return nil, false
-	}
-	t, ok := j.tasks[lower(taskID)]
-	if !ok {
-		c.fail(errTaskNotFound)
-		return nil, false
-	}
-	return t, true
-}
-
 func (s *Server) getTask(c *reqCtx, jobID, taskID string) {
-	sel, aerr := c.parseSelect(taskWire{})
-	if aerr == nil {
-		aerr = c.checkExpand()
-	}
-	if aerr != nil {
-		c.fail(aerr)
-		return
-	}
-	s.mu.Lock()
-	t, ok := s.lookupTask(c, jobID, taskID)
-	if !ok {
-		s.mu.Unlock()
-		return
-	}
-	w := s.renderTaskLocked(t)
-	body := marshalEntity(w, sel)
-	s.mu.Unlock()
-	if !c.checkConditions(w.ETag, w.LastModified, true) {
-		return
-	}
-	c.entityHeaders(w.ETag, w.LastModified)
-	c.w.Header().Set("DataServiceId", w.URL)
-	c.writeJSON(http.StatusOK, "tasks/@Element", body)
+	getEntity(s, c, "tasks/@Element", func() (*taskEntry, *apiError) { return s.findTask(jobID, taskID) }, s.renderTaskLocked)
 }
 
 func (s *Server) deleteTask(c *reqCtx, jobID, taskID string) {
-	s.mu.Lock()
-	t, ok := s.lookupTask(c, jobID, taskID)
-	if !ok {
-		s.mu.Unlock()
-		return
-	}
-	if !c.checkConditions(t.w.ETag, t.w.LastModified, false) {
-		s.mu.Unlock()
+	t, ok := s.lockTask(c, jobID, taskID)
+	if !ok || !s.writable(c, &t.w) {
 		return
 	}
 	dirs := s.dropTaskLocked(t)
@@ -407,14 +348,8 @@ func (s *Server) deleteTask(c *reqCtx, jobID, taskID string) {
 }
 
 func (s *Server) terminateTask(c *reqCtx, jobID, taskID string) {
-	s.mu.Lock()
-	t, ok := s.lookupTask(c, jobID, taskID)
-	if !ok {
-		s.mu.Unlock()
-		return
-	}
-	if !c.checkConditions(t.w.ETag, t.w.LastModified, false) {
-		s.mu.Unlock()
+	t, ok := s.lockTask(c, jobID, taskID)
+	if !ok || !s.writable(c, &t.w) {
 		return
 	}
 	if t.w.State == stateCompleted {
@@ -440,14 +375,8 @@ func (s *Server) terminateTask(c *reqCtx, jobID, taskID string) {
 }
 
 func (s *Server) reactivateTask(c *reqCtx, jobID, taskID string) {
-	s.mu.Lock()
-	t, ok := s.lookupTask(c, jobID, taskID)
-	if !ok {
-		s.mu.Unlock()
-		return
-	}
-	if !c.checkConditions(t.w.ETag, t.w.LastModified, false) {
-		s.mu.Unlock()
+	t, ok := s.lockTask(c, jobID, taskID)
+	if !ok || !s.writable(c, &t.w) {
 		return
 	}
 	var aerr *apiError
@@ -459,9 +388,7 @@ func (s *Server) reactivateTask(c *reqCtx, jobID, taskID string) {
 	case t.w.ExecutionInfo != nil && t.w.ExecutionInfo.Result == "success":
 		aerr = newErr(http.StatusConflict, "TaskSucceeded", "The specified task completed successfully and cannot be reactivated.")
 	}
-	if aerr != nil {
-		s.mu.Unlock()
-		c.fail(aerr)
+	if !s.proceed(c, aerr) {
 		return
 	}
 	at := now()
@@ -491,12 +418,11 @@ func (s *Server) reactivateTask(c *reqCtx, jobID, taskID string) {
 
 // taskDirLocked returns the task's directory or "" with the reply written.
 func (s *Server) taskDir(c *reqCtx, jobID, taskID string) (string, string, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t, ok := s.lookupTask(c, jobID, taskID)
+	t, ok := s.lockTask(c, jobID, taskID)
 	if !ok {
 		return "", "", false
 	}
+	defer s.mu.Unlock()
 	return t.dir, s.taskURL(t.job.w.ID, t.w.ID), true
 }
 
@@ -585,14 +511,8 @@ func (s *Server) replaceTask(c *reqCtx, jobID, taskID string) {
 		c.fail(aerr)
 		return
 	}
-	s.mu.Lock()
-	t, ok := s.lookupTask(c, jobID, taskID)
-	if !ok {
-		s.mu.Unlock()
-		return
-	}
-	if !c.checkConditions(t.w.ETag, t.w.LastModified, false) {
-		s.mu.Unlock()
+	t, ok := s.lockTask(c, jobID, taskID)
+	if !ok || !s.writable(c, &t.w) {
 		return
 	}
 	if body.Constraints != nil {
