@@ -3,9 +3,11 @@ package batch
 import (
 	"bytes"
 	"encoding/json"
+	"iter"
 	"net/http"
 	"net/url"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -361,23 +363,35 @@ type keyed struct {
 
 func (c *reqCtx) listKeyed(metadata string, lq *listQuery, items []keyed) {
 	sort.Slice(items, func(a, b int) bool { return items[a].key < items[b].key })
-	var out [][]byte
-	next, last := "", ""
-	for _, it := range items {
-		if lq.token != "" && it.key <= lq.token {
-			continue
-		}
-		if lq.filter != nil && !lq.filter.Eval(it.get) {
+	start := 0
+	if lq.token != "" {
+		start = sort.Search(len(items), func(i int) bool { return items[i].key > lq.token })
+	}
+	out, next := page(c, lq, slices.Values(items[start:]),
+		func(it keyed) odata.Getter { return it.get },
+		func(it keyed) any { return it.v },
+		func(it keyed) string { return it.key })
+	c.writeList(metadata, out, next)
+}
+
+// page marshals the members that pass lq's filter, lq.max at most, and
+// links the next page after the last one sent. get gives a member's filter
+// getter (called only when there is a filter), render its read model and
+// token its $skiptoken.
+func page[E any](c *reqCtx, lq *listQuery, members iter.Seq[E], get func(E) odata.Getter,
+	render func(E) any, token func(E) string) (out [][]byte, next string) {
+	var last E
+	for e := range members {
+		if lq.filter != nil && !lq.filter.Eval(get(e)) {
 			continue
 		}
 		if len(out) == lq.max {
-			next = c.nextLink(last)
-			break
+			return out, c.nextLink(token(last))
 		}
-		out = append(out, marshalEntity(it.v, lq.sel))
-		last = it.key
+		out = append(out, marshalEntity(render(e), lq.sel))
+		last = e
 	}
-	c.writeList(metadata, out, next)
+	return out, ""
 }
 
 // conditions applies If-Match, If-None-Match, If-Modified-Since and

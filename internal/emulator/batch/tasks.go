@@ -307,23 +307,16 @@ func (s *Server) listTasks(c *reqCtx, jobID string) {
 		return
 	}
 	start := sort.Search(len(j.list), func(i int) bool { return j.list[i].seq > after })
-	var out [][]byte
-	next := ""
-	var last uint64
-	for _, t := range j.list[start:] {
-		if t.deleted {
-			continue
+	live := func(yield func(*taskEntry) bool) {
+		for _, t := range j.list[start:] {
+			if !t.deleted && !yield(t) {
+				return
+			}
 		}
-		if lq.filter != nil && !lq.filter.Eval(taskGetter(t)) {
-			continue
-		}
-		if len(out) == lq.max {
-			next = c.nextLink(strconv.FormatUint(last, 10))
-			break
-		}
-		out = append(out, marshalEntity(s.renderTaskLocked(t), lq.sel))
-		last = t.seq
 	}
+	out, next := page(c, lq, live, taskGetter,
+		func(t *taskEntry) any { return s.renderTaskLocked(t) },
+		func(t *taskEntry) string { return strconv.FormatUint(t.seq, 10) })
 	s.mu.Unlock()
 	c.writeList("tasks", out, next)
 }
