@@ -381,6 +381,16 @@ func (s *Server) load() (bool, error) {
 	if s.st.Outbox == nil {
 		s.st.Outbox = map[string]*pending{}
 	}
+	// A damaged or hand-edited cursor: an entry without an event cannot be
+	// delivered (a null one crashed Start), and delivery removes an entry
+	// by its id, so the key must be it.
+	for id, p := range s.st.Outbox {
+		if p == nil || len(p.Event) == 0 {
+			delete(s.st.Outbox, id)
+			continue
+		}
+		p.ID = id
+	}
 	return false, nil
 }
 
