@@ -186,7 +186,9 @@ func (p Preset) Argv() []string {
 	if f.kind == KindImage {
 		argv = append(argv, "-frames:v", "1")
 	}
-	argv = append(argv, "-xerror", "-f", f.muxer)
+	// An input that yields no frame (e.g. a zero timescale) must fail, not
+	// exit 0 with a header-only output (found by FuzzTaskWrapper).
+	argv = append(argv, "-xerror", "-abort_on", "empty_output_stream", "-f", f.muxer)
 	if f.muxer == "image2" {
 		argv = append(argv, "-update", "1")
 	}
