@@ -198,4 +198,3 @@ func dirNames(t *testing.T, dir string) []string {
 	}
 	return names
 }
-
