@@ -381,7 +381,10 @@ func TestHandlerCrashRestart(t *testing.T) {
 	}
 	c.next(t)
 	c.setReply(func(call) reply { return okReply })
-	// The next invocation waits for the restarted handler.
+	// Once the host has seen the exit (the pid is gone; an invocation
+	// before that still reaches the dying process and fails, as with the
+	// real host), the next invocation waits for the restarted handler.
+	waitFor(t, "the host to see the handler exit", func() bool { return h.HandlerPid() != pid })
 	if code, _ := post(t, hook, notify, blobCreated); code != 202 {
 		t.Fatalf("invocation after crash: got %d, want 202", code)
 	}
