@@ -20,6 +20,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
@@ -232,6 +233,11 @@ func (o Options) Validate() error {
 		}
 		if s.Schema != "" && s.Schema != SchemaEventGrid && s.Schema != SchemaCloudEvents {
 			return fmt.Errorf("eventgrid: Subscriptions[%d].Schema %q: %w", i, s.Schema, ErrConfig)
+		}
+		// Case folding turns every invalid byte into U+FFFD, so such a
+		// filter would match subjects it does not spell (FuzzSubscriptionMatches).
+		if !utf8.ValidString(s.SubjectBeginsWith) || !utf8.ValidString(s.SubjectEndsWith) {
+			return fmt.Errorf("eventgrid: Subscriptions[%d] subject filter is not valid UTF-8: %w", i, ErrConfig)
 		}
 	}
 	return nil

@@ -551,6 +551,12 @@ func TestValidate(t *testing.T) {
 		func(o *Options) {
 			o.Subscriptions = []Subscription{{Name: "a", Endpoint: "http://x", Schema: "Custom"}}
 		},
+		func(o *Options) {
+			o.Subscriptions = []Subscription{{Name: "a", Endpoint: "http://x", SubjectBeginsWith: "/blobServices/\xff"}}
+		},
+		func(o *Options) {
+			o.Subscriptions = []Subscription{{Name: "a", Endpoint: "http://x", SubjectEndsWith: "\xe6\x97"}}
+		},
 	}
 	if err := ok.Validate(); err != nil {
 		t.Fatalf("valid options: %v", err)
