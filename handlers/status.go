@@ -8,6 +8,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/ffpipe/ffpipe/internal/batch"
@@ -99,9 +100,13 @@ func (a *app) status(r *http.Request, inv *invocation) error {
 	default:
 		view.Batch = &batch.TaskCounts{} // nothing dispatched yet
 	}
-	inv.output(BindingResponse, a.render(wantJSON, http.StatusOK, view, &page{Summary: &view, States: records.States}))
+	inv.output(BindingResponse, a.render(wantJSON, http.StatusOK, view, &page{Summary: &view, States: storedStates}))
 	return nil
 }
+
+// storedStates are the states records are written in: "dispatched" is
+// not one (the page shows Batch's task counts for it).
+var storedStates = slices.DeleteFunc(slices.Clone(records.States), func(s records.State) bool { return s == records.StateDispatched })
 
 // summaryView is the Status summary: record counts, and the job's task
 // counts (work dispatched and not yet swept); Batch is absent when Batch

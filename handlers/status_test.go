@@ -71,6 +71,10 @@ func TestStatus(t *testing.T) {
 		if !strings.Contains(hr.Body, "<td>2</td>") {
 			t.Errorf("HTML lacks the done count: %s", hr.Body)
 		}
+		// No record is stored as dispatched: that column would always say 0.
+		if strings.Contains(hr.Body, "<th>dispatched</th>") || !strings.Contains(hr.Body, "Batch tasks") {
+			t.Errorf("HTML counts: want stored states and the Batch task counts: %s", hr.Body)
+		}
 	})
 	t.Run("one record by route param, Accept JSON", func(t *testing.T) {
 		hr := e.status(statusEnvelope("http://localhost/api/status/"+key, map[string]string{"key": key}, map[string][]string{"Accept": {"application/json"}}))
