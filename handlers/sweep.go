@@ -184,7 +184,14 @@ func (a *app) inputUnchanged(ctx context.Context, req request.Request) bool {
 // place, which reconcile picks up.
 func (a *app) retryOrFail(ctx context.Context, log *slog.Logger, t batch.CompletedTask, req request.Request, reason string) error {
 	code, _, _ := strings.Cut(reason, ":")
-	if !infrastructureFailures[code] && !(code == "input_missing" && a.inputUnchanged(ctx, req)) {
+	if code == "input_missing" {
+		if !a.inputUnchanged(ctx, req) {
+			// The version this key names is gone: deleted, or replaced by
+			// a newer upload (which has its own key). Nothing ran and
+			// there is nothing to quarantine.
+			return a.finish(ctx, log, t, req, records.StateInputMissing, reason, 0)
+		}
+	} else if !infrastructureFailures[code] {
 		return a.failTask(ctx, log, t, req, reason)
 	}
 	rec, err := a.d.Records.Get(ctx, t.Key)

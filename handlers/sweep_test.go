@@ -259,7 +259,8 @@ func TestSweepRetriesInfrastructureFailures(t *testing.T) {
 }
 
 // TestSweepInputGoneIsNotRetried: a download that found no blob because the
-// input really is gone ends at once with input_missing.
+// input really is gone ends at once in state input_missing (not failed:
+// nothing ran; Dispatch does not check the blob of a complete request).
 func TestSweepInputGoneIsNotRetried(t *testing.T) {
 	e := newEnv(t, nil)
 	f := e.dispatched("v/a.mp4")
@@ -270,11 +271,27 @@ func TestSweepInputGoneIsNotRetried(t *testing.T) {
 	if code := e.sweep(); code != http.StatusOK {
 		t.Fatalf("status %d, want 200", code)
 	}
-	if r := e.record(f.key); r.State != records.StateFailed || !strings.HasPrefix(r.Reason, "input_missing:") {
-		t.Errorf("record %s %q, want failed input_missing", r.State, r.Reason)
+	if r := e.record(f.key); r.State != records.StateInputMissing || !strings.HasPrefix(r.Reason, "input_missing:") {
+		t.Errorf("record %s %q, want input_missing", r.State, r.Reason)
 	}
-	if n := len(e.queue.messages()); n != 0 {
-		t.Errorf("messages: got %d, want no retry", n)
+	if n := len(e.queue.messages()); n != 0 || e.batch.has(f.key) {
+		t.Errorf("messages: got %d, task kept %v; want no retry, the task deleted", n, e.batch.has(f.key))
+	}
+
+	// Replaced by a newer upload: the same for this key; the new version
+	// stays where it is (it has its own key and task).
+	e2 := newEnv(t, nil)
+	f2 := e2.dispatched("v/b.mp4")
+	e2.blobs.put("input", "v/b.mp4", []byte("version 2"), e2.now)
+	e2.complete(f2, false, 0, func(ct *batch.CompletedTask) { ct.FailureCategory, ct.FailureCode = "usererror", "BlobNotFound" })
+	if code := e2.sweep(); code != http.StatusOK {
+		t.Fatalf("status %d, want 200", code)
+	}
+	if r := e2.record(f2.key); r.State != records.StateInputMissing {
+		t.Errorf("record %s %q, want input_missing", r.State, r.Reason)
+	}
+	if b, ok := e2.blobs.get("input", "v/b.mp4"); !ok || string(b.data) != "version 2" {
+		t.Errorf("new version moved or changed")
 	}
 }
 

@@ -29,7 +29,7 @@ const (
 	StateDispatched   State = "dispatched"    // a Batch task exists: Status reads it from Batch (Dispatch writes no record)
 	StateDone         State = "done"          // output written, input deleted
 	StateFailed       State = "failed"        // the task failed, or produced no output
-	StateInputMissing State = "input_missing" // the input was gone before dispatch
+	StateInputMissing State = "input_missing" // the input (that version of it) was gone before its task could read it
 	StateBadRequest   State = "bad_request"   // the message can never succeed
 	StateRejected     State = "rejected"      // refused before dispatch (empty, too large)
 )
