@@ -133,7 +133,7 @@ func (a *app) settleFailure(ctx context.Context, log *slog.Logger, t batch.Compl
 		log.Info("a second run of finished work failed; the record stays", "state", rec.State, "recorded", rec.Reason, "reason", reason)
 		return a.d.Sweeper.DeleteTask(ctx, a.cfg.BatchJob, t.Key)
 	}
-	return a.retryOrFail(ctx, log, t, req, reason)
+	return a.retryOrFail(ctx, log, t, req, reason, rec)
 }
 
 // onlyLogUploadFailed reports a task whose ffmpeg run succeeded (exit 0)
@@ -181,8 +181,8 @@ func (a *app) inputUnchanged(ctx context.Context, req request.Request) bool {
 // task is deleted before the request is sent again: a retry that reached
 // Dispatch while the old task still existed would be taken for a duplicate.
 // A crash between the two leaves a non-terminal record and the input in
-// place, which reconcile picks up.
-func (a *app) retryOrFail(ctx context.Context, log *slog.Logger, t batch.CompletedTask, req request.Request, reason string) error {
+// place, which reconcile picks up. rec is the key's record (zero when none).
+func (a *app) retryOrFail(ctx context.Context, log *slog.Logger, t batch.CompletedTask, req request.Request, reason string, rec records.Record) error {
 	code, _, _ := strings.Cut(reason, ":")
 	if code == "input_missing" {
 		if !a.inputUnchanged(ctx, req) {
@@ -193,10 +193,6 @@ func (a *app) retryOrFail(ctx context.Context, log *slog.Logger, t batch.Complet
 		}
 	} else if !infrastructureFailures[code] {
 		return a.failTask(ctx, log, t, req, reason)
-	}
-	rec, err := a.d.Records.Get(ctx, t.Key)
-	if err != nil && !errors.Is(err, records.ErrNotFound) {
-		return err
 	}
 	dispatches := max(rec.Attempts, 1)
 	if dispatches >= maxDispatches {
