@@ -74,7 +74,11 @@ func (a *app) status(r *http.Request, inv *invocation) error {
 		found := err == nil
 		if !found || !rec.State.Terminal() {
 			// Between the queue and Sweep the work is a Batch task.
-			if live, ok := a.liveRecord(ctx, key, rec, found); ok {
+			live, ok, err := InFlight(ctx, a.d.Tasks, a.cfg.BatchJob, key, rec)
+			if err != nil {
+				a.log.Warn("status: read task", "key", key, "err", err)
+			}
+			if ok {
 				rec, found = live, true
 			}
 		}
@@ -91,14 +95,9 @@ func (a *app) status(r *http.Request, inv *invocation) error {
 		inv.output(BindingResponse, a.render(wantJSON, http.StatusServiceUnavailable, map[string]string{"error": "storage unavailable"}, nil))
 		return nil
 	}
-	view := summaryView{Summary: sum}
-	switch tc, err := a.d.Tasks.TaskCounts(ctx, a.cfg.BatchJob); {
-	case err == nil:
-		view.Batch = &tc
-	case !errors.Is(err, batch.ErrJobNotFound):
+	view, err := WithTasks(ctx, a.d.Tasks, a.cfg.BatchJob, sum)
+	if err != nil {
 		a.log.Warn("status: batch task counts", "err", err)
-	default:
-		view.Batch = &batch.TaskCounts{} // nothing dispatched yet
 	}
 	inv.output(BindingResponse, a.render(wantJSON, http.StatusOK, view, &page{Summary: &view, States: storedStates}))
 	return nil
@@ -108,30 +107,41 @@ func (a *app) status(r *http.Request, inv *invocation) error {
 // not one (the page shows Batch's task counts for it).
 var storedStates = slices.DeleteFunc(slices.Clone(records.States), func(s records.State) bool { return s == records.StateDispatched })
 
-// summaryView is the Status summary: record counts, and the job's task
-// counts (work dispatched and not yet swept); Batch is absent when Batch
-// could not be asked.
-type summaryView struct {
+// Summary is the Status summary: record counts and recent records, and
+// the job's task counts (work dispatched and not yet swept); Batch is nil
+// when Batch could not be asked.
+type Summary struct {
 	records.Summary
 	Batch *batch.TaskCounts `json:"batch,omitempty"`
 }
 
-// liveRecord overlays what Batch says about key on its record (or on an
-// empty one): a task that exists means the work was dispatched. It reports
-// false when there is no task or Batch cannot be asked.
-func (a *app) liveRecord(ctx context.Context, key string, rec records.Record, found bool) (records.Record, bool) {
-	ti, err := a.d.Tasks.Task(ctx, a.cfg.BatchJob, key)
-	if err != nil {
-		if !errors.Is(err, batch.ErrTaskNotFound) && !errors.Is(err, batch.ErrJobNotFound) {
-			a.log.Warn("status: read task", "key", key, "err", err)
-		}
-		return rec, false
+// WithTasks adds the job's task counts to sum. The error says why they
+// are missing (a job that does not exist yet counts as no tasks).
+func WithTasks(ctx context.Context, tasks TaskReader, jobID string, sum records.Summary) (Summary, error) {
+	tc, err := tasks.TaskCounts(ctx, jobID)
+	switch {
+	case err == nil:
+		return Summary{Summary: sum, Batch: &tc}, nil
+	case errors.Is(err, batch.ErrJobNotFound):
+		return Summary{Summary: sum, Batch: &batch.TaskCounts{}}, nil
 	}
-	if !found {
-		rec = records.Record{}
+	return Summary{Summary: sum}, err
+}
+
+// InFlight shows key's work as Status does while a Batch task holds it
+// (Dispatch writes no record: the task is the record of the dispatch): rec
+// (the key's non-terminal record, or zero) overlaid with the task's state
+// and times. ok is false when there is no task; err when Batch could not
+// be asked.
+func InFlight(ctx context.Context, tasks TaskReader, jobID, key string, rec records.Record) (live records.Record, ok bool, err error) {
+	ti, err := tasks.Task(ctx, jobID, key)
+	switch {
+	case err == nil:
+		return rec.InFlight(key, ti.State, ti.Created, ti.Started), true, nil
+	case errors.Is(err, batch.ErrTaskNotFound), errors.Is(err, batch.ErrJobNotFound):
+		return rec, false, nil
 	}
-	rec = rec.InFlight(key, ti.State, ti.Created, ti.Started)
-	return rec, true
+	return rec, false, err
 }
 
 func decodeHTTPRequest(req InvokeRequest) (httpRequest, error) {
@@ -208,7 +218,7 @@ func jsonResponse(code int, v any) httpResponse {
 }
 
 type page struct {
-	Summary *summaryView
+	Summary *Summary
 	States  []records.State
 	Record  *records.Record
 	Error   string
@@ -234,7 +244,7 @@ func (a *app) render(wantJSON bool, code int, v any, p *page) httpResponse {
 }
 
 var statusPage = template.Must(template.New("status").Funcs(template.FuncMap{
-	"count": func(s *summaryView, st records.State) int { return s.Counts[st] },
+	"count": func(s *Summary, st records.State) int { return s.Counts[st] },
 }).Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>ffpipe status</title>
 <style>body{font-family:system-ui,sans-serif;margin:2rem;color:#222}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:left;vertical-align:top}th{background:#f4f4f4}.done{color:#070}.failed,.rejected,.bad_request,.input_missing{color:#b00}code{font-size:.9em}</style>

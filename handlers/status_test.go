@@ -116,6 +116,16 @@ func TestStatus(t *testing.T) {
 			t.Errorf("got %d %+v %v", hr.StatusCode, r, err)
 		}
 	})
+	t.Run("Batch down: the record as stored", func(t *testing.T) {
+		e.batch.taskErr = errTransient
+		defer func() { e.batch.taskErr = nil }()
+		key := "00000000000000000000000000000005"
+		hr := e.status(statusEnvelope("http://localhost/api/status/"+key+"?format=json", map[string]string{"key": key}, nil))
+		var r records.Record
+		if err := json.Unmarshal([]byte(hr.Body), &r); err != nil || hr.StatusCode != 200 || r.State != records.StateQueued {
+			t.Errorf("got %d %+v %v, want the queued record", hr.StatusCode, r, err)
+		}
+	})
 	t.Run("summary has the Batch task counts", func(t *testing.T) {
 		hr := e.status(statusEnvelope("http://localhost/api/status?format=json", nil, nil))
 		var v struct {

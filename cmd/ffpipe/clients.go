@@ -16,7 +16,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/ffpipe/ffpipe/internal/batch"
+	"github.com/ffpipe/ffpipe/handlers"
 	"github.com/ffpipe/ffpipe/internal/clients"
 	"github.com/ffpipe/ffpipe/internal/config"
 	"github.com/ffpipe/ffpipe/internal/emulator/stack"
@@ -212,12 +212,12 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		if err != nil || !r.State.Terminal() {
 			// Dispatched work is a Batch task until Sweep settles it.
-			ti, terr := set.Batch.Task(ctx, cfg.BatchJob, *key)
-			switch {
-			case terr == nil:
-				r, err = r.InFlight(*key, ti.State, ti.Created, ti.Started), nil
-			case !errors.Is(terr, batch.ErrTaskNotFound) && !errors.Is(terr, batch.ErrJobNotFound):
+			live, ok, terr := handlers.InFlight(ctx, set.Batch, cfg.BatchJob, *key, r)
+			if terr != nil {
 				fmt.Fprintf(stderr, "status: batch: %v\n", terr)
+			}
+			if ok {
+				r, err = live, nil
 			}
 		}
 		if err != nil {
@@ -232,19 +232,14 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("status: %w", err)
 	}
 	// Work between the queue and Sweep is a Batch task, not a record.
-	var tasks *batch.TaskCounts
-	if tc, err := set.Batch.TaskCounts(ctx, cfg.BatchJob); err == nil {
-		tasks = &tc
-	} else if !errors.Is(err, batch.ErrJobNotFound) {
+	view, err := handlers.WithTasks(ctx, set.Batch, cfg.BatchJob, sum)
+	if err != nil {
 		fmt.Fprintf(stderr, "status: batch: %v\n", err)
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(struct {
-			records.Summary
-			Batch *batch.TaskCounts `json:"batch,omitempty"`
-		}{sum, tasks})
+		return enc.Encode(view)
 	}
 	fmt.Fprintf(stdout, "%d records:", sum.Total)
 	for _, s := range records.States {
@@ -253,8 +248,8 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 	}
 	fmt.Fprintln(stdout)
-	if tasks != nil {
-		fmt.Fprintf(stdout, "batch tasks (dispatched, not yet swept): active %d  running %d  completed %d\n", tasks.Active, tasks.Running, tasks.Completed)
+	if tc := view.Batch; tc != nil {
+		fmt.Fprintf(stdout, "batch tasks (dispatched, not yet swept): active %d  running %d  completed %d\n", tc.Active, tc.Running, tc.Completed)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "UPDATED\tSTATE\tSOURCE\tOUTPUT\tREASON\tKEY")
