@@ -12,14 +12,9 @@ import (
 )
 
 func TestSendAgainstStandIn(t *testing.T) {
-	sb := sbtest.Start(t)
+	conn, s := sender(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s, err := NewFromConnectionString(sb.ConnectionString(), "transcode")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close(context.Background())
 	want := Message{ID: "0123456789abcdef0123456789abcdef", CorrelationID: "corr-1", Body: []byte(`{"v":1}`),
 		Properties: map[string]any{"key": "0123456789abcdef0123456789abcdef", "v": int64(1)}}
 	if err := s.Send(ctx, want); err != nil {
@@ -29,7 +24,7 @@ func TestSendAgainstStandIn(t *testing.T) {
 		t.Errorf("Send without an id: got nil error")
 	}
 
-	r := receiver(t, sb.ConnectionString())
+	r := receiver(t, conn)
 	msgs, err := r.ReceiveMessages(ctx, 1, nil)
 	if err != nil || len(msgs) != 1 {
 		t.Fatalf("receive: got %d messages, %v", len(msgs), err)
@@ -68,19 +63,14 @@ func TestSendErrorsAreRedacted(t *testing.T) {
 
 // TestSendScheduled: NotBefore holds the message back until then.
 func TestSendScheduled(t *testing.T) {
-	sb := sbtest.Start(t)
+	conn, s := sender(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s, err := NewFromConnectionString(sb.ConnectionString(), "transcode")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close(context.Background())
 	at := time.Now().Add(time.Hour).Truncate(time.Millisecond)
 	if err := s.Send(ctx, Message{ID: "later", Body: []byte("{}"), NotBefore: at}); err != nil {
 		t.Fatal(err)
 	}
-	r := receiver(t, sb.ConnectionString())
+	r := receiver(t, conn)
 	peeked, err := r.PeekMessages(ctx, 10, nil)
 	if err != nil || len(peeked) != 1 {
 		t.Fatalf("peek: got %d messages, %v; want the scheduled one", len(peeked), err)
@@ -92,6 +82,19 @@ func TestSendScheduled(t *testing.T) {
 }
 
 // receiver opens a receiver on the queue "transcode", closed when t ends.
+// sender starts a Service Bus stand-in and returns its connection string
+// and a Sender for the queue "transcode", closed with the test.
+func sender(t *testing.T) (string, *Sender) {
+	t.Helper()
+	sb := sbtest.Start(t)
+	s, err := NewFromConnectionString(sb.ConnectionString(), "transcode")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	return sb.ConnectionString(), s
+}
+
 func receiver(t *testing.T, connectionString string) *azservicebus.Receiver {
 	t.Helper()
 	c, err := azservicebus.NewClientFromConnectionString(connectionString, nil)
