@@ -113,7 +113,20 @@ func (a *app) handleBlobEvent(ctx context.Context, inv *invocation, e BlobEvent)
 	if req.CorrelationID == "" {
 		req.CorrelationID = key
 	}
-	return a.enqueue(ctx, inv, FuncOnBlobCreated, key, req, e.Time, map[string]any{"eventId": e.ID})
+	// Events come at least once, and replays come long after duplicate
+	// detection forgot the key: work that already finished is not sent
+	// again. This is the check Dispatch does not make (it reads no
+	// records, to keep up with its queue).
+	rec, err := a.d.Records.Get(ctx, key)
+	switch {
+	case err == nil && rec.State.Terminal():
+		a.fileLog(FuncOnBlobCreated, key, req.CorrelationID).Info("already finished; not enqueued again", "blob", blob, "state", rec.State)
+		inv.logf("already finished %s/%s key=%s: %s", container, blob, key, rec.State)
+		return nil
+	case err != nil && !errors.Is(err, records.ErrNotFound):
+		return retry(fmt.Errorf("event %s: read record %s: %w", e.ID, key, err))
+	}
+	return a.enqueue(ctx, inv, FuncOnBlobCreated, key, req, e.Time, map[string]any{"eventId": e.ID}, err == nil)
 }
 
 // committedAPI reports whether a BlobCreated event's data.api means the
@@ -130,8 +143,10 @@ func committedAPI(api string) bool {
 
 // enqueue checks size and names, then sends the request with MessageId =
 // key and records it as queued. Rejections and bad requests become
-// records; only transient failures return an error (retryable).
-func (a *app) enqueue(ctx context.Context, inv *invocation, function, key string, req request.Request, eventTime time.Time, props map[string]any) error {
+// records; only transient failures return an error (retryable). The
+// caller has read the key's record and found it not final; recorded says
+// whether there was one.
+func (a *app) enqueue(ctx context.Context, inv *invocation, function, key string, req request.Request, eventTime time.Time, props map[string]any, recorded bool) error {
 	log := a.fileLog(function, key, req.CorrelationID).With("blob", req.Source.Blob)
 	if why := a.sizeProblem(req.Source.Size); why != "" {
 		return a.fail(ctx, inv, log, key, req, records.StateRejected, why, eventTime)
@@ -148,21 +163,8 @@ func (a *app) enqueue(ctx context.Context, inv *invocation, function, key string
 	if err != nil {
 		return fmt.Errorf("encode request %s: %w", key, err)
 	}
-	// Events come at least once, and replays come long after duplicate
-	// detection forgot the key: work that already finished is not sent
-	// again. This is the check Dispatch does not make (it reads no
-	// records, to keep up with its queue).
-	old, err := a.d.Records.Get(ctx, key)
-	switch {
-	case err == nil && old.State.Terminal():
-		log.Info("already finished; not enqueued again", "state", old.State)
-		inv.logf("already finished %s/%s key=%s: %s", full.Source.Container, full.Source.Blob, key, old.State)
-		return nil
-	case err != nil && !errors.Is(err, records.ErrNotFound):
-		return retry(fmt.Errorf("read record %s: %w", key, err))
-	}
 	update := a.d.Records.Update
-	if err != nil {
+	if !recorded {
 		update = a.d.Records.UpdateNew // none a moment ago: create-only first
 	}
 	msgProps := map[string]any{"v": int64(request.Version), "key": key, "origin": function}

@@ -407,6 +407,7 @@ func (a *app) reconcile(ctx context.Context, inv *invocation) (int, error) {
 		it := candidates[i]
 		key := request.Key(a.account, a.cfg.InputContainer, it.Name, it.ETag)
 		rec, err := a.d.Records.Get(ctx, key)
+		recorded := err == nil
 		switch {
 		case err == nil && (rec.State.Terminal() || rec.Updated.After(cutoff)):
 			return // finished, or recently active
@@ -432,7 +433,7 @@ func (a *app) reconcile(ctx context.Context, inv *invocation) (int, error) {
 			CorrelationID: cid,
 		}
 		a.fileLog(FuncSweep, key, cid).Info("reconcile: re-enqueueing an input with no task and no record", "blob", it.Name, "lastModified", it.LastModified)
-		if err := a.enqueue(ctx, inv, FuncSweep, key, req, it.LastModified, map[string]any{"reconciled": true}); err != nil {
+		if err := a.enqueue(ctx, inv, FuncSweep, key, req, it.LastModified, map[string]any{"reconciled": true}, recorded); err != nil {
 			errs[i] = err
 			return
 		}
