@@ -51,6 +51,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	pngOut := fs.String("png", "", "write the chart to this PNG file")
 	keep := fs.Bool("keep", false, "keep the stacks' state directory")
 	timeout := fs.Duration("timeout", 60*time.Minute, "give up after this long")
+	cpuProfile := fs.String("cpuprofile", "", "write a pprof CPU profile of this process over the throughput window to this file")
 	level := fs.String("log-level", "warn", "log level of the local stacks: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -69,7 +70,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		AppDir: appDir, Keep: *keep, CacheDir: *cache, Seed: *seed,
 		Files: *files, ClipDuration: *clip, LatencyFiles: *latency, DispatchMessages: *dispatch,
 		StandinMessages: *standin, StandinTasks: *standin, Preset: *preset, Slots: *slots, TaskSlots: *taskSlots,
-		Settings: settings, Logger: log, Progress: stdout,
+		Settings: settings, Logger: log, Progress: stdout, CPUProfile: *cpuProfile,
 	}
 	if *phases != "" {
 		for _, p := range strings.Split(*phases, ",") {

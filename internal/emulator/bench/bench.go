@@ -82,6 +82,9 @@ type Options struct {
 	Settings map[string]string
 	// Phases to run (default all).
 	Phases []string
+	// CPUProfile, if set, receives a pprof CPU profile of this process (the
+	// in-process stand-ins, host and bench) over the throughput window.
+	CPUProfile string
 	// Quick marks the result as a quick run (set by QuickOptions).
 	Quick bool
 	// Logger receives the stacks' logs. Default: discard.

@@ -232,6 +232,11 @@ func (r *runner) throughput(ctx context.Context, p *pipe) error {
 	r.res.UploadSeconds = round(time.Since(t0).Seconds(), 3)
 	allUploaded := time.Now()
 	cpu0 := stackCPUBreakdown()
+	stopProfile, err := startCPUProfile(r.o.CPUProfile)
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	if err := p.s.Restart(ctx, stack.EventGrid); err != nil {
 		return err
 	}
@@ -249,6 +254,7 @@ func (r *runner) throughput(ctx context.Context, p *pipe) error {
 		n, err := countOutputs(ctx, p, want)
 		if err == nil && n == len(want) {
 			cpu1 := stackCPUBreakdown()
+			stopProfile()
 			var total time.Duration
 			r.res.PipelineCPUBySource = map[string]float64{}
 			for k, v := range cpu1 {

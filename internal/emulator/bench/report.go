@@ -28,6 +28,9 @@ type Target struct {
 	Met    bool    `json:"met"`
 	// Skipped: the phase that measures it did not run (Met is false).
 	Skipped bool `json:"skipped,omitempty"`
+	// Unmeasured: the phase ran but ended before it produced the figure
+	// (an error is reported with the run; Met is false).
+	Unmeasured bool `json:"unmeasured,omitempty"`
 }
 
 // DefaultTargets are issue 8's targets.
@@ -40,11 +43,13 @@ func DefaultTargets() map[string]Target {
 	}
 }
 
-// evaluate fills Value and Met from value; skipped marks a phase not run.
-func (t Target) evaluate(value float64, skipped bool) Target {
+// evaluate fills Value and Met from value; skipped marks a phase not run,
+// measured whether the phase produced the figure at all.
+func (t Target) evaluate(value float64, skipped, measured bool) Target {
 	t.Value, t.Skipped = round(value, 3), skipped
+	t.Unmeasured = !skipped && !measured
 	switch {
-	case skipped || math.IsNaN(value):
+	case skipped || t.Unmeasured || math.IsNaN(value):
 		t.Met = false
 	case t.Op == ">=":
 		t.Met = value >= t.Target
@@ -187,10 +192,12 @@ type Result struct {
 func (r *Result) evaluateTargets() {
 	ran := func(p string) bool { return slices.Contains(r.Config.Phases, p) }
 	t := DefaultTargets()
-	t[TargetThroughput] = t[TargetThroughput].evaluate(r.ThroughputRatio, !ran(PhaseThroughput))
-	t[TargetOverhead] = t[TargetOverhead].evaluate(r.OverheadP50Ms, len(r.Latencies) == 0)
-	t[TargetDispatch] = t[TargetDispatch].evaluate(r.DispatchTasksPerS, !ran(PhaseDispatch))
-	t[TargetMemory] = t[TargetMemory].evaluate(r.HandlerPeakRSSMB, !ran(PhaseThroughput) && !ran(PhaseLatency) && !ran(PhaseDispatch))
+	// A figure of zero is one the phase never got to: a ratio, a rate and
+	// an RSS of a run that happened are all positive.
+	t[TargetThroughput] = t[TargetThroughput].evaluate(r.ThroughputRatio, !ran(PhaseThroughput), r.ThroughputRatio > 0)
+	t[TargetOverhead] = t[TargetOverhead].evaluate(r.OverheadP50Ms, !ran(PhaseThroughput) && !ran(PhaseLatency), len(r.Latencies) > 0)
+	t[TargetDispatch] = t[TargetDispatch].evaluate(r.DispatchTasksPerS, !ran(PhaseDispatch), r.DispatchTasksPerS > 0)
+	t[TargetMemory] = t[TargetMemory].evaluate(r.HandlerPeakRSSMB, !ran(PhaseThroughput) && !ran(PhaseLatency) && !ran(PhaseDispatch), r.HandlerPeakRSSMB > 0)
 	r.Targets = t
 }
 
@@ -212,6 +219,8 @@ func (r Result) WriteTable(w io.Writer) error {
 			return ""
 		case t.Skipped:
 			return fmt.Sprintf("target %s %s: skipped", t.Op, fmtNum(t.Target))
+		case t.Unmeasured:
+			return fmt.Sprintf("target %s %s: NOT MEASURED (the phase failed)", t.Op, fmtNum(t.Target))
 		case t.Met:
 			return fmt.Sprintf("target %s %s: MET", t.Op, fmtNum(t.Target))
 		}

@@ -97,6 +97,14 @@ func TestTargets(t *testing.T) {
 			wantMet: map[string]bool{TargetThroughput: false, TargetOverhead: false, TargetDispatch: false, TargetMemory: false},
 		},
 		{
+			// A phase that failed before its figure leaves zeros behind;
+			// a zero ratio or RSS is no measurement, never "met".
+			name:    "failed phases never meet a target",
+			phases:  AllPhases(),
+			res:     Result{},
+			wantMet: map[string]bool{TargetThroughput: false, TargetOverhead: false, TargetDispatch: false, TargetMemory: false},
+		},
+		{
 			name:    "skipped phases never meet a target",
 			phases:  []string{PhaseStandins},
 			res:     Result{},
@@ -190,5 +198,28 @@ func TestParseStat(t *testing.T) {
 				t.Errorf("parseStat = %d, %d, %v; want %d, %d, %v", ppid, ticks, ok, tt.wantPPID, tt.wantTicks, tt.wantOK)
 			}
 		})
+	}
+}
+
+// TestTargetsUnmeasured: a phase that ran but ended early is reported as not
+// measured, in the JSON and in the table, not as met or skipped.
+func TestTargetsUnmeasured(t *testing.T) {
+	r := Result{}
+	r.Config.Phases = []string{PhaseThroughput}
+	r.evaluateTargets()
+	for _, k := range []string{TargetThroughput, TargetOverhead, TargetMemory} {
+		if got := r.Targets[k]; !got.Unmeasured || got.Met || got.Skipped {
+			t.Errorf("%s = %+v, want unmeasured, not met, not skipped", k, got)
+		}
+	}
+	if got := r.Targets[TargetDispatch]; !got.Skipped || got.Unmeasured {
+		t.Errorf("dispatch = %+v, want skipped", got)
+	}
+	var b bytes.Buffer
+	if err := r.WriteTable(&b); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), ": MET") || !strings.Contains(b.String(), "NOT MEASURED") {
+		t.Errorf("table of a failed run:\n%s", b.String())
 	}
 }
