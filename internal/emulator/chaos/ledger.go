@@ -95,6 +95,26 @@ func (o Observed) lostToRollback(keys ...string) bool {
 	return false
 }
 
+// outputLostToRollback reports whether a done record's missing output can
+// be an Azurite rollback: the output was uploaded (before the task ended),
+// Azurite was SIGKILLed before its metadata reached disk (within
+// rollbackWindow), and Sweep, still running across the restart, wrote the
+// record afterwards (so the record survived where the output did not). In
+// Azure an acknowledged upload is durable and this cannot happen.
+func (o Observed) outputLostToRollback(rec records.Record) bool {
+	if rec.Timings.Ended == nil {
+		return false
+	}
+	end := *rec.Timings.Ended
+	for _, kill := range o.StorageKills {
+		if !kill.Before(end) && kill.Sub(end) <= rollbackWindow &&
+			(rec.Timings.Swept == nil || kill.Before(*rec.Timings.Swept)) {
+			return true
+		}
+	}
+	return false
+}
+
 // DeadLetter is one message found in the dead-letter queue.
 type DeadLetter struct {
 	MessageID string `json:"messageId"`
@@ -247,6 +267,11 @@ func Check(rows []Row, obs Observed, tol time.Duration) Result {
 			}
 			ob, ok := obs.Outputs[out]
 			switch {
+			case !ok && obs.outputLostToRollback(rec):
+				res.LostToStorageRollback++
+				res.Findings = append(res.Findings, Finding{Invariant: "lost_to_storage_rollback", Row: r.ID,
+					Detail: fmt.Sprintf("%s (key %s): output %q uploaded, then lost by an Azurite SIGKILL before Sweep recorded it done", r.Name, r.Key, out)})
+				continue // its input went with the verified output: not a deletion of its own
 			case !ok:
 				res.add("lost", r.ID, "%s: record done but output %q missing", r.Name, out)
 			case ob.Err != nil:
