@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/ffpipe/ffpipe/internal/batch"
@@ -26,6 +27,7 @@ type message struct {
 	body          []byte
 	messageID     string
 	correlationID string
+	enqueued      time.Time // zero when the host did not say or it did not parse
 }
 
 // prepared is what one message turned into.
@@ -214,6 +216,9 @@ func (a *app) prepare(ctx context.Context, inv *invocation, m message) prepared 
 		Preset:       preset,
 		NodeIdentity: a.cfg.NodeIdentity,
 		Constraints:  batch.Constraints{MaxWallClock: a.cfg.TaskMaxWallClock, MaxRetries: a.cfg.TaskMaxRetries},
+		// For Sweep's record: a request sent straight to the queue has
+		// no queued record to carry it.
+		Enqueued: m.enqueued,
 	}
 	if err := a.taskURLs(ctx, &spec); err != nil {
 		return prepared{err: err}
@@ -341,6 +346,8 @@ func decodeMessages(req InvokeRequest) ([]message, error) {
 		}
 		ids := metaArray(md, "MessageIdArray")
 		cids := metaArray(md, "CorrelationIdArray")
+		enqUTC := metaArray(md, "EnqueuedTimeUtcArray")
+		enq := metaArray(md, "EnqueuedTimeArray")
 		out := make([]message, len(items))
 		for i, it := range items {
 			out[i].body = bodyOf(it)
@@ -350,14 +357,63 @@ func decodeMessages(req InvokeRequest) ([]message, error) {
 			if i < len(cids) {
 				out[i].correlationID = rawString(cids[i])
 			}
+			if i < len(enqUTC) {
+				out[i].enqueued = parseEnqueued(rawString(enqUTC[i]))
+			}
+			if out[i].enqueued.IsZero() && i < len(enq) {
+				out[i].enqueued = parseEnqueued(rawString(enq[i]))
+			}
 		}
 		return out, nil
+	}
+	enqueued := parseEnqueued(metaString(md, "EnqueuedTimeUtc"))
+	if enqueued.IsZero() {
+		enqueued = parseEnqueued(metaString(md, "EnqueuedTime"))
 	}
 	return []message{{
 		body:          text,
 		messageID:     metaString(md, "MessageId"),
 		correlationID: metaString(md, "CorrelationId"),
+		enqueued:      enqueued,
 	}}, nil
+}
+
+// enqueuedLayouts are the renderings of a message's enqueued time the
+// hosts send: RFC 3339 (with or without fractional seconds), and the .NET
+// DateTime forms with no offset ("2026-03-01T09:12:33.1234567", what
+// EnqueuedTimeUtc holds), which are UTC. Go accepts fractional seconds
+// after the seconds field whether or not a layout has them.
+var enqueuedLayouts = []string{
+	time.RFC3339Nano,
+	"2006-01-02T15:04:05",
+	"2006-01-02 15:04:05Z07:00",
+	"2006-01-02 15:04:05",
+}
+
+// parseEnqueued reads a message's enqueued time leniently (also a quoted
+// JSON string). Anything it cannot read is the zero time: the time only
+// dates a record, so it never fails a message.
+func parseEnqueued(s string) time.Time {
+	s = strings.TrimSpace(s)
+	if strings.HasPrefix(s, `"`) {
+		var inner string
+		if json.Unmarshal([]byte(s), &inner) != nil {
+			return time.Time{}
+		}
+		s = strings.TrimSpace(inner)
+	}
+	if s == "" || len(s) > 64 {
+		return time.Time{}
+	}
+	for _, layout := range enqueuedLayouts {
+		if t, err := time.ParseInLocation(layout, s, time.UTC); err == nil {
+			if batch.FormatEnqueuedEnv(t) == "" {
+				return time.Time{} // zero (.NET's DateTime.MinValue) or out of range
+			}
+			return t.UTC()
+		}
+	}
+	return time.Time{}
 }
 
 // bodyOf returns a message body from one array element: a string (the

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ffpipe/ffpipe/internal/batch"
 	"github.com/ffpipe/ffpipe/internal/records"
@@ -81,6 +82,10 @@ func TestDispatchGoldenBatch(t *testing.T) {
 		if !strings.Contains(u, "sp=cw&sr=b") || !strings.Contains(u, name) {
 			t.Errorf("%s SAS %q: want create/write on that one blob", name, u)
 		}
+	}
+	// EnqueuedTimeUtcArray: .NET's rendering, a fraction and no offset (UTC).
+	if want := time.Date(2026, 3, 1, 9, 12, 33, 123456700, time.UTC); !spec.Enqueued.Equal(want) {
+		t.Errorf("enqueued: got %v, want %v", spec.Enqueued, want)
 	}
 	// The task is the record of the dispatch: no status record per task.
 	e.noRecord(key)
@@ -329,6 +334,98 @@ func TestDispatchBranches(t *testing.T) {
 	}
 }
 
+// metaEnvelope is a Dispatch invocation (cardinality many, dataType
+// string) with the given metadata values.
+func metaEnvelope(md map[string]json.RawMessage, bodies ...string) []byte {
+	arr, _ := json.Marshal(bodies)
+	b, _ := json.Marshal(InvokeRequest{Data: map[string]json.RawMessage{BindingMessages: mustJSON(string(arr))}, Metadata: md})
+	return b
+}
+
+// hostArray encodes a metadata array as the host does: JsonConvert text in
+// a JSON string.
+func hostArray(jsonText string) json.RawMessage { return mustJSON(jsonText) }
+
+// enqueuedSetting returns the task's EnvEnqueued value, if it has one.
+func enqueuedSetting(t *testing.T, spec batch.TaskSpec) (string, bool) {
+	t.Helper()
+	c, err := spec.Content()
+	if err != nil {
+		t.Fatalf("task content: %v", err)
+	}
+	for _, e := range c.EnvironmentSettings {
+		if *e.Name == batch.EnvEnqueued {
+			return *e.Value, true
+		}
+	}
+	return "", false
+}
+
+// TestDispatchEnqueuedTime: the message's enqueued time, in any rendering
+// the hosts use, goes on the task as EnvEnqueued; a missing or garbled one
+// dispatches the message all the same, without the setting.
+func TestDispatchEnqueuedTime(t *testing.T) {
+	at := time.Date(2026, 3, 1, 9, 12, 33, 123456700, time.UTC)
+	tests := []struct {
+		name string
+		md   map[string]json.RawMessage
+		want time.Time // zero: no setting
+	}{
+		{"host rendering: fraction, no offset", map[string]json.RawMessage{"EnqueuedTimeUtcArray": hostArray(`["2026-03-01T09:12:33.1234567"]`)}, at},
+		{"RFC 3339 with Z", map[string]json.RawMessage{"EnqueuedTimeUtcArray": hostArray(`["2026-03-01T09:12:33.1234567Z"]`)}, at},
+		{"whole seconds with an offset", map[string]json.RawMessage{"EnqueuedTimeUtcArray": hostArray(`["2026-03-01T11:12:33+02:00"]`)}, at.Truncate(time.Second)},
+		{"quoted JSON string", map[string]json.RawMessage{"EnqueuedTimeUtcArray": hostArray(`["\"2026-03-01T09:12:33.1234567Z\""]`)}, at},
+		{"array not wrapped in a string", map[string]json.RawMessage{"EnqueuedTimeUtcArray": json.RawMessage(`["2026-03-01T09:12:33.1234567"]`)}, at},
+		{"only EnqueuedTimeArray", map[string]json.RawMessage{"EnqueuedTimeArray": hostArray(`["2026-03-01T09:12:33.1234567+00:00"]`)}, at},
+		{"garbled Utc, readable EnqueuedTime", map[string]json.RawMessage{
+			"EnqueuedTimeUtcArray": hostArray(`["soon"]`), "EnqueuedTimeArray": hostArray(`["2026-03-01T09:12:33.1234567+00:00"]`)}, at},
+		{"absent", nil, time.Time{}},
+		{"garbled", map[string]json.RawMessage{"EnqueuedTimeUtcArray": hostArray(`["yesterday"]`)}, time.Time{}},
+		{"null", map[string]json.RawMessage{"EnqueuedTimeUtcArray": hostArray(`[null]`)}, time.Time{}},
+		{"a number", map[string]json.RawMessage{"EnqueuedTimeUtcArray": hostArray(`[1772356353]`)}, time.Time{}},
+		{"DateTime.MinValue", map[string]json.RawMessage{"EnqueuedTimeUtcArray": hostArray(`["0001-01-01T00:00:00"]`)}, time.Time{}},
+		{"not an array", map[string]json.RawMessage{"EnqueuedTimeUtcArray": hostArray(`["2026-03-01T09:12:33"`)}, time.Time{}},
+		{"an object", map[string]json.RawMessage{"EnqueuedTimeUtcArray": json.RawMessage(`{"a":1}`)}, time.Time{}},
+		{"empty array", map[string]json.RawMessage{"EnqueuedTimeUtcArray": hostArray(`[]`)}, time.Time{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, nil)
+			key := request.Key("ingestacct", "input", "a.mp4", e.blobs.put("input", "a.mp4", []byte("data"), e.now))
+			if code, resp := e.invoke(FuncDispatch, metaEnvelope(tt.md, body("a.mp4", ""))); code != http.StatusOK {
+				t.Fatalf("status: got %d, want 200 (logs %v)", code, resp.Logs)
+			}
+			spec, ok := e.batch.tasks[key]
+			if !ok {
+				t.Fatalf("no task for %s", key)
+			}
+			e.noRecord(key)
+			if !spec.Enqueued.Equal(tt.want) {
+				t.Errorf("enqueued: got %v, want %v", spec.Enqueued, tt.want)
+			}
+			got, has := enqueuedSetting(t, spec)
+			switch {
+			case tt.want.IsZero() && has:
+				t.Errorf("%s: got %q, want no setting", batch.EnvEnqueued, got)
+			case !tt.want.IsZero() && got != tt.want.Format(time.RFC3339Nano):
+				t.Errorf("%s: got %q (present %v), want %q", batch.EnvEnqueued, got, has, tt.want.Format(time.RFC3339Nano))
+			}
+		})
+	}
+	t.Run("array shorter than the batch", func(t *testing.T) {
+		e := newEnv(t, nil)
+		keyA := request.Key("ingestacct", "input", "a.mp4", e.blobs.put("input", "a.mp4", []byte("data"), e.now))
+		keyB := request.Key("ingestacct", "input", "b.mp4", e.blobs.put("input", "b.mp4", []byte("data"), e.now))
+		md := map[string]json.RawMessage{"EnqueuedTimeUtcArray": hostArray(`["2026-03-01T09:12:33.1234567"]`)}
+		if code, resp := e.invoke(FuncDispatch, metaEnvelope(md, body("a.mp4", ""), body("b.mp4", ""))); code != http.StatusOK {
+			t.Fatalf("status: got %d, want 200 (logs %v)", code, resp.Logs)
+		}
+		if a, b := e.batch.tasks[keyA], e.batch.tasks[keyB]; !a.Enqueued.Equal(at) || !b.Enqueued.IsZero() || b.Key != keyB {
+			t.Errorf("enqueued: got %v and %v (task b %q), want %v and none", a.Enqueued, b.Enqueued, b.Key, at)
+		}
+	})
+}
+
 func TestDispatchJobCache(t *testing.T) {
 	e := newEnv(t, nil)
 	e.blobs.put("input", "a.mp4", []byte("data"), e.now)
@@ -374,8 +471,10 @@ func TestDispatchSingleMessage(t *testing.T) {
 	etag := e.blobs.put("input", "a.mp4", []byte("data"), e.now)
 	inner, _ := json.Marshal(body("a.mp4", ""))
 	b, _ := json.Marshal(InvokeRequest{
-		Data:     map[string]json.RawMessage{BindingMessages: mustJSON(string(inner))},
-		Metadata: map[string]json.RawMessage{"CorrelationId": mustJSON(`"corr-9"`), "MessageId": mustJSON(`"m-9"`)},
+		Data: map[string]json.RawMessage{BindingMessages: mustJSON(string(inner))},
+		Metadata: map[string]json.RawMessage{"CorrelationId": mustJSON(`"corr-9"`), "MessageId": mustJSON(`"m-9"`),
+			// A DateTime: whole seconds, no offset, not double-encoded.
+			"EnqueuedTimeUtc": mustJSON("2026-03-01T09:12:33")},
 	})
 	code, _ := e.invoke(FuncDispatch, b)
 	key := request.Key("ingestacct", "input", "a.mp4", etag)
@@ -384,6 +483,9 @@ func TestDispatchSingleMessage(t *testing.T) {
 	}
 	if got := e.batch.tasks[key].Request.CorrelationID; got != "corr-9" {
 		t.Errorf("correlation id: got %q, want corr-9", got)
+	}
+	if got, want := e.batch.tasks[key].Enqueued, time.Date(2026, 3, 1, 9, 12, 33, 0, time.UTC); !got.Equal(want) {
+		t.Errorf("enqueued: got %v, want %v", got, want)
 	}
 }
 

@@ -220,6 +220,10 @@ func (a *app) retryOrFail(ctx context.Context, log *slog.Logger, t batch.Complet
 		r.State, r.Reason = records.StateQueued, fmt.Sprintf("retrying at %s after %s", notBefore.UTC().Format(time.RFC3339), reason)
 		// Attempts counts dispatches: the one just sent is the next.
 		r.Attempts = dispatches + 1
+		if r.Timings.Enqueued == nil {
+			// Keep the first enqueue: the retry's message has its own.
+			r.Timings.Enqueued = tp(t.Enqueued)
+		}
 		if d := tp(t.Created); d != nil {
 			r.Timings.Dispatched = d
 		}
@@ -282,6 +286,13 @@ func (a *app) record(ctx context.Context, t batch.CompletedTask, req request.Req
 			r.ExitCode = &code
 		}
 		r.Attempts = max(r.Attempts, t.RetryCount+1)
+		if r.Timings.Enqueued == nil {
+			// A request sent straight to the queue has no queued record:
+			// the task carries its message's enqueued time. A time already
+			// recorded (OnBlobCreated's, or the first of several
+			// dispatches) stays.
+			r.Timings.Enqueued = tp(t.Enqueued)
+		}
 		if d := tp(t.Created); d != nil {
 			r.Timings.Dispatched = d // the task's creation: Dispatch writes no record
 		}

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -570,4 +571,132 @@ func TestSweepSecondRunOfFinishedWork(t *testing.T) {
 			t.Errorf("quarantined %v, task kept %v; want the settlement finished", ok, e.batch.has(f.key))
 		}
 	})
+}
+
+// completedFrom is the completed task the Batch client reports for a task
+// Dispatch added: request and enqueued time read back from the task's
+// environment settings, as batch.Client.ListCompleted decodes them.
+func (e *env) completedFrom(spec batch.TaskSpec, mutate func(*batch.CompletedTask)) {
+	e.t.Helper()
+	c, err := spec.Content()
+	if err != nil {
+		e.t.Fatalf("task content: %v", err)
+	}
+	exit := 0
+	ct := batch.CompletedTask{Key: spec.Key, Success: true, ExitCode: &exit,
+		Created: e.batch.created[spec.Key], Start: e.now.Add(-2 * time.Minute), End: e.now.Add(-time.Minute)}
+	for _, s := range c.EnvironmentSettings {
+		switch *s.Name {
+		case batch.EnvRequest:
+			ct.Request, ct.RequestErr = batch.DecodeRequestEnv(*s.Value)
+		case batch.EnvEnqueued:
+			ct.Enqueued = batch.ParseEnqueuedEnv(*s.Value)
+		}
+	}
+	if mutate != nil {
+		mutate(&ct)
+	}
+	e.batch.completed = append(e.batch.completed, ct)
+}
+
+// dispatchWithEnqueued runs Dispatch for one request sent straight to the
+// queue, with the host's EnqueuedTimeUtcArray value enq, and returns the task.
+func (e *env) dispatchWithEnqueued(blob, enq string) batch.TaskSpec {
+	e.t.Helper()
+	md := map[string]json.RawMessage{"EnqueuedTimeUtcArray": mustJSON(`["` + enq + `"]`)}
+	if code, resp := e.invoke(FuncDispatch, metaEnvelope(md, body(blob, ""))); code != http.StatusOK {
+		e.t.Fatalf("dispatch: got %d, want 200 (logs %v)", code, resp.Logs)
+	}
+	if len(e.batch.tasks) != 1 {
+		e.t.Fatalf("tasks: got %d, want 1", len(e.batch.tasks))
+	}
+	for _, s := range e.batch.tasks {
+		return s
+	}
+	return batch.TaskSpec{}
+}
+
+// TestSweepEnqueuedTime: a request sent straight to the queue has no
+// queued record; its final record takes timings.enqueued from the task
+// (the message's enqueued time), and a time already recorded stays.
+func TestSweepEnqueuedTime(t *testing.T) {
+	msgTime := time.Date(2026, 3, 1, 9, 12, 33, 123456700, time.UTC)
+	blobTime := time.Date(2026, 3, 1, 9, 12, 30, 0, time.UTC) // OnBlobCreated's send
+	tests := []struct {
+		name  string
+		enq   string     // the host's EnqueuedTimeUtcArray element
+		prior *time.Time // a record's Enqueued before Dispatch (OnBlobCreated's queued record)
+		want  *time.Time // final timings.enqueued
+	}{
+		{name: "direct request: the message's enqueued time", enq: "2026-03-01T09:12:33.1234567", want: &msgTime},
+		{name: "OnBlobCreated's time wins", enq: "2026-03-01T09:12:33.1234567", prior: &blobTime, want: &blobTime},
+		{name: "garbled metadata: no enqueued time", enq: "not a time", want: nil},
+		{name: "garbled metadata, OnBlobCreated's time kept", enq: "not a time", prior: &blobTime, want: &blobTime},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, nil)
+			etag := e.blobs.put("input", "v/a.mp4", []byte("input-bytes"), e.now.Add(-time.Hour))
+			key := request.Key("ingestacct", "input", "v/a.mp4", etag)
+			if tt.prior != nil {
+				if err := e.records.Put(t.Context(), records.Record{Key: key, State: records.StateQueued,
+					Source: records.Blob{Container: "input", Blob: "v/a.mp4", ETag: etag}, Timings: records.Timings{Enqueued: tt.prior}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			spec := e.dispatchWithEnqueued("v/a.mp4", tt.enq)
+			e.blobs.put("output", "v/a.mp3", []byte("mp3-bytes"), e.now)
+			e.completedFrom(spec, nil)
+			if code := e.sweep(); code != http.StatusOK {
+				t.Fatalf("sweep: got %d, want 200", code)
+			}
+			r := e.record(key)
+			if r.State != records.StateDone {
+				t.Fatalf("record: got %s %q, want done", r.State, r.Reason)
+			}
+			switch got := r.Timings.Enqueued; {
+			case tt.want == nil && got != nil:
+				t.Errorf("enqueued: got %v, want none", *got)
+			case tt.want != nil && (got == nil || !got.Equal(*tt.want)):
+				t.Errorf("enqueued: got %v, want %v", got, *tt.want)
+			}
+			// The other timings are as before.
+			if r.Timings.Dispatched == nil || !r.Timings.Dispatched.Equal(e.batch.created[key]) || r.Timings.Started == nil || r.Timings.Ended == nil || r.Timings.Swept == nil {
+				t.Errorf("timings: got %+v", r.Timings)
+			}
+		})
+	}
+}
+
+// TestSweepRetryKeepsFirstEnqueued: a retry is a new message with its own
+// enqueued time; the record keeps the first request's.
+func TestSweepRetryKeepsFirstEnqueued(t *testing.T) {
+	e := newEnv(t, nil)
+	first := time.Date(2026, 3, 1, 9, 12, 33, 123456700, time.UTC)
+	e.blobs.put("input", "v/a.mp4", []byte("input-bytes"), e.now.Add(-time.Hour))
+	spec := e.dispatchWithEnqueued("v/a.mp4", "2026-03-01T09:12:33.1234567")
+	e.completedFrom(spec, func(ct *batch.CompletedTask) {
+		ct.Success, ct.FailureCategory, ct.FailureCode = false, "usererror", "BlobDownloadMiscError"
+	})
+	if code := e.sweep(); code != http.StatusOK {
+		t.Fatalf("sweep: got %d, want 200", code)
+	}
+	if r := e.record(spec.Key); r.State != records.StateQueued || r.Timings.Enqueued == nil || !r.Timings.Enqueued.Equal(first) {
+		t.Fatalf("retry record: got %s, enqueued %v; want queued, %v", r.State, r.Timings.Enqueued, first)
+	}
+	// The retry's message, enqueued later, is dispatched and succeeds.
+	e.batch.completed = nil
+	e.now = e.now.Add(time.Minute)
+	again := e.dispatchWithEnqueued("v/a.mp4", "2026-03-01T10:00:15")
+	if !again.Enqueued.Equal(time.Date(2026, 3, 1, 10, 0, 15, 0, time.UTC)) {
+		t.Fatalf("retry task enqueued: got %v", again.Enqueued)
+	}
+	e.blobs.put("output", "v/a.mp3", []byte("mp3-bytes"), e.now)
+	e.completedFrom(again, nil)
+	if code := e.sweep(); code != http.StatusOK {
+		t.Fatalf("sweep: got %d, want 200", code)
+	}
+	if r := e.record(spec.Key); r.State != records.StateDone || r.Timings.Enqueued == nil || !r.Timings.Enqueued.Equal(first) {
+		t.Errorf("final record: got %s, enqueued %v; want done, %v", r.State, r.Timings.Enqueued, first)
+	}
 }

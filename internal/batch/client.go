@@ -468,7 +468,10 @@ type CompletedTask struct {
 	FailureCode     string // e.g. "FailureExitCode", "BlobNotFound", "FileUploadContainerNotFound"
 	FailureMessage  string
 	// Created is the task's creation time: when Dispatch added it.
-	Created      time.Time
+	Created time.Time
+	// Enqueued is when the request's message was enqueued, from the
+	// task's EnvEnqueued; zero when the task has none or it is unreadable.
+	Enqueued     time.Time
 	Start, End   time.Time
 	RetryCount   int
 	RequeueCount int
@@ -512,8 +515,11 @@ func completedTask(t azbatch.Task) CompletedTask {
 	var env string
 	found := false
 	for _, e := range t.EnvironmentSettings {
-		if deref(e.Name) == EnvRequest {
+		switch deref(e.Name) {
+		case EnvRequest:
 			env, found = deref(e.Value), true
+		case EnvEnqueued:
+			ct.Enqueued = ParseEnqueuedEnv(deref(e.Value))
 		}
 	}
 	if found {

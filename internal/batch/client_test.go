@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/batch/azbatch"
 )
 
 func specs(t *testing.T, n int) []TaskSpec {
@@ -305,6 +307,8 @@ func TestListCompleted(t *testing.T) {
 	ctx := context.Background()
 	f.pageSize = 2
 	ss := specs(t, 6)
+	enqueued := time.Date(2026, 3, 1, 9, 12, 33, 123456700, time.UTC)
+	ss[0].Enqueued = enqueued // ss[2] has none
 	if _, err := c.AddTasks(ctx, "ffpipe", ss); err != nil {
 		t.Fatal(err)
 	}
@@ -335,7 +339,13 @@ func TestListCompleted(t *testing.T) {
 	if k := ok.Request.Key(account); k != ok.Key {
 		t.Errorf("key from decoded request = %s, want %s", k, ok.Key)
 	}
+	if !ok.Enqueued.Equal(enqueued) {
+		t.Errorf("success task enqueued = %v, want %v", ok.Enqueued, enqueued)
+	}
 	bad := byKey[ss[2].Key]
+	if !bad.Enqueued.IsZero() {
+		t.Errorf("task without %s: enqueued = %v, want zero", EnvEnqueued, bad.Enqueued)
+	}
 	if bad.Success || *bad.ExitCode != 1 || bad.FailureCategory != "usererror" || bad.FailureCode != "FailureExitCode" || bad.FailureMessage == "" {
 		t.Errorf("failed task = %+v", bad)
 	}
@@ -362,6 +372,42 @@ func TestCompletedTaskWithoutRequest(t *testing.T) {
 	}
 	if got[0].RequestErr == nil || got[0].ExitCode != nil || got[0].FailureCode != "BlobNotFound" {
 		t.Errorf("task = %+v, want a request error, no exit code, BlobNotFound", got[0])
+	}
+}
+
+// TestCompletedTaskEnqueued: EnvEnqueued becomes CompletedTask.Enqueued;
+// a missing or unreadable value is no time, never a request error.
+func TestCompletedTaskEnqueued(t *testing.T) {
+	req, err := EncodeRequestEnv(spec(t, "input", "a.mp4", "").Request)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := time.Date(2026, 3, 1, 9, 12, 33, 123456700, time.UTC)
+	tests := []struct {
+		name  string
+		value *string // nil = no setting
+		want  time.Time
+	}{
+		{"RFC 3339 nano", to.Ptr("2026-03-01T09:12:33.1234567Z"), want},
+		{"with an offset", to.Ptr("2026-03-01T11:12:33.1234567+02:00"), want},
+		{"no setting", nil, time.Time{}},
+		{"empty", to.Ptr(""), time.Time{}},
+		{"garbled", to.Ptr("2026-03-01 soon"), time.Time{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			task := azbatch.Task{ID: to.Ptr("0123456789abcdef0123456789abcdef"), EnvironmentSettings: []azbatch.EnvironmentSetting{
+				{Name: to.Ptr(EnvKey), Value: to.Ptr("0123456789abcdef0123456789abcdef")},
+				{Name: to.Ptr(EnvRequest), Value: to.Ptr(req)},
+			}}
+			if tt.value != nil {
+				task.EnvironmentSettings = append(task.EnvironmentSettings, azbatch.EnvironmentSetting{Name: to.Ptr(EnvEnqueued), Value: tt.value})
+			}
+			ct := completedTask(task)
+			if !ct.Enqueued.Equal(tt.want) || ct.RequestErr != nil {
+				t.Errorf("enqueued = %v, request error %v; want %v, none", ct.Enqueued, ct.RequestErr, tt.want)
+			}
+		})
 	}
 }
 

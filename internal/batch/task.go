@@ -22,6 +22,12 @@ const (
 	EnvRequest = "FFPIPE_REQUEST"
 	// EnvKey carries the request key (also the task id).
 	EnvKey = "FFPIPE_KEY"
+	// EnvEnqueued carries when the request's message was enqueued in
+	// Service Bus (RFC 3339, UTC, nanoseconds), so that Sweep can date a
+	// request that reached the queue without OnBlobCreated. Absent when
+	// unknown. The value is a time formatted here, never text from a
+	// message.
+	EnvEnqueued = "FFPIPE_ENQUEUED"
 )
 
 // Fixed output file patterns.
@@ -80,6 +86,9 @@ type TaskSpec struct {
 	// identity, or "" to rely on SAS URLs.
 	NodeIdentity string
 	Constraints  Constraints
+	// Enqueued is when the request's message was enqueued; zero when
+	// unknown (then the task has no EnvEnqueued setting).
+	Enqueued time.Time
 }
 
 // Validate checks that the spec is complete and consistent.
@@ -180,10 +189,7 @@ func (s TaskSpec) Content() (azbatch.CreateTaskContent, error) {
 			logFile(StdoutPattern, s.StdoutURL, stdoutBlob, ident),
 			logFile(StderrPattern, s.StderrURL, stderrBlob, ident),
 		},
-		EnvironmentSettings: []azbatch.EnvironmentSetting{
-			{Name: to.Ptr(EnvKey), Value: to.Ptr(s.Key)},
-			{Name: to.Ptr(EnvRequest), Value: to.Ptr(base64.RawURLEncoding.EncodeToString(reqJSON))},
-		},
+		EnvironmentSettings: s.env(reqJSON),
 		Constraints: &azbatch.TaskConstraints{
 			MaxWallClockTime:  to.Ptr(ISODuration(wall)),
 			RetentionTime:     to.Ptr(ISODuration(retention)),
@@ -197,6 +203,41 @@ func (s TaskSpec) Content() (azbatch.CreateTaskContent, error) {
 		}},
 		RequiredSlots: to.Ptr[int32](1),
 	}, nil
+}
+
+// env is the task's environment: the key, the request and, when known,
+// the enqueued time.
+func (s TaskSpec) env(reqJSON []byte) []azbatch.EnvironmentSetting {
+	env := make([]azbatch.EnvironmentSetting, 2, 3)
+	env[0] = azbatch.EnvironmentSetting{Name: to.Ptr(EnvKey), Value: to.Ptr(s.Key)}
+	env[1] = azbatch.EnvironmentSetting{Name: to.Ptr(EnvRequest), Value: to.Ptr(base64.RawURLEncoding.EncodeToString(reqJSON))}
+	if v := FormatEnqueuedEnv(s.Enqueued); v != "" {
+		env = append(env, azbatch.EnvironmentSetting{Name: to.Ptr(EnvEnqueued), Value: to.Ptr(v)})
+	}
+	return env
+}
+
+// FormatEnqueuedEnv is the EnvEnqueued value for t: RFC 3339 in UTC with
+// nanoseconds, or "" for the zero time and years RFC 3339 cannot carry.
+func FormatEnqueuedEnv(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	t = t.UTC()
+	if t.Year() < 1 || t.Year() > 9999 {
+		return ""
+	}
+	return t.Format(time.RFC3339Nano)
+}
+
+// ParseEnqueuedEnv parses an EnvEnqueued value; anything that is not an
+// RFC 3339 time gives the zero time.
+func ParseEnqueuedEnv(s string) time.Time {
+	t, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(s))
+	if err != nil {
+		return time.Time{}
+	}
+	return t.UTC()
 }
 
 // EncodeRequestEnv is the EnvRequest value for r.

@@ -81,7 +81,9 @@ func TestTaskContentGolden(t *testing.T) {
 		blob   string
 		preset string
 	}{
-		{name: "mp3-sas", blob: "videos/a.mp4", preset: ""},
+		{name: "mp3-sas", blob: "videos/a.mp4", preset: "", mutate: func(s *TaskSpec) {
+			s.Enqueued = time.Date(2026, 3, 1, 11, 12, 33, 123456700, time.FixedZone("CET", 2*3600))
+		}},
 		{name: "thumbnail-sas", blob: "a.mp4", preset: "thumbnail"},
 		{name: "aac-identity", blob: "dir/ü b.mp4", preset: "aac", mutate: func(s *TaskSpec) {
 			s.NodeIdentity = "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/ffpipe-pool"
@@ -132,6 +134,71 @@ func TestTaskContentRequestEnvRoundTrip(t *testing.T) {
 	}
 	if k := got.Key(account); k != s.Key {
 		t.Errorf("key from decoded request = %s, want %s", k, s.Key)
+	}
+}
+
+// TestTaskContentEnqueuedEnv: the enqueued time travels as EnvEnqueued,
+// RFC 3339 in UTC, only when known, and changes nothing else about how the
+// task runs.
+func TestTaskContentEnqueuedEnv(t *testing.T) {
+	base := spec(t, "input", "a.mp4", "")
+	plain := mustContent(t, base)
+	tests := []struct {
+		name     string
+		enqueued time.Time
+		want     string // "" = no setting
+	}{
+		{"nanoseconds, other zone", time.Date(2026, 3, 1, 11, 12, 33, 123456789, time.FixedZone("x", 2*3600)), "2026-03-01T09:12:33.123456789Z"},
+		{"whole seconds", time.Date(2026, 3, 1, 9, 12, 33, 0, time.UTC), "2026-03-01T09:12:33Z"},
+		{"unknown", time.Time{}, ""},
+		{"beyond RFC 3339", time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := base
+			s.Enqueued = tt.enqueued
+			c := mustContent(t, s)
+			env := map[string]string{}
+			for _, e := range c.EnvironmentSettings {
+				env[*e.Name] = *e.Value
+			}
+			got, ok := env[EnvEnqueued]
+			if tt.want == "" && ok {
+				t.Errorf("%s = %q, want no setting", EnvEnqueued, got)
+			}
+			if tt.want != "" && got != tt.want {
+				t.Errorf("%s = %q (present %v), want %q", EnvEnqueued, got, ok, tt.want)
+			}
+			if tt.want != "" && !ParseEnqueuedEnv(got).Equal(tt.enqueued) {
+				t.Errorf("ParseEnqueuedEnv(%q) = %v, want %v", got, ParseEnqueuedEnv(got), tt.enqueued)
+			}
+			wantN := len(plain.EnvironmentSettings)
+			if tt.want != "" {
+				wantN++
+			}
+			if env[EnvKey] != s.Key || env[EnvRequest] == "" || len(env) != wantN {
+				t.Errorf("environment = %v, want the key, the request and at most %s", env, EnvEnqueued)
+			}
+			if *c.CommandLine != *plain.CommandLine || invariant(t, c) != invariant(t, plain) {
+				t.Errorf("the enqueued time changed how the task runs:\ngot  %s\nwant %s", invariant(t, c), invariant(t, plain))
+			}
+		})
+	}
+}
+
+func TestParseEnqueuedEnv(t *testing.T) {
+	want := time.Date(2026, 3, 1, 9, 12, 33, 123456700, time.UTC)
+	for in, want := range map[string]time.Time{
+		"2026-03-01T09:12:33.1234567Z":       want,
+		" 2026-03-01T11:12:33.1234567+02:00": want,
+		"2026-03-01T09:12:33Z":               want.Truncate(time.Second),
+		"2026-03-01T09:12:33":                {}, // not what Content writes
+		"":                                   {},
+		"yesterday":                          {},
+	} {
+		if got := ParseEnqueuedEnv(in); !got.Equal(want) || (!got.IsZero() && got.Location() != time.UTC) {
+			t.Errorf("ParseEnqueuedEnv(%q) = %v, want %v in UTC", in, got, want)
+		}
 	}
 }
 
@@ -257,6 +324,7 @@ func FuzzTaskSpec(f *testing.F) {
 			OutputContainerURL: "https://acct.blob.core.windows.net/output?sig=s",
 			StdoutURL:          "https://acct.blob.core.windows.net/logs?sig=s",
 			StderrURL:          "https://acct.blob.core.windows.net/logs?sig=s",
+			Enqueued:           fuzzEnqueued,
 		}
 		c, err := s.Content()
 		if err != nil {
@@ -279,6 +347,13 @@ func FuzzTaskSpec(f *testing.F) {
 			t.Fatalf("stderr path = %q, want %q", got, stderr)
 		}
 		for _, e := range c.EnvironmentSettings {
+			if *e.Name == EnvEnqueued {
+				// A time formatted from the spec, whatever the names.
+				if *e.Value != FormatEnqueuedEnv(fuzzEnqueued) {
+					t.Fatalf("%s = %q, want %q", EnvEnqueued, *e.Value, FormatEnqueuedEnv(fuzzEnqueued))
+				}
+				continue
+			}
 			isB64 := strings.Trim(blob, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") == ""
 			if !isB64 && strings.Contains(*e.Value, blob) {
 				t.Fatalf("environment %s carries the raw blob name", *e.Name)
@@ -293,6 +368,10 @@ func FuzzTaskSpec(f *testing.F) {
 		}
 	})
 }
+
+// fuzzEnqueued is the enqueued time of FuzzTaskSpec's tasks (the
+// reference tasks have none: it must not change the invariant).
+var fuzzEnqueued = time.Date(2026, 3, 1, 9, 12, 33, 123456789, time.UTC)
 
 func mustContent(t testing.TB, s TaskSpec) azbatch.CreateTaskContent {
 	t.Helper()
