@@ -242,16 +242,29 @@ func (r *runner) throughput(ctx context.Context, p *pipe) error {
 	}
 	r.progress("throughput: uploaded in %.2fs; Event Grid resumed, waiting for %d outputs …", r.res.UploadSeconds, len(keys))
 
-	// Poll the output container (one request a second) rather than every
-	// record, so the poller takes no CPU from ffmpeg; the end time comes
-	// from the records (the task's end), read at the end.
+	// Wait for the outputs without loading the system under test: once a
+	// second, Batch's task counts (the in-process stand-in, no storage
+	// call); the output container is listed only when no task is waiting
+	// or running. The end time comes from the records (the task's end),
+	// read afterwards.
 	want := map[string]bool{}
 	for _, b := range blobs {
 		want[request.OutputName(b, r.preset.Ext)] = true
 	}
-	last := 0
+	bc, err := p.s.BatchClient()
+	if err != nil {
+		return err
+	}
+	last, lastBusy := 0, -1
 	for {
-		n, err := countOutputs(ctx, p, want)
+		n := 0
+		err := errBusy
+		if tc, terr := bc.TaskCounts(ctx, p.cfg.BatchJob); terr != nil || tc.Active+tc.Running == 0 {
+			n, err = countOutputs(ctx, p, want)
+		} else if busy := tc.Active + tc.Running; busy != lastBusy {
+			r.progress("throughput: %d tasks waiting or running, %d completed", busy, tc.Completed)
+			lastBusy = busy
+		}
 		if err == nil && n == len(want) {
 			cpu1 := stackCPUBreakdown()
 			stopProfile()
@@ -264,13 +277,13 @@ func (r *runner) throughput(ctx context.Context, p *pipe) error {
 			r.res.PipelineCPUSeconds = round(total.Seconds(), 3)
 			break
 		}
-		if n != last {
+		if err == nil && n != last {
 			r.progress("throughput: %d/%d outputs", n, len(want))
 			last = n
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("throughput: %d of %d outputs: %w", n, len(want), ctx.Err())
+			return fmt.Errorf("throughput: %d of %d outputs seen: %w", last, len(want), ctx.Err())
 		case <-time.After(time.Second):
 		}
 	}
@@ -312,6 +325,9 @@ func (r *runner) throughput(ctx context.Context, p *pipe) error {
 	r.progress("throughput: pipeline %.2fs (%d outputs verified)", d.Seconds(), r.res.ThroughputVerified)
 	return nil
 }
+
+// errBusy: Batch still has tasks waiting or running (outputs not counted).
+var errBusy = errors.New("tasks still waiting or running")
 
 func countOutputs(ctx context.Context, p *pipe, want map[string]bool) (int, error) {
 	n := 0
