@@ -36,7 +36,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cache := fs.String("cache", ".ffpipe/cache", "cache of generated clips")
 	preset := fs.String("preset", "", "preset every task runs (default mp3)")
 	slots := fs.Int("slots", 0, "baseline processes, xargs -P (default: cores)")
-	taskSlots := fs.Int("task-slots", 0, "task slots of the local pool, taskSlotsPerNode (default: 2 × --slots)")
+	taskSlots := fs.Int("task-slots", 0, "task slots of the local pool, taskSlotsPerNode (default: --slots)")
 	phases := fs.String("phases", "", "comma list of phases: "+strings.Join(bench.AllPhases(), ",")+" (default all)")
 	settings := map[string]string{}
 	fs.Func("set", "NAME=VALUE app setting for every stack (repeatable), e.g. AzureFunctionsJobHost__extensions__serviceBus__maxMessageBatchSize=1000", func(v string) error {

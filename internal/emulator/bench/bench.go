@@ -72,10 +72,13 @@ type Options struct {
 	// Slots is the number of baseline processes (xargs -P). Default: cores.
 	Slots int
 	// TaskSlots is the local pool's task slots (taskSlotsPerNode of the one
-	// node). Default: 2 × Slots. An audio task is one core of ffmpeg plus
-	// a download and uploads during which its core idles; with 2 slots per
-	// core the I/O of one task overlaps another's encoding (measured on 32
-	// two-minute clips: ratio 1.175 with 2 slots, 1.077 with 4, same CPU).
+	// node). Default: Slots, as the local stack, the infra and the
+	// architecture have it (slots = cores). More slots than cores overlap a
+	// task's download with another's encoding, but since the dispatch
+	// rework the stack's own CPU fills those gaps and 4 ffmpeg processes
+	// on 2 cores pay for the contention: on 32 two-minute clips (2026-11-21)
+	// 2 slots gave ratios 1.154–1.198 (mean 1.166, 6 runs) and 4 slots
+	// 1.157–1.262 (mean 1.212, 5 runs), with 0.3–1.2 s more ffmpeg CPU.
 	TaskSlots int
 	// Settings add or override app settings of every stack (knob studies,
 	// e.g. AzureFunctionsJobHost__extensions__serviceBus__maxMessageBatchSize).
@@ -154,7 +157,7 @@ func (o Options) withDefaults() Options {
 		o.Slots = runtime.NumCPU()
 	}
 	if o.TaskSlots <= 0 {
-		o.TaskSlots = 2 * o.Slots
+		o.TaskSlots = o.Slots
 	}
 	if len(o.Phases) == 0 {
 		o.Phases = AllPhases()
