@@ -354,10 +354,11 @@ func (b *fakeBatch) Task(_ context.Context, job, key string) (batch.TaskInfo, er
 	if b.taskErr != nil {
 		return batch.TaskInfo{}, b.taskErr
 	}
-	if _, ok := b.tasks[key]; !ok {
+	spec, ok := b.tasks[key]
+	if !ok {
 		return batch.TaskInfo{}, fmt.Errorf("get task %s: %w", key, batch.ErrTaskNotFound)
 	}
-	ti := batch.TaskInfo{State: "active", Created: b.created[key]}
+	ti := batch.TaskInfo{State: "active", Created: b.created[key], Request: spec.Request, Enqueued: spec.Enqueued}
 	if st, ok := b.running[key]; ok {
 		ti.State, ti.Started = "running", st
 	}

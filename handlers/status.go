@@ -131,12 +131,20 @@ func WithTasks(ctx context.Context, tasks TaskReader, jobID string, sum records.
 // InFlight shows key's work as Status does while a Batch task holds it
 // (Dispatch writes no record: the task is the record of the dispatch): rec
 // (the key's non-terminal record, or zero) overlaid with the task's state
-// and times. ok is false when there is no task; err when Batch could not
-// be asked.
+// and times. A request sent straight to the queue has no record yet: its
+// source, output, preset, correlation id and enqueued time come from the
+// task. ok is false when there is no task; err when Batch could not be
+// asked.
 func InFlight(ctx context.Context, tasks TaskReader, jobID, key string, rec records.Record) (live records.Record, ok bool, err error) {
 	ti, err := tasks.Task(ctx, jobID, key)
 	switch {
 	case err == nil:
+		if rec.Source.Blob == "" && ti.Request.Source.Blob != "" {
+			rec = recordFrom(rec, ti.Request)
+		}
+		if rec.Timings.Enqueued == nil {
+			rec.Timings.Enqueued = tp(ti.Enqueued)
+		}
 		return rec.InFlight(key, ti.State, ti.Created, ti.Started), true, nil
 	case errors.Is(err, batch.ErrTaskNotFound), errors.Is(err, batch.ErrJobNotFound):
 		return rec, false, nil

@@ -106,6 +106,40 @@ func TestStatus(t *testing.T) {
 			t.Errorf("got %d %+v %v", hr.StatusCode, r, err)
 		}
 	})
+	t.Run("request sent straight to the queue: the task supplies what a record would", func(t *testing.T) {
+		e := newEnv(t, nil) // its own tasks: the counts below stay as they are
+		f := e.dispatched("direct.mp4")
+		enq := e.now.Add(-5 * time.Minute).UTC()
+		spec := e.batch.tasks[f.key]
+		spec.Enqueued = enq
+		e.batch.tasks[f.key] = spec
+		hr := e.status(statusEnvelope("http://localhost/api/status/"+f.key+"?format=json", map[string]string{"key": f.key}, nil))
+		var r records.Record
+		if err := json.Unmarshal([]byte(hr.Body), &r); err != nil || hr.StatusCode != 200 {
+			t.Fatalf("got %d %s %v", hr.StatusCode, hr.Body, err)
+		}
+		if r.State != records.StateDispatched || r.Source.Blob != "direct.mp4" || r.Source.ETag == "" ||
+			r.Output.Blob != f.req.Output.Blob || r.Preset != "mp3" || r.CorrelationID != "corr-direct.mp4" ||
+			r.Timings.Enqueued == nil || !r.Timings.Enqueued.Equal(enq) {
+			t.Errorf("in-flight view of a direct request: %+v", r)
+		}
+	})
+	t.Run("a stored record's own facts win over the task's", func(t *testing.T) {
+		e := newEnv(t, nil) // its own tasks: the counts below stay as they are
+		f := e.dispatched("recorded.mp4")
+		mine := e.now.Add(-time.Hour).UTC()
+		spec := e.batch.tasks[f.key]
+		spec.Enqueued = e.now.Add(-time.Minute)
+		e.batch.tasks[f.key] = spec
+		_ = e.records.Put(t.Context(), records.Record{Key: f.key, State: records.StateQueued,
+			Source: records.Blob{Container: "input", Blob: "as-recorded.mp4"}, Timings: records.Timings{Enqueued: &mine}})
+		hr := e.status(statusEnvelope("http://localhost/api/status/"+f.key+"?format=json", map[string]string{"key": f.key}, nil))
+		var r records.Record
+		if err := json.Unmarshal([]byte(hr.Body), &r); err != nil || r.Source.Blob != "as-recorded.mp4" ||
+			r.Timings.Enqueued == nil || !r.Timings.Enqueued.Equal(mine) {
+			t.Errorf("got %d %+v %v", hr.StatusCode, r, err)
+		}
+	})
 	t.Run("queued record with a task: the task's state wins", func(t *testing.T) {
 		key := "00000000000000000000000000000005"
 		_ = e.records.Put(t.Context(), records.Record{Key: key, State: records.StateQueued, Source: records.Blob{Container: "input", Blob: "q.mp4"}})

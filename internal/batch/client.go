@@ -589,12 +589,17 @@ type TaskInfo struct {
 	State   string
 	Created time.Time
 	Started time.Time // zero until it runs
+	// Request is the task's request (EnvRequest); zero when the task has
+	// none or it does not decode.
+	Request request.Request
+	// Enqueued is the message's enqueued time (EnvEnqueued); zero when unknown.
+	Enqueued time.Time
 }
 
 // Task returns the state of task key in jobID; a missing task or job
 // gives an error wrapping ErrTaskNotFound or ErrJobNotFound.
 func (c *Client) Task(ctx context.Context, jobID, key string) (TaskInfo, error) {
-	t, err := c.c.GetTask(ctx, jobID, key, &azbatch.GetTaskOptions{SelectParam: []string{"id", "state", "creationTime", "executionInfo"}})
+	t, err := c.c.GetTask(ctx, jobID, key, &azbatch.GetTaskOptions{SelectParam: []string{"id", "state", "creationTime", "environmentSettings", "executionInfo"}})
 	if err != nil {
 		code, _ := errorCode(err)
 		switch {
@@ -608,6 +613,14 @@ func (c *Client) Task(ctx context.Context, jobID, key string) (TaskInfo, error) 
 	ti := TaskInfo{State: strings.ToLower(string(deref(t.State))), Created: deref(t.CreationTime)}
 	if ei := t.ExecutionInfo; ei != nil {
 		ti.Started = deref(ei.StartTime)
+	}
+	for _, e := range t.EnvironmentSettings {
+		switch deref(e.Name) {
+		case EnvRequest:
+			ti.Request, _ = DecodeRequestEnv(deref(e.Value)) // undecodable: shown without it
+		case EnvEnqueued:
+			ti.Enqueued = ParseEnqueuedEnv(deref(e.Value))
+		}
 	}
 	return ti, nil
 }

@@ -38,6 +38,7 @@ func clientConformance(t *testing.T, c *Client, poolID, jobID string) {
 	for i := range ss {
 		ss[i] = spec(t, "input", fmt.Sprintf("conformance/%s/%d.mp4", jobID, i), "")
 	}
+	ss[0].Enqueued = time.Date(2026, 11, 21, 10, 0, 0, 123456789, time.UTC)
 	if ok, err := c.TaskExists(ctx, jobID, ss[0].Key); ok || err != nil {
 		t.Fatalf("TaskExists before add = %v, %v; want false, nil", ok, err)
 	}
@@ -75,6 +76,9 @@ func clientConformance(t *testing.T, c *Client, poolID, jobID string) {
 	// nodes, already on its way).
 	if ti, err := c.Task(ctx, jobID, ss[0].Key); err != nil || !slices.Contains([]string{"active", "preparing", "running", "completed"}, ti.State) || ti.Created.IsZero() {
 		t.Errorf("Task(%s) = %+v, %v; want a state and a creation time", ss[0].Key, ti, err)
+	} else if ti.Request.Source != ss[0].Request.Source || ti.Request.Output != ss[0].Request.Output || !ti.Enqueued.Equal(ss[0].Enqueued) {
+		// Status shows a request sent straight to the queue from its task.
+		t.Errorf("Task(%s): request %+v enqueued %v; want %+v, %v", ss[0].Key, ti.Request, ti.Enqueued, ss[0].Request, ss[0].Enqueued)
 	}
 	if _, err := c.TaskCounts(ctx, jobID); err != nil {
 		t.Errorf("TaskCounts: %v", err)
