@@ -99,16 +99,24 @@ func (o Observed) lostToRollback(keys ...string) bool {
 // be an Azurite rollback: the output was uploaded (before the task ended),
 // Azurite was SIGKILLed before its metadata reached disk (within
 // rollbackWindow), and Sweep, still running across the restart, wrote the
-// record afterwards (so the record survived where the output did not). In
-// Azure an acknowledged upload is durable and this cannot happen.
+// record afterwards, so the record survived where the output did not (a
+// rollback restores a consistent earlier state: had the record been
+// written before the kill, the output written before it would be there
+// too). The record's write time is Updated, stamped when it was encoded
+// (Timings.Swept is when Sweep began the write, which may be before the
+// kill while the write itself lands after the restart). In Azure an
+// acknowledged upload is durable and this cannot happen.
 func (o Observed) outputLostToRollback(rec records.Record) bool {
 	if rec.Timings.Ended == nil {
 		return false
 	}
 	end := *rec.Timings.Ended
+	written := rec.Updated
+	if written.IsZero() && rec.Timings.Swept != nil {
+		written = *rec.Timings.Swept
+	}
 	for _, kill := range o.StorageKills {
-		if !kill.Before(end) && kill.Sub(end) <= rollbackWindow &&
-			(rec.Timings.Swept == nil || kill.Before(*rec.Timings.Swept)) {
+		if !kill.Before(end) && kill.Sub(end) <= rollbackWindow && kill.Before(written) {
 			return true
 		}
 	}

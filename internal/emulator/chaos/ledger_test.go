@@ -40,13 +40,14 @@ func baseline() ([]Row, Observed) {
 }
 
 // outputLostAt makes k1's output vanish with its record done: the task
-// ended at t0, Sweep recorded it at t0+swept, Azurite was killed at t0+kill.
-func outputLostAt(o *Observed, swept, kill time.Duration) {
+// ended at t0, Sweep began the record at t0+swept and it was written at
+// t0+written, Azurite was killed at t0+kill.
+func outputLostAt(o *Observed, swept, written, kill time.Duration) {
 	delete(o.Outputs, "v/a.mp3")
 	end := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	sw := end.Add(swept)
 	o.Records["k1"] = records.Record{Key: "k1", State: records.StateDone, Output: records.Blob{Blob: "v/a.mp3"},
-		Timings: records.Timings{Ended: &end, Swept: &sw}}
+		Timings: records.Timings{Ended: &end, Swept: &sw}, Updated: end.Add(written)}
 	o.StorageKills = []time.Time{end.Add(kill)}
 }
 
@@ -137,14 +138,19 @@ func TestCheck(t *testing.T) {
 			o.StorageKills = []time.Time{w.Add(-time.Second), w.Add(10 * time.Minute)}
 		}, map[string]int{"lost": 1}},
 		{"output lost by an Azurite rollback before Sweep recorded it", func(_ []Row, o *Observed) {
-			outputLostAt(o, 4*time.Second, time.Second)
+			outputLostAt(o, 4*time.Second, 4*time.Second, time.Second)
+		}, map[string]int{"lost_to_storage_rollback": 1}},
+		{"output lost by an Azurite rollback while Sweep was writing the record", func(_ []Row, o *Observed) {
+			// Seen in a run: Sweep began the record (swept) just before the
+			// kill; the write itself landed after the restart (updated).
+			outputLostAt(o, 360*time.Millisecond, 3300*time.Millisecond, 400*time.Millisecond)
 		}, map[string]int{"lost_to_storage_rollback": 1}},
 		{"output missing, Azurite killed only after the record", func(_ []Row, o *Observed) {
 			// A rollback that undid the output undoes the later record too.
-			outputLostAt(o, time.Second, 2*time.Second)
+			outputLostAt(o, time.Second, time.Second, 2*time.Second)
 		}, map[string]int{"lost": 1, "wrongly_deleted_inputs": 1}},
 		{"output missing, Azurite killed before the task ended", func(_ []Row, o *Observed) {
-			outputLostAt(o, time.Second, -time.Second)
+			outputLostAt(o, time.Second, time.Second, -time.Second)
 		}, map[string]int{"lost": 1, "wrongly_deleted_inputs": 1}},
 		{"output of a superseded upload that converted", func(rows []Row, o *Observed) {
 			rows[1].superseded = []string{"k2-old"}
