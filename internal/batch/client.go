@@ -512,16 +512,8 @@ func (c *Client) ListCompleted(ctx context.Context, jobID string, max int) ([]Co
 
 func completedTask(t azbatch.Task) CompletedTask {
 	ct := CompletedTask{Key: deref(t.ID), Created: deref(t.CreationTime)}
-	var env string
-	found := false
-	for _, e := range t.EnvironmentSettings {
-		switch deref(e.Name) {
-		case EnvRequest:
-			env, found = deref(e.Value), true
-		case EnvEnqueued:
-			ct.Enqueued = ParseEnqueuedEnv(deref(e.Value))
-		}
-	}
+	env, found, enqueued := ffpipeSettings(t.EnvironmentSettings)
+	ct.Enqueued = enqueued
 	if found {
 		ct.Request, ct.RequestErr = DecodeRequestEnv(env)
 	} else {
@@ -614,15 +606,27 @@ func (c *Client) Task(ctx context.Context, jobID, key string) (TaskInfo, error) 
 	if ei := t.ExecutionInfo; ei != nil {
 		ti.Started = deref(ei.StartTime)
 	}
-	for _, e := range t.EnvironmentSettings {
+	env, found, enqueued := ffpipeSettings(t.EnvironmentSettings)
+	if found {
+		ti.Request, _ = DecodeRequestEnv(env) // undecodable: shown without it
+	}
+	ti.Enqueued = enqueued
+	return ti, nil
+}
+
+// ffpipeSettings reads the settings Dispatch puts on a task: the encoded
+// request (EnvRequest; found says whether it is there) and the message's
+// enqueued time (EnvEnqueued; zero when absent or unreadable).
+func ffpipeSettings(settings []azbatch.EnvironmentSetting) (requestEnv string, found bool, enqueued time.Time) {
+	for _, e := range settings {
 		switch deref(e.Name) {
 		case EnvRequest:
-			ti.Request, _ = DecodeRequestEnv(deref(e.Value)) // undecodable: shown without it
+			requestEnv, found = deref(e.Value), true
 		case EnvEnqueued:
-			ti.Enqueued = ParseEnqueuedEnv(deref(e.Value))
+			enqueued = ParseEnqueuedEnv(deref(e.Value))
 		}
 	}
-	return ti, nil
+	return requestEnv, found, enqueued
 }
 
 // TaskCounts returns the job's task counts. A missing job gives an error
