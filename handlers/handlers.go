@@ -134,6 +134,11 @@ type app struct {
 
 	jobMu    sync.Mutex
 	jobReady bool
+
+	// lastReconcile is when this instance last listed the inputs for
+	// reconcile (zero: never, or the last one failed).
+	reconcileMu   sync.Mutex
+	lastReconcile time.Time
 }
 
 // Check reports what is wrong with cfg and d for New: call it first.

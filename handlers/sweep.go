@@ -54,9 +54,13 @@ func (a *app) sweep(r *http.Request, inv *invocation) error {
 		}
 	})
 	errs = append(errs, taskErrs...)
-	requeued, err := a.reconcile(ctx, inv)
-	if err != nil {
-		errs = append(errs, err)
+	requeued := 0
+	if a.reconcileDue() {
+		requeued, err = a.reconcile(ctx, inv)
+		if err != nil {
+			a.reconcileFailed()
+			errs = append(errs, err)
+		}
 	}
 	inv.logf("sweep: %d completed tasks (%d done, %d failed), %d inputs re-enqueued", len(tasks), done.Load(), failed.Load(), requeued)
 	if err := errors.Join(errs...); err != nil {
@@ -393,6 +397,30 @@ func errString(err error) string {
 		return "none"
 	}
 	return err.Error()
+}
+
+// reconcileDue reports whether this Sweep run should reconcile, and if so
+// marks it done now: at most once per quarter of FFPIPE_RECONCILE_AFTER.
+// Reconcile lists the input container, and an input qualifies only once it
+// is FFPIPE_RECONCILE_AFTER old, so listing every quarter of that delays a
+// repair by at most a quarter; listing on every run (every second in the
+// local stack) would cost a listing of the whole backlog each time. A
+// failed reconcile is due again at the next run.
+func (a *app) reconcileDue() bool {
+	now := a.now()
+	a.reconcileMu.Lock()
+	defer a.reconcileMu.Unlock()
+	if !a.lastReconcile.IsZero() && now.Sub(a.lastReconcile) < a.cfg.ReconcileAfter/4 && !now.Before(a.lastReconcile) {
+		return false
+	}
+	a.lastReconcile = now
+	return true
+}
+
+func (a *app) reconcileFailed() {
+	a.reconcileMu.Lock()
+	a.lastReconcile = time.Time{}
+	a.reconcileMu.Unlock()
 }
 
 // reconcile re-enqueues inputs older than FFPIPE_RECONCILE_AFTER that have

@@ -700,3 +700,50 @@ func TestSweepRetryKeepsFirstEnqueued(t *testing.T) {
 		t.Errorf("final record: got %s, enqueued %v; want done, %v", r.State, r.Timings.Enqueued, first)
 	}
 }
+
+// TestReconcileThrottled: reconcile lists the inputs at most once per
+// quarter of FFPIPE_RECONCILE_AFTER, and again at the next run after a
+// failed listing.
+func TestReconcileThrottled(t *testing.T) {
+	e := newEnv(t, nil) // FFPIPE_RECONCILE_AFTER=15m
+	lists := func() int {
+		e.blobs.mu.Lock()
+		defer e.blobs.mu.Unlock()
+		n := 0
+		for _, op := range e.blobs.ops {
+			if op == "list input/" {
+				n++
+			}
+		}
+		return n
+	}
+	sweep := func(want int, why string) {
+		t.Helper()
+		if code := e.sweep(); code != http.StatusOK && code != http.StatusInternalServerError {
+			t.Fatalf("%s: status %d", why, code)
+		}
+		if got := lists(); got != want {
+			t.Errorf("%s: %d listings of the inputs, want %d", why, got, want)
+		}
+	}
+	sweep(1, "first run")
+	e.now = e.now.Add(time.Second)
+	sweep(1, "a second later")
+	e.now = e.now.Add(3*time.Minute + 43*time.Second)
+	sweep(1, "just under a quarter of 15m later")
+	e.now = e.now.Add(time.Second)
+	sweep(2, "a quarter of 15m after the first")
+
+	e.now = e.now.Add(4 * time.Minute)
+	e.blobs.mu.Lock()
+	e.blobs.fail["list input/"] = errTransient
+	e.blobs.mu.Unlock()
+	if code := e.sweep(); code == http.StatusOK {
+		t.Errorf("failed listing: status %d, want an error", code)
+	}
+	e.blobs.mu.Lock()
+	delete(e.blobs.fail, "list input/")
+	e.blobs.mu.Unlock()
+	e.now = e.now.Add(time.Second)
+	sweep(4, "the run after a failed listing")
+}
