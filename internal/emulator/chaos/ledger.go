@@ -95,18 +95,21 @@ func (o Observed) lostToRollback(keys ...string) bool {
 	return false
 }
 
-// outputLostToRollback reports whether a done record's missing output can
-// be an Azurite rollback: the output was uploaded (before the task ended),
-// Azurite was SIGKILLed before its metadata reached disk (within
-// rollbackWindow), and Sweep, still running across the restart, wrote the
-// record afterwards, so the record survived where the output did not (a
-// rollback restores a consistent earlier state: had the record been
-// written before the kill, the output written before it would be there
-// too). The record's write time is Updated, stamped when it was encoded
-// (Timings.Swept is when Sweep began the write, which may be before the
-// kill while the write itself lands after the restart). In Azure an
-// acknowledged upload is durable and this cannot happen.
-func (o Observed) outputLostToRollback(rec records.Record) bool {
+// taskUploadsRolledBack reports whether the uploads of the task a record
+// settles (its output, stdout and stderr, all made before the task ended)
+// can have been undone by an Azurite rollback that the record itself
+// survived: Azurite was SIGKILLed after the task ended, before its
+// metadata reached disk (within rollbackWindow), and the record was
+// written after the kill (a rollback restores a consistent earlier state:
+// had the record been written before the kill, the uploads made before it
+// would be there too). Such a rollback leaves a missing output, an output
+// holding an earlier version's content (an overwritten name), or a failure
+// reason without what the lost stderr would have told. The record's write
+// time is Updated, stamped when it was encoded (Timings.Swept is when
+// Sweep began the write, which may be before the kill while the write
+// itself lands after the restart). In Azure an acknowledged upload is
+// durable and none of this can happen.
+func (o Observed) taskUploadsRolledBack(rec records.Record) bool {
 	if rec.Timings.Ended == nil {
 		return false
 	}
@@ -157,6 +160,14 @@ type Result struct {
 }
 
 // Breaches is the number of invariant violations.
+// rolledBack records a row whose outcome an Azurite rollback explains
+// (see Observed.taskUploadsRolledBack): reported apart, not a breach.
+func (r *Result) rolledBack(row *Row, format string, args ...any) {
+	r.LostToStorageRollback++
+	r.Findings = append(r.Findings, Finding{Invariant: "lost_to_storage_rollback", Row: row.ID,
+		Detail: fmt.Sprintf("%s (key %s): ", row.Name, row.Key) + fmt.Sprintf(format, args...)})
+}
+
 func (r Result) Breaches() int {
 	return r.Lost + r.DuplicateOutputs + r.UnexpectedOutputs + r.WronglyDeletedInputs + r.WrongOutcome + r.InvalidOutputs + r.DLQUnresolved
 }
@@ -261,7 +272,13 @@ func Check(rows []Row, obs Observed, tol time.Duration) Result {
 			if hasRec {
 				got = outcomeOf(rec.State)
 			}
-			if !r.expect.Allows(got, reasonOf(rec, hasRec)) {
+			switch {
+			case r.expect.Allows(got, reasonOf(rec, hasRec)):
+			case r.expect.Outcome.Has(got) && hasRec && obs.taskUploadsRolledBack(rec):
+				// The right outcome; the reason lacks the code that the
+				// task's stderr, rolled back before Sweep read it, gives.
+				res.rolledBack(r, "failure reason %q written without the task's stderr (lost by an Azurite SIGKILL)", reasonOf(rec, hasRec))
+			default:
 				res.add("wrong_outcome", r.ID, "%s: got %s (state %s, reason %q), want %s", r.Name, got, state, reasonOf(rec, hasRec), r.expect)
 			}
 		}
@@ -275,10 +292,8 @@ func Check(rows []Row, obs Observed, tol time.Duration) Result {
 			}
 			ob, ok := obs.Outputs[out]
 			switch {
-			case !ok && obs.outputLostToRollback(rec):
-				res.LostToStorageRollback++
-				res.Findings = append(res.Findings, Finding{Invariant: "lost_to_storage_rollback", Row: r.ID,
-					Detail: fmt.Sprintf("%s (key %s): output %q uploaded, then lost by an Azurite SIGKILL before Sweep recorded it done", r.Name, r.Key, out)})
+			case !ok && obs.taskUploadsRolledBack(rec):
+				res.rolledBack(r, "output %q uploaded, then lost by an Azurite SIGKILL before Sweep recorded it done", out)
 				continue // its input went with the verified output: not a deletion of its own
 			case !ok:
 				res.add("lost", r.ID, "%s: record done but output %q missing", r.Name, out)
@@ -289,8 +304,13 @@ func Check(rows []Row, obs Observed, tol time.Duration) Result {
 			case r.Kind == KindOverwriteNew:
 				if d := (ob.Duration - r.Duration).Abs(); d > tol {
 					old := byID[r.Pair]
+					olders := old != nil && (ob.Duration-old.Duration).Abs() <= tol
+					if olders && obs.taskUploadsRolledBack(rec) {
+						res.rolledBack(r, "output %q holds the overwritten version's content: the newest upload's output was lost by an Azurite SIGKILL", out)
+						break
+					}
 					detail := fmt.Sprintf("%s: final output lasts %v, want the newest upload's %v", r.Name, ob.Duration, r.Duration)
-					if old != nil && (ob.Duration-old.Duration).Abs() <= tol {
+					if olders {
 						detail += " (it is the overwritten version's: the older task finished last)"
 					}
 					res.add("wrong_outcome", r.ID, "%s", detail)

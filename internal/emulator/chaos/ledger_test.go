@@ -51,6 +51,16 @@ func outputLostAt(o *Observed, swept, written, kill time.Duration) {
 	o.StorageKills = []time.Time{end.Add(kill)}
 }
 
+// rolledBackAfter gives key's record the timings of a task that ended at
+// t0 and a record written at t0+3s, with Azurite killed at t0+kill.
+func rolledBackAfter(o *Observed, key string, kill time.Duration) {
+	end := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	rec := o.Records[key]
+	rec.Timings.Ended, rec.Updated = &end, end.Add(3*time.Second)
+	o.Records[key] = rec
+	o.StorageKills = []time.Time{end.Add(kill)}
+}
+
 func TestCheck(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -145,6 +155,23 @@ func TestCheck(t *testing.T) {
 			// kill; the write itself landed after the restart (updated).
 			outputLostAt(o, 360*time.Millisecond, 3300*time.Millisecond, 400*time.Millisecond)
 		}, map[string]int{"lost_to_storage_rollback": 1}},
+		{"overwrite: the newest output rolled back to the old version's", func(_ []Row, o *Observed) {
+			o.Outputs["o/w.mp3"] = OutputBlob{Size: 1, Duration: 2 * time.Second}
+			rolledBackAfter(o, "k6", time.Second)
+		}, map[string]int{"lost_to_storage_rollback": 1}},
+		{"overwrite: old version's output, Azurite killed before the task ended", func(_ []Row, o *Observed) {
+			o.Outputs["o/w.mp3"] = OutputBlob{Size: 1, Duration: 2 * time.Second}
+			rolledBackAfter(o, "k6", -time.Second)
+		}, map[string]int{"wrong_outcome": 1}},
+		{"poison failed, its stderr rolled back before Sweep read it", func(_ []Row, o *Observed) {
+			o.Records["k2"] = records.Record{Key: "k2", State: records.StateFailed, Reason: "task_failed: exit code 1"}
+			rolledBackAfter(o, "k2", 20*time.Millisecond)
+		}, map[string]int{"lost_to_storage_rollback": 1}},
+		{"poison done, Azurite killed after its task: still wrong", func(_ []Row, o *Observed) {
+			o.Records["k2"] = records.Record{Key: "k2", State: records.StateDone, Output: records.Blob{Blob: "p/t.mp3"}}
+			o.Outputs["p/t.mp3"] = OutputBlob{Size: 1, Duration: time.Second}
+			rolledBackAfter(o, "k2", time.Second)
+		}, map[string]int{"wrong_outcome": 1}},
 		{"output missing, Azurite killed only after the record", func(_ []Row, o *Observed) {
 			// A rollback that undid the output undoes the later record too.
 			outputLostAt(o, time.Second, time.Second, 2*time.Second)
