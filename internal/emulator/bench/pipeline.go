@@ -12,6 +12,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 
+	"github.com/ffpipe/ffpipe/internal/batch"
 	"github.com/ffpipe/ffpipe/internal/config"
 	"github.com/ffpipe/ffpipe/internal/emulator/media"
 	files "github.com/ffpipe/ffpipe/internal/emulator/runner"
@@ -256,37 +257,22 @@ func (r *runner) throughput(ctx context.Context, p *pipe) error {
 		return err
 	}
 	last, lastBusy := 0, -1
-	for {
-		n := 0
-		err := errBusy
-		if tc, terr := bc.TaskCounts(ctx, p.cfg.BatchJob); terr != nil || tc.Active+tc.Running == 0 {
-			n, err = countOutputs(ctx, p, want)
-		} else if busy := tc.Active + tc.Running; busy != lastBusy {
-			r.progress("throughput: %d tasks waiting or running, %d completed", busy, tc.Completed)
-			lastBusy = busy
-		}
-		if err == nil && n == len(want) {
-			cpu1 := stackCPUBreakdown()
-			stopProfile()
-			var total time.Duration
-			r.res.PipelineCPUBySource = map[string]float64{}
-			for k, v := range cpu1 {
-				total += v - cpu0[k]
-				r.res.PipelineCPUBySource[k] = round((v - cpu0[k]).Seconds(), 3)
-			}
-			r.res.PipelineCPUSeconds = round(total.Seconds(), 3)
-			break
-		}
-		if err == nil && n != last {
-			r.progress("throughput: %d/%d outputs", n, len(want))
-			last = n
-		}
+	for !r.allOutputs(ctx, p, bc, want, &last, &lastBusy) {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("throughput: %d of %d outputs seen: %w", last, len(want), ctx.Err())
 		case <-time.After(time.Second):
 		}
 	}
+	cpu1 := stackCPUBreakdown()
+	stopProfile()
+	var total time.Duration
+	r.res.PipelineCPUBySource = map[string]float64{}
+	for k, v := range cpu1 {
+		total += v - cpu0[k]
+		r.res.PipelineCPUBySource[k] = round((v - cpu0[k]).Seconds(), 3)
+	}
+	r.res.PipelineCPUSeconds = round(total.Seconds(), 3)
 	var end time.Time
 	var audio time.Duration
 	verifyDir, err := os.MkdirTemp(r.o.WorkDir, "verify-")
@@ -326,8 +312,28 @@ func (r *runner) throughput(ctx context.Context, p *pipe) error {
 	return nil
 }
 
-// errBusy: Batch still has tasks waiting or running (outputs not counted).
-var errBusy = errors.New("tasks still waiting or running")
+// allOutputs reports whether every wanted output is present. While Batch
+// has tasks waiting or running it does not look (it reports their number
+// when it changes); otherwise it lists the output container and reports
+// the count when it changes. last and lastBusy keep those counts.
+func (r *runner) allOutputs(ctx context.Context, p *pipe, bc *batch.Client, want map[string]bool, last, lastBusy *int) bool {
+	if tc, err := bc.TaskCounts(ctx, p.cfg.BatchJob); err == nil && tc.Active+tc.Running > 0 {
+		if busy := tc.Active + tc.Running; busy != *lastBusy {
+			r.progress("throughput: %d tasks waiting or running, %d completed", busy, tc.Completed)
+			*lastBusy = busy
+		}
+		return false
+	}
+	n, err := countOutputs(ctx, p, want)
+	if err != nil {
+		return false
+	}
+	if n != *last && n != len(want) {
+		r.progress("throughput: %d/%d outputs", n, len(want))
+	}
+	*last = n
+	return n == len(want)
+}
 
 func countOutputs(ctx context.Context, p *pipe, want map[string]bool) (int, error) {
 	n := 0

@@ -161,7 +161,8 @@ type Result struct {
 
 // Breaches is the number of invariant violations.
 // rolledBack records a row whose outcome an Azurite rollback explains
-// (see Observed.taskUploadsRolledBack): reported apart, not a breach.
+// (see Observed.lostToRollback and taskUploadsRolledBack): reported
+// apart, not a breach.
 func (r *Result) rolledBack(row *Row, format string, args ...any) {
 	r.LostToStorageRollback++
 	r.Findings = append(r.Findings, Finding{Invariant: "lost_to_storage_rollback", Row: row.ID,
@@ -250,9 +251,7 @@ func Check(rows []Row, obs Observed, tol time.Duration) Result {
 		// lost: neither a valid output nor a terminal record.
 		if !terminal && !ignoredOK {
 			if obs.lostToRollback(append([]string{r.Key}, r.superseded...)...) {
-				res.LostToStorageRollback++
-				res.Findings = append(res.Findings, Finding{Invariant: "lost_to_storage_rollback", Row: r.ID,
-					Detail: fmt.Sprintf("%s (key %s): terminal record written, then lost by an Azurite SIGKILL (state %s)", r.Name, r.Key, state)})
+				res.rolledBack(r, "terminal record written, then lost by an Azurite SIGKILL (state %s)", state)
 				continue
 			}
 			res.add("lost", r.ID, "%s (key %s): no terminal record (state %s)", r.Name, r.Key, state)
