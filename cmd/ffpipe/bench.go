@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ffpipe/ffpipe/internal/emulator/bench"
-	"github.com/ffpipe/ffpipe/internal/emulator/chart"
+	"github.com/ffpipe/ffpipe/internal/tooling/bench"
+	"github.com/ffpipe/ffpipe/internal/tooling/charts"
 )
 
 func init() {
@@ -96,7 +96,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(stdout, "wrote %s\n", *jsonOut)
 	}
 	if *pngOut != "" {
-		if err := chart.WritePNG(*pngOut, res.Chart()); err != nil {
+		if err := charts.WritePNG(*pngOut, res.Chart()); err != nil {
 			return fmt.Errorf("bench: write %s: %w", *pngOut, err)
 		}
 		fmt.Fprintf(stdout, "wrote %s\n", *pngOut)

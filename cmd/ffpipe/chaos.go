@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ffpipe/ffpipe/internal/emulator/chaos"
+	"github.com/ffpipe/ffpipe/internal/tooling/chaos"
 )
 
 func init() {

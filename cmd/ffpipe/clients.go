@@ -19,7 +19,7 @@ import (
 	"github.com/ffpipe/ffpipe/handlers"
 	"github.com/ffpipe/ffpipe/internal/clients"
 	"github.com/ffpipe/ffpipe/internal/config"
-	"github.com/ffpipe/ffpipe/internal/emulator/stack"
+	"github.com/ffpipe/ffpipe/internal/tooling/stack"
 	"github.com/ffpipe/ffpipe/internal/queue"
 	"github.com/ffpipe/ffpipe/internal/records"
 	"github.com/ffpipe/ffpipe/internal/request"

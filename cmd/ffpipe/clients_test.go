@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ffpipe/ffpipe/internal/emulator/media"
-	"github.com/ffpipe/ffpipe/internal/emulator/stack"
-	"github.com/ffpipe/ffpipe/internal/emulator/stack/stacktest"
+	"github.com/ffpipe/ffpipe/internal/tooling/media"
+	"github.com/ffpipe/ffpipe/internal/tooling/stack"
+	"github.com/ffpipe/ffpipe/internal/tooling/stack/stacktest"
 	"github.com/ffpipe/ffpipe/internal/records"
 )
 

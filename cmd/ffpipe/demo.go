@@ -9,9 +9,9 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/ffpipe/ffpipe/internal/emulator/media"
-	"github.com/ffpipe/ffpipe/internal/emulator/runner"
-	"github.com/ffpipe/ffpipe/internal/emulator/stack"
+	"github.com/ffpipe/ffpipe/internal/tooling/media"
+	"github.com/ffpipe/ffpipe/internal/tooling/runner"
+	"github.com/ffpipe/ffpipe/internal/tooling/stack"
 )
 
 func init() {

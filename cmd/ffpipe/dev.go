@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 
-	"github.com/ffpipe/ffpipe/internal/emulator/stack"
+	"github.com/ffpipe/ffpipe/internal/tooling/stack"
 )
 
 func init() {

@@ -135,14 +135,14 @@ func TestRunConfigurationErrors(t *testing.T) {
 	}
 }
 
-// Production code must never import the stand-ins.
+// Production code must never import the stand-ins or the tooling that drives them.
 func TestNoEmulatorDependencies(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", ".").Output()
 	if err != nil {
 		t.Fatalf("go list: %v", err)
 	}
 	for _, p := range strings.Fields(string(out)) {
-		if strings.Contains(p, "/internal/emulator") {
+		if strings.Contains(p, "/internal/emulator") || strings.Contains(p, "/internal/tooling") {
 			t.Errorf("cmd/handler depends on %s", p)
 		}
 	}

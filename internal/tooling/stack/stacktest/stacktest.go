@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ffpipe/ffpipe/internal/emulator/stack"
+	"github.com/ffpipe/ffpipe/internal/tooling/stack"
 	"github.com/ffpipe/ffpipe/internal/fsutil"
 )
 

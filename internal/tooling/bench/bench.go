@@ -5,7 +5,7 @@
 // their own. `ffpipe bench` (make bench) runs it and writes a table, JSON
 // and a PNG chart.
 //
-// Every phase runs on a fresh local stack (internal/emulator/stack) with
+// Every phase runs on a fresh local stack (internal/tooling/stack) with
 // the packaged function app, so the figures include the real handler
 // process, the real Functions-host protocol, Azurite and the stand-ins'
 // durability (fsync before ack). Inputs are generated clips, cached by
@@ -26,7 +26,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ffpipe/ffpipe/internal/emulator/media"
+	"github.com/ffpipe/ffpipe/internal/tooling/media"
 	"github.com/ffpipe/ffpipe/internal/presets"
 )
 

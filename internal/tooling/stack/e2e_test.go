@@ -12,9 +12,9 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 
 	"github.com/ffpipe/ffpipe/internal/emulator/azurite"
-	"github.com/ffpipe/ffpipe/internal/emulator/media"
-	"github.com/ffpipe/ffpipe/internal/emulator/stack"
-	"github.com/ffpipe/ffpipe/internal/emulator/stack/stacktest"
+	"github.com/ffpipe/ffpipe/internal/tooling/media"
+	"github.com/ffpipe/ffpipe/internal/tooling/stack"
+	"github.com/ffpipe/ffpipe/internal/tooling/stack/stacktest"
 	"github.com/ffpipe/ffpipe/internal/queue"
 	"github.com/ffpipe/ffpipe/internal/records"
 	"github.com/ffpipe/ffpipe/internal/request"

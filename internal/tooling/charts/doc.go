@@ -1,4 +1,4 @@
-// Package chart draws the PNG charts of ffpipe's benchmark and chaos
+// Package charts draws the PNG charts of ffpipe's benchmark and chaos
 // reports (pipeline against the xargs ffmpeg baseline, latency
 // percentiles) with the standard library's image packages and the 7×13
 // bitmap font of golang.org/x/image/font/basicfont: no other dependency,
@@ -12,5 +12,5 @@
 //
 // Labels are drawn in ASCII (other characters become '?'); the bitmap font
 // is scaled ×2 for titles. Image sizes are clamped to 120×90 … 8192×8192.
-// It lives under internal/emulator because only tooling uses it.
-package chart
+// It lives under internal/tooling: only tooling uses it.
+package charts

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ffpipe/ffpipe/internal/emulator/media"
+	"github.com/ffpipe/ffpipe/internal/tooling/media"
 	"github.com/ffpipe/ffpipe/internal/records"
 )
 

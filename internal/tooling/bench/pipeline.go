@@ -14,9 +14,9 @@ import (
 
 	"github.com/ffpipe/ffpipe/internal/batch"
 	"github.com/ffpipe/ffpipe/internal/config"
-	"github.com/ffpipe/ffpipe/internal/emulator/media"
-	files "github.com/ffpipe/ffpipe/internal/emulator/runner"
-	"github.com/ffpipe/ffpipe/internal/emulator/stack"
+	"github.com/ffpipe/ffpipe/internal/tooling/media"
+	files "github.com/ffpipe/ffpipe/internal/tooling/runner"
+	"github.com/ffpipe/ffpipe/internal/tooling/stack"
 	"github.com/ffpipe/ffpipe/internal/records"
 	"github.com/ffpipe/ffpipe/internal/request"
 	"github.com/ffpipe/ffpipe/internal/storage"

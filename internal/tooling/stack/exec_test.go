@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ffpipe/ffpipe/internal/emulator/stack"
-	"github.com/ffpipe/ffpipe/internal/emulator/stack/stacktest"
+	"github.com/ffpipe/ffpipe/internal/tooling/stack"
+	"github.com/ffpipe/ffpipe/internal/tooling/stack/stacktest"
 )
 
 // TestSubprocessKill runs the stand-ins as child processes, SIGKILLs each

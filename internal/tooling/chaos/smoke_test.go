@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ffpipe/ffpipe/internal/emulator/chaos"
-	"github.com/ffpipe/ffpipe/internal/emulator/stack/stacktest"
+	"github.com/ffpipe/ffpipe/internal/tooling/chaos"
+	"github.com/ffpipe/ffpipe/internal/tooling/stack/stacktest"
 )
 
 // TestSmoke is the PR tier of reliability-security.md §6.2, cut to fit

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ffpipe/ffpipe/internal/emulator/media"
+	"github.com/ffpipe/ffpipe/internal/tooling/media"
 	"github.com/ffpipe/ffpipe/internal/records"
 )
 

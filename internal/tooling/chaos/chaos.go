@@ -70,9 +70,9 @@ import (
 
 	"github.com/ffpipe/ffpipe/internal/config"
 	"github.com/ffpipe/ffpipe/internal/emulator/azurite"
-	"github.com/ffpipe/ffpipe/internal/emulator/media"
+	"github.com/ffpipe/ffpipe/internal/tooling/media"
 	"github.com/ffpipe/ffpipe/internal/emulator/servicebus"
-	"github.com/ffpipe/ffpipe/internal/emulator/stack"
+	"github.com/ffpipe/ffpipe/internal/tooling/stack"
 	"github.com/ffpipe/ffpipe/internal/queue"
 	"github.com/ffpipe/ffpipe/internal/records"
 	"github.com/ffpipe/ffpipe/internal/request"
