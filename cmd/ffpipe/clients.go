@@ -19,11 +19,11 @@ import (
 	"github.com/ffpipe/ffpipe/handlers"
 	"github.com/ffpipe/ffpipe/internal/clients"
 	"github.com/ffpipe/ffpipe/internal/config"
-	"github.com/ffpipe/ffpipe/internal/tooling/stack"
 	"github.com/ffpipe/ffpipe/internal/queue"
 	"github.com/ffpipe/ffpipe/internal/records"
 	"github.com/ffpipe/ffpipe/internal/request"
 	"github.com/ffpipe/ffpipe/internal/storage"
+	"github.com/ffpipe/ffpipe/internal/tooling/stack"
 )
 
 func init() {

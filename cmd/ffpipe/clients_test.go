@@ -11,10 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ffpipe/ffpipe/internal/records"
 	"github.com/ffpipe/ffpipe/internal/tooling/media"
 	"github.com/ffpipe/ffpipe/internal/tooling/stack"
 	"github.com/ffpipe/ffpipe/internal/tooling/stack/stacktest"
-	"github.com/ffpipe/ffpipe/internal/records"
 )
 
 // TestClientCommands drives `ffpipe upload`, `ffpipe submit` and `ffpipe

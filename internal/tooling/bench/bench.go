@@ -26,8 +26,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ffpipe/ffpipe/internal/tooling/media"
 	"github.com/ffpipe/ffpipe/internal/presets"
+	"github.com/ffpipe/ffpipe/internal/tooling/media"
 )
 
 // Phase names (Options.Phases).

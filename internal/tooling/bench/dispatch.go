@@ -18,8 +18,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 
-	"github.com/ffpipe/ffpipe/internal/tooling/stack"
 	"github.com/ffpipe/ffpipe/internal/request"
+	"github.com/ffpipe/ffpipe/internal/tooling/stack"
 )
 
 // dispatch measures queue → host → Dispatch → Batch: N request messages

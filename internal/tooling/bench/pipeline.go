@@ -14,12 +14,12 @@ import (
 
 	"github.com/ffpipe/ffpipe/internal/batch"
 	"github.com/ffpipe/ffpipe/internal/config"
-	"github.com/ffpipe/ffpipe/internal/tooling/media"
-	files "github.com/ffpipe/ffpipe/internal/tooling/runner"
-	"github.com/ffpipe/ffpipe/internal/tooling/stack"
 	"github.com/ffpipe/ffpipe/internal/records"
 	"github.com/ffpipe/ffpipe/internal/request"
 	"github.com/ffpipe/ffpipe/internal/storage"
+	"github.com/ffpipe/ffpipe/internal/tooling/media"
+	files "github.com/ffpipe/ffpipe/internal/tooling/runner"
+	"github.com/ffpipe/ffpipe/internal/tooling/stack"
 )
 
 // pipe is a running stack with the clients the phases need.

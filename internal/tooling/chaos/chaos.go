@@ -70,13 +70,13 @@ import (
 
 	"github.com/ffpipe/ffpipe/internal/config"
 	"github.com/ffpipe/ffpipe/internal/emulator/azurite"
-	"github.com/ffpipe/ffpipe/internal/tooling/media"
 	"github.com/ffpipe/ffpipe/internal/emulator/servicebus"
-	"github.com/ffpipe/ffpipe/internal/tooling/stack"
 	"github.com/ffpipe/ffpipe/internal/queue"
 	"github.com/ffpipe/ffpipe/internal/records"
 	"github.com/ffpipe/ffpipe/internal/request"
 	"github.com/ffpipe/ffpipe/internal/storage"
+	"github.com/ffpipe/ffpipe/internal/tooling/media"
+	"github.com/ffpipe/ffpipe/internal/tooling/stack"
 )
 
 // Fault names (the kill targets are stack component names plus these).

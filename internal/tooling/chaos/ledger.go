@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ffpipe/ffpipe/internal/tooling/media"
 	"github.com/ffpipe/ffpipe/internal/records"
+	"github.com/ffpipe/ffpipe/internal/tooling/media"
 )
 
 // Kinds of ledger rows.

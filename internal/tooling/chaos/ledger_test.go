@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ffpipe/ffpipe/internal/tooling/media"
 	"github.com/ffpipe/ffpipe/internal/records"
+	"github.com/ffpipe/ffpipe/internal/tooling/media"
 )
 
 // baseline: one valid input converted, one poison failed and quarantined,

@@ -22,11 +22,11 @@ import (
 
 	"github.com/ffpipe/ffpipe/internal/batch"
 	"github.com/ffpipe/ffpipe/internal/config"
-	"github.com/ffpipe/ffpipe/internal/tooling/media"
-	"github.com/ffpipe/ffpipe/internal/tooling/stack"
 	"github.com/ffpipe/ffpipe/internal/records"
 	"github.com/ffpipe/ffpipe/internal/request"
 	"github.com/ffpipe/ffpipe/internal/storage"
+	"github.com/ffpipe/ffpipe/internal/tooling/media"
+	"github.com/ffpipe/ffpipe/internal/tooling/stack"
 )
 
 // File is one input.

@@ -12,13 +12,13 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 
 	"github.com/ffpipe/ffpipe/internal/emulator/azurite"
-	"github.com/ffpipe/ffpipe/internal/tooling/media"
-	"github.com/ffpipe/ffpipe/internal/tooling/stack"
-	"github.com/ffpipe/ffpipe/internal/tooling/stack/stacktest"
 	"github.com/ffpipe/ffpipe/internal/queue"
 	"github.com/ffpipe/ffpipe/internal/records"
 	"github.com/ffpipe/ffpipe/internal/request"
 	"github.com/ffpipe/ffpipe/internal/storage"
+	"github.com/ffpipe/ffpipe/internal/tooling/media"
+	"github.com/ffpipe/ffpipe/internal/tooling/stack"
+	"github.com/ffpipe/ffpipe/internal/tooling/stack/stacktest"
 )
 
 // TestEndToEnd runs the real local stack (Azurite, both stand-ins, the Event

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ffpipe/ffpipe/internal/tooling/stack"
 	"github.com/ffpipe/ffpipe/internal/fsutil"
+	"github.com/ffpipe/ffpipe/internal/tooling/stack"
 )
 
 var (
