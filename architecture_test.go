@@ -1,0 +1,262 @@
+// Package ffpipe_test holds the checks that keep the repository's layers
+// and sizes as docs/architecture.md describes them.
+package ffpipe_test
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/ffpipe/ffpipe"
+
+// layer is one of the three kinds of code in docs/architecture.md.
+type layer int
+
+const (
+	production layer = iota // cmd/handler, handlers/, internal/* outside emulator and tooling
+	standIn                 // internal/emulator/*: one local stand-in per Azure service
+	tooling                 // internal/tooling/*, cmd/ffpipe: drives the stand-ins
+	outside                 // not part of the module, or a test-only package such as infra
+)
+
+func (l layer) String() string {
+	return [...]string{"production", "stand-in", "tooling", "outside"}[l]
+}
+
+// layerOf places a package path of this module in its layer.
+func layerOf(path string) layer {
+	rel, ok := strings.CutPrefix(path, module+"/")
+	switch {
+	case !ok:
+		return outside
+	case rel == "cmd/ffpipe" || strings.HasPrefix(rel, "internal/tooling/"):
+		return tooling
+	case strings.HasPrefix(rel, "internal/emulator/"):
+		return standIn
+	case rel == "cmd/handler" || rel == "handlers" || strings.HasPrefix(rel, "handlers/") ||
+		strings.HasPrefix(rel, "internal/"):
+		return production
+	}
+	return outside
+}
+
+// standInOf is the stand-in a package belongs to: internal/emulator/<name>.
+func standInOf(path string) string {
+	rel := strings.TrimPrefix(path, module+"/internal/emulator/")
+	name, _, _ := strings.Cut(rel, "/")
+	return name
+}
+
+// pkg is the part of `go list -json` the rules read.
+type pkg struct {
+	ImportPath   string
+	Imports      []string
+	TestImports  []string
+	XTestImports []string
+}
+
+func listPackages(t *testing.T) []pkg {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-json", "./...")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v: %s", err, stderr.String())
+	}
+	var pkgs []pkg
+	dec := json.NewDecoder(bytes.NewReader(out))
+	for {
+		var p pkg
+		if err := dec.Decode(&p); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatalf("decode go list output: %v", err)
+		}
+		pkgs = append(pkgs, p)
+	}
+	if len(pkgs) < 10 {
+		t.Fatalf("go list found %d packages, want the whole module", len(pkgs))
+	}
+	return pkgs
+}
+
+// ffpipeImports keeps the imports that belong to this module.
+func ffpipeImports(imports []string) []string {
+	var out []string
+	for _, imp := range imports {
+		if strings.HasPrefix(imp, module+"/") {
+			out = append(out, imp)
+		}
+	}
+	return out
+}
+
+// importRule says why an import from one package to another is refused, or
+// "" when it is allowed. test is true for imports of _test.go files.
+// leaves are the production packages that import no package of this module.
+func importRule(from, to string, test bool, leaves map[string]bool) string {
+	lf, lt := layerOf(from), layerOf(to)
+	switch {
+	case lt == tooling && lf != tooling:
+		return "only tooling imports tooling"
+	case lf == production && lt == standIn && !test:
+		return "production code never imports a stand-in (tests may, to run against one)"
+	case lf == standIn && lt == production && !test && !leaves[to]:
+		return "a stand-in models an Azure service, not ffpipe: it may import only production's leaf helpers (packages that import nothing of ffpipe)"
+	case lf == standIn && lt == standIn && !test && standInOf(from) != standInOf(to) &&
+		standInOf(to) != "azurite":
+		return "stand-ins are independent of each other, except that they may use the Azurite launcher (Blob Storage)"
+	}
+	return ""
+}
+
+// The layers of docs/architecture.md: production never imports a stand-in
+// or tooling; stand-ins never import tooling, nor each other (Azurite
+// aside), nor ffpipe's domain packages.
+func TestLayers(t *testing.T) {
+	pkgs := listPackages(t)
+	leaves := map[string]bool{}
+	for _, p := range pkgs {
+		if layerOf(p.ImportPath) == production && len(ffpipeImports(p.Imports)) == 0 {
+			leaves[p.ImportPath] = true
+		}
+	}
+	for _, p := range pkgs {
+		for _, imports := range []struct {
+			list []string
+			test bool
+		}{{p.Imports, false}, {p.TestImports, true}, {p.XTestImports, true}} {
+			for _, imp := range ffpipeImports(imports.list) {
+				if why := importRule(p.ImportPath, imp, imports.test, leaves); why != "" {
+					kind := "imports"
+					if imports.test {
+						kind = "test imports"
+					}
+					t.Errorf("%s (%s) %s %s (%s): %s", strings.TrimPrefix(p.ImportPath, module+"/"), layerOf(p.ImportPath),
+						kind, strings.TrimPrefix(imp, module+"/"), layerOf(imp), why)
+				}
+			}
+		}
+	}
+}
+
+// The rule itself, on the cases that matter, so a change to it is seen.
+func TestImportRule(t *testing.T) {
+	leaves := map[string]bool{module + "/internal/fsutil": true}
+	tests := []struct {
+		from, to string
+		test     bool
+		allowed  bool
+	}{
+		{"handlers", "internal/storage", false, true},
+		{"handlers", "internal/emulator/batch", false, false},
+		{"handlers", "internal/emulator/batch/batchtest", true, true},
+		{"cmd/handler", "internal/tooling/stack", false, false},
+		{"internal/batch", "internal/tooling/media", true, false},
+		{"internal/emulator/eventgrid", "internal/emulator/azurite", false, true},
+		{"internal/emulator/eventgrid", "internal/fsutil", false, true},
+		{"internal/emulator/eventgrid", "internal/storage", false, false},
+		{"internal/emulator/eventgrid", "handlers", true, true},
+		{"internal/emulator/funchost", "internal/emulator/servicebus", false, false},
+		{"internal/emulator/funchost", "internal/emulator/servicebus/sbtest", true, true},
+		{"internal/emulator/servicebus", "internal/emulator/servicebus/store", false, true},
+		{"internal/emulator/batch", "internal/tooling/stack", true, false},
+		{"internal/tooling/stack", "internal/emulator/funchost", false, true},
+		{"internal/tooling/bench", "internal/tooling/media", false, true},
+		{"cmd/ffpipe", "internal/tooling/bench", false, true},
+		{"cmd/ffpipe", "handlers", false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.from+"->"+tt.to, func(t *testing.T) {
+			why := importRule(module+"/"+tt.from, module+"/"+tt.to, tt.test, leaves)
+			if got := why == ""; got != tt.allowed {
+				t.Errorf("allowed = %v (%q), want %v", got, why, tt.allowed)
+			}
+		})
+	}
+}
+
+// maxFileLines is issue 13's bound on a non-test, hand-written Go file.
+const maxFileLines = 700
+
+// knownLongFiles are being split by the helper named; the lead empties this
+// list once they land. A file listed here that is short enough fails the
+// test, so the list cannot go stale.
+var knownLongFiles = map[string]string{
+	"internal/tooling/chaos/chaos.go":             "h3 (chaos split)",
+	"internal/emulator/servicebus/store/queue.go": "h6 (topics and subscriptions)",
+}
+
+var generated = regexp.MustCompile(`^// Code generated .* DO NOT EDIT\.$`)
+
+// No non-test Go file is over maxFileLines lines, except generated code.
+func TestFileLength(t *testing.T) {
+	long := map[string]int{}
+	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if name := d.Name(); path != "." && (strings.HasPrefix(name, ".") || name == "node_modules" || name == "testdata") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		n, gen, err := countLines(path)
+		if err != nil {
+			return err
+		}
+		if n > maxFileLines && !gen {
+			long[filepath.ToSlash(path)] = n
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, n := range long {
+		if owner, ok := knownLongFiles[path]; ok {
+			t.Logf("%s: %d lines, over %d: being split by %s", path, n, maxFileLines, owner)
+			continue
+		}
+		t.Errorf("%s: %d lines, want at most %d: split it by responsibility", path, n, maxFileLines)
+	}
+	for path, owner := range knownLongFiles {
+		if _, ok := long[path]; !ok {
+			t.Errorf("%s is listed as a known long file (%s) but is not over %d lines: remove it from knownLongFiles", path, owner, maxFileLines)
+		}
+	}
+}
+
+// countLines counts a file's lines and reports whether it carries Go's
+// generated-code marker.
+func countLines(path string) (int, bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, false, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	n, gen := 0, false
+	for sc.Scan() {
+		n++
+		if !gen && generated.Match(sc.Bytes()) {
+			gen = true
+		}
+	}
+	return n, gen, sc.Err()
+}
