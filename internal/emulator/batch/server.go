@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -91,6 +90,7 @@ type Server struct {
 
 	ln      net.Listener
 	srv     *http.Server
+	handler http.Handler // the route table with its middleware
 	fresh   freshConns
 	url     string
 	root    string // node directories live under root/nodes
@@ -128,7 +128,7 @@ type Server struct {
 func New(opts Options) *Server {
 	opts.fill()
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{
+	s := &Server{
 		ctx:    ctx,
 		cancel: cancel,
 		opts:   opts,
@@ -140,6 +140,8 @@ func New(opts Options) *Server {
 		kick:   make(chan struct{}, 1),
 		stop:   make(chan struct{}),
 	}
+	s.handler = s.routes()
+	return s
 }
 
 // Start loads the state, listens and starts scheduling. ctx bounds only the
@@ -453,161 +455,8 @@ func decodeStrict(data []byte, v any) *apiError {
 	return nil
 }
 
-// ServeHTTP authenticates, checks api-version and routes.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	c := &reqCtx{s: s, w: w, r: r, rid: newGUID()}
-	h := w.Header()
-	h.Set("request-id", c.rid)
-	h.Set("DataServiceVersion", "3.0")
-	h.Set("X-Content-Type-Options", "nosniff")
-	if crid := r.Header.Get("client-request-id"); crid != "" {
-		h.Set("client-request-id", crid)
-	}
-	defer func() {
-		if v := recover(); v != nil {
-			s.log.Error("batch emulator panic", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(v))
-			c.fail(newErr(http.StatusInternalServerError, "InternalError", "The server encountered an internal error."))
-		}
-	}()
-	if !s.authorized(r) {
-		c.fail(newErr(http.StatusUnauthorized, "AuthenticationFailed",
-			"Server failed to authenticate the request. Send Authorization: Bearer <token> with the configured development token."))
-		return
-	}
-	q, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
-		c.fail(errBadQuery("query", redact(r.URL.RawQuery), err.Error()))
-		return
-	}
-	c.q = q
-	if q.Get("api-version") == "" {
-		c.fail(newErr(http.StatusBadRequest, "MissingRequiredQueryParameter",
-			"A query parameter that's mandatory for this request is not specified.", "QueryParameterName", "api-version"))
-		return
-	}
-	s.route(c)
-}
-
-func (s *Server) authorized(r *http.Request) bool {
-	auth := r.Header.Get("Authorization")
-	const prefix = "bearer "
-	if len(auth) <= len(prefix) || !strings.EqualFold(auth[:len(prefix)], prefix) {
-		return false
-	}
-	tok := strings.TrimSpace(auth[len(prefix):])
-	return subtle.ConstantTimeCompare([]byte(tok), []byte(s.opts.Token)) == 1
-}
-
-// route dispatches on method and path segments. Anything not modelled is
-// 501 NotImplemented and logged.
-func (s *Server) route(c *reqCtx) {
-	raw := strings.Trim(c.r.URL.EscapedPath(), "/")
-	var seg []string
-	if raw != "" {
-		for _, p := range strings.Split(raw, "/") {
-			u, err := url.PathUnescape(p)
-			if err != nil {
-				c.fail(errBadQuery("path", p, "bad escape"))
-				return
-			}
-			seg = append(seg, u)
-		}
-	}
-	m := c.r.Method
-	n := len(seg)
-	switch {
-	case n >= 1 && seg[0] == "pools":
-		switch {
-		case n == 1 && m == http.MethodGet:
-			s.listPools(c)
-			return
-		case n == 1 && m == http.MethodPost:
-			s.createPool(c)
-			return
-		case n == 2 && (m == http.MethodGet || m == http.MethodHead):
-			s.getPool(c, seg[1])
-			return
-		case n == 2 && m == http.MethodDelete:
-			s.deletePool(c, seg[1])
-			return
-		case n == 3 && m == http.MethodPost && seg[2] == "resize":
-			s.resizePool(c, seg[1])
-			return
-		case n == 3 && m == http.MethodPost && seg[2] == "enableautoscale":
-			s.enableAutoScale(c, seg[1])
-			return
-		case n == 3 && m == http.MethodPost && seg[2] == "disableautoscale":
-			s.disableAutoScale(c, seg[1])
-			return
-		case n == 3 && m == http.MethodPost && seg[2] == "evaluateautoscale":
-			s.evaluateAutoScale(c, seg[1])
-			return
-		case n == 3 && m == http.MethodGet && seg[2] == "nodes":
-			s.listNodes(c, seg[1])
-			return
-		case n == 4 && m == http.MethodGet && seg[2] == "nodes":
-			s.getNode(c, seg[1], seg[3])
-			return
-		}
-	case n >= 1 && seg[0] == "jobs":
-		switch {
-		case n == 1 && m == http.MethodGet:
-			s.listJobs(c)
-			return
-		case n == 1 && m == http.MethodPost:
-			s.createJob(c)
-			return
-		case n == 2 && m == http.MethodGet:
-			s.getJob(c, seg[1])
-			return
-		case n == 2 && m == http.MethodPatch:
-			s.updateJob(c, seg[1])
-			return
-		case n == 2 && m == http.MethodDelete:
-			s.deleteJob(c, seg[1])
-			return
-		case n == 3 && m == http.MethodPost && seg[2] == "terminate":
-			s.terminateJob(c, seg[1])
-			return
-		case n == 3 && m == http.MethodGet && seg[2] == "taskcounts":
-			s.taskCounts(c, seg[1])
-			return
-		case n == 3 && m == http.MethodPost && seg[2] == "addtaskcollection":
-			s.addTaskCollection(c, seg[1])
-			return
-		case n == 3 && m == http.MethodPost && seg[2] == "tasks":
-			s.createTask(c, seg[1])
-			return
-		case n == 3 && m == http.MethodGet && seg[2] == "tasks":
-			s.listTasks(c, seg[1])
-			return
-		case n == 4 && seg[2] == "tasks" && m == http.MethodGet:
-			s.getTask(c, seg[1], seg[3])
-			return
-		case n == 4 && seg[2] == "tasks" && m == http.MethodPut:
-			s.replaceTask(c, seg[1], seg[3])
-			return
-		case n == 4 && seg[2] == "tasks" && m == http.MethodDelete:
-			s.deleteTask(c, seg[1], seg[3])
-			return
-		case n == 5 && seg[2] == "tasks" && m == http.MethodPost && seg[4] == "terminate":
-			s.terminateTask(c, seg[1], seg[3])
-			return
-		case n == 5 && seg[2] == "tasks" && m == http.MethodPost && seg[4] == "reactivate":
-			s.reactivateTask(c, seg[1], seg[3])
-			return
-		case n == 5 && seg[2] == "tasks" && m == http.MethodGet && seg[4] == "files":
-			s.listTaskFiles(c, seg[1], seg[3])
-			return
-		case n >= 6 && seg[2] == "tasks" && seg[4] == "files" && (m == http.MethodGet || m == http.MethodHead):
-			s.getTaskFile(c, seg[1], seg[3], strings.Join(seg[5:], "/"))
-			return
-		}
-	}
-	s.log.Warn("batch emulator: operation not implemented", "method", m, "path", c.r.URL.Path)
-	c.fail(newErr(http.StatusNotImplemented, "NotImplemented",
-		fmt.Sprintf("The local Batch stand-in does not implement %s %s.", m, c.r.URL.Path)))
-}
+// ServeHTTP serves the Batch REST API through the route table (routes.go).
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
 // freshConns are the connections that have not sent a request yet.
 // http.Server.Shutdown counts them as busy for their first 5 seconds, and
