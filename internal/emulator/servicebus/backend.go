@@ -8,6 +8,7 @@ import (
 	"time"
 
 	enc "github.com/ffpipe/ffpipe/internal/emulator/servicebus/amqp/encoding"
+	"github.com/ffpipe/ffpipe/internal/emulator/servicebus/amqp/frames"
 	"github.com/ffpipe/ffpipe/internal/emulator/servicebus/store"
 )
 
@@ -61,6 +62,36 @@ func (b *backend) sync(ctx context.Context) error { return b.st.Sync(ctx) }
 func (b *backend) isTopic(path string) bool {
 	first, _, _ := strings.Cut(strings.ToLower(path), "/")
 	return b.topics[first]
+}
+
+// nodePath turns a link address into the path of a node in the namespace.
+// Clients name nodes relatively ("q", "$cbs", "q/$management") or, like the
+// Python SDK, absolutely ("amqps://host/q", "sb://host:5671/q/$management"):
+// an absolute address loses its scheme and host. Surrounding slashes go;
+// case is kept for messages, and lookups ignore it.
+func nodePath(address string) string {
+	if _, rest, ok := strings.Cut(address, "://"); ok {
+		_, path, _ := strings.Cut(rest, "/")
+		address = path
+	}
+	return strings.Trim(address, "/")
+}
+
+// resolveEntity is the one place that maps an entity path (after nodePath,
+// without a /$management suffix) to what a link works on. It answers with
+// the AMQP error the real service sends when the path names nothing the
+// broker serves. ns is the namespace host used in error texts.
+func (b *backend) resolveEntity(path, ns string) (*store.Queue, *frames.Error) {
+	if strings.Contains(strings.ToLower(path), "/subscriptions/") || b.isTopic(path) {
+		return nil, &frames.Error{Condition: condNotImplemented,
+			Description: fmt.Sprintf("topics and subscriptions are not supported by this emulator ('%s')", path)}
+	}
+	q, err := b.st.Queue(path)
+	if err != nil {
+		return nil, &frames.Error{Condition: condNotFound,
+			Description: fmt.Sprintf("The messaging entity 'sb://%s/%s' could not be found.", ns, path)}
+	}
+	return q, nil
 }
 
 func mode(peekLock bool) store.ReceiveMode {

@@ -2,6 +2,7 @@ package servicebus
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	enc "github.com/ffpipe/ffpipe/internal/emulator/servicebus/amqp/encoding"
@@ -39,11 +40,12 @@ func parseRequest(b []byte) (request, error) {
 			if err != nil {
 				return request{}, err
 			}
-			r.body = v.(*enc.Described).Value
+			d, ok := v.(*enc.Described)
+			if !ok {
+				return request{}, fmt.Errorf("amqp-value section is %T", v)
+			}
+			r.body = d.Value
 		}
-	}
-	if r.replyTo == "" {
-		return r, fmt.Errorf("request without reply-to")
 	}
 	return r, nil
 }
@@ -81,28 +83,66 @@ func encodeReply(req request, statusKey, descKey string, status int32, desc stri
 	return e.B, nil
 }
 
-// replyLocked sends a settled response on the reply link named replyTo.
-func (c *conn) replyLocked(replyTo string, msg []byte) {
-	l := c.replies[replyTo]
-	if l == nil || l.closed || l.s.ended {
-		c.log.Debug("reply link gone; dropping response", "reply_to", replyTo)
-		return
+// routeRequestLocked parses a CBS or management request that arrived on l
+// and finds the link its response goes out on: the link reply-to names (by
+// target address, or by link name as rhea's CBS client expects) or, when
+// the request has no reply-to (uamqp matches responses by correlation id
+// alone), the broker-sending link paired with l: same session, same node,
+// the one attached last.
+func (c *conn) routeRequestLocked(l *link, payload []byte) (request, *link, *frames.Error) {
+	req, err := parseRequest(payload)
+	if err != nil {
+		return request{}, nil, &frames.Error{Condition: condDecodeError, Description: fmt.Sprintf("malformed request to %s: %v", l.address, err)}
 	}
-	l.tagSerial++
-	tag := fmt.Appendf(nil, "r%d", l.tagSerial)
-	l.s.sendLocked(l, tag, true, msg)
+	if req.replyTo != "" {
+		if rl := c.replies[req.replyTo]; rl != nil && !rl.closed {
+			return req, rl, nil
+		}
+		return req, nil, &frames.Error{Condition: condNotFound, Description: fmt.Sprintf(
+			"reply-to '%s' names no link attached on this connection: attach a receiver from '%s' first", req.replyTo, l.address)}
+	}
+	var paired *link
+	for _, rl := range l.s.links {
+		if rl.kind == kindReply && !rl.closed && strings.EqualFold(rl.address, l.address) && (paired == nil || rl.seq > paired.seq) {
+			paired = rl
+		}
+	}
+	if paired == nil {
+		return req, nil, &frames.Error{Condition: condNotFound, Description: fmt.Sprintf(
+			"request to %s has no reply-to and no receiver from '%s' is attached on this session", l.address, l.address)}
+	}
+	return req, paired, nil
 }
 
-// onPutToken handles a CBS put-token request. It runs with conn.mu held.
-func (c *conn) onPutToken(s *session, d inDelivery) {
+// refuseRequestLocked answers a request that cannot be served: the delivery
+// is rejected with e or, when the client sent it settled (it will not read
+// the outcome), the request link is detached with e. Either way the client
+// learns at once instead of waiting for a response that never comes.
+func (c *conn) refuseRequestLocked(l *link, d inDelivery, e *frames.Error) {
+	c.log.Info("request refused", "node", l.address, "condition", string(e.Condition), "description", e.Description)
 	if !d.settled {
-		s.settleIncomingLocked(d.id, &frames.Accepted{})
-	}
-	req, err := parseRequest(d.payload)
-	if err != nil {
-		c.log.Info("bad cbs request", "err", err)
+		l.s.settleIncomingLocked(d.id, &frames.Rejected{Error: e})
 		return
 	}
+	l.closeLocked()
+	delete(l.s.links, l.handle)
+	c.writeLocked(l.s.ch, &frames.Detach{Handle: l.handle, Closed: true, Error: e}, nil)
+}
+
+// replyLocked sends a settled response on the reply link rl.
+func (c *conn) replyLocked(rl *link, msg []byte) {
+	if rl.closed || rl.s.ended {
+		c.log.Debug("reply link gone; dropping response", "link", rl.name)
+		return
+	}
+	rl.tagSerial++
+	tag := fmt.Appendf(nil, "r%d", rl.tagSerial)
+	rl.s.sendLocked(rl, tag, true, msg)
+}
+
+// onPutToken handles a CBS put-token request and answers on rl. It runs
+// with conn.mu held.
+func (c *conn) onPutToken(req request, rl *link) {
 	status, desc := int32(202), "Accepted"
 	op, typ, name := req.prop("operation"), req.prop("type"), req.prop("name")
 	token, _ := req.body.(string)
@@ -126,5 +166,5 @@ func (c *conn) onPutToken(s *session, d inDelivery) {
 		c.log.Error("encode cbs reply", "err", err)
 		return
 	}
-	c.replyLocked(req.replyTo, msg)
+	c.replyLocked(rl, msg)
 }

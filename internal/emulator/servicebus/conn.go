@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	enc "github.com/ffpipe/ffpipe/internal/emulator/servicebus/amqp/encoding"
@@ -54,7 +55,8 @@ type conn struct {
 	peerMax   uint32        // client's max-frame-size
 	peerIdle  time.Duration // client's idle-time-out: it wants a frame at least this often
 	sessions  map[uint16]*session
-	replies   map[string]*link     // reply-to address → broker-sending reply link
+	replies   map[string]*link     // reply-to (target address or link name) → broker-sending reply link
+	attachSeq uint64               // links attached so far
 	claims    map[string]time.Time // lower-case entity path → token expiry
 	settles   []pendingSettle      // client settlements not yet applied
 
@@ -114,7 +116,10 @@ func (c *conn) serve() {
 		c.writeLocked(0, &frames.Close{Error: ce.err}, nil)
 		c.flushLocked()
 		c.mu.Unlock()
-	case err == nil, errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+	case err == nil, errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed),
+		errors.Is(err, syscall.EPIPE), errors.Is(err, syscall.ECONNRESET):
+		// uamqp drops the socket right after its close frame, before it
+		// reads the broker's answer: that is a normal end.
 	default:
 		c.log.Info("connection read failed", "err", err)
 	}
@@ -180,10 +185,15 @@ func (c *conn) handshake() error {
 	return c.werr
 }
 
+// saslMechanisms are offered in this order. azservicebus and rhea pick
+// ANONYMOUS; uamqp and .NET's Azure.Messaging.ServiceBus insist on MSSBCBS
+// (docs/servicebus-clients.md); PLAIN carries the key name and key.
+var saslMechanisms = []enc.Symbol{"ANONYMOUS", "MSSBCBS", "PLAIN"}
+
 func (c *conn) sasl() error {
 	var out []byte
 	out = append(out, frames.ProtoSASL[:]...)
-	out, _ = frames.Append(out, frames.TypeSASL, 0, &frames.SASLMechanisms{Mechanisms: []enc.Symbol{"ANONYMOUS", "PLAIN"}}, nil)
+	out, _ = frames.Append(out, frames.TypeSASL, 0, &frames.SASLMechanisms{Mechanisms: saslMechanisms}, nil)
 	if _, err := c.nc.Write(out); err != nil {
 		return fmt.Errorf("write sasl mechanisms: %w", err)
 	}
@@ -201,7 +211,10 @@ func (c *conn) sasl() error {
 	}
 	code := uint8(0)
 	switch init.Mechanism {
-	case "ANONYMOUS":
+	case "ANONYMOUS", "MSSBCBS":
+		// MSSBCBS (uamqp, .NET) says the token comes later through $cbs:
+		// the connection is anonymous until a put-token, and entity links
+		// need a claim either way.
 	case "PLAIN":
 		// authzid NUL authcid NUL passwd
 		parts := bytes.SplitN(init.InitialResponse, []byte{0}, 3)
@@ -425,10 +438,27 @@ func (c *conn) endSessionLocked(s *session) {
 	s.ended = true
 }
 
-// authorized reports whether a valid claim covers the entity path.
+// authorized reports whether a valid claim covers the entity path. A claim
+// covers its own path and everything under it, as a token for a queue
+// covers its $management node and dead-letter subqueue and a token for the
+// namespace covers every entity.
 func (c *conn) authorized(path string) bool {
-	exp, ok := c.claims[strings.ToLower(path)]
-	return ok && time.Now().Before(exp)
+	path = strings.ToLower(path)
+	now := time.Now()
+	for p := path; ; {
+		if exp, ok := c.claims[p]; ok && now.Before(exp) {
+			return true
+		}
+		if p == "" {
+			return false
+		}
+		i := strings.LastIndexByte(p, '/')
+		if i < 0 {
+			p = ""
+		} else {
+			p = p[:i]
+		}
+	}
 }
 
 // session is one AMQP session.

@@ -29,8 +29,10 @@ type link struct {
 	handle  uint32
 	kind    linkKind
 	sending bool   // the broker is the sender
-	address string // the node: "$cbs", "<q>", "<q>/$management", reply address
+	address string // the node path: "$cbs", "<q>", "<q>/$management" (see nodePath)
+	replyTo string // a reply link's target address ("" when the client gave none)
 	entity  string // the queue path ("q" or "q/$DeadLetterQueue")
+	seq     uint64 // attach order on the connection
 	q       *store.Queue
 	closed  bool
 
@@ -71,8 +73,12 @@ func (l *link) closeLocked() {
 	if l.sends != nil {
 		close(l.sends)
 	}
-	if l.kind == kindReply && l.s.c.replies[l.address] == l {
-		delete(l.s.c.replies, l.address)
+	if l.kind == kindReply {
+		for _, k := range []string{l.name, l.replyTo} {
+			if l.s.c.replies[k] == l {
+				delete(l.s.c.replies, k)
+			}
+		}
 	}
 }
 
@@ -88,67 +94,21 @@ func (s *session) onAttach(a *frames.Attach) error {
 	}
 	clientSends := a.Role == frames.RoleSender
 	l := &link{s: s, name: a.Name, handle: a.Handle, sending: !clientSends}
-	var node string
+	raw := frames.Address(a.Source)
 	if clientSends {
-		node = frames.Address(a.Target)
-	} else {
-		node = frames.Address(a.Source)
+		raw = frames.Address(a.Target)
 	}
-	l.address = node
-	lower := strings.ToLower(node)
-	reject := func(cond, desc string) error {
-		c.log.Info("attach refused", "node", node, "condition", cond, "description", desc)
+	l.address = nodePath(raw)
+	if e := s.classifyLocked(l, a); e != nil {
+		c.log.Info("attach refused", "node", raw, "condition", string(e.Condition), "description", e.Description)
 		reply := &frames.Attach{Name: a.Name, Handle: a.Handle, Role: !a.Role, SndSettleMode: a.SndSettleMode, RcvSettleMode: a.RcvSettleMode}
 		if !clientSends {
 			zero := uint32(0)
 			reply.InitialDeliveryCount = &zero
 		}
 		c.writeLocked(s.ch, reply, nil)
-		c.writeLocked(s.ch, &frames.Detach{Handle: a.Handle, Closed: true, Error: &frames.Error{Condition: enc.Symbol(cond), Description: desc}}, nil)
+		c.writeLocked(s.ch, &frames.Detach{Handle: a.Handle, Closed: true, Error: e}, nil)
 		return nil
-	}
-	switch {
-	case clientSends && lower == "$cbs":
-		l.kind = kindCBS
-	case !clientSends && (lower == "$cbs" || strings.HasSuffix(lower, mgmtSuffix)):
-		l.kind = kindReply
-		l.address = frames.Address(a.Target)
-		if l.address == "" {
-			return reject(condInvalidField, "a reply link needs a target address")
-		}
-	case clientSends && strings.HasSuffix(lower, mgmtSuffix):
-		l.kind = kindMgmt
-		l.entity = node[:len(node)-len(mgmtSuffix)]
-	case clientSends:
-		l.kind = kindEntityIn
-		l.entity = node
-	default:
-		l.kind = kindEntityOut
-		l.entity = node
-	}
-	if l.kind == kindMgmt || l.kind == kindEntityIn || l.kind == kindEntityOut {
-		if strings.Contains(strings.ToLower(l.entity), "/subscriptions/") || c.srv.store.isTopic(l.entity) {
-			return reject(condNotImplemented, fmt.Sprintf("topics and subscriptions are not supported by this emulator ('%s')", l.entity))
-		}
-		q, err := c.srv.store.st.Queue(l.entity)
-		if err != nil {
-			return reject(condNotFound, fmt.Sprintf("The messaging entity 'sb://%s/%s' could not be found.", c.srv.Addr(), l.entity))
-		}
-		l.q = q
-		claimPath := l.entity
-		if l.kind == kindMgmt && c.authorized(l.entity+mgmtSuffix) {
-			claimPath = l.entity + mgmtSuffix
-		}
-		if !c.authorized(claimPath) {
-			claim := "Listen"
-			if l.kind == kindEntityIn {
-				claim = "Send"
-			}
-			return reject(condUnauthorized, fmt.Sprintf("Unauthorized access. '%s' claim(s) are required to perform this operation. Resource: 'sb://%s/%s'.", claim, c.srv.Addr(), l.entity))
-		}
-		if l.kind == kindEntityIn && strings.HasSuffix(strings.ToLower(l.entity), dlqSuffix) {
-			return reject(condNotAllowed, "sending to a dead-letter subqueue is not allowed")
-		}
 	}
 
 	reply := &frames.Attach{Name: a.Name, Handle: a.Handle, Role: !a.Role, SndSettleMode: a.SndSettleMode,
@@ -170,12 +130,27 @@ func (s *session) onAttach(a *frames.Attach) error {
 			reply.MaxMessageSize = MaxMessageSize
 		}
 	}
+	c.attachSeq++
+	l.seq = c.attachSeq
 	s.links[a.Handle] = l
 	c.writeLocked(s.ch, reply, nil)
-	c.log.Debug("link attached", "node", node, "kind", l.kind, "handle", a.Handle)
+	c.log.Debug("link attached", "node", raw, "name", a.Name, "kind", l.kind, "handle", a.Handle)
+	l.startLocked(a)
+	return nil
+}
+
+// startLocked registers a freshly attached link and starts its goroutines.
+func (l *link) startLocked(a *frames.Attach) {
+	c := l.s.c
 	switch l.kind {
 	case kindReply:
-		c.replies[l.address] = l
+		// A response names its link by reply-to: the link's target address
+		// (azservicebus, uamqp) or its name (rhea's CBS client attaches with
+		// no target and sends reply-to = the link name).
+		c.replies[l.name] = l
+		if l.replyTo != "" {
+			c.replies[l.replyTo] = l
+		}
 	case kindEntityOut:
 		// Receive-and-delete links are presettled by the broker.
 		l.peekLock = a.SndSettleMode == nil || *a.SndSettleMode != 1
@@ -190,7 +165,55 @@ func (s *session) onAttach(a *frames.Attach) error {
 	}
 	if !l.sending {
 		l.credit = linkCredit
-		s.flowLocked(l, false)
+		l.s.flowLocked(l, false)
+	}
+}
+
+// classifyLocked sets the link's kind and entity from its node, or returns
+// the error the attach is refused with.
+func (s *session) classifyLocked(l *link, a *frames.Attach) *frames.Error {
+	c := s.c
+	node := l.address
+	lower := strings.ToLower(node)
+	isMgmt := strings.HasSuffix(lower, mgmtSuffix)
+	switch {
+	case !l.sending && lower == "$cbs":
+		l.kind = kindCBS
+	case l.sending && (lower == "$cbs" || isMgmt):
+		l.kind = kindReply
+		l.replyTo = frames.Address(a.Target)
+	case !l.sending && isMgmt:
+		l.kind = kindMgmt
+		l.entity = node[:len(node)-len(mgmtSuffix)]
+	case !l.sending:
+		l.kind = kindEntityIn
+		l.entity = node
+	default:
+		l.kind = kindEntityOut
+		l.entity = node
+	}
+	if l.kind != kindMgmt && l.kind != kindEntityIn && l.kind != kindEntityOut {
+		return nil
+	}
+	q, e := c.srv.store.resolveEntity(l.entity, c.srv.Addr())
+	if e != nil {
+		return e
+	}
+	l.q = q
+	claimPath := l.entity
+	if l.kind == kindMgmt && c.authorized(l.entity+mgmtSuffix) {
+		claimPath = l.entity + mgmtSuffix
+	}
+	if !c.authorized(claimPath) {
+		claim := "Listen"
+		if l.kind == kindEntityIn {
+			claim = "Send"
+		}
+		return &frames.Error{Condition: condUnauthorized, Description: fmt.Sprintf(
+			"Unauthorized access. '%s' claim(s) are required to perform this operation. Resource: 'sb://%s/%s'.", claim, c.srv.Addr(), l.entity)}
+	}
+	if l.kind == kindEntityIn && strings.HasSuffix(strings.ToLower(l.entity), dlqSuffix) {
+		return &frames.Error{Condition: condNotAllowed, Description: "sending to a dead-letter subqueue is not allowed"}
 	}
 	return nil
 }
@@ -214,18 +237,25 @@ func (l *link) topUpLocked() {
 func (l *link) onDelivery(d inDelivery) error {
 	s := l.s
 	switch l.kind {
-	case kindCBS:
-		l.s.c.onPutToken(s, d)
-	case kindMgmt:
+	case kindCBS, kindMgmt:
+		c := s.c
+		req, rl, e := c.routeRequestLocked(l, d.payload)
+		if e != nil {
+			c.refuseRequestLocked(l, d, e)
+			return nil
+		}
 		if !d.settled {
 			s.settleIncomingLocked(d.id, &frames.Accepted{})
 		}
-		c := s.c
+		if l.kind == kindCBS {
+			c.onPutToken(req, rl)
+			return nil
+		}
 		c.wg.Add(1)
 		go func() {
 			defer c.wg.Done()
 			defer c.guard("management operation")
-			c.onManagement(l, d)
+			c.onManagement(l, req, rl)
 		}()
 	case kindEntityIn:
 		if d.tooLarge {

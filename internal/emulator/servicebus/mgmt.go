@@ -23,13 +23,8 @@ func mgmtErr(status int32, format string, args ...any) mgmtResult {
 }
 
 // onManagement runs one $management request (off the read loop) and sends
-// the reply.
-func (c *conn) onManagement(l *link, d inDelivery) {
-	req, err := parseRequest(d.payload)
-	if err != nil {
-		c.log.Info("bad management request", "node", l.address, "err", err)
-		return
-	}
+// the reply on rl.
+func (c *conn) onManagement(l *link, req request, rl *link) {
 	op := req.prop("operation")
 	timeout := 60 * time.Second
 	for _, k := range []string{"server-timeout", "com.microsoft:server-timeout"} {
@@ -70,7 +65,7 @@ func (c *conn) onManagement(l *link, d inDelivery) {
 		msg, _ = encodeReply(req, "statusCode", "statusDescription", 500, err.Error(), nil)
 	}
 	c.locked(func() {
-		c.replyLocked(req.replyTo, msg)
+		c.replyLocked(rl, msg)
 		c.flushLocked()
 	})
 }

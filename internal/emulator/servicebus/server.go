@@ -2,11 +2,13 @@ package servicebus
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -47,6 +49,19 @@ type Options struct {
 	Key     string
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
+	// TLSAddr, when set, adds an AMQPS listener (AMQP over TLS, like the
+	// real service's port 5671) beside the plain one, e.g. "127.0.0.1:5671".
+	TLSAddr string
+	// TLSCertFile and TLSKeyFile are the PEM certificate and key the TLS
+	// listener serves. Left empty, the broker generates a self-signed
+	// certificate (SANs: the TLS listen host, localhost, 127.0.0.1, ::1)
+	// into TLSDir on first start and reuses it afterwards; CertFile names it
+	// so that clients can trust it.
+	TLSCertFile string
+	TLSKeyFile  string
+	// TLSDir holds the generated certificate: "" means DataDir, or a
+	// temporary directory removed on Close when DataDir is "" as well.
+	TLSDir string
 }
 
 // Server is a local Service Bus broker speaking AMQP 1.0.
@@ -57,6 +72,9 @@ type Server struct {
 
 	mu        sync.Mutex
 	ln        net.Listener
+	tlsLn     net.Listener
+	certFile  string // the certificate the TLS listener serves
+	tempDir   string // generated-certificate directory removed on Close
 	conns     map[*conn]struct{}
 	closed    bool
 	wg        sync.WaitGroup
@@ -76,6 +94,17 @@ func (o Options) Validate() error {
 	}
 	if strings.Contains(o.Key, ";") {
 		return fmt.Errorf("servicebus options: Key: must not contain ';'")
+	}
+	if (o.TLSCertFile == "") != (o.TLSKeyFile == "") {
+		return fmt.Errorf("servicebus options: TLSCertFile and TLSKeyFile: set both or neither")
+	}
+	if o.TLSAddr == "" && (o.TLSCertFile != "" || o.TLSDir != "") {
+		return fmt.Errorf("servicebus options: TLSAddr: empty, but a TLS certificate or directory is set")
+	}
+	if o.TLSAddr != "" {
+		if _, _, err := net.SplitHostPort(o.TLSAddr); err != nil {
+			return fmt.Errorf("servicebus options: TLSAddr: %w", err)
+		}
 	}
 	return nil
 }
@@ -121,11 +150,55 @@ func (s *Server) Start(ctx context.Context) error {
 		_ = b.Close()
 		return fmt.Errorf("start servicebus: listen %s: %w", s.opts.Addr, err)
 	}
-	s.store, s.ln = b, ln
+	var tlsLn net.Listener
+	if s.opts.TLSAddr != "" {
+		if tlsLn, err = s.listenTLS(ctx); err != nil {
+			_ = ln.Close()
+			_ = b.Close()
+			if s.tempDir != "" {
+				_ = os.RemoveAll(s.tempDir)
+			}
+			return fmt.Errorf("start servicebus: %w", err)
+		}
+	}
+	s.store, s.ln, s.tlsLn = b, ln, tlsLn
 	s.log.Info("service bus emulator listening", "addr", ln.Addr().String(), "durable", s.opts.DataDir != "")
 	s.wg.Add(1)
 	go s.accept(ln)
+	if tlsLn != nil {
+		s.log.Info("service bus emulator listening (AMQPS)", "addr", tlsLn.Addr().String(), "cert", s.certFile)
+		s.wg.Add(1)
+		go s.accept(tlsLn)
+	}
 	return nil
+}
+
+// listenTLS opens the AMQPS listener with the configured or generated
+// certificate.
+func (s *Server) listenTLS(ctx context.Context) (net.Listener, error) {
+	host, _, _ := net.SplitHostPort(s.opts.TLSAddr)
+	dir := s.opts.TLSDir
+	if dir == "" {
+		dir = s.opts.DataDir
+	}
+	if dir == "" && s.opts.TLSCertFile == "" {
+		tmp, err := os.MkdirTemp("", "ffpipe-servicebus-tls-")
+		if err != nil {
+			return nil, fmt.Errorf("tls directory: %w", err)
+		}
+		dir, s.tempDir = tmp, tmp
+	}
+	cfg, certFile, err := tlsConfig(s.opts.TLSCertFile, s.opts.TLSKeyFile, dir, host)
+	if err != nil {
+		return nil, err
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", s.opts.TLSAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", s.opts.TLSAddr, err)
+	}
+	s.certFile = certFile
+	return tls.NewListener(ln, cfg), nil
 }
 
 func (s *Server) accept(ln net.Listener) {
@@ -175,6 +248,42 @@ func (s *Server) Addr() string {
 	return s.ln.Addr().String()
 }
 
+// TLSAddr is the AMQPS listen address (host:port), or "" without one.
+func (s *Server) TLSAddr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tlsLn == nil {
+		return ""
+	}
+	return s.tlsLn.Addr().String()
+}
+
+// CertFile is the PEM certificate the AMQPS listener serves (the file a
+// client trusts), or "" without a TLS listener.
+func (s *Server) CertFile() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.certFile
+}
+
+// TLSConnectionString is a connection string for the AMQPS listener, in the
+// real service's form (no UseDevelopmentEmulator: clients use TLS). The
+// port is left out when it is 5671, the AMQPS default every SDK dials. It
+// is "" without a TLS listener.
+func (s *Server) TLSConnectionString() string {
+	addr := s.TLSAddr()
+	if addr == "" {
+		return ""
+	}
+	if host, port, err := net.SplitHostPort(addr); err == nil && port == "5671" {
+		addr = host
+		if strings.Contains(host, ":") {
+			addr = "[" + host + "]"
+		}
+	}
+	return fmt.Sprintf("Endpoint=sb://%s/;SharedAccessKeyName=%s;SharedAccessKey=%s", addr, s.opts.KeyName, s.opts.Key)
+}
+
 // ConnectionString is a UseDevelopmentEmulator=true connection string for
 // the running server.
 func (s *Server) ConnectionString() string {
@@ -191,19 +300,24 @@ func (s *Server) Close() error {
 	}
 	s.closed = true
 	close(s.stop)
-	ln := s.ln
+	ln, tlsLn := s.ln, s.tlsLn
 	conns := make([]*conn, 0, len(s.conns))
 	for c := range s.conns {
 		conns = append(conns, c)
 	}
 	s.mu.Unlock()
-	if ln != nil {
-		_ = ln.Close()
+	for _, l := range []net.Listener{ln, tlsLn} {
+		if l != nil {
+			_ = l.Close()
+		}
 	}
 	for _, c := range conns {
 		c.shutdown()
 	}
 	s.wg.Wait()
+	if s.tempDir != "" {
+		_ = os.RemoveAll(s.tempDir)
+	}
 	if s.store != nil {
 		if err := s.store.Close(); err != nil {
 			return fmt.Errorf("close servicebus store: %w", err)

@@ -228,7 +228,7 @@ func decodePerformative(typ byte, code uint64, l []any) (any, error) {
 		case CodeSASLInit:
 			return &SASLInit{Mechanism: f.sym(0), InitialResponse: f.bin(1), Hostname: f.str(2)}, f.err
 		case CodeSASLMechanisms:
-			return &SASLMechanisms{}, nil
+			return &SASLMechanisms{Mechanisms: symbols(l)}, nil
 		case CodeSASLOutcome:
 			return &SASLOutcome{Code: deref8(f.u8p(0))}, f.err
 		}
@@ -294,4 +294,26 @@ func deref8(p *uint8) uint8 {
 		return 0
 	}
 	return *p
+}
+
+// symbols reads the first field of a sasl-mechanisms list: one symbol or an
+// array of them. Anything else gives none (the broker only writes this
+// performative; clients never send it).
+func symbols(l []any) []enc.Symbol {
+	if len(l) == 0 {
+		return nil
+	}
+	switch v := l[0].(type) {
+	case enc.Symbol:
+		return []enc.Symbol{v}
+	case *enc.Array:
+		out := make([]enc.Symbol, 0, len(v.Elems))
+		for _, e := range v.Elems {
+			if s, ok := e.(enc.Symbol); ok {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return nil
 }

@@ -170,8 +170,13 @@ func Address(term any) string {
 	if !ok || len(l) == 0 {
 		return ""
 	}
-	s, _ := l[0].(string)
-	return s
+	switch a := l[0].(type) {
+	case string:
+		return a
+	case enc.Symbol:
+		return string(a)
+	}
+	return ""
 }
 
 // Flow is the flow performative.

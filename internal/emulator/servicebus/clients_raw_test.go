@@ -1,0 +1,199 @@
+package servicebus_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/Azure/go-amqp"
+
+	"github.com/ffpipe/ffpipe/internal/emulator/servicebus"
+	"github.com/ffpipe/ffpipe/internal/emulator/servicebus/amqp/frames"
+	"github.com/ffpipe/ffpipe/internal/emulator/servicebus/sbtest"
+)
+
+// cbsRequest sends a put-token for audience on the $cbs sender with handle
+// h and returns the payload; replyTo "" leaves reply-to out (as uamqp does).
+func (r *rawConn) cbsRequest(ch uint16, h uint32, deliveryID uint32, replyTo, audience, token string, settled bool) {
+	r.t.Helper()
+	props := &amqp.MessageProperties{MessageID: uint64(7)}
+	if replyTo != "" {
+		props.ReplyTo = to(replyTo)
+	}
+	msg := &amqp.Message{
+		Properties:            props,
+		ApplicationProperties: map[string]any{"operation": "put-token", "type": "servicebus.windows.net:sastoken", "name": audience},
+		Value:                 token,
+	}
+	payload, err := msg.MarshalBinary()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.send(frames.TypeAMQP, ch, &frames.Transfer{Handle: h, DeliveryID: ptrU32(deliveryID), DeliveryTag: []byte{byte(deliveryID)}, MessageFormat: ptrU32(0), Settled: settled}, payload)
+}
+
+func (r *rawConn) credit(ch uint16, h uint32) {
+	r.t.Helper()
+	r.send(frames.TypeAMQP, ch, &frames.Flow{NextIncomingID: ptrU32(0), IncomingWindow: 5000, OutgoingWindow: 5000,
+		Handle: ptrU32(h), DeliveryCount: ptrU32(0), LinkCredit: ptrU32(10)}, nil)
+}
+
+// attachNamed attaches a link with an explicit name; an empty address
+// leaves the terminus without one.
+func (r *rawConn) attachNamed(ch uint16, name string, handle uint32, role bool, source, target string) *frames.Attach {
+	r.t.Helper()
+	a := &frames.Attach{Name: name, Handle: handle, Role: role,
+		Source: terminus(frames.CodeSource, source), Target: terminus(frames.CodeTarget, target)}
+	if role == frames.RoleSender {
+		a.InitialDeliveryCount = ptrU32(0)
+	}
+	r.send(frames.TypeAMQP, ch, a, nil)
+	f := r.until(func(f frames.Frame) bool { at, ok := f.Body.(*frames.Attach); return ok && at.Handle == handle })
+	return f.Body.(*frames.Attach)
+}
+
+// TestRawRequestRouting checks that CBS responses reach every client's
+// reply link (docs/servicebus-clients.md) and that a request the broker
+// cannot answer is refused at once.
+func TestRawRequestRouting(t *testing.T) {
+	t.Parallel()
+	s := sbtest.Start(t)
+	aud, tok := validToken(s, queue)
+	tests := []struct {
+		name          string
+		replyName     string // the receiver link's name
+		replyTarget   string // its target address ("" = none)
+		replyTo       string // the request's reply-to ("" = none)
+		noReceiver    bool
+		settled       bool
+		wantReply     bool
+		wantCondition string // the rejection or detach condition otherwise
+	}{
+		{name: "azservicebus: reply-to is the target address", replyName: "r1", replyTarget: "$cbs-reply-1", replyTo: "$cbs-reply-1", wantReply: true},
+		{name: "rhea: no target, reply-to is the link name", replyName: "cbs-1234", replyTo: "cbs-1234", wantReply: true},
+		{name: "uamqp: no reply-to, paired receiver", replyName: "$cbs-receiver", replyTarget: "$cbs", wantReply: true},
+		{name: "unknown reply-to is rejected", replyName: "r2", replyTarget: "x", replyTo: "nobody", wantCondition: "amqp:not-found"},
+		{name: "no reply-to and no receiver is rejected", noReceiver: true, wantCondition: "amqp:not-found"},
+		{name: "settled and unroutable detaches the sender", noReceiver: true, settled: true, wantCondition: "amqp:not-found"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := dialRaw(t, s.Addr())
+			r.open()
+			r.begin(0)
+			r.attachNamed(0, "$cbs-sender", 0, frames.RoleSender, "$cbs", "$cbs")
+			if !tt.noReceiver {
+				r.attachNamed(0, tt.replyName, 1, frames.RoleReceiver, "$cbs", tt.replyTarget)
+				r.credit(0, 1)
+			}
+			r.cbsRequest(0, 0, 0, tt.replyTo, aud, tok, tt.settled)
+			f := r.until(func(f frames.Frame) bool {
+				switch x := f.Body.(type) {
+				case *frames.Transfer:
+					return x.Handle == 1
+				case *frames.Disposition:
+					return x.Role == frames.RoleReceiver
+				case *frames.Detach:
+					return x.Handle == 0
+				}
+				return false
+			})
+			switch x := f.Body.(type) {
+			case *frames.Transfer:
+				if !tt.wantReply {
+					t.Fatalf("got a response, want refusal %s", tt.wantCondition)
+				}
+				var m amqp.Message
+				if err := m.UnmarshalBinary(f.Payload); err != nil {
+					t.Fatal(err)
+				}
+				if m.Properties == nil || m.Properties.CorrelationID != uint64(7) || m.ApplicationProperties["status-code"] != int32(202) {
+					t.Fatalf("got correlation %+v status %v, want 7 and 202", m.Properties, m.ApplicationProperties["status-code"])
+				}
+			case *frames.Disposition:
+				if tt.wantReply {
+					// The accepted settlement of the request comes first.
+					if _, ok := x.State.(*frames.Accepted); !ok {
+						t.Fatalf("got disposition %#v, want accepted then the response", x.State)
+					}
+					r.until(func(f frames.Frame) bool { tr, ok := f.Body.(*frames.Transfer); return ok && tr.Handle == 1 })
+					return
+				}
+				rej, ok := x.State.(*frames.Rejected)
+				if !ok || rej.Error == nil || string(rej.Error.Condition) != tt.wantCondition {
+					t.Fatalf("got disposition %#v, want rejected %s", x.State, tt.wantCondition)
+				}
+			case *frames.Detach:
+				if tt.wantReply || x.Error == nil || string(x.Error.Condition) != tt.wantCondition {
+					t.Fatalf("got detach %+v, want %s", x, tt.wantCondition)
+				}
+			}
+		})
+	}
+}
+
+// TestRawClientDialects covers uamqp's and .NET's SASL mechanism, absolute
+// link addresses and namespace-wide tokens.
+func TestRawClientDialects(t *testing.T) {
+	t.Parallel()
+	s := sbtest.Start(t)
+	host := s.Addr()
+	tests := []struct {
+		name     string
+		audience string // the token's audience (and signed resource)
+		node     string // the sender's target address
+		want     string // "" = attached, else the detach condition
+	}{
+		{"relative address", "sb://" + host + "/transcode", "transcode", ""},
+		{"absolute amqps address", "sb://" + host + "/transcode", "amqps://" + host + "/transcode", ""},
+		{"absolute address, other case", "sb://" + host + "/transcode", "amqps://" + host + "/TRANSCODE", ""},
+		{"namespace token covers the queue", "sb://" + host + "/", "amqps://" + host + "/transcode", ""},
+		{"token of another entity", "sb://" + host + "/other", "transcode", "amqp:unauthorized-access"},
+		{"missing entity", "sb://" + host + "/", "amqps://" + host + "/nope", "amqp:not-found"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := dialRaw(t, host)
+			r.write(frames.ProtoSASL[:])
+			r.header()
+			f := r.until(func(f frames.Frame) bool { _, ok := f.Body.(*frames.SASLMechanisms); return ok })
+			if !hasSymbol(f.Body.(*frames.SASLMechanisms).Mechanisms, "MSSBCBS") {
+				t.Fatalf("mechanisms %v: want MSSBCBS offered", f.Body.(*frames.SASLMechanisms).Mechanisms)
+			}
+			r.send(frames.TypeSASL, 0, &frames.SASLInit{Mechanism: "MSSBCBS"}, nil)
+			f = r.until(func(f frames.Frame) bool { _, ok := f.Body.(*frames.SASLOutcome); return ok })
+			if o := f.Body.(*frames.SASLOutcome); o.Code != 0 {
+				t.Fatalf("MSSBCBS outcome: got %d, want 0", o.Code)
+			}
+			r.write(frames.ProtoAMQP[:])
+			r.header()
+			r.send(frames.TypeAMQP, 0, &frames.Open{ContainerID: "uamqp-like", MaxFrameSize: 65536}, nil)
+			r.until(func(f frames.Frame) bool { _, ok := f.Body.(*frames.Open); return ok })
+			r.begin(0)
+			r.attachNamed(0, "$cbs-sender", 0, frames.RoleSender, "$cbs", "$cbs")
+			r.attachNamed(0, "$cbs-receiver", 1, frames.RoleReceiver, "$cbs", "$cbs")
+			r.credit(0, 1)
+			r.cbsRequest(0, 0, 0, "", tt.audience, sasToken(tt.audience, servicebus.DefaultKeyName, servicebus.DefaultKey, time.Now().Add(time.Hour)), false)
+			r.until(func(f frames.Frame) bool { tr, ok := f.Body.(*frames.Transfer); return ok && tr.Handle == 1 })
+			reply := r.attachNamed(0, "sender-link", 2, frames.RoleSender, "", tt.node)
+			if tt.want == "" {
+				if reply.Target == nil || reply.MaxMessageSize != servicebus.MaxMessageSize {
+					t.Fatalf("attach %s: got %+v, want accepted with max-message-size", tt.node, reply)
+				}
+				return
+			}
+			f = r.until(func(f frames.Frame) bool { d, ok := f.Body.(*frames.Detach); return ok && d.Handle == 2 })
+			if d := f.Body.(*frames.Detach); d.Error == nil || string(d.Error.Condition) != tt.want {
+				t.Fatalf("attach %s: got detach %+v, want %s", tt.node, d, tt.want)
+			}
+		})
+	}
+}
+
+func hasSymbol[S ~string](list []S, s string) bool {
+	for _, x := range list {
+		if string(x) == s {
+			return true
+		}
+	}
+	return false
+}
