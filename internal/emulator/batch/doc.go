@@ -44,8 +44,12 @@
 // Tasks are scheduled on events (add, slot freed, node ready), never by
 // polling: jobs in priority order, each job's active tasks in order, onto the
 // first node with free slots (nodeFillType pack) or the node with the most
-// free slots (spread, the default), respecting requiredSlots and the job's
-// maxParallelTasks.
+// free slots (spread, the default), respecting the job's maxParallelTasks. A
+// task occupies requiredSlots slots of one node. As in Batch, a task whose
+// requiredSlots exceed the pool's taskSlotsPerNode is accepted and never
+// runs (the stand-in logs a warning once); when MaxSlots made a node smaller
+// than taskSlotsPerNode, a task that needs more than the node has takes the
+// whole node and runs alone on it.
 //
 // # Task execution
 //

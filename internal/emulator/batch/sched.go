@@ -29,6 +29,7 @@ const (
 type run struct {
 	t       *taskEntry
 	n       *node
+	slots   int // slots held on n
 	spec    taskSpec
 	jobID   string
 	taskDir string
@@ -102,15 +103,19 @@ func (s *Server) schedule() {
 			if maxPar >= 0 && j.running >= maxPar {
 				break
 			}
-			n := pickNode(p, t.slots())
+			if t.slots() > p.slotsPerNode() {
+				s.warnUnschedulableLocked(t, p)
+				continue // never runs, as in Batch
+			}
+			n, need := pickNode(p, t)
 			if n == nil {
-				if pickNode(p, 1) == nil {
+				if free, _ := pickNode(p, nil); free == nil {
 					break
 				}
 				continue // needs more slots than any node has free
 			}
 			t.queued = false
-			s.startRunLocked(t, n)
+			s.startRunLocked(t, n, need)
 		}
 		for j.head < len(j.queue) && !j.queue[j.head].queued {
 			j.queue[j.head] = nil
@@ -129,27 +134,47 @@ func prio(j *jobEntry) int32 {
 	return 0
 }
 
-// pickNode finds a ready node with enough free slots: pack fills the first
-// node, spread (the default) picks the node with the most free slots.
-func pickNode(p *poolEntry, slots int) *node {
+// pickNode finds a ready node with enough free slots for t (nil t: one
+// slot): pack fills the first node, spread (the default) picks the node with
+// the most free slots. need is the slots t takes there: its requiredSlots,
+// or all of a node that MaxSlots left smaller than taskSlotsPerNode (the
+// task then runs alone on it).
+func pickNode(p *poolEntry, t *taskEntry) (n *node, need int) {
 	pack := p.w.TaskSchedulingPolicy != nil && strings.EqualFold(p.w.TaskSchedulingPolicy.NodeFillType, "pack")
 	var best *node
+	bestNeed := 0
 	for _, n := range p.nodes {
-		if !n.ready || n.leaving || n.slots-n.used < slots {
+		need := 1
+		if t != nil {
+			need = min(t.slots(), n.slots)
+		}
+		if !n.ready || n.leaving || n.slots-n.used < need {
 			continue
 		}
 		if pack {
-			return n
+			return n, need
 		}
 		if best == nil || n.slots-n.used > best.slots-best.used {
-			best = n
+			best, bestNeed = n, need
 		}
 	}
-	return best
+	return best, bestNeed
+}
+
+// warnUnschedulableLocked logs, once per task, a task whose requiredSlots
+// exceed the pool's taskSlotsPerNode. Batch accepts such a task and never
+// runs it (docs/batch-standin.md, "requiredSlots").
+func (s *Server) warnUnschedulableLocked(t *taskEntry, p *poolEntry) {
+	if t.warnedSlots {
+		return
+	}
+	t.warnedSlots = true
+	s.log.Warn("batch task can never run: requiredSlots exceeds the pool's taskSlotsPerNode",
+		"job", t.job.w.ID, "task", t.w.ID, "requiredSlots", t.slots(), "pool", p.w.ID, "taskSlotsPerNode", p.slotsPerNode())
 }
 
 // startRunLocked moves t to running on n and starts its process.
-func (s *Server) startRunLocked(t *taskEntry, n *node) {
+func (s *Server) startRunLocked(t *taskEntry, n *node, need int) {
 	at := now()
 	j := t.job
 	t.setState(stateRunning, at)
@@ -173,12 +198,12 @@ func (s *Server) startRunLocked(t *taskEntry, n *node) {
 	oldDir := t.dir
 	t.dir = filepath.Join(n.dir, rel)
 	t.node = n
-	n.used += t.slots()
+	n.used += need
 	n.tasks[t] = struct{}{}
 	n.w.State = stateRunning
 	n.w.TotalTasksRun++
 	j.running++
-	r := &run{t: t, n: n, spec: t.w.taskSpec, jobID: j.w.ID, taskDir: t.dir, killed: make(chan struct{})}
+	r := &run{t: t, n: n, slots: need, spec: t.w.taskSpec, jobID: j.w.ID, taskDir: t.dir, killed: make(chan struct{})}
 	if t.w.Constraints != nil && t.w.Constraints.MaxWallClockTime != "" {
 		if d, unlimited, err := parseDuration(t.w.Constraints.MaxWallClockTime); err == nil && !unlimited {
 			r.wall = d
@@ -298,7 +323,7 @@ func (s *Server) finishRun(r *run, out outcome, retry bool) {
 	t, n := r.t, r.n
 	if _, ok := n.tasks[t]; ok {
 		delete(n.tasks, t)
-		n.used -= t.slots()
+		n.used -= r.slots
 		if len(n.tasks) == 0 && n.w.State == stateRunning {
 			n.w.State = "idle"
 		}

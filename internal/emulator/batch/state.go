@@ -44,6 +44,8 @@ type taskEntry struct {
 	node    *node
 	run     *run
 	dir     string // task root directory on disk of the last run
+	// warnedSlots: the "requiredSlots > taskSlotsPerNode" warning was logged.
+	warnedSlots bool
 }
 
 func (t *taskEntry) slots() int {
