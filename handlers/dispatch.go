@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ffpipe/ffpipe/internal/batch"
+	"github.com/ffpipe/ffpipe/internal/failure"
 	"github.com/ffpipe/ffpipe/internal/records"
 	"github.com/ffpipe/ffpipe/internal/request"
 	"github.com/ffpipe/ffpipe/internal/storage"
@@ -92,7 +94,6 @@ func (a *app) dispatch(r *http.Request, inv *invocation) error {
 	// A task is the record of its dispatch: no status record is written
 	// here (Status and Sweep read the task), so a batch costs one Batch
 	// call and nothing per message unless Batch rejects one.
-	now := a.now()
 	var created, existed, rejected int
 	recErrs := make([]error, len(added))
 	parallel(len(added), dispatchParallelism, func(i int) {
@@ -107,15 +108,9 @@ func (a *app) dispatch(r *http.Request, inv *invocation) error {
 		case res.Err == nil:
 			log.Info("task added", "existed", res.Existed, "preset", spec.Preset.Name, "output", spec.Request.Output.Blob)
 		case res.Permanent:
-			reason := "batch_rejected: " + res.Err.Error()
-			_, err := a.d.Records.Update(ctx, res.Key, func(old records.Record, _ bool) records.Record {
-				rec := recordFrom(old, spec.Request)
-				rec.State, rec.Reason = records.StateFailed, reason
-				rec.Timings.Ended = tp(now)
-				return rec
-			})
-			if err != nil {
-				recErrs[i] = fmt.Errorf("write failed record %s: %w", res.Key, err)
+			reason := failure.BatchRejected.With(res.Err.Error())
+			if _, err := a.writeTerminal(ctx, res.Key, spec.Request, ending{State: records.StateFailed, Reason: reason}); err != nil {
+				recErrs[i] = err
 				return
 			}
 			log.Warn("task rejected by Batch", "err", res.Err)
@@ -152,10 +147,7 @@ func (a *app) prepare(ctx context.Context, inv *invocation, m message) prepared 
 			cid = key
 		}
 		log := a.fileLog(FuncDispatch, key, cid).With("messageId", m.messageID)
-		reason := "bad_request: " + err.Error()
-		if code := request.Code(err); code != "" {
-			reason = code + ": " + err.Error()
-		}
+		reason := cmp.Or(request.Code(err), failure.BadRequest).With(err.Error())
 		return prepared{err: a.fail(ctx, inv, log, key, request.Request{CorrelationID: cid}, records.StateBadRequest, reason, time.Time{})}
 	}
 	if req.CorrelationID == "" {
@@ -176,7 +168,7 @@ func (a *app) prepare(ctx context.Context, inv *invocation, m message) prepared 
 			req.CorrelationID = key
 		}
 		log := a.fileLog(FuncDispatch, key, req.CorrelationID)
-		reason := fmt.Sprintf("bad_request: source.container must be %q and output.container %q", a.cfg.InputContainer, a.cfg.OutputContainer)
+		reason := failure.BadRequest.Withf("source.container must be %q and output.container %q", a.cfg.InputContainer, a.cfg.OutputContainer)
 		return prepared{err: a.fail(ctx, inv, log, key, req, records.StateBadRequest, reason, time.Time{})}
 	}
 	// The source facts a request lacks come from storage; a request that
@@ -202,13 +194,13 @@ func (a *app) prepare(ctx context.Context, inv *invocation, m message) prepared 
 	if err != nil {
 		var bre *request.BadRequestError
 		if errors.As(err, &bre) {
-			return prepared{err: a.fail(ctx, inv, log, key, req, records.StateBadRequest, bre.Code()+": "+bre.Error(), time.Time{})}
+			return prepared{err: a.fail(ctx, inv, log, key, req, records.StateBadRequest, bre.Code().With(bre.Error()), time.Time{})}
 		}
 		return prepared{err: fmt.Errorf("request %s: %w", key, err)}
 	}
 	preset, ok := a.d.Presets.Get(full.Preset)
 	if !ok { // WithDefaults checked it; keep the invariant visible
-		return prepared{err: a.fail(ctx, inv, log, key, full, records.StateBadRequest, "unknown_preset: "+full.Preset, time.Time{})}
+		return prepared{err: a.fail(ctx, inv, log, key, full, records.StateBadRequest, failure.UnknownPreset.With(full.Preset), time.Time{})}
 	}
 	spec := batch.TaskSpec{
 		Key:          key,
@@ -247,11 +239,11 @@ func (a *app) lookupSource(ctx context.Context, inv *invocation, m message, req 
 	log := a.fileLog(FuncDispatch, key, req.CorrelationID).With("blob", req.Source.Blob)
 	switch {
 	case err != nil:
-		return &prepared{err: a.fail(ctx, inv, log, key, *req, records.StateInputMissing, "input_missing: the input blob does not exist", time.Time{})}
+		return &prepared{err: a.fail(ctx, inv, log, key, *req, records.StateInputMissing, failure.InputMissing.With("the input blob does not exist"), time.Time{})}
 	case request.NormalizeETag(req.Source.ETag) != props.ETag:
 		// The requested version was replaced; the new upload has its own key.
 		return &prepared{err: a.fail(ctx, inv, log, key, *req, records.StateInputMissing,
-			fmt.Sprintf("input_missing: the input changed (eTag %s, requested %s)", props.ETag, request.NormalizeETag(req.Source.ETag)), time.Time{})}
+			failure.InputMissing.Withf("the input changed (eTag %s, requested %s)", props.ETag, request.NormalizeETag(req.Source.ETag)), time.Time{})}
 	}
 	req.Source.Size = props.Size
 	return nil

@@ -273,10 +273,10 @@ func TestDispatchBranches(t *testing.T) {
 			bodies:   []string{body("a.mp4", `,"preset":"nosuch"`), `{"v":2,"source":{"container":"input","blob":"a.mp4"}}`},
 			wantCode: http.StatusOK,
 			check: func(t *testing.T, s *setup) {
-				if r := s.e.record(s.keys["a.mp4"]); r.State != records.StateBadRequest || !strings.HasPrefix(r.Reason, request.CodeUnknownPreset) {
+				if r := s.e.record(s.keys["a.mp4"]); r.State != records.StateBadRequest || !strings.HasPrefix(r.Reason, "unknown_preset: ") {
 					t.Errorf("unknown preset: got %s %q", r.State, r.Reason)
 				}
-				if r := s.e.record(bodyKey(`{"v":2,"source":{"container":"input","blob":"a.mp4"}}`)); !strings.HasPrefix(r.Reason, request.CodeUnsupportedVersion) {
+				if r := s.e.record(bodyKey(`{"v":2,"source":{"container":"input","blob":"a.mp4"}}`)); !strings.HasPrefix(r.Reason, "unsupported_version: ") {
 					t.Errorf("v2: got %s %q", r.State, r.Reason)
 				}
 			},

@@ -21,6 +21,7 @@ import (
 
 	"github.com/ffpipe/ffpipe/internal/batch"
 	"github.com/ffpipe/ffpipe/internal/config"
+	"github.com/ffpipe/ffpipe/internal/failure"
 	"github.com/ffpipe/ffpipe/internal/presets"
 	"github.com/ffpipe/ffpipe/internal/queue"
 	"github.com/ffpipe/ffpipe/internal/records"
@@ -237,9 +238,9 @@ func (a *app) hasAllowedSuffix(name string) bool {
 func (a *app) sizeProblem(size int64) string {
 	switch {
 	case size <= 0:
-		return "empty: the input blob has no content"
+		return failure.Empty.With("the input blob has no content")
 	case size > a.cfg.MaxInputBytes:
-		return fmt.Sprintf("too_large: the input is %d bytes, the limit is %d (FFPIPE_MAX_INPUT_BYTES)", size, a.cfg.MaxInputBytes)
+		return failure.TooLarge.Withf("the input is %d bytes, the limit is %d (FFPIPE_MAX_INPUT_BYTES)", size, a.cfg.MaxInputBytes)
 	}
 	return ""
 }

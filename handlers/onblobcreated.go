@@ -155,7 +155,7 @@ func (a *app) enqueue(ctx context.Context, inv *invocation, function, key string
 	if err != nil {
 		var bre *request.BadRequestError
 		if errors.As(err, &bre) {
-			return a.fail(ctx, inv, log, key, req, records.StateBadRequest, bre.Code()+": "+bre.Error(), eventTime)
+			return a.fail(ctx, inv, log, key, req, records.StateBadRequest, bre.Code().With(bre.Error()), eventTime)
 		}
 		return fmt.Errorf("request %s: %w", key, err)
 	}
@@ -197,18 +197,8 @@ func (a *app) enqueue(ctx context.Context, inv *invocation, function, key string
 // fail writes a terminal failure record. Failing to write it is
 // retryable: the record is the only trace of the refusal.
 func (a *app) fail(ctx context.Context, inv *invocation, log *slog.Logger, key string, req request.Request, state records.State, reason string, eventTime time.Time) error {
-	now := a.now()
-	_, err := a.d.Records.Update(ctx, key, func(old records.Record, _ bool) records.Record {
-		r := recordFrom(old, req)
-		r.State, r.Reason = state, reason
-		if r.Timings.Event == nil {
-			r.Timings.Event = tp(eventTime)
-		}
-		r.Timings.Ended = tp(now)
-		return r
-	})
-	if err != nil {
-		return retry(fmt.Errorf("write %s record %s: %w", state, key, err))
+	if _, err := a.writeTerminal(ctx, key, req, ending{State: state, Reason: reason, Event: eventTime}); err != nil {
+		return retry(err)
 	}
 	log.Info("refused", "state", state, "reason", reason)
 	inv.logf("%s %s/%s key=%s: %s", state, req.Source.Container, req.Source.Blob, key, reason)

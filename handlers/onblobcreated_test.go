@@ -192,7 +192,7 @@ func TestOnBlobCreatedRejects(t *testing.T) {
 	}{
 		{"empty", "a.mp4", 0, "", records.StateRejected, "empty"},
 		{"too large", "a.mp4", 1000001, "", records.StateRejected, "too_large"},
-		{"output name too long", long, 10, "{dir}/{name}.{ext}", records.StateBadRequest, request.CodeNameTooLong},
+		{"output name too long", long, 10, "{dir}/{name}.{ext}", records.StateBadRequest, "name_too_long"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

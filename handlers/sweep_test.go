@@ -507,21 +507,19 @@ func TestReconcile(t *testing.T) {
 	}
 }
 
-// FuzzFailureCode: whatever stderr and Batch failure info a task brings
-// back, Sweep's classification never panics and yields a known code, and
-// the stderr excerpt stays within the lines asked for.
-func FuzzFailureCode(f *testing.F) {
+// FuzzClassify: whatever stderr and Batch failure info a task brings back,
+// Sweep's classification never panics and yields a known code, and the
+// stderr excerpt stays within the lines asked for.
+func FuzzClassify(f *testing.F) {
 	f.Add("[mov,mp4,m4a,3gp,3g2,mj2 @ 0x1] moov atom not found\ninput.mp4: Invalid data found when processing input\n", "FailureExitCode", 1)
 	f.Add("Stream map '0:a:0' matches no streams.\n", "", 1)
 	f.Add("partial file\n", "", presets.ExitDamagedInput)
 	f.Add("", "FileUploadError", 0)
 	f.Add("\x00\xff\n\n\r\n", "MaxWallClockTimeExpiry", -1)
-	known := map[string]bool{"timeout": true, "upload_error": true, "input_missing": true, "download_error": true,
-		"decode_error": true, "no_audio": true, "not_media": true, "task_failed": true}
 	f.Fuzz(func(t *testing.T, stderr, batchCode string, exit int) {
 		ct := batch.CompletedTask{FailureCode: batchCode, ExitCode: &exit}
-		if code := failureCode(ct, stderr); !known[code] {
-			t.Fatalf("failureCode = %q, not a known code", code)
+		if code := classify(ct, stderr); !code.Known() {
+			t.Fatalf("classify = %q, not a known code", code)
 		}
 		if got := lastLines(stderr, stderrTailLines); strings.Count(got, " | ") >= stderrTailLines {
 			t.Fatalf("lastLines kept more than %d lines: %q", stderrTailLines, got)

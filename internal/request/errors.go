@@ -3,6 +3,8 @@ package request
 import (
 	"errors"
 	"fmt"
+
+	"github.com/ffpipe/ffpipe/internal/failure"
 )
 
 // Sentinels. Every *BadRequestError matches ErrBadRequest with errors.Is;
@@ -21,16 +23,6 @@ var (
 	// ErrBadName: a blob name that Azure rejects or that is unsafe
 	// downstream (control characters, "." or ".." segments, ...).
 	ErrBadName = errors.New("bad blob name")
-)
-
-// Stable reason codes, suitable for status records. Code returns one of them.
-const (
-	CodeBadRequest         = "bad_request"
-	CodeUnsupportedVersion = "unsupported_version"
-	CodeNameTooLong        = "name_too_long"
-	CodeUnknownPreset      = "unknown_preset"
-	CodeTooLarge           = "too_large"
-	CodeBadName            = "bad_name"
 )
 
 // BadRequestError is a request that can never succeed as sent: the caller
@@ -57,26 +49,28 @@ func (e *BadRequestError) Is(target error) bool { return target == ErrBadRequest
 // Unwrap returns the specific sentinel, if any.
 func (e *BadRequestError) Unwrap() error { return e.Err }
 
-// Code returns the stable reason code for records (CodeBadRequest, ...).
-func (e *BadRequestError) Code() string {
+// Code returns the record's reason code for the error: failure.BadRequest,
+// or a more specific one (failure.UnsupportedVersion, NameTooLong,
+// UnknownPreset, TooLarge, BadName) that the sentinel in Err names.
+func (e *BadRequestError) Code() failure.Reason {
 	switch {
 	case errors.Is(e.Err, ErrUnsupportedVersion):
-		return CodeUnsupportedVersion
+		return failure.UnsupportedVersion
 	case errors.Is(e.Err, ErrNameTooLong):
-		return CodeNameTooLong
+		return failure.NameTooLong
 	case errors.Is(e.Err, ErrUnknownPreset):
-		return CodeUnknownPreset
+		return failure.UnknownPreset
 	case errors.Is(e.Err, ErrTooLarge):
-		return CodeTooLarge
+		return failure.TooLarge
 	case errors.Is(e.Err, ErrBadName):
-		return CodeBadName
+		return failure.BadName
 	}
-	return CodeBadRequest
+	return failure.BadRequest
 }
 
-// Code returns the stable reason code of err if it is (or wraps) a
+// Code returns the reason code of err if it is (or wraps) a
 // *BadRequestError, and "" otherwise.
-func Code(err error) string {
+func Code(err error) failure.Reason {
 	var bre *BadRequestError
 	if errors.As(err, &bre) {
 		return bre.Code()

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ffpipe/ffpipe/internal/failure"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -65,15 +67,15 @@ func TestDecodeErrors(t *testing.T) {
 		name     string
 		body     []byte
 		sentinel error
-		code     string
+		code     failure.Reason
 	}{
-		{"too large", append([]byte(`{"source":{"container":"input","blob":"a.mp4"},"pad":"`), bytes.Repeat([]byte("x"), MaxBodyBytes)...), ErrTooLarge, CodeTooLarge},
-		{"v2", []byte(`{"v":2,"source":{"container":"input","blob":"a.mp4"}}`), ErrUnsupportedVersion, CodeUnsupportedVersion},
-		{"name too long", []byte(`{"source":{"container":"input","blob":"` + strings.Repeat("a", 1025) + `"}}`), ErrNameTooLong, CodeNameTooLong},
-		{"bad container", []byte(`{"source":{"container":"IN","blob":"a"}}`), nil, CodeBadRequest},
-		{"dot-dot segment", []byte(`{"source":{"container":"input","blob":"a/../b.mp4"}}`), ErrBadName, CodeBadName},
-		{"control character", []byte(`{"source":{"container":"input","blob":"a\u0001b.mp4"}}`), ErrBadName, CodeBadName},
-		{"invalid utf-8", []byte("{\"source\":{\"container\":\"input\",\"blob\":\"a\xff\"}}"), nil, CodeBadRequest},
+		{"too large", append([]byte(`{"source":{"container":"input","blob":"a.mp4"},"pad":"`), bytes.Repeat([]byte("x"), MaxBodyBytes)...), ErrTooLarge, failure.TooLarge},
+		{"v2", []byte(`{"v":2,"source":{"container":"input","blob":"a.mp4"}}`), ErrUnsupportedVersion, failure.UnsupportedVersion},
+		{"name too long", []byte(`{"source":{"container":"input","blob":"` + strings.Repeat("a", 1025) + `"}}`), ErrNameTooLong, failure.NameTooLong},
+		{"bad container", []byte(`{"source":{"container":"IN","blob":"a"}}`), nil, failure.BadRequest},
+		{"dot-dot segment", []byte(`{"source":{"container":"input","blob":"a/../b.mp4"}}`), ErrBadName, failure.BadName},
+		{"control character", []byte(`{"source":{"container":"input","blob":"a\u0001b.mp4"}}`), ErrBadName, failure.BadName},
+		{"invalid utf-8", []byte("{\"source\":{\"container\":\"input\",\"blob\":\"a\xff\"}}"), nil, failure.BadRequest},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

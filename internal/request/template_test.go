@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/ffpipe/ffpipe/internal/failure"
 )
 
 func TestParseTemplate(t *testing.T) {
@@ -198,7 +200,7 @@ func TestWithDefaultsLengthBoundary(t *testing.T) {
 	}
 	in.Preset = "opus"
 	_, err = in.WithDefaults(d)
-	if !errors.Is(err, ErrNameTooLong) || Code(err) != CodeNameTooLong {
+	if !errors.Is(err, ErrNameTooLong) || Code(err) != failure.NameTooLong {
 		t.Errorf("1,024 → 1,025: error %v (code %q), want %v", err, Code(err), ErrNameTooLong)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/ffpipe/ffpipe/internal/failure"
 )
 
 // Outcome is what the pipeline did with one input, as a harness observes it
@@ -85,27 +87,16 @@ func ParseOutcome(s string) (Outcome, error) {
 // Has reports whether every bit of x is in o.
 func (o Outcome) Has(x Outcome) bool { return x != 0 && o&x == x }
 
-// Recommended reason codes (reliability-security.md §6.7). They are what the
-// default expectations look for in a failure record's reason; override
-// per case with PoisonOptions.Expect when the pipeline words them otherwise.
-const (
-	ReasonEmpty           = "empty"
-	ReasonTooLarge        = "too_large"
-	ReasonDecodeError     = "decode_error"
-	ReasonNotMedia        = "not_media"
-	ReasonNoAudio         = "no_audio"
-	ReasonBadName         = "bad_name"
-	ReasonNameTooLong     = "name_too_long"
-	ReasonCodecNotAllowed = "codec_not_allowed"
-)
-
 // Expect is the set of acceptable outcomes for one input.
 type Expect struct {
 	// Outcome is one outcome or several alternatives (Done|Failed).
 	Outcome Outcome
 	// ReasonContains must occur in the failure record's reason when the
-	// observed outcome is Failed or Rejected; "" accepts any reason.
-	ReasonContains string
+	// observed outcome is Failed or Rejected; "" accepts any reason. The
+	// default expectations use the pipeline's reason codes
+	// (docs/reasons.md); PoisonOptions.Expect may override one with any
+	// text a pipeline words otherwise.
+	ReasonContains failure.Reason
 }
 
 // Allows reports whether an observed outcome (exactly one bit) and the
@@ -115,7 +106,7 @@ func (e Expect) Allows(got Outcome, reason string) bool {
 		return false
 	}
 	if got == Failed || got == Rejected {
-		return strings.Contains(reason, e.ReasonContains)
+		return strings.Contains(reason, string(e.ReasonContains))
 	}
 	return true
 }

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/ffpipe/ffpipe/internal/failure"
 )
 
 // Canary is the file the shell-metacharacter names try to create
@@ -279,12 +281,12 @@ func (b *poisonBuilder) contentCases() error {
 		b.add(Case{ID: id, Name: b.name(id + ".mp4"), Path: path, Expect: e, Note: note})
 		return nil
 	}
-	if err := add("empty", nil, Expect{Rejected, ReasonEmpty},
+	if err := add("empty", nil, Expect{Rejected, failure.Empty},
 		"zero bytes: OnBlobCreated rejects on contentLength 0, no message, no task"); err != nil {
 		return err
 	}
 	for _, pct := range []int{10, 50, 99} {
-		if err := add(fmt.Sprintf("truncated-%d", pct), baseBytes[:len(baseBytes)*pct/100], Expect{Failed, ReasonDecodeError},
+		if err := add(fmt.Sprintf("truncated-%d", pct), baseBytes[:len(baseBytes)*pct/100], Expect{Failed, failure.DecodeError},
 			fmt.Sprintf("faststart MP4 cut at %d%%: moov intact, media data short; ffmpeg 5.1 exits 0 on this, the pipeline must notice", pct)); err != nil {
 			return err
 		}
@@ -311,24 +313,24 @@ func (b *poisonBuilder) contentCases() error {
 	for i := range rnd {
 		rnd[i] = byte(r.Uint32())
 	}
-	if err := add("random-bytes", rnd, Expect{Failed, ReasonNotMedia}, "64 KiB of seeded random bytes"); err != nil {
+	if err := add("random-bytes", rnd, Expect{Failed, failure.NotMedia}, "64 KiB of seeded random bytes"); err != nil {
 		return err
 	}
-	if err := add("text", []byte("this is not a video\n"), Expect{Failed, ReasonNotMedia}, "plain text"); err != nil {
+	if err := add("text", []byte("this is not a video\n"), Expect{Failed, failure.NotMedia}, "plain text"); err != nil {
 		return err
 	}
 	if err := add("html", []byte("<!doctype html><html><body><video src=\"x.mp4\"></video></body></html>\n"),
-		Expect{Failed, ReasonNotMedia}, "an HTML page"); err != nil {
+		Expect{Failed, failure.NotMedia}, "an HTML page"); err != nil {
 		return err
 	}
 	hls := fmt.Sprintf("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:10\n#EXT-X-MEDIA-SEQUENCE:0\n"+
 		"#EXTINF:10.0,\nfile://%s\n#EXTINF:10.0,\n%s.ts\n#EXT-X-ENDLIST\n", p.CanaryFile, p.CanaryURL)
-	if err := add("hls-playlist", []byte(hls), Expect{Failed, ReasonNotMedia},
+	if err := add("hls-playlist", []byte(hls), Expect{Failed, failure.NotMedia},
 		"HLS playlist naming a local file and a loopback URL (the 2016 attack shape): no read, no connection"); err != nil {
 		return err
 	}
 	concat := fmt.Sprintf("ffconcat version 1.0\nfile 'file:%s'\nfile '%s.mp4'\n", p.CanaryFile, p.CanaryURL)
-	return add("ffconcat-script", []byte(concat), Expect{Failed, ReasonNotMedia},
+	return add("ffconcat-script", []byte(concat), Expect{Failed, failure.NotMedia},
 		"ffconcat script naming a local file and a loopback URL: no read, no connection")
 }
 
@@ -343,7 +345,7 @@ func (b *poisonBuilder) variantCases() error {
 		note string
 	}{
 		{"plain", p.Base, Expect{Done, ""}, "control: the healthy base clip under a plain name"},
-		{"no-audio", with(func(s *ClipSpec) { s.NoAudio = true }), Expect{Failed, ReasonNoAudio}, "video without an audio stream: -map 0:a:0 matches nothing"},
+		{"no-audio", with(func(s *ClipSpec) { s.NoAudio = true }), Expect{Failed, failure.NoAudio}, "video without an audio stream: -map 0:a:0 matches nothing"},
 		{"audio-only", with(func(s *ClipSpec) { s.NoVideo = true }), Expect{Done, ""}, "MP4 with only an AAC stream"},
 		{"multi-audio", with(func(s *ClipSpec) { s.AudioTracks = 3 }), Expect{Done, ""}, "three audio tracks; output must come from track 0 (the others are half as long)"},
 		{"video-magicyuv", with(func(s *ClipSpec) { s.VideoCodec, s.Container = "magicyuv", "mov" }), Expect{Done, ""}, "non-whitelisted video codec (MagicYUV) + AAC: audio converts, no video decoder needed"},
@@ -398,7 +400,7 @@ func (b *poisonBuilder) sizeCases() error {
 		note string
 	}{
 		{"size-at-cap", limit, Expect{Done, ""}, "valid MP4 padded with a free box to exactly the cap: accepted"},
-		{"size-above-cap", limit + 1, Expect{Rejected, ReasonTooLarge}, "valid MP4 padded to cap+1 bytes: rejected on contentLength, no message"},
+		{"size-above-cap", limit + 1, Expect{Rejected, failure.TooLarge}, "valid MP4 padded to cap+1 bytes: rejected on contentLength, no message"},
 	} {
 		dst := filepath.Join(b.dir, s.id+".mp4")
 		if err := padMP4(b.base, dst, s.size); err != nil {
@@ -453,7 +455,7 @@ func (zeroReader) Read(p []byte) (int, error) { clear(p); return len(p), nil }
 func (b *poisonBuilder) nameCases() error {
 	p := b.opts
 	done := Expect{Done, ""}
-	dotted := Expect{Done | Failed | Rejected, ReasonBadName}
+	dotted := Expect{Done | Failed | Rejected, failure.BadName}
 	names := []struct {
 		id, name string
 		e        Expect
@@ -516,7 +518,7 @@ func (b *poisonBuilder) nameCases() error {
 // expectation when the output name would not fit.
 func (b *poisonBuilder) addName(id, name string, e Expect, note string) {
 	if e.Outcome.Has(Done) && utf8.RuneCountInString(b.opts.outputName(name)) > MaxBlobNameChars {
-		e = Expect{Failed | Rejected, ReasonNameTooLong}
+		e = Expect{Failed | Rejected, failure.NameTooLong}
 		note += "; the output name would exceed 1,024 characters"
 	}
 	b.add(Case{ID: id, Name: name, Path: b.base, Expect: e, AudioDuration: b.baseDur, Note: note})

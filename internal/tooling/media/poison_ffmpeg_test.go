@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ffpipe/ffpipe/internal/failure"
 )
 
 // runHardened runs the hardened mp3 argv and returns whether ffmpeg exited
@@ -56,7 +58,7 @@ func TestPoisonAgainstFFmpeg(t *testing.T) {
 				if err := VerifyAudio(ctx, dst, "mp3", c.AudioDuration, DefaultTolerance); err != nil {
 					t.Error(err)
 				}
-			case c.Expect.ReasonContains == ReasonDecodeError:
+			case c.Expect.ReasonContains == failure.DecodeError:
 				// ffmpeg 5.1 may exit 0 here; it must at least say so.
 				if ok && !strings.Contains(stderr, "partial file") {
 					t.Errorf("ffmpeg exited 0 and printed %q: no signal for the pipeline to detect the truncation", stderr)

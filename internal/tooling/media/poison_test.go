@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/ffpipe/ffpipe/internal/failure"
 )
 
 const fixtureLimit = 1 << 20
@@ -34,7 +36,7 @@ var poisonFixture = sync.OnceValues(func() ([]Case, error) {
 		MaxInputBytes: fixtureLimit,
 		LongDuration:  15 * time.Second,
 		CanaryURL:     canaryServer.URL + "/" + Canary,
-		Expect:        map[string]Expect{"audio-ac3": {Failed, ReasonCodecNotAllowed}},
+		Expect:        map[string]Expect{"audio-ac3": {Failed, "codec_not_allowed"}},
 	})
 })
 
@@ -100,17 +102,17 @@ func TestPoisonSet(t *testing.T) {
 			id   string
 			want Expect
 		}{
-			{"empty", Expect{Rejected, ReasonEmpty}},
-			{"size-above-cap", Expect{Rejected, ReasonTooLarge}},
+			{"empty", Expect{Rejected, failure.Empty}},
+			{"size-above-cap", Expect{Rejected, failure.TooLarge}},
 			{"size-at-cap", Expect{Done, ""}},
-			{"truncated-50", Expect{Failed, ReasonDecodeError}},
-			{"random-bytes", Expect{Failed, ReasonNotMedia}},
-			{"hls-playlist", Expect{Failed, ReasonNotMedia}},
-			{"no-audio", Expect{Failed, ReasonNoAudio}},
+			{"truncated-50", Expect{Failed, failure.DecodeError}},
+			{"random-bytes", Expect{Failed, failure.NotMedia}},
+			{"hls-playlist", Expect{Failed, failure.NotMedia}},
+			{"no-audio", Expect{Failed, failure.NoAudio}},
 			{"multi-audio", Expect{Done, ""}},
-			{"audio-ac3", Expect{Failed, ReasonCodecNotAllowed}}, // overridden
+			{"audio-ac3", Expect{Failed, "codec_not_allowed"}}, // overridden
 			{"name-shell-mix", Expect{Done, ""}},
-			{"name-dotdot", Expect{Done | Failed | Rejected, ReasonBadName}},
+			{"name-dotdot", Expect{Done | Failed | Rejected, failure.BadName}},
 			{"name-1024", Expect{Done, ""}},
 			{"suffix-upper", Expect{Done, ""}},
 			{"suffix-mov", Expect{Ignored, ""}},
@@ -280,7 +282,7 @@ func TestPoisonSetOptions(t *testing.T) {
 			got[c.ID] = c.Expect
 		}
 		want := map[string]Expect{
-			"name-1024":  {Failed | Rejected, ReasonNameTooLong},
+			"name-1024":  {Failed | Rejected, failure.NameTooLong},
 			"suffix-mov": {Done, ""},
 			"plain":      {Done, ""},
 		}
@@ -309,9 +311,9 @@ func TestExpectAllows(t *testing.T) {
 		{Expect{Failed, "no_audio"}, Failed, "exit 1: no_audio: stream map matches nothing", true},
 		{Expect{Failed, "no_audio"}, Failed, "decode_error", false},
 		{Expect{Failed, ""}, Failed, "anything", true},
-		{Expect{Done | Rejected, ReasonBadName}, Done, "", true},
-		{Expect{Done | Rejected, ReasonBadName}, Rejected, "bad_name: dot segment", true},
-		{Expect{Done | Rejected, ReasonBadName}, Failed, "bad_name", false},
+		{Expect{Done | Rejected, failure.BadName}, Done, "", true},
+		{Expect{Done | Rejected, failure.BadName}, Rejected, "bad_name: dot segment", true},
+		{Expect{Done | Rejected, failure.BadName}, Failed, "bad_name", false},
 		{Expect{Ignored, ""}, Ignored, "", true},
 		{Expect{Done | Failed, ""}, Done | Failed, "", false}, // an observation is one outcome
 		{Expect{Done, ""}, 0, "", false},
