@@ -17,7 +17,7 @@ import (
 func init() {
 	commands = append(commands, command{
 		name:    "bench",
-		summary: "measure throughput, latency, dispatch rate and memory on the local stack against the targets (make bench)",
+		summary: "measure throughput, latency, dispatch rate, memory, a node's own overhead and Sweep's rate on the local stack against the targets (make bench)",
 		run:     runBench,
 	})
 }
@@ -37,6 +37,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	preset := fs.String("preset", "", "preset every task runs (default mp3)")
 	slots := fs.Int("slots", 0, "baseline processes, xargs -P (default: cores)")
 	taskSlots := fs.Int("task-slots", 0, "task slots of the local pool, taskSlotsPerNode (default: --slots)")
+	nodeRounds := fs.Int("node-rounds", 3, "interleaved baseline/pipeline rounds per slot count in the node phase")
+	sweepTasks := fs.Int("sweep-tasks", 0, "completed tasks the sweep phase settles (default 5000; quick 500)")
 	phases := fs.String("phases", "", "comma list of phases: "+strings.Join(bench.AllPhases(), ",")+" (default all)")
 	settings := map[string]string{}
 	fs.Func("set", "NAME=VALUE app setting for every stack (repeatable), e.g. AzureFunctionsJobHost__extensions__serviceBus__maxMessageBatchSize=1000", func(v string) error {
@@ -66,7 +68,12 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
 	opts := bench.Options{
+		Exec: exe, NodeRounds: *nodeRounds, SweepTasks: *sweepTasks,
 		AppDir: appDir, Keep: *keep, CacheDir: *cache, Seed: *seed,
 		Files: *files, ClipDuration: *clip, LatencyFiles: *latency, DispatchMessages: *dispatch,
 		StandinMessages: *standin, StandinTasks: *standin, Preset: *preset, Slots: *slots, TaskSlots: *taskSlots,

@@ -36,11 +36,13 @@ const (
 	PhaseLatency    = "latency"
 	PhaseDispatch   = "dispatch"
 	PhaseStandins   = "standins"
+	PhaseNode       = "node"  // node/cloud split: node_throughput_ratio and the slot study
+	PhaseSweep      = "sweep" // Sweep's settle rate
 )
 
 // AllPhases in run order.
 func AllPhases() []string {
-	return []string{PhaseThroughput, PhaseLatency, PhaseDispatch, PhaseStandins}
+	return []string{PhaseThroughput, PhaseLatency, PhaseDispatch, PhaseStandins, PhaseNode, PhaseSweep}
 }
 
 // Options configure Run. Zero values take the defaults of a full run.
@@ -67,6 +69,15 @@ type Options struct {
 	// StandinMessages and StandinTasks for the stand-ins alone. Default
 	// 20,000 each.
 	StandinMessages, StandinTasks int
+	// Exec is the ffpipe binary: the node phase runs the Batch stand-in as
+	// its own process (`ffpipe emulator batch`) on the node cores.
+	Exec string
+	// NodeRounds is how many interleaved baseline/pipeline rounds the node
+	// phase runs per slot count. Default 3.
+	NodeRounds int
+	// SweepTasks is the number of completed tasks the sweep phase settles.
+	// Default 5,000 (quick 500).
+	SweepTasks int
 	// Preset is the preset every task runs. Default presets.DefaultName.
 	Preset string
 	// Slots is the number of baseline processes (xargs -P). Default: cores.
@@ -119,6 +130,9 @@ func (o Options) QuickMode() Options {
 	if o.StandinTasks == 0 {
 		o.StandinTasks = 2000
 	}
+	if o.SweepTasks == 0 {
+		o.SweepTasks = 500
+	}
 	return o
 }
 
@@ -152,6 +166,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Preset == "" {
 		o.Preset = presets.DefaultName
+	}
+	if o.NodeRounds <= 0 {
+		o.NodeRounds = 3
+	}
+	if o.SweepTasks <= 0 {
+		o.SweepTasks = 5000
 	}
 	if o.Slots <= 0 {
 		o.Slots = runtime.NumCPU()
@@ -229,6 +249,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 			LatencyFiles: o.LatencyFiles, DispatchMessages: o.DispatchMessages,
 			StandinMessages: o.StandinMessages, StandinTasks: o.StandinTasks,
 			Slots: o.Slots, TaskSlots: o.TaskSlots, Phases: o.Phases, Settings: o.Settings,
+			NodeRounds: o.NodeRounds, SweepTasks: o.SweepTasks,
 		},
 	}
 	res.Machine.LoadStart = loadAverage()
@@ -250,6 +271,10 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 			err = r.dispatch(ctx)
 		case PhaseStandins:
 			err = r.standins(ctx)
+		case PhaseNode:
+			err = r.nodePhase(ctx)
+		case PhaseSweep:
+			err = r.sweepPhase(ctx)
 		}
 		if err != nil {
 			res.finish()

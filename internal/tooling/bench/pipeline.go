@@ -105,10 +105,7 @@ func (r *runner) throughputAndLatency(ctx context.Context) error {
 	if err := r.generate(ctx); err != nil {
 		return err
 	}
-	files := make([]string, len(r.clips))
-	for i, c := range r.clips {
-		files[i] = c.Path
-	}
+	files := r.clipPaths()
 	if err := r.baseline(ctx, files); err != nil {
 		return err
 	}
@@ -144,14 +141,9 @@ func (r *runner) throughputAndLatency(ctx context.Context) error {
 // baseline runs the set with `xargs -P slots ffmpeg` semantics and adds
 // the wall time to BaselineRuns; BaselineSeconds is their mean.
 func (r *runner) baseline(ctx context.Context, files []string) error {
-	r.progress("baseline: %d files, %d ffmpeg processes at a time …", len(files), r.o.Slots)
-	wall, timings, err := media.BaselineDetail(ctx, files, r.argv, r.o.Slots)
+	wall, cpu, err := r.baselineRun(ctx, files, r.argv, r.o.Slots)
 	if err != nil {
 		return err
-	}
-	var cpu time.Duration
-	for _, t := range timings {
-		cpu += t.User + t.System
 	}
 	r.res.BaselineRuns = append(r.res.BaselineRuns, round(wall.Seconds(), 3))
 	sum := 0.0
@@ -160,8 +152,31 @@ func (r *runner) baseline(ctx context.Context, files []string) error {
 	}
 	r.res.BaselineSeconds = round(sum/float64(len(r.res.BaselineRuns)), 3)
 	r.res.BaselineCPUSeconds = round(cpu.Seconds(), 3)
-	r.progress("baseline: %.2fs wall, %.2fs CPU", wall.Seconds(), cpu.Seconds())
 	return nil
+}
+
+// baselineRun runs files through argv, slots processes at a time, and
+// returns the wall time and ffmpeg's CPU.
+func (r *runner) baselineRun(ctx context.Context, files []string, argv media.ArgvFunc, slots int) (wall, cpu time.Duration, err error) {
+	r.progress("baseline: %d files, %d ffmpeg processes at a time …", len(files), slots)
+	wall, timings, err := media.BaselineDetail(ctx, files, argv, slots)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, t := range timings {
+		cpu += t.User + t.System
+	}
+	r.progress("baseline: %.2fs wall, %.2fs CPU", wall.Seconds(), cpu.Seconds())
+	return wall, cpu, nil
+}
+
+// clipPaths are the local files of the clips.
+func (r *runner) clipPaths() []string {
+	out := make([]string, len(r.clips))
+	for i, c := range r.clips {
+		out[i] = c.Path
+	}
+	return out
 }
 
 // latencyOnly runs the latency phase on its own stack.
@@ -208,30 +223,12 @@ func (r *runner) warmUp(ctx context.Context, p *pipe) error {
 // the pipeline's time is "all uploaded" → the last task's end (its outputs
 // are uploaded before it completes).
 func (r *runner) throughput(ctx context.Context, p *pipe) error {
-	if err := p.s.Stop(stack.EventGrid, false); err != nil {
+	keys, blobs, took, err := r.uploadPaused(ctx, p, "throughput")
+	if err != nil {
 		return err
 	}
-	r.progress("throughput: uploading %d files (Event Grid paused) …", len(r.clips))
-	t0 := time.Now()
-	keys := make([]string, len(r.clips))
-	blobs := make([]string, len(r.clips))
-	errs := make([]error, len(r.clips))
-	sem := make(chan struct{}, 4)
-	var wg sync.WaitGroup
-	for i, c := range r.clips {
-		blobs[i] = path.Join("throughput", c.Name)
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			keys[i], errs[i] = p.upload(ctx, c.Path, blobs[i])
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	r.res.UploadSeconds = round(time.Since(t0).Seconds(), 3)
 	allUploaded := time.Now()
+	r.res.UploadSeconds = round(took.Seconds(), 3)
 	cpu0 := stackCPUBreakdown()
 	stopProfile, err := startCPUProfile(r.o.CPUProfile)
 	if err != nil {
@@ -241,7 +238,7 @@ func (r *runner) throughput(ctx context.Context, p *pipe) error {
 	if err := p.s.Restart(ctx, stack.EventGrid); err != nil {
 		return err
 	}
-	r.progress("throughput: uploaded in %.2fs; Event Grid resumed, waiting for %d outputs …", r.res.UploadSeconds, len(keys))
+	r.progress("throughput: Event Grid resumed, waiting for %d outputs …", len(keys))
 
 	// Wait for the outputs without loading the system under test: once a
 	// second, Batch's task counts (the in-process stand-in, no storage
@@ -273,43 +270,81 @@ func (r *runner) throughput(ctx context.Context, p *pipe) error {
 		r.res.PipelineCPUBySource[k] = round((v - cpu0[k]).Seconds(), 3)
 	}
 	r.res.PipelineCPUSeconds = round(total.Seconds(), 3)
-	var end time.Time
-	var audio time.Duration
+	end, audio, err := r.verifyAudioSet(ctx, p, keys, blobs)
+	if err != nil {
+		return fmt.Errorf("throughput: %w", err)
+	}
+	r.res.ThroughputVerified = len(keys)
+	d := end.Sub(allUploaded)
+	r.res.PipelineSeconds = round(d.Seconds(), 3)
+	r.res.AudioSecondsPerWall = round(Ratio(audio.Seconds(), d.Seconds()), 2)
+	r.progress("throughput: pipeline %.2fs (%d outputs verified)", d.Seconds(), r.res.ThroughputVerified)
+	return nil
+}
+
+// uploadPaused uploads every clip under prefix/ with Event Grid stopped (so
+// nothing starts early) and returns their keys, blob names and how long the
+// uploads took. Event Grid stays stopped: the caller resumes it.
+func (r *runner) uploadPaused(ctx context.Context, p *pipe, prefix string) (keys, blobs []string, took time.Duration, err error) {
+	if err := p.s.Stop(stack.EventGrid, false); err != nil {
+		return nil, nil, 0, err
+	}
+	r.progress("%s: uploading %d files (Event Grid paused) …", prefix, len(r.clips))
+	t0 := time.Now()
+	keys = make([]string, len(r.clips))
+	blobs = make([]string, len(r.clips))
+	errs := make([]error, len(r.clips))
+	sem := make(chan struct{}, 4)
+	var wg sync.WaitGroup
+	for i, c := range r.clips {
+		blobs[i] = path.Join(prefix, c.Name)
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			keys[i], errs[i] = p.upload(ctx, c.Path, blobs[i])
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, nil, 0, err
+	}
+	return keys, blobs, time.Since(t0), nil
+}
+
+// verifyAudioSet waits for every key's final record, checks it is done and
+// its output decodes to the clip's duration, and returns the latest task
+// end and the audio time converted.
+func (r *runner) verifyAudioSet(ctx context.Context, p *pipe, keys, blobs []string) (end time.Time, audio time.Duration, err error) {
 	verifyDir, err := os.MkdirTemp(r.o.WorkDir, "verify-")
 	if err != nil {
-		return err
+		return end, 0, err
 	}
 	defer os.RemoveAll(verifyDir)
 	for i, key := range keys {
 		rec, err := p.waitTerminal(ctx, key, 100*time.Millisecond)
 		if err != nil {
-			return err
+			return end, 0, err
 		}
 		if rec.State != records.StateDone {
-			return fmt.Errorf("throughput: %s: %s: %s", blobs[i], rec.State, rec.Reason)
+			return end, 0, fmt.Errorf("%s: %s: %s", blobs[i], rec.State, rec.Reason)
 		}
 		if rec.Timings.Ended == nil {
-			return fmt.Errorf("throughput: %s: record has no end time", blobs[i])
+			return end, 0, fmt.Errorf("%s: record has no end time", blobs[i])
 		}
 		if rec.Timings.Ended.After(end) {
 			end = *rec.Timings.Ended
 		}
 		local := filepath.Join(verifyDir, fmt.Sprintf("%03d.%s", i, r.preset.Ext))
 		if err := files.Download(ctx, p.blob, p.cfg.OutputContainer, rec.Output.Blob, local); err != nil {
-			return err
+			return end, 0, err
 		}
 		if err := media.VerifyAudio(ctx, local, r.preset.Ext, r.clips[i].Spec.Duration, media.DefaultTolerance); err != nil {
-			return fmt.Errorf("throughput: output of %s: %w", blobs[i], err)
+			return end, 0, fmt.Errorf("output of %s: %w", blobs[i], err)
 		}
 		_ = os.Remove(local)
-		r.res.ThroughputVerified++
 		audio += r.clips[i].Spec.Duration
 	}
-	d := end.Sub(allUploaded)
-	r.res.PipelineSeconds = round(d.Seconds(), 3)
-	r.res.AudioSecondsPerWall = round(Ratio(audio.Seconds(), d.Seconds()), 2)
-	r.progress("throughput: pipeline %.2fs (%d outputs verified)", d.Seconds(), r.res.ThroughputVerified)
-	return nil
+	return end, audio, nil
 }
 
 // allOutputs reports whether every wanted output is present. While Batch

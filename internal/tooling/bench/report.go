@@ -17,6 +17,9 @@ const (
 	TargetOverhead   = "overhead_p50_ms"
 	TargetDispatch   = "dispatch_tasks_per_s"
 	TargetMemory     = "handler_peak_rss_mb"
+	TargetNode       = "node_throughput_ratio"
+	TargetVideoNode  = "video_node_throughput_ratio"
+	TargetSweep      = "sweep_files_per_s"
 )
 
 // Target is one goal and whether the run met it.
@@ -40,6 +43,9 @@ func DefaultTargets() map[string]Target {
 		TargetOverhead:   {Op: "<=", Target: 500},
 		TargetDispatch:   {Op: ">=", Target: 2000},
 		TargetMemory:     {Op: "<=", Target: 64},
+		TargetNode:       {Op: "<=", Target: 1.05},
+		TargetVideoNode:  {Op: "<=", Target: 1.03},
+		TargetSweep:      {Op: ">=", Target: 200},
 	}
 }
 
@@ -100,6 +106,8 @@ type Config struct {
 	Slots            int               `json:"slots"`
 	TaskSlots        int               `json:"task_slots"`
 	Phases           []string          `json:"phases"`
+	NodeRounds       int               `json:"node_rounds"`
+	SweepTasks       int               `json:"sweep_tasks"`
 	Settings         map[string]string `json:"settings,omitempty"`
 }
 
@@ -183,6 +191,10 @@ type Result struct {
 	AzuritePutPerS   float64 `json:"azurite_put_per_s"`
 	AzuritePut64PerS float64 `json:"azurite_put_64_in_flight_per_s"`
 
+	// Node: the node/cloud split (node.go) and Sweep's rate (sweeprate.go).
+	NodeFigures
+	SweepFigures
+
 	Targets map[string]Target `json:"targets"`
 	Skipped []string          `json:"skipped,omitempty"`
 	Notes   []string          `json:"notes,omitempty"`
@@ -198,6 +210,9 @@ func (r *Result) evaluateTargets() {
 	t[TargetOverhead] = t[TargetOverhead].evaluate(r.OverheadP50Ms, !ran(PhaseThroughput) && !ran(PhaseLatency), len(r.Latencies) > 0)
 	t[TargetDispatch] = t[TargetDispatch].evaluate(r.DispatchTasksPerS, !ran(PhaseDispatch), r.DispatchTasksPerS > 0)
 	t[TargetMemory] = t[TargetMemory].evaluate(r.HandlerPeakRSSMB, !ran(PhaseThroughput) && !ran(PhaseLatency) && !ran(PhaseDispatch), r.HandlerPeakRSSMB > 0)
+	t[TargetNode] = t[TargetNode].evaluate(r.NodeThroughputRatio, !ran(PhaseNode), r.NodeThroughputRatio > 0)
+	t[TargetVideoNode] = t[TargetVideoNode].evaluate(r.VideoNodeThroughputRatio, !ran(PhaseNode), r.VideoNodeThroughputRatio > 0)
+	t[TargetSweep] = t[TargetSweep].evaluate(r.SweepFilesPerS, !ran(PhaseSweep), r.SweepFilesPerS > 0)
 	r.Targets = t
 }
 
@@ -243,6 +258,15 @@ func (r Result) WriteTable(w io.Writer) error {
 	row("dispatch: tasks", fmt.Sprintf("%d in %.2f s", r.DispatchTasks, r.DispatchSeconds), "")
 	row("  dispatch rate (peak 1 s)", fmt.Sprintf("%.0f tasks/s (%.0f)", r.DispatchTasksPerS, r.DispatchPeakPerS), tgt(TargetDispatch))
 	row("handler peak RSS (throughput / dispatch)", fmt.Sprintf("%.1f MB (%.1f / %.1f)", r.HandlerPeakRSSMB, r.HandlerRSSThroughputMB, r.HandlerRSSDispatchMB), tgt(TargetMemory))
+	row("node phase: node cpus | cloud cpus", r.NodeCPUs+" | "+r.CloudCPUs, "")
+	for _, st := range r.NodeStudies {
+		row(fmt.Sprintf("  %s, %d slot(s) per node core: ratio median [min–max]", st.Profile, st.SlotsPerCore),
+			fmt.Sprintf("%.3f [%.3f–%.3f] over %d rounds; CPU ratio %.3f", st.RatioMedian, st.RatioMin, st.RatioMax, len(st.Rounds), st.CPURatioMed), "")
+	}
+	row("  node throughput ratio (audio, best slot count)", fmt.Sprintf("%.3f (%d slot/core)", r.NodeThroughputRatio, r.NodeSlotsPerCore), tgt(TargetNode))
+	row("  video node throughput ratio (web)", fmt.Sprintf("%.3f (%d slot/core)", r.VideoNodeThroughputRatio, r.VideoNodeSlotsPerCore), tgt(TargetVideoNode))
+	row("sweep: files settled", fmt.Sprintf("%d in %.2f s; %.2f storage + %.2f Batch calls per file", r.SweepFiles, r.SweepSeconds, r.SweepStorageCallsPerFile, r.SweepBatchCallsPerFile), "")
+	row("  sweep rate", fmt.Sprintf("%.0f files/s", r.SweepFilesPerS), tgt(TargetSweep))
 	row("service bus stand-in send+receive+complete", fmt.Sprintf("%.0f msg/s (send %.0f, receive+complete %.0f)", r.ServiceBusMsgsPerS, r.ServiceBusSendPerS, r.ServiceBusReceivePerS), "")
 	row("batch stand-in addtaskcollection", fmt.Sprintf("%.0f tasks/s", r.BatchTasksPerS), "")
 	row("azurite alone: properties / small put (16, 64 in flight)", fmt.Sprintf("%.0f / %.0f, %.0f ops/s", r.AzuriteReadPerS, r.AzuritePutPerS, r.AzuritePut64PerS), "")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -146,6 +147,8 @@ func TestJSONShape(t *testing.T) {
 		"throughput_ratio", "pipeline_seconds", "baseline_seconds", "latency_p50_ms", "latency_p95_ms",
 		"overhead_p50_ms", "dispatch_tasks_per_s", "handler_peak_rss_mb", "servicebus_msgs_per_s",
 		"batch_tasks_per_s", "targets", "machine", "date",
+		"node_throughput_ratio", "video_node_throughput_ratio", "sweep_files_per_s",
+		"sweep_storage_calls_per_file", "sweep_batch_calls_per_file",
 	} {
 		if _, ok := m[k]; !ok {
 			t.Errorf("JSON has no key %q", k)
@@ -160,7 +163,7 @@ func TestJSONShape(t *testing.T) {
 	if err := json.Unmarshal(m["targets"], &targets); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{TargetThroughput, TargetOverhead, TargetDispatch, TargetMemory} {
+	for _, k := range []string{TargetThroughput, TargetOverhead, TargetDispatch, TargetMemory, TargetNode, TargetVideoNode, TargetSweep} {
 		tg, ok := targets[k]
 		if !ok || tg.Target == nil || tg.Value == nil || tg.Met == nil || (tg.Op != "<=" && tg.Op != ">=") {
 			t.Errorf("targets.%s = %+v, want op, target, value and met", k, tg)
@@ -221,5 +224,66 @@ func TestTargetsUnmeasured(t *testing.T) {
 	}
 	if strings.Contains(b.String(), ": MET") || !strings.Contains(b.String(), "NOT MEASURED") {
 		t.Errorf("table of a failed run:\n%s", b.String())
+	}
+}
+
+// TestNodeAndSweepTargets: the issue-18 targets, inclusive bounds, and a
+// video figure the run could not measure is never met.
+func TestNodeAndSweepTargets(t *testing.T) {
+	for _, tc := range []struct {
+		name              string
+		node, video, rate float64
+		want              map[string]bool
+		unmeasured        []string
+	}{
+		{"met at the bounds", 1.05, 1.03, 200, map[string]bool{TargetNode: true, TargetVideoNode: true, TargetSweep: true}, nil},
+		{"missed", 1.051, 1.031, 199.9, map[string]bool{TargetNode: false, TargetVideoNode: false, TargetSweep: false}, nil},
+		{"video not measured", 1.01, 0, 250, map[string]bool{TargetNode: true, TargetVideoNode: false, TargetSweep: true}, []string{TargetVideoNode}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := Result{}
+			r.NodeThroughputRatio, r.VideoNodeThroughputRatio, r.SweepFilesPerS = tc.node, tc.video, tc.rate
+			r.Config.Phases = []string{PhaseNode, PhaseSweep}
+			r.evaluateTargets()
+			for k, want := range tc.want {
+				if got := r.Targets[k]; got.Met != want || got.Skipped {
+					t.Errorf("%s = %+v, want met %v", k, got, want)
+				}
+			}
+			for _, k := range tc.unmeasured {
+				if got := r.Targets[k]; !got.Unmeasured {
+					t.Errorf("%s = %+v, want unmeasured", k, got)
+				}
+			}
+		})
+	}
+}
+
+func TestMedianAndStudy(t *testing.T) {
+	for _, tc := range []struct {
+		in   []float64
+		want float64
+	}{{nil, 0}, {[]float64{3}, 3}, {[]float64{3, 1, 2}, 2}, {[]float64{4, 1, 3, 2}, 2.5}} {
+		if got := Median(tc.in); got != tc.want {
+			t.Errorf("Median(%v) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+	st := NodeStudy{Rounds: []NodeRound{{Ratio: 1.10, CPURatio: 1.02}, {Ratio: 1.02, CPURatio: 1.01}, {Ratio: 1.04, CPURatio: 1.03}}}
+	st.summarise()
+	if st.RatioMedian != 1.04 || st.RatioMin != 1.02 || st.RatioMax != 1.10 || st.CPURatioMed != 1.02 {
+		t.Errorf("summarise = median %v [%v–%v] cpu %v, want 1.04 [1.02–1.10] cpu 1.02", st.RatioMedian, st.RatioMin, st.RatioMax, st.CPURatioMed)
+	}
+}
+
+func TestCallKind(t *testing.T) {
+	for _, tc := range []struct{ method, url, want string }{
+		{"GET", "/devstoreaccount1/input?restype=container&comp=list", "GET comp=list"},
+		{"PUT", "/devstoreaccount1/status?restype=container", "PUT restype=container"},
+		{"HEAD", "/devstoreaccount1/output/a.mp3", "HEAD"},
+	} {
+		r := httptest.NewRequest(tc.method, tc.url, nil)
+		if got := callKind(r); got != tc.want {
+			t.Errorf("callKind(%s %s) = %q, want %q", tc.method, tc.url, got, tc.want)
+		}
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/ffpipe/ffpipe/internal/emulator/servicebus"
+	"github.com/ffpipe/ffpipe/internal/tooling/cpuset"
 )
 
 // Subprocess mode: with Options.Exec, the Service Bus, Batch, Functions
@@ -136,13 +137,14 @@ func (s *Stack) childArgs(name string) ([]string, error) {
 	case Host:
 		args := []string{"emulator", "funchost", "--app", s.opts.AppDir, "--listen", addr(s.opts.Ports.Host),
 			"--data", s.dir("funchost"), "--master-key", s.masterKey, "--restart-limit", "-1"}
-		keys := make([]string, 0, len(s.settings))
-		for k := range s.settings {
+		settings := s.hostSettings()
+		keys := make([]string, 0, len(settings))
+		for k := range settings {
 			keys = append(keys, k)
 		}
 		sort.Strings(keys)
 		for _, k := range keys {
-			args = append(args, "--set", k+"="+s.settings[k])
+			args = append(args, "--set", k+"="+settings[k])
 		}
 		return args, nil
 	case EventGrid:
@@ -183,7 +185,11 @@ func (s *Stack) startChild(ctx context.Context, name string) error {
 		logf.Close()
 		return fmt.Errorf("start %s: %w", name, err)
 	}
-	if err := cmd.Start(); err != nil {
+	start := cmd.Start
+	if name == Batch && len(s.opts.NodeCPUs) > 0 {
+		start = func() error { return cpuset.Start(cmd, s.opts.NodeCPUs) }
+	}
+	if err := start(); err != nil {
 		logf.Close()
 		return fmt.Errorf("start %s: %w", name, err)
 	}

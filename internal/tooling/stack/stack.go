@@ -34,6 +34,7 @@ import (
 	"github.com/ffpipe/ffpipe/internal/emulator/funchost"
 	"github.com/ffpipe/ffpipe/internal/emulator/servicebus"
 	"github.com/ffpipe/ffpipe/internal/emulator/servicebus/store"
+	"github.com/ffpipe/ffpipe/internal/tooling/cpuset"
 )
 
 // Component names, as used by Kill and Restart.
@@ -77,6 +78,14 @@ type Options struct {
 	// processes (`ffpipe emulator …`, see exec.go), so that Stop(name, true)
 	// is a real SIGKILL. Their logs go to LogDir()/<component>.log.
 	Exec string
+	// HostSettings override app settings for the function app only, not for
+	// the stack's own clients (Settings, StorageConnectionString, …): a
+	// benchmark points the handler at counting proxies with them.
+	HostSettings map[string]string
+	// NodeCPUs, if set, pins the Batch stand-in's process (Exec mode only)
+	// to these CPUs: its file transfers and every task process it starts
+	// run there, as on a Batch node; the caller pins the rest.
+	NodeCPUs cpuset.Set
 	// EventGridEndpoint, if set, maps the host's Event Grid webhook URL to
 	// the URL the Event Grid stand-in delivers to (a fault-injecting proxy).
 	EventGridEndpoint func(webhook string) string
@@ -113,6 +122,9 @@ type Stack struct {
 func Start(ctx context.Context, opts Options) (*Stack, error) {
 	if opts.Dir == "" || opts.AppDir == "" {
 		return nil, errors.New("start stack: Options.Dir and Options.AppDir are required")
+	}
+	if len(opts.NodeCPUs) > 0 && opts.Exec == "" {
+		return nil, errors.New("start stack: Options.NodeCPUs needs Options.Exec (the Batch stand-in in its own process)")
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -175,6 +187,15 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 func (s *Stack) Settings() map[string]string {
 	out := make(map[string]string, len(s.settings))
 	for k, v := range s.settings {
+		out[k] = v
+	}
+	return out
+}
+
+// hostSettings are the app settings with Options.HostSettings on top.
+func (s *Stack) hostSettings() map[string]string {
+	out := s.Settings()
+	for k, v := range s.opts.HostSettings {
 		out[k] = v
 	}
 	return out
@@ -385,7 +406,7 @@ func (s *Stack) startComponent(ctx context.Context, name string) error {
 	case Host:
 		h := funchost.New(funchost.Options{
 			AppDir:       s.opts.AppDir,
-			Settings:     s.settings,
+			Settings:     s.hostSettings(),
 			ListenAddr:   "127.0.0.1:" + strconv.Itoa(s.opts.Ports.Host),
 			Logger:       s.logger(name),
 			DataDir:      s.dir("funchost"),
@@ -537,6 +558,10 @@ func (s *Stack) Close() error {
 	s.stop()
 	return errors.Join(errs...)
 }
+
+// FreePort is a free TCP port on 127.0.0.1 (for a component or a proxy
+// whose port must be known before the stack starts).
+func FreePort() (int, error) { return freePort() }
 
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")

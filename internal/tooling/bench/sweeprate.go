@@ -1,0 +1,350 @@
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/batch/azbatch"
+
+	"github.com/ffpipe/ffpipe/internal/batch"
+	"github.com/ffpipe/ffpipe/internal/emulator/azurite"
+	"github.com/ffpipe/ffpipe/internal/presets"
+	"github.com/ffpipe/ffpipe/internal/records"
+	"github.com/ffpipe/ffpipe/internal/request"
+	"github.com/ffpipe/ffpipe/internal/storage"
+	"github.com/ffpipe/ffpipe/internal/tooling/stack"
+)
+
+// The sweep phase measures how many completed tasks Sweep settles per
+// second: N completed tasks, each with a real small output in the output
+// container and its input in the input container, wait while the Functions
+// host is stopped; then the host starts and the phase times until the job
+// is empty. Settled means output verified, input deleted, record written,
+// task deleted, and the phase checks all four afterwards. The time runs from
+// Sweep's first call (its listing of completed tasks) to the empty job.
+//
+// The tasks are built by the production code (batch.TaskSpec, with SAS URLs
+// from internal/storage, as Dispatch builds them) and added straight to
+// Batch; only the command line is replaced by a copy of the input to the
+// output name, so that making 5,000 outputs does not take 5,000 ffmpeg runs.
+// The handler reaches Azurite and Batch through counting proxies, which
+// give the calls per file and what they are.
+
+// SweepFigures are the sweep phase's results (flattened into Result's JSON).
+type SweepFigures struct {
+	SweepFiles      int     `json:"sweep_files"`
+	SweepSeconds    float64 `json:"sweep_seconds"`
+	SweepFilesPerS  float64 `json:"sweep_files_per_s"`
+	// SweepHostStartSeconds is from the host's start to Sweep's first call
+	// (not counted in SweepSeconds).
+	SweepHostStartSeconds float64 `json:"sweep_host_start_seconds"`
+	// Calls the handler made while settling, per file, by service.
+	SweepStorageCallsPerFile float64 `json:"sweep_storage_calls_per_file"`
+	SweepBatchCallsPerFile   float64 `json:"sweep_batch_calls_per_file"`
+	// SweepCalls breaks them down ("storage GET", "batch DELETE", …).
+	SweepCalls map[string]int `json:"sweep_calls,omitempty"`
+}
+
+// callCounter is a reverse proxy that counts requests by service and method.
+type callCounter struct {
+	srv    *httptest.Server
+	mu     sync.Mutex
+	counts map[string]int
+	first  time.Time // of the first request since reset
+	total  atomic.Int64
+}
+
+func newCallCounter(service, target string) (*callCounter, error) {
+	u, err := url.Parse(target)
+	if err != nil {
+		return nil, fmt.Errorf("counting proxy for %s: %w", service, err)
+	}
+	c := &callCounter{counts: map[string]int{}}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.Transport = &http.Transport{MaxIdleConnsPerHost: 256}
+	c.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c.total.Add(1)
+		c.mu.Lock()
+		c.counts[service+" "+callKind(r)]++
+		if c.first.IsZero() {
+			c.first = time.Now()
+		}
+		c.mu.Unlock()
+		rp.ServeHTTP(w, r)
+	}))
+	return c, nil
+}
+
+// callKind names a request by method and, for storage, the operation.
+func callKind(r *http.Request) string {
+	q := r.URL.Query()
+	switch {
+	case q.Get("comp") != "":
+		return r.Method + " comp=" + q.Get("comp")
+	case q.Get("restype") != "":
+		return r.Method + " restype=" + q.Get("restype")
+	}
+	return r.Method
+}
+
+func (c *callCounter) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.counts = map[string]int{}
+	c.first = time.Time{}
+	c.total.Store(0)
+}
+
+func (c *callCounter) snapshot() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]int, len(c.counts))
+	for k, v := range c.counts {
+		out[k] = v
+	}
+	return out
+}
+
+func (r *runner) sweepPhase(ctx context.Context) error {
+	n := r.o.SweepTasks
+	// The stack's settings must point the handler at the proxies, which
+	// need the stack's ports: pick them first, then start.
+	ports := stack.Ports{}
+	var err error
+	if ports.Azurite, err = stack.FreePort(); err != nil {
+		return err
+	}
+	if ports.Batch, err = stack.FreePort(); err != nil {
+		return err
+	}
+	stor, err := newCallCounter("storage", fmt.Sprintf("http://127.0.0.1:%d", ports.Azurite))
+	if err != nil {
+		return err
+	}
+	defer stor.srv.Close()
+	bat, err := newCallCounter("batch", fmt.Sprintf("http://127.0.0.1:%d", ports.Batch))
+	if err != nil {
+		return err
+	}
+	defer bat.srv.Close()
+	opts := stack.Options{Ports: ports, Slots: max(8, r.o.TaskSlots), HostSettings: map[string]string{
+		"DataStorage":           azurite.ConnectionString(stor.srv.URL + "/" + azurite.Account),
+		"FFPIPE_BATCH_ENDPOINT": bat.srv.URL,
+	}}
+	p, err := r.startStack(ctx, "sweep", opts)
+	if err != nil {
+		return err
+	}
+	defer p.s.Close()
+	for _, name := range []string{stack.EventGrid, stack.Host} {
+		if err := p.s.Stop(name, false); err != nil {
+			return err
+		}
+	}
+	keys, err := r.sweepTasks(ctx, p, n)
+	if err != nil {
+		return err
+	}
+	stor.reset()
+	bat.reset()
+	r.progress("sweep: %d completed tasks wait; starting the Functions host …", n)
+	t0 := time.Now()
+	if err := p.s.Restart(ctx, stack.Host); err != nil {
+		return err
+	}
+	bc, err := p.s.BatchClient()
+	if err != nil {
+		return err
+	}
+	lastLeft := -1
+	for {
+		tc, err := bc.TaskCounts(ctx, p.cfg.BatchJob)
+		if err == nil {
+			left := tc.Active + tc.Running + tc.Completed
+			if left == 0 {
+				break
+			}
+			if left != lastLeft {
+				r.progress("sweep: %d tasks left after %.1fs", left, time.Since(t0).Seconds())
+				lastLeft = left
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("sweep: %d tasks left: %w", lastLeft, ctx.Err())
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	// From Sweep's first call (it lists the completed tasks first): the
+	// host's start is not Sweep's work.
+	bat.mu.Lock()
+	first := bat.first
+	bat.mu.Unlock()
+	if first.IsZero() || first.Before(t0) {
+		first = t0
+	}
+	d := time.Since(first)
+	r.res.SweepHostStartSeconds = round(first.Sub(t0).Seconds(), 3)
+	calls := stor.snapshot()
+	for k, v := range bat.snapshot() {
+		calls[k] = v
+	}
+	r.res.SweepFiles, r.res.SweepSeconds = n, round(d.Seconds(), 3)
+	r.res.SweepFilesPerS = round(Rate(n, d), 1)
+	r.res.SweepStorageCallsPerFile = round(float64(stor.total.Load())/float64(n), 2)
+	r.res.SweepBatchCallsPerFile = round(float64(bat.total.Load())/float64(n), 2)
+	r.res.SweepCalls = calls
+	r.progress("sweep: %d files settled in %.2fs: %.0f files/s; %.2f storage and %.2f Batch calls per file %v",
+		n, d.Seconds(), r.res.SweepFilesPerS, r.res.SweepStorageCallsPerFile, r.res.SweepBatchCallsPerFile, sortedCalls(calls))
+	return r.checkSwept(ctx, p, keys)
+}
+
+func sortedCalls(m map[string]int) []string {
+	out := make([]string, 0, len(m))
+	for k, v := range m {
+		out = append(out, fmt.Sprintf("%s=%d", k, v))
+	}
+	sort.Strings(out)
+	return out
+}
+
+// sweepTasks uploads n small inputs and adds one completed-to-be task per
+// input, then waits until every task has completed.
+func (r *runner) sweepTasks(ctx context.Context, p *pipe, n int) ([]string, error) {
+	st, err := storage.NewFromConnectionString(p.s.StorageConnectionString(), storage.Options{})
+	if err != nil {
+		return nil, err
+	}
+	preset, _ := presets.Default().Get(presets.DefaultName)
+	defaults := request.Defaults{Preset: preset.Name, OutputContainer: p.cfg.OutputContainer, Ext: presets.Default().Ext}
+	body := make([]byte, 2048)
+	_, _ = rand.Read(body)
+	r.progress("sweep: uploading %d inputs and adding their tasks …", n)
+	specs := make([]azbatch.CreateTaskContent, n)
+	keys := make([]string, n)
+	errs := make([]error, n)
+	sem := make(chan struct{}, 32)
+	var wg sync.WaitGroup
+	for i := range n {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			specs[i], keys[i], errs[i] = r.sweepTask(ctx, p, st, preset, defaults, fmt.Sprintf("sweep/%06d.mp4", i), body)
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	bc, err := p.s.BatchClient()
+	if err != nil {
+		return nil, err
+	}
+	for i := 0; i < n; i += 100 {
+		chunk := specs[i:min(i+100, n)]
+		if _, err := bc.SDK().CreateTaskCollection(ctx, p.cfg.BatchJob, azbatch.TaskGroup{Value: chunk}, nil); err != nil {
+			return nil, fmt.Errorf("sweep: add tasks: %w", err)
+		}
+	}
+	t0 := time.Now()
+	for {
+		tc, err := bc.TaskCounts(ctx, p.cfg.BatchJob)
+		if err == nil && tc.Completed >= n && tc.Active+tc.Running == 0 {
+			if tc.Failed > 0 {
+				return nil, fmt.Errorf("sweep: %d of the copy tasks failed", tc.Failed)
+			}
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("sweep: waiting for the tasks to complete: %w", ctx.Err())
+		case <-time.After(time.Second):
+		}
+	}
+	r.progress("sweep: %d tasks completed in %.1fs", n, time.Since(t0).Seconds())
+	return keys, nil
+}
+
+// sweepTask uploads one input and builds its task as Dispatch would, with
+// a copy in place of ffmpeg.
+func (r *runner) sweepTask(ctx context.Context, p *pipe, st *storage.Client, preset presets.Preset, d request.Defaults, blob string, body []byte) (azbatch.CreateTaskContent, string, error) {
+	resp, err := p.blob.UploadBuffer(ctx, p.cfg.InputContainer, blob, body, nil)
+	if err != nil {
+		return azbatch.CreateTaskContent{}, "", fmt.Errorf("upload %s: %w", blob, err)
+	}
+	etag := storage.NormalizeETag(string(*resp.ETag))
+	req, err := request.Request{Source: request.Source{Container: p.cfg.InputContainer, Blob: blob, ETag: etag, Size: int64(len(body))}}.WithDefaults(d)
+	if err != nil {
+		return azbatch.CreateTaskContent{}, "", err
+	}
+	key := request.Key(p.cfg.StorageAccount(), p.cfg.InputContainer, blob, etag)
+	spec := batch.TaskSpec{Key: key, Request: req, Preset: preset, Enqueued: time.Now()}
+	ttl := 2 * time.Hour
+	if spec.InputURL, err = st.ReadURL(ctx, req.Source.Container, req.Source.Blob, ttl); err != nil {
+		return azbatch.CreateTaskContent{}, "", err
+	}
+	if spec.OutputContainerURL, err = st.ContainerWriteURL(ctx, req.Output.Container, req.Output.Blob, ttl); err != nil {
+		return azbatch.CreateTaskContent{}, "", err
+	}
+	stdout, stderr := batch.LogBlobs(key)
+	if spec.StdoutURL, err = st.ContainerWriteURL(ctx, p.cfg.LogsContainer, stdout, ttl); err != nil {
+		return azbatch.CreateTaskContent{}, "", err
+	}
+	if spec.StderrURL, err = st.ContainerWriteURL(ctx, p.cfg.LogsContainer, stderr, ttl); err != nil {
+		return azbatch.CreateTaskContent{}, "", err
+	}
+	c, err := spec.Content()
+	if err != nil {
+		return azbatch.CreateTaskContent{}, "", err
+	}
+	c.CommandLine = to.Ptr("/bin/sh -c 'cp " + presets.InputFile + " " + preset.OutputFile() + "'")
+	return c, key, nil
+}
+
+// checkSwept verifies what settled means for every key: a done record,
+// the input gone, the output present.
+func (r *runner) checkSwept(ctx context.Context, p *pipe, keys []string) error {
+	bad := 0
+	var first error
+	for _, k := range keys {
+		rec, err := p.recs.Get(ctx, k)
+		switch {
+		case err != nil:
+			err = fmt.Errorf("record %s: %w", k, err)
+		case rec.State != records.StateDone:
+			err = fmt.Errorf("record %s: %s: %s", k, rec.State, rec.Reason)
+		}
+		if err == nil {
+			if _, e := p.blob.ServiceClient().NewContainerClient(p.cfg.InputContainer).NewBlobClient(rec.Source.Blob).GetProperties(ctx, nil); e == nil {
+				err = fmt.Errorf("input %s still there", rec.Source.Blob)
+			}
+		}
+		if err == nil {
+			if _, e := p.blob.ServiceClient().NewContainerClient(rec.Output.Container).NewBlobClient(rec.Output.Blob).GetProperties(ctx, nil); e != nil {
+				err = fmt.Errorf("output %s: %w", rec.Output.Blob, e)
+			}
+		}
+		if err != nil {
+			bad++
+			if first == nil {
+				first = err
+			}
+		}
+	}
+	if bad > 0 {
+		return fmt.Errorf("sweep: %d of %d files not settled as done, e.g. %w", bad, len(keys), first)
+	}
+	r.progress("sweep: all %d files checked: record done, input deleted, output present", len(keys))
+	return nil
+}
