@@ -43,9 +43,9 @@ import (
 
 // SweepFigures are the sweep phase's results (flattened into Result's JSON).
 type SweepFigures struct {
-	SweepFiles      int     `json:"sweep_files"`
-	SweepSeconds    float64 `json:"sweep_seconds"`
-	SweepFilesPerS  float64 `json:"sweep_files_per_s"`
+	SweepFiles     int     `json:"sweep_files"`
+	SweepSeconds   float64 `json:"sweep_seconds"`
+	SweepFilesPerS float64 `json:"sweep_files_per_s"`
 	// SweepHostStartSeconds is from the host's start to Sweep's first call
 	// (not counted in SweepSeconds).
 	SweepHostStartSeconds float64 `json:"sweep_host_start_seconds"`
