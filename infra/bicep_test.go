@@ -505,6 +505,26 @@ func (f *bicepFile) paramDefault(name string) (string, bool) {
 	return f.stringValue(d.value)
 }
 
+// paramStrings returns the strings of a param whose default is an array
+// literal of plain strings (nil otherwise).
+func (f *bicepFile) paramStrings(name string) []string {
+	d, ok := f.find("param", name)
+	if !ok || !d.hasValue || d.value[0] >= d.value[1] || f.toks[d.value[0]].text != "[" {
+		return nil
+	}
+	var out []string
+	for _, t := range f.toks[d.value[0]+1 : f.match[d.value[0]]] {
+		switch {
+		case t.kind == tNewline:
+		case t.kind == tString && !t.interp:
+			out = append(out, t.lit)
+		default:
+			return nil
+		}
+	}
+	return out
+}
+
 // bicepKeywords are identifiers that are not references.
 var bicepKeywords = map[string]bool{
 	"true": true, "false": true, "null": true, "existing": true, "if": true, "for": true, "in": true,

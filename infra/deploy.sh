@@ -10,6 +10,9 @@
 #   FFPIPE_PARAMETERS  optional parameters file for main.bicep
 #                      (see infra/main.parameters.example.json)
 #   FFPIPE_YES=1       destroy without asking
+#   FFPIPE_RETRY_DELAY seconds before the first retry of a step that can fail
+#                      while new role assignments propagate (default 30,
+#                      doubled per retry)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -27,6 +30,48 @@ usage: infra/deploy.sh deploy|destroy RESOURCE_GROUP LOCATION PREFIX
 PREFIX: 3-11 lower-case letters and digits, starting with a letter.
 USAGE
 	exit 2
+}
+
+# retry TRIES WHAT CMD...: run CMD until it succeeds, at most TRIES times,
+# waiting FFPIPE_RETRY_DELAY seconds after the first failure and twice as
+# long after each next one. For steps that use role assignments made by the
+# deployment just before: Azure applies those within minutes, not at once.
+retry() {
+	local tries=$1 what=$2 delay=${FFPIPE_RETRY_DELAY:-30} n=1
+	shift 2
+	until "$@"; do
+		if [ "$n" -ge "$tries" ]; then
+			printf 'deploy.sh: %s failed %d times; re-run deploy.sh once the cause is fixed (it is idempotent)\n' "$what" "$n" >&2
+			return 1
+		fi
+		say "$what failed (attempt $n of $tries); retrying in ${delay}s: new role assignments can take minutes to apply"
+		sleep "$delay"
+		n=$((n + 1))
+		delay=$((delay * 2))
+	done
+}
+
+# suffix_filter LIST: the JSON array eventgrid.bicep's subjectSuffixes takes,
+# from FFPIPE_ALLOWED_SUFFIXES (comma-separated). Empty (no suffix filter;
+# OnBlobCreated still checks) when there are more than the subscription's
+# advanced filters can hold.
+suffix_filter() {
+	local list=$1 json="" n=0 s
+	local -a parts
+	IFS=',' read -r -a parts <<<"$list"
+	for s in ${parts[@]+"${parts[@]}"}; do
+		s="${s#"${s%%[![:space:]]*}"}"
+		s="${s%"${s##*[![:space:]]}"}"
+		[ -n "$s" ] || continue
+		[[ $s =~ ^[A-Za-z0-9._-]+$ ]] || die "FFPIPE_ALLOWED_SUFFIXES: suffix '$s' has characters other than letters, digits, '.', '_' and '-'"
+		json+="${json:+,}\"$s\""
+		n=$((n + 1))
+	done
+	if [ "$n" -gt 21 ]; then
+		say "FFPIPE_ALLOWED_SUFFIXES lists $n suffixes, more than an Event Grid subscription can filter (21): subscribing without a suffix filter; OnBlobCreated filters" >&2
+		json=""
+	fi
+	printf '[%s]' "$json"
 }
 
 need() {
@@ -86,7 +131,7 @@ deploy() {
 		az deployment group show --resource-group "$rg" --name ffpipe-main \
 			--query "properties.outputs.$1.value" -o tsv
 	}
-	local app storage input deadletter egid suffix
+	local app storage input deadletter egid suffix suffixes
 	app=$(out functionAppName)
 	storage=$(out dataStorageName)
 	input=$(out inputContainerName)
@@ -100,8 +145,11 @@ deploy() {
 	# --custom: the worker runtime of this app (local.settings.json is not
 	# published). On Flex Consumption, func checks it against
 	# functionAppConfig.runtime.name and deploys with the caller's token.
+	# The platform writes the package to the deployment container with the
+	# app's identity, whose role was assigned moments ago: retry a 403.
 	say "publish $app"
-	(cd "$root/dist" && func azure functionapp publish "$app" --custom)
+	publish() { (cd "$root/dist" && func azure functionapp publish "$app" --custom); }
+	retry 5 "publish $app" publish
 
 	# The AzureFunction endpoint needs the function to be indexed, which
 	# can lag the publish by a minute or two.
@@ -116,22 +164,22 @@ deploy() {
 
 	suffix=$(az functionapp config appsettings list --resource-group "$rg" --name "$app" \
 		--query "[?name=='FFPIPE_ALLOWED_SUFFIXES'].value | [0]" -o tsv)
-	case "$suffix" in
-	*,*)
-		say "FFPIPE_ALLOWED_SUFFIXES lists several suffixes ($suffix): subscribing without a suffix filter; OnBlobCreated filters"
-		suffix=""
-		;;
-	esac
+	suffixes=$(suffix_filter "$suffix")
 
-	say "Event Grid subscription (eventgrid.bicep): $storage/$input -> $app/OnBlobCreated"
-	az deployment group create \
-		--resource-group "$rg" \
-		--name ffpipe-eventgrid \
-		--template-file "$here/eventgrid.bicep" \
-		--parameters location="$location" functionAppName="$app" dataStorageName="$storage" \
-		inputContainerName="$input" deadLetterContainerName="$deadletter" \
-		eventGridIdentityName="$egid" subjectSuffix="$suffix" \
-		--only-show-errors -o none
+	# Creating the subscription can fail while the function's indexing and
+	# the role assignments main.bicep made are still settling: retry.
+	say "Event Grid subscription (eventgrid.bicep): $storage/$input -> $app/OnBlobCreated, suffixes $suffixes"
+	subscribe() {
+		az deployment group create \
+			--resource-group "$rg" \
+			--name ffpipe-eventgrid \
+			--template-file "$here/eventgrid.bicep" \
+			--parameters location="$location" functionAppName="$app" dataStorageName="$storage" \
+			inputContainerName="$input" deadLetterContainerName="$deadletter" \
+			eventGridIdentityName="$egid" subjectSuffixes="$suffixes" \
+			--only-show-errors -o none
+	}
+	retry 3 "Event Grid subscription" subscribe
 
 	say "done. Try it:"
 	cat <<DONE

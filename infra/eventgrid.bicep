@@ -5,9 +5,11 @@
 // Grid extension's system key (which Event Grid fetches itself for this
 // endpoint type) only exists once the host has loaded the extension.
 //
-// Filters follow the reliability reference §2.4: BlobCreated only, subject
-// under the input container, ending with the allowed suffix (case-insensitive,
-// so .MP4 matches too), and only the APIs that mean "fully committed".
+// Filters (docs/infra.md): BlobCreated only, subject under the input
+// container, ending with one of the allowed suffixes (an advanced
+// StringEndsWith filter on the subject, which takes several values and
+// compares case-insensitively, so .MP4 matches too), and only the APIs that
+// mean "fully committed".
 // Failed deliveries are retried (30 attempts over at most 24 h) and then
 // dead-lettered to a container, written with a user-assigned identity.
 
@@ -28,8 +30,11 @@ param dataStorageName string
 @description('Container watched for uploads (FFPIPE_INPUT_CONTAINER).')
 param inputContainerName string = 'input'
 
-@description('Suffix uploads must end with (FFPIPE_ALLOWED_SUFFIXES when it lists one suffix); empty: no suffix filter.')
-param subjectSuffix string = '.mp4'
+@description('Suffixes uploads must end with (FFPIPE_ALLOWED_SUFFIXES split at commas), compared case-insensitively; empty: no suffix filter (OnBlobCreated still checks). At most 21: a subscription takes 25 advanced filter values and data.api uses 4.')
+@maxLength(21)
+param subjectSuffixes array = [
+  '.mp4'
+]
 
 @description('Container for events that could not be delivered (main.bicep output deadLetterContainerName).')
 param deadLetterContainerName string = 'deadletter'
@@ -49,6 +54,23 @@ param eventTimeToLiveInMinutes int = 1440
 
 param tags object = {
   app: 'ffpipe'
+}
+
+var apiFilter = {
+  operatorType: 'StringIn'
+  key: 'data.api'
+  values: [
+    'PutBlob'
+    'PutBlockList'
+    'CopyBlob'
+    'FlushWithClose'
+  ]
+}
+
+var suffixFilter = {
+  operatorType: 'StringEndsWith'
+  key: 'subject'
+  values: subjectSuffixes
 }
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
@@ -97,19 +119,12 @@ resource subscription 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2022-
         'Microsoft.Storage.BlobCreated'
       ]
       subjectBeginsWith: '/blobServices/default/containers/${inputContainerName}/blobs/'
-      subjectEndsWith: subjectSuffix
       isSubjectCaseSensitive: false
-      advancedFilters: [
-        {
-          operatorType: 'StringIn'
-          key: 'data.api'
-          values: [
-            'PutBlob'
-            'PutBlockList'
-            'CopyBlob'
-            'FlushWithClose'
-          ]
-        }
+      advancedFilters: empty(subjectSuffixes) ? [
+        apiFilter
+      ] : [
+        apiFilter
+        suffixFilter
       ]
     }
     retryPolicy: {

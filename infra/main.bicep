@@ -41,6 +41,10 @@ param quarantineContainerName string = 'quarantine'
 @description('Infra only: Event Grid writes events it could not deliver here.')
 param deadLetterContainerName string = 'deadletter'
 param queueName string = 'transcode'
+@description('Service Bus topic of completion events (FFPIPE_EVENTS_TOPIC).')
+param eventsTopicName string = 'transcode-events'
+@description('Infra only: the consumers\' subscription on the events topic.')
+param eventsSubscriptionName string = 'all'
 param batchPoolId string = 'ffmpeg'
 param batchJobId string = 'ffpipe'
 
@@ -160,6 +164,8 @@ module serviceBus 'modules/servicebus.bicep' = {
     location: location
     name: '${prefix}-sb-${token}'
     queueName: queueName
+    eventsTopicName: eventsTopicName
+    eventsSubscriptionName: eventsSubscriptionName
     tags: tags
   }
 }
@@ -207,6 +213,7 @@ var appSettings = {
   FFPIPE_BATCH_POOL: batchPoolId
   FFPIPE_BATCH_JOB: batchJobId
   FFPIPE_QUEUE: queueName
+  FFPIPE_EVENTS_TOPIC: serviceBus.outputs.eventsTopicName
   FFPIPE_INPUT_CONTAINER: inputContainerName
   FFPIPE_OUTPUT_CONTAINER: outputContainerName
   FFPIPE_STATUS_CONTAINER: statusContainerName
@@ -256,6 +263,7 @@ module roles 'modules/roles.bicep' = {
     deadLetterContainerName: deadLetterContainerName
     serviceBusNamespaceName: serviceBus.outputs.namespaceName
     queueName: serviceBus.outputs.queueName
+    eventsTopicName: serviceBus.outputs.eventsTopicName
     batchAccountName: batch.outputs.accountName
     appInsightsName: monitoring.outputs.appInsightsName
     funcPrincipalId: identities.outputs.funcPrincipalId
@@ -281,4 +289,6 @@ output batchPoolId string = batch.outputs.poolName
 output batchJobId string = batchJobId
 output serviceBusNamespace string = serviceBus.outputs.namespaceName
 output queueName string = serviceBus.outputs.queueName
+output eventsTopicName string = serviceBus.outputs.eventsTopicName
+output eventsSubscriptionName string = serviceBus.outputs.eventsSubscriptionName
 output appInsightsName string = monitoring.outputs.appInsightsName

@@ -2,7 +2,7 @@
 // custom handler: runtime "custom" version "1.0" lives in functionAppConfig,
 // not in FUNCTIONS_WORKER_RUNTIME (Flex rejects that setting), and the
 // version string must be exactly the catalog's "1.0"
-// (functions-custom-handlers reference §3.4, §6.4).
+// (docs/infra.md).
 //
 // The deployment package is kept in a blob container of the host storage
 // account, which the app reads with its user-assigned identity: no
@@ -104,10 +104,14 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
 }
 
 // Basic (publishing-credential) authentication off for SCM and FTP: func
-// publishes with the caller's Entra ID token.
+// publishes with the caller's Entra ID token. The type definition has no
+// location, but the resource provider answers "The parameter location has
+// an invalid value" without one (docs/infra.md): Bicep warns (BCP187) and
+// deploys it.
 resource scmBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
   parent: app
   name: 'scm'
+  location: location
   properties: {
     allow: false
   }
@@ -116,6 +120,7 @@ resource scmBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@20
 resource ftpBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
   parent: app
   name: 'ftp'
+  location: location
   properties: {
     allow: false
   }

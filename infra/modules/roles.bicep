@@ -1,5 +1,5 @@
 // Every role assignment, least privilege, each at the narrowest scope Azure
-// RBAC allows (reliability-security reference §4.1). Built-in role
+// RBAC allows (docs/infra.md). Built-in role
 // definition GUIDs, as listed in Azure's built-in roles:
 var role = {
   blobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b' // Storage Blob Data Owner
@@ -26,9 +26,10 @@ param logsContainerName string
 param quarantineContainerName string
 param deadLetterContainerName string
 
-@description('Service Bus namespace and queue.')
+@description('Service Bus namespace, queue and completion-events topic.')
 param serviceBusNamespaceName string
 param queueName string
+param eventsTopicName string
 
 @description('Batch account name.')
 param batchAccountName string
@@ -184,16 +185,22 @@ resource dataStorage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: dataStorageName
 }
 
-// generateUserDelegationKey is an account-level action: Storage Blob
-// Delegator cannot be scoped to a container (reliability reference §4.3).
-resource funcDelegator 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (useSas) {
+// The function signs user delegation SAS URLs in both modes: storage.Copy
+// (Sweep's Move to quarantine) always reads its source through a read SAS,
+// and in sas mode Dispatch signs every task URL. The key comes from Get User
+// Delegation Key, whose generateUserDelegationKey action must be granted at
+// the storage account (or a wider) scope: the container-scoped data roles
+// above include the action but cannot grant it there. Storage Blob Delegator
+// holds that action alone and no data access; a SAS it signs still carries
+// only what the function holds on the container (docs/infra.md).
+resource funcDelegator 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(dataStorage.id, funcPrincipalId, role.blobDelegator)
   scope: dataStorage
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', role.blobDelegator)
     principalId: funcPrincipalId
     principalType: 'ServicePrincipal'
-    description: 'ffpipe function: sign user delegation SAS URLs for tasks'
+    description: 'ffpipe function: user delegation keys for the SAS URLs of quarantine copies and tasks'
   }
 }
 
@@ -245,6 +252,24 @@ resource funcQueueReceiver 'Microsoft.Authorization/roleAssignments@2022-04-01' 
     principalId: funcPrincipalId
     principalType: 'ServicePrincipal'
     description: 'ffpipe function: Dispatch receives requests'
+  }
+}
+
+// Completion events: Sweep publishes to the topic and nothing else; the
+// sender role on the topic alone cannot receive or manage it.
+resource eventsTopic 'Microsoft.ServiceBus/namespaces/topics@2024-01-01' existing = {
+  parent: namespace
+  name: eventsTopicName
+}
+
+resource funcEventsSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(eventsTopic.id, funcPrincipalId, role.serviceBusDataSender)
+  scope: eventsTopic
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', role.serviceBusDataSender)
+    principalId: funcPrincipalId
+    principalType: 'ServicePrincipal'
+    description: 'ffpipe function: publish completion events'
   }
 }
 
