@@ -42,7 +42,7 @@ func runEmulatorFuncHost(ctx context.Context, args []string, stdout, stderr io.W
 	masterKey := fs.String("master-key", "", "master key for authLevel function/admin (default: random, printed)")
 	egKey := fs.String("eventgrid-key", "", "system key eventgrid_extension required on the Event Grid webhook (default: none)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
-	restartLimit := fs.Int("restart-limit", 0, "handler exits tolerated in 30 min before the host gives up (0: 3, like Azure; negative: never give up)")
+	restartLimit := fs.Int("restart-limit", 0, "restarts after handler failures before the host gives up (0: 2, like Azure: the third failure within 30 min of the previous stops it; negative: never give up)")
 	settings := settingFlags{}
 	fs.Var(settings, "set", "app setting override NAME=VALUE (repeatable)")
 	if err := fs.Parse(args); err != nil {

@@ -35,14 +35,19 @@ type Options struct {
 	Keys Keys
 	// StartTimeout bounds the handler readiness wait. Default 30 s.
 	StartTimeout time.Duration
-	// RestartLimit is how many handler exits within RestartWindow are
-	// tolerated before the host gives up, like the host's 3 in 30 minutes.
-	// 0 means 3; negative means never give up.
+	// RestartLimit is how many times a failed handler (a crash, a nonzero
+	// exit, not ready in time) is restarted before the host gives up: the
+	// host's ErrorEventsThreshold of 3 means the third failure stops it, so
+	// 0 means 2. Negative means never give up. A handler that exits 0 is
+	// never restarted, and a restart after a functionTimeout (or exit code
+	// 200) does not count.
 	RestartLimit int
-	// RestartWindow defaults to 30 minutes.
+	// RestartWindow: a failure more than this after the previous one starts
+	// the count again. Default 30 minutes.
 	RestartWindow time.Duration
-	// RestartBackoff is the first restart delay (doubled per consecutive
-	// exit up to 5 s). Default 100 ms.
+	// RestartBackoff is the first restart delay when RestartLimit is
+	// negative (doubled per consecutive failure up to 5 s). The host itself
+	// restarts at once, which is what happens with a limit. Default 100 ms.
 	RestartBackoff time.Duration
 	// DataDir keeps timer schedule status (the schedule monitor) across
 	// restarts. Empty: in memory only.
@@ -150,7 +155,7 @@ func New(opts Options) *Host {
 		opts.StartTimeout = 30 * time.Second
 	}
 	if opts.RestartLimit == 0 {
-		opts.RestartLimit = 3
+		opts.RestartLimit = 2
 	}
 	if opts.RestartWindow <= 0 {
 		opts.RestartWindow = 30 * time.Minute
@@ -180,13 +185,19 @@ func New(opts Options) *Host {
 	}
 }
 
-// lookup resolves an app setting: overrides, then local.settings.json
-// Values, then the process environment.
+// lookup resolves an app setting: Options.Settings, then the process
+// environment (when not empty), then local.settings.json Values. Core
+// Tools skips a local setting "as it's already defined in current
+// environment variables" (docs/localhost.md).
 func (h *Host) lookup(name string) (string, bool) {
-	if v, ok := h.settings[name]; ok {
+	if v, ok := h.opts.Settings[name]; ok {
 		return v, true
 	}
-	return os.LookupEnv(name)
+	if v := os.Getenv(name); v != "" {
+		return v, true
+	}
+	v, ok := h.settings[name]
+	return v, ok
 }
 
 // Start loads the app, starts the handler, waits until it is ready (bounded
@@ -244,21 +255,26 @@ func (h *Host) load() error {
 	if err != nil {
 		return err
 	}
+	// h.settings: the local settings the handler gets on top of the
+	// environment; lookup applies the precedence.
 	h.settings = map[string]string{}
 	for k, v := range values {
 		h.settings[k] = v
 	}
-	for k, v := range h.opts.Settings {
-		h.settings[k] = v
-	}
 	envSettings := map[string]string{}
+	for k := range values {
+		envSettings[k] = ""
+	}
 	for _, kv := range os.Environ() {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			envSettings[k] = v
+		if k, _, ok := strings.Cut(kv, "="); ok {
+			envSettings[k] = ""
 		}
 	}
-	for k, v := range h.settings {
-		envSettings[k] = v
+	for k := range h.opts.Settings {
+		envSettings[k] = ""
+	}
+	for k := range envSettings {
+		envSettings[k], _ = h.lookup(k)
 	}
 	hc, err := loadHostJSON(appDir, envSettings)
 	if err != nil {
@@ -308,29 +324,29 @@ func (h *Host) load() error {
 			args = append(args, a)
 		}
 	}
-	env := os.Environ()
-	keys := make([]string, 0, len(h.settings))
-	for k := range h.settings {
+	keys := make([]string, 0, len(envSettings))
+	for k := range envSettings {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	env := make([]string, 0, len(keys)+1)
 	for _, k := range keys {
-		env = append(env, k+"="+h.settings[k])
+		env = append(env, k+"="+envSettings[k])
 	}
 	env = append(env, "FUNCTIONS_APP_ROOT_PATH="+appDir)
 	h.worker = &worker{
-		log:           h.log.With("component", "handler"),
-		exe:           exe,
-		args:          args,
-		dir:           dir,
-		env:           env,
-		fixedPort:     hc.CustomHandler.Port,
-		readyTimeout:  h.opts.StartTimeout,
-		restartLimit:  h.opts.RestartLimit,
-		restartWindow: h.opts.RestartWindow,
-		minBackoff:    h.opts.RestartBackoff,
-		maxBackoff:    5 * time.Second,
-		changed:       make(chan struct{}),
+		log:          h.log.With("component", "handler"),
+		exe:          exe,
+		args:         args,
+		dir:          dir,
+		env:          env,
+		fixedPort:    hc.CustomHandler.Port,
+		readyTimeout: h.opts.StartTimeout,
+		restartLimit: h.opts.RestartLimit,
+		errorWindow:  h.opts.RestartWindow,
+		minBackoff:   h.opts.RestartBackoff,
+		maxBackoff:   5 * time.Second,
+		changed:      make(chan struct{}),
 	}
 
 	// Functions.

@@ -33,7 +33,11 @@ func TestGoldenPayloads(t *testing.T) {
 		body func() (map[string]json.RawMessage, metadata)
 		fn   string
 	}{
-		{"servicebus-one", func() (map[string]json.RawMessage, metadata) { return sbSinglePayload(sbFn("", ""), m1) }, "ProcessOrder"},
+		{"servicebus-one", func() (map[string]json.RawMessage, metadata) {
+			d, m, err := sbSinglePayload(sbFn("", ""), m1)
+			must(t, err)
+			return d, m
+		}, "ProcessOrder"},
 		{"servicebus-many", func() (map[string]json.RawMessage, metadata) {
 			d, m, err := sbBatchPayload(sbFn("many", "string"), []*azservicebus.ReceivedMessage{m1, m2})
 			must(t, err)

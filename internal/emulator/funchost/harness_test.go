@@ -81,6 +81,8 @@ type reply struct {
 	body   string
 	ctype  string
 	exit   bool
+	code   int  // exit code when exit is set; 0 means 7
+	clean  bool // with exit: exit code 0
 }
 
 var okReply = reply{status: 200, body: `{"Logs":["hello from the handler"]}`}
@@ -112,7 +114,14 @@ func newControl(t testing.TB) *control {
 		default:
 		}
 		if rep.exit {
-			w.Header().Set("X-Test-Exit", "7")
+			code := rep.code
+			switch {
+			case rep.clean:
+				code = 0
+			case code == 0:
+				code = 7
+			}
+			w.Header().Set("X-Test-Exit", fmt.Sprint(code))
 		}
 		ct := rep.ctype
 		if ct == "" {

@@ -172,8 +172,6 @@ func (h *Host) invoke(ctx context.Context, fn *function, data map[string]json.Ra
 }
 
 func (h *Host) doInvoke(ctx context.Context, fn *function, id string, data, meta map[string]json.RawMessage) (*invokeResult, error) {
-	ctx, cancel := context.WithTimeout(ctx, h.functionTimeout)
-	defer cancel()
 	if data == nil {
 		data = map[string]json.RawMessage{}
 	}
@@ -181,40 +179,9 @@ func (h *Host) doInvoke(ctx context.Context, fn *function, id string, data, meta
 		Data     map[string]json.RawMessage `json:"Data"`
 		Metadata map[string]json.RawMessage `json:"Metadata"`
 	}{data, meta})
-	var resp *http.Response
-	for {
-		base, gen, err := h.worker.endpoint(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("invoke %s: %w: %w", fn.Name, ErrInvocation, err)
-		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/"+fn.Name, bytes.NewReader(body))
-		if err != nil {
-			return nil, fmt.Errorf("invoke %s: %w", fn.Name, err)
-		}
-		req.Header.Set("Content-Type", "application/json; charset=utf-8")
-		req.Header.Set("X-Azure-Functions-InvocationId", id)
-		req.Header.Set("X-Azure-Functions-HostVersion", HostVersion)
-		req.Header.Set("User-Agent", "Azure-Functions-Host/"+HostVersion)
-		resp, err = h.client.Do(req)
-		var op *net.OpError
-		if err != nil && errors.As(err, &op) && op.Op == "dial" && ctx.Err() == nil {
-			// The handler died and the restart has not been noticed yet:
-			// nothing was sent, so wait for the new process and retry, as
-			// invocations queue while the host restarts its worker.
-			if werr := h.worker.waitChange(ctx, gen); werr != nil {
-				return nil, fmt.Errorf("invoke %s: %w: %w", fn.Name, ErrInvocation, err)
-			}
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("invoke %s: %w: %w", fn.Name, ErrInvocation, err)
-		}
-		break
-	}
-	defer resp.Body.Close()
-	rb, err := io.ReadAll(resp.Body)
+	resp, rb, err := h.send(ctx, fn, id, body)
 	if err != nil {
-		return nil, fmt.Errorf("invoke %s: read response: %w: %w", fn.Name, ErrInvocation, err)
+		return nil, err
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return nil, fmt.Errorf("invoke %s: response status code does not indicate success: %d (%s): %w",
@@ -234,6 +201,57 @@ func (h *Host) doInvoke(ctx context.Context, fn *function, id string, data, meta
 		return nil, fmt.Errorf("invoke %s: invalid HttpResponseMessage: %v: %w", fn.Name, err, ErrInvocation)
 	}
 	return &res, nil
+}
+
+// send POSTs the invocation to the current handler process, waiting for it
+// while it (re)starts. functionTimeout bounds it; when it fires, the host
+// restarts the whole handler process (WebScriptHostExceptionHandler →
+// RestartWorkerWithInvocationIdAsync), which fails every other invocation
+// still running on it with ErrHandlerRestarted.
+func (h *Host) send(ctx context.Context, fn *function, id string, body []byte) (*http.Response, []byte, error) {
+	tctx, cancel := context.WithTimeout(ctx, h.functionTimeout)
+	defer cancel()
+	for {
+		base, gen, err := h.worker.endpoint(tctx)
+		if err != nil {
+			return nil, nil, fmt.Errorf("invoke %s: %w: %w", fn.Name, ErrInvocation, err)
+		}
+		req, err := http.NewRequestWithContext(tctx, http.MethodPost, base+"/"+fn.Name, bytes.NewReader(body))
+		if err != nil {
+			return nil, nil, fmt.Errorf("invoke %s: %w", fn.Name, err)
+		}
+		req.Header.Set("Content-Type", "application/json; charset=utf-8")
+		req.Header.Set("X-Azure-Functions-InvocationId", id)
+		req.Header.Set("X-Azure-Functions-HostVersion", HostVersion)
+		req.Header.Set("User-Agent", "Azure-Functions-Host/"+HostVersion)
+		resp, err := h.client.Do(req)
+		if err == nil {
+			var rb []byte
+			rb, err = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err == nil {
+				return resp, rb, nil
+			}
+			err = fmt.Errorf("read response: %w", err)
+		}
+		var op *net.OpError
+		switch {
+		case errors.As(err, &op) && op.Op == "dial" && tctx.Err() == nil:
+			// The handler died and the restart has not been noticed yet:
+			// nothing was sent, so wait for the new process and retry, as
+			// invocations queue while the host restarts its worker.
+			if werr := h.worker.waitChange(tctx, gen); werr != nil {
+				return nil, nil, fmt.Errorf("invoke %s: %w: %w", fn.Name, ErrInvocation, err)
+			}
+			continue
+		case errors.Is(tctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil:
+			h.worker.restart(gen, fmt.Sprintf("function timeout: invocation %s of %s ran longer than functionTimeout %s", id, fn.Name, h.functionTimeout))
+			return nil, nil, fmt.Errorf("invoke %s: %w (%s; the handler process is restarted): %w", fn.Name, ErrFunctionTimeout, h.functionTimeout, ErrInvocation)
+		case h.worker.generation() != gen:
+			return nil, nil, fmt.Errorf("invoke %s: %w: %v: %w", fn.Name, ErrHandlerRestarted, err, ErrInvocation)
+		}
+		return nil, nil, fmt.Errorf("invoke %s: %w: %w", fn.Name, ErrInvocation, err)
+	}
 }
 
 func newUUID() string {

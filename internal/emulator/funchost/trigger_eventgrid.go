@@ -25,11 +25,13 @@ func (h *Host) serveEventGrid(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// The extension keeps its listeners in a case-sensitive dictionary:
+	// functionName must match the function's folder name exactly.
 	name := r.URL.Query().Get("functionName")
 	fn := h.functions[strings.ToLower(name)]
-	if fn == nil || fn.triggerType() != "eventgridtrigger" {
+	if fn == nil || fn.Name != name || fn.triggerType() != "eventgridtrigger" {
 		h.log.Warn("event grid webhook: unknown function", "functionName", name)
-		http.Error(w, "cannot find function named '"+name+"'", http.StatusNotFound)
+		http.Error(w, "cannot find function: '"+name+"'", http.StatusNotFound)
 		return
 	}
 	if r.Method == http.MethodOptions {
@@ -55,11 +57,9 @@ func (h *Host) serveEventGrid(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	// Event Grid sends aeg-event-type with every schema; without it the
+	// extension answers 400, CloudEvents content type or not.
 	kind := r.Header.Get("aeg-event-type")
-	ct := strings.ToLower(r.Header.Get("Content-Type"))
-	if kind == "" && strings.HasPrefix(ct, "application/cloudevents") {
-		kind = "Notification" // lenient: CloudEvents deliveries without the header
-	}
 	switch {
 	case strings.EqualFold(kind, "SubscriptionValidation"):
 		events, err := splitEvents(body)

@@ -252,8 +252,12 @@ func (h *Host) sbBatchLoop(ctx context.Context, fn *function, recv Receiver, max
 	}
 }
 
-// sbProcess invokes for msgs (one, or a batch), renewing locks meanwhile,
-// then completes all on success or abandons all on failure.
+// sbProcess invokes for msgs (one, or a batch), then completes all on
+// success or abandons all on failure. Only a single-message invocation has
+// its lock renewed (up to maxAutoLockRenewalDuration): the extension's
+// batch loop (ServiceBusListener.RunBatchReceiveLoopAsync) uses a plain
+// receiver that never renews, so a batch that outlives the lock loses it
+// and its completions fail (docs/localhost.md).
 // Invocations run on the host's invoke context, so messages already
 // received finish during Close's drain instead of being abandoned.
 func (h *Host) sbProcess(fn *function, recv Receiver, msgs []*azservicebus.ReceivedMessage, maxRenew time.Duration) {
@@ -261,17 +265,21 @@ func (h *Host) sbProcess(fn *function, recv Receiver, msgs []*azservicebus.Recei
 	var data map[string]json.RawMessage
 	var meta metadata
 	var err error
-	if strings.EqualFold(fn.Trigger.Cardinality, "many") {
+	many := strings.EqualFold(fn.Trigger.Cardinality, "many")
+	if many {
 		data, meta, err = sbBatchPayload(fn, msgs)
 	} else {
-		data, meta = sbSinglePayload(fn, msgs[0])
+		data, meta, err = sbSinglePayload(fn, msgs[0])
 	}
-	if err == nil {
+	switch {
+	case err != nil:
+		h.log.Error("service bus: bind trigger", "function", fn.Name, "err", err)
+	case many:
+		_, err = h.invoke(ctx, fn, data, meta)
+	default:
 		stop := h.renewLocks(ctx, fn, recv, msgs, maxRenew)
 		_, err = h.invoke(ctx, fn, data, meta)
 		stop()
-	} else {
-		h.log.Error("service bus: bind trigger", "function", fn.Name, "err", err)
 	}
 	settleCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -353,6 +361,46 @@ func appProps(m *azservicebus.ReceivedMessage) map[string]any {
 	return m.ApplicationProperties
 }
 
+// sbBody returns a message body the way the extension's converters bind it
+// (docs/localhost.md): the data sections, concatenated; for string binding
+// an AMQP value that is a string; anything else (another value type, a
+// sequence) cannot be bound and fails the invocation, and with it the
+// whole batch.
+func sbBody(fn *function, m *azservicebus.ReceivedMessage) ([]byte, error) {
+	raw := m.RawAMQPMessage
+	if raw == nil {
+		return m.Body, nil
+	}
+	switch b := raw.Body; {
+	case len(b.Data) > 0:
+		if len(b.Data) == 1 {
+			return b.Data[0], nil
+		}
+		var out []byte
+		for _, d := range b.Data {
+			out = append(out, d...)
+		}
+		return out, nil
+	case b.Sequence != nil:
+		return nil, fmt.Errorf("message %s: a sequence body message cannot be bound to a %s: %w", m.MessageID, bindType(fn), ErrInvocation)
+	case b.Value != nil:
+		if v, ok := b.Value.(string); ok && bindType(fn) == "string" {
+			return []byte(v), nil
+		}
+		return nil, fmt.Errorf("message %s: a message with a value of type %T cannot be bound to a %s: %w", m.MessageID, b.Value, bindType(fn), ErrInvocation)
+	}
+	return m.Body, nil
+}
+
+// bindType is what the trigger binds each body to.
+func bindType(fn *function) string {
+	switch strings.ToLower(fn.Trigger.DataType) {
+	case "binary", "stream":
+		return "byte[]"
+	}
+	return "string"
+}
+
 // sbTriggerValue renders one body for dataType (reference §1.2.2).
 func sbTriggerValue(fn *function, body []byte) json.RawMessage {
 	switch strings.ToLower(fn.Trigger.DataType) {
@@ -379,7 +427,11 @@ func sdkObjects(meta metadata, fn *function) {
 }
 
 // sbSinglePayload builds Data and Metadata for cardinality one.
-func sbSinglePayload(fn *function, m *azservicebus.ReceivedMessage) (map[string]json.RawMessage, metadata) {
+func sbSinglePayload(fn *function, m *azservicebus.ReceivedMessage) (map[string]json.RawMessage, metadata, error) {
+	body, err := sbBody(fn, m)
+	if err != nil {
+		return nil, nil, err
+	}
 	meta := metadata{}
 	meta["DeliveryCount"] = encJSONText(m.DeliveryCount)
 	if m.DeadLetterSource != nil {
@@ -412,15 +464,23 @@ func sbSinglePayload(fn *function, m *azservicebus.ReceivedMessage) (map[string]
 	sdkObjects(meta, fn)
 	dt := strings.ToLower(fn.Trigger.DataType)
 	if dt != "binary" && dt != "stream" {
-		meta.applyBindingData(string(m.Body))
+		meta.applyBindingData(string(body))
 	}
-	return map[string]json.RawMessage{fn.Trigger.Name: sbTriggerValue(fn, m.Body)}, meta
+	return map[string]json.RawMessage{fn.Trigger.Name: sbTriggerValue(fn, body)}, meta, nil
 }
 
 // sbBatchPayload builds Data and Metadata for cardinality many: every array
 // is JsonConvert-serialized into a string; no body fields are merged.
 func sbBatchPayload(fn *function, msgs []*azservicebus.ReceivedMessage) (map[string]json.RawMessage, metadata, error) {
 	n := len(msgs)
+	raw := make([][]byte, n)
+	for i, m := range msgs {
+		b, err := sbBody(fn, m)
+		if err != nil {
+			return nil, nil, err
+		}
+		raw[i] = b
+	}
 	var (
 		delivery   = make([]uint32, n)
 		dlSource   = make([]any, n)
@@ -488,24 +548,21 @@ func sbBatchPayload(fn *function, msgs []*azservicebus.ReceivedMessage) (map[str
 	switch strings.ToLower(fn.Trigger.DataType) {
 	case "string":
 		bodies := make([]string, n)
-		for i, m := range msgs {
-			bodies[i] = string(m.Body)
+		for i := range msgs {
+			bodies[i] = string(raw[i])
 		}
 		value = encJSONText(bodies)
 	case "binary", "stream":
-		bodies := make([][]byte, n)
-		for i, m := range msgs {
-			bodies[i] = m.Body
-		}
+		bodies := raw
 		value = encJSONText(bodies)
 	default:
 		// object[]: every body must be JSON (JsonConvert.DeserializeObject).
 		bodies := make([]json.RawMessage, n)
 		for i, m := range msgs {
-			if !json.Valid(m.Body) {
+			if !json.Valid(raw[i]) {
 				return nil, nil, fmt.Errorf("message %s: body is not JSON and the binding has no dataType (object[]): %w", m.MessageID, ErrInvocation)
 			}
-			bodies[i] = m.Body
+			bodies[i] = raw[i]
 		}
 		value = encJSONText(bodies)
 	}

@@ -6,6 +6,8 @@
 // {"path","method","headers","body","pid","env":{...},"args":[...]}; the
 // control reply's status, Content-Type and body are copied back. A control
 // reply header X-Test-Exit: <code> makes the handler exit without replying.
+// With TEST_TERM_FILE set, a SIGTERM makes it write that file and exit 0 (a
+// probe for how the host stops it).
 package main
 
 import (
@@ -15,8 +17,10 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 func main() {
@@ -29,6 +33,15 @@ func main() {
 	if os.Getenv("TEST_EXIT_AT_START") != "" {
 		fmt.Fprintln(os.Stderr, "exiting at start as asked")
 		os.Exit(3)
+	}
+	if f := os.Getenv("TEST_TERM_FILE"); f != "" {
+		term := make(chan os.Signal, 1)
+		signal.Notify(term, syscall.SIGTERM)
+		go func() {
+			<-term
+			_ = os.WriteFile(f, []byte("SIGTERM\n"), 0o644)
+			os.Exit(0)
+		}()
 	}
 	fmt.Println("test handler starting on port", port)
 	env := map[string]string{}
