@@ -90,7 +90,9 @@ func TestServiceBusBodyKinds(t *testing.T) {
 		}
 		return b
 	}
-	value := func(v any) azservicebus.AMQPAnnotatedMessageBody { return azservicebus.AMQPAnnotatedMessageBody{Value: v} }
+	value := func(v any) azservicebus.AMQPAnnotatedMessageBody {
+		return azservicebus.AMQPAnnotatedMessageBody{Value: v}
+	}
 	sequence := azservicebus.AMQPAnnotatedMessageBody{Sequence: [][]any{{"a", int64(1)}}}
 	tests := []struct {
 		name        string
