@@ -180,8 +180,21 @@ func TestPools(t *testing.T) {
 	if _, err := c.DeletePool(ctx, "POOL-1", nil); err != nil {
 		t.Fatalf("delete pool: %v", err)
 	}
-	_, err = c.GetPool(ctx, "pool-1", nil)
-	wantCode(t, err, http.StatusNotFound, "PoolNotFound")
+	// Deleting first (writes fail with 409 PoolBeingDeleted), then gone.
+	gp, err = c.GetPool(ctx, "pool-1", nil)
+	if err != nil || !strings.EqualFold(string(*gp.State), "deleting") || *gp.CurrentDedicatedNodes != 0 {
+		t.Fatalf("got pool %v, %v after delete, want state deleting with no nodes", gp.State, err)
+	}
+	_, err = c.ResizePool(ctx, "pool-1", azbatch.ResizePoolContent{TargetDedicatedNodes: to.Ptr[int32](1)}, nil)
+	wantCode(t, err, http.StatusConflict, "PoolBeingDeleted")
+	_, err = c.DeletePool(ctx, "pool-1", nil)
+	wantCode(t, err, http.StatusConflict, "PoolBeingDeleted")
+	_, err = c.CreatePool(ctx, azbatch.CreatePoolContent{ID: to.Ptr("pool-1"), VMSize: to.Ptr("x"), TargetDedicatedNodes: to.Ptr[int32](0)}, nil)
+	wantCode(t, err, http.StatusConflict, "PoolBeingDeleted")
+	waitFor(t, "the pool to vanish", 10*time.Second, func() bool {
+		_, err := c.GetPool(ctx, "pool-1", nil)
+		return err != nil && respErr(t, err).ErrorCode == "PoolNotFound"
+	})
 	_, err = c.DeletePool(ctx, "pool-1", nil)
 	wantCode(t, err, http.StatusNotFound, "PoolNotFound")
 }
@@ -250,8 +263,19 @@ func TestJobs(t *testing.T) {
 	if _, err := c.DeleteJob(ctx, "job-1", nil); err != nil {
 		t.Fatalf("delete job: %v", err)
 	}
-	_, err = c.GetJob(ctx, "job-1", nil)
-	wantCode(t, err, http.StatusNotFound, "JobNotFound")
+	// Deleting first (writes fail with 409 JobBeingDeleted), then gone.
+	gj, err = c.GetJob(ctx, "job-1", nil)
+	if err != nil || *gj.State != azbatch.JobStateDeleting {
+		t.Fatalf("got job %v, %v after delete, want state deleting", gj.State, err)
+	}
+	_, err = c.CreateTask(ctx, "job-1", shTask("late", "true"), nil)
+	wantCode(t, err, http.StatusConflict, "JobBeingDeleted")
+	_, err = c.DeleteJob(ctx, "job-1", nil)
+	wantCode(t, err, http.StatusConflict, "JobBeingDeleted")
+	waitFor(t, "the job to vanish", 10*time.Second, func() bool {
+		_, err := c.GetJob(ctx, "job-1", nil)
+		return err != nil && respErr(t, err).ErrorCode == "JobNotFound"
+	})
 	_, err = c.GetJobTaskCounts(ctx, "job-1", nil)
 	wantCode(t, err, http.StatusNotFound, "JobNotFound")
 }

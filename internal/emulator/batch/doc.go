@@ -10,23 +10,49 @@
 //	client, _ := azbatch.NewClient(s.URL(), staticToken(s.Token()),
 //		&azbatch.ClientOptions{ClientOptions: azcore.ClientOptions{InsecureAllowCredentialWithHTTP: true}})
 //
-// Every request needs Authorization: Bearer <Options.Token> (default
-// DefaultToken, "ffpipe-local-batch-token") and an api-version query
-// parameter (any value; the SDK sends 2024-07-01.20.0). Replies carry
-// request-id, DataServiceVersion, the client-request-id echo, ETag and RFC1123
+// Every request needs authentication and an api-version query parameter
+// (any value; azbatch sends 2024-07-01.20.0, Python azure-batch 13
+// 2022-10-01.16.0). Authentication is either Authorization: Bearer
+// <Options.Token> (default DefaultToken, "ffpipe-local-batch-token"; azbatch
+// with a static token credential) or Batch Shared Key, "SharedKey
+// <account>:<signature>", an HMAC-SHA256 with Options.AccountKey (default
+// DefaultAccountKey) over the request as Batch defines it, with an ocp-date
+// or Date within 15 minutes (the Python SDK's SharedKeyCredentials). The
+// routes are a table of http.ServeMux patterns (routes.go) behind that
+// middleware; anything the table does not hold is 501 NotImplemented with an
+// OData error body, and logged.
+//
+// Replies carry request-id, DataServiceVersion, client-request-id when the
+// request sent return-client-request-id: true, ETag and RFC1123
 // Last-Modified on entities, Location and DataServiceId on creates, and OData
 // error bodies ({"odata.metadata","code","message":{"lang","value"},"values"})
-// with Batch's codes. Request bodies are decoded strictly: malformed JSON,
+// with Batch's codes. Times have Batch's 100 ns resolution (at most seven
+// fractional digits). Request bodies are decoded strictly: malformed JSON,
 // unknown properties, bad ids, bad durations and bad filters are 4xx with a
-// message naming the property; anything the stand-in does not implement is
-// 501 NotImplemented and logged.
+// message naming the property; a property that is valid in Batch but not
+// modelled here (cloudServiceConfiguration, applicationLicenses,
+// containerConfiguration, mountConfiguration, applicationPackageReferences,
+// dependsOn, jobManagerTask, ...) is 400 UnsupportedProperty naming it.
+//
+// Account operations: GET /supportedimages lists the images and node agent
+// SKUs a pool may use here (Canonical Ubuntu 22.04 and 24.04; a pool with
+// another marketplace image or agent is 400 InvalidPropertyValue), and GET
+// /nodecounts counts each pool's nodes by state.
+//
+// Deleting a job or pool moves it to state deleting for
+// Options.DeletionDelay (default 1s): its running tasks are killed (a job) or
+// requeued (a pool), and writes to it, to its tasks, or a create with its id,
+// fail with 409 JobBeingDeleted or PoolBeingDeleted. Then it vanishes (404).
 //
 // # Nodes and scheduling
 //
 // A pool's target dedicated and low-priority nodes become local nodes with
 // taskSlotsPerNode slots each, while the slots of all nodes of all pools fit
-// in Options.MaxSlots (the last node may get fewer slots; further nodes are
-// not created and a warning is logged). Node ids look like
+// in Options.MaxSlots (the last node may get fewer slots). Further nodes are
+// not created: the pool stays short with allocationState steady and a
+// resizeErrors entry AccountCoreQuotaReached (dedicated) or
+// AccountLowPriorityCoreQuotaReached, as Batch reports an exhausted core
+// quota; a later resize or autoscale evaluation that fits clears it. Node ids look like
 // tvmps_<pool>_001_d (dedicated) or _p (low priority). A node runs the pool's
 // start task when it joins; with waitForSuccess (the default) it takes tasks
 // only after the start task exits 0, and after maxTaskRetryCount failed
@@ -107,24 +133,32 @@
 //
 //	Area                         Modelled                                           Not modelled
 //	---------------------------  -------------------------------------------------  ------------------------------------------------
-//	Auth                         Bearer <token> (static dev token), 401 + OData     Shared Key, Entra ID validation, 403 codes
+//	Auth                         Bearer <token> (static dev token, 401); Shared     Entra ID token validation
+//	                             Key with the account key, ocp-date within 15 min
+//	                             (403 AuthenticationFailed otherwise)
 //	api-version                  required (400 MissingRequiredQueryParameter);       version-specific behaviour, UnsupportedRequestVersion
 //	                             every value accepted
-//	Pools                        create, get (+$select, HEAD exists), list           update/patch/replace properties, stopresize,
-//	                             ($filter, $select, paging), delete (running tasks   removenodes, node reboot/reimage/users/files,
-//	                             requeued), resize (requeue, terminate,              resizeTimeout, resizeErrors, pool stats,
-//	                             taskcompletion), enable/disable/evaluate autoscale  the 30 s enableautoscale rate limit, formulas
-//	                             (formula stored; see above)                         with metrics (approximated), containers, mounts
+//	Account                      supportedimages ($filter, paging), nodecounts       applications, certificates, usage
+//	Pools                        create (image + agent checked against                update/patch/replace properties, stopresize,
+//	                             supportedimages), get (+$select, HEAD exists),      removenodes, node reboot/reimage/users/files,
+//	                             list ($filter, $select, paging), delete (state      resizeTimeout, pool stats, the 30 s
+//	                             deleting, 409 PoolBeingDeleted, nodes released,     enableautoscale rate limit, formulas with
+//	                             running tasks requeued), resize (requeue,           metrics (approximated), containers, mounts,
+//	                             terminate, taskcompletion), resizeErrors when       application packages, applicationLicenses,
+//	                             --max-slots stops a resize, enable/disable/         cloudServiceConfiguration (UnsupportedProperty)
+//	                             evaluate autoscale (formula stored; see above)
 //	Nodes                        list ($filter id/state), get; startTaskInfo,        node files, remote login, scheduling toggles,
 //	                             running task counts, recentTasks                   preemption, OS-level isolation between tasks
-//	Jobs                         create, get, list, update (PATCH), terminate,       job manager/preparation/release tasks, auto pools,
-//	                             delete, taskcounts; onAllTasksComplete             job maxWallClockTime enforcement, onTaskFailure
-//	                             terminatejob; priority; maxParallelTasks           exit-condition job actions, disable/enable, schedules
-//	Tasks                        add, addtaskcollection (≤100 tasks, <1 MB, per-     dependencies (dependsOn rejected), multi-instance
-//	                             item ClientError), list ($filter, $select,          (rejected), containerSettings (rejected),
-//	                             maxresults, absolute odata.nextLink), get, delete,  application packages, exitConditions (stored,
-//	                             replace (constraints), terminate, reactivate,       not applied), subtasks, task stats,
-//	                             list files, get file                                 file delete
+//	Jobs                         create, get, list, update (PATCH), terminate,       job manager/preparation/release tasks, auto pools
+//	                             delete (state deleting, tasks killed, 409           (UnsupportedProperty), job maxWallClockTime
+//	                             JobBeingDeleted), taskcounts; onAllTasksComplete    enforcement, onTaskFailure exit-condition job
+//	                             terminatejob; priority; maxParallelTasks           actions, disable/enable, schedules
+//	Tasks                        add, addtaskcollection (≤100 tasks, <1 MB, per-     dependencies, multi-instance, containerSettings,
+//	                             item ClientError), list ($filter, $select,          application packages (all UnsupportedProperty),
+//	                             maxresults, absolute odata.nextLink), get, delete,  exitConditions (stored, not applied), subtasks,
+//	                             replace (constraints), terminate, reactivate,       task stats, file delete
+//	                             list files, get file; requiredSlots (one node;
+//	                             over taskSlotsPerNode: never runs, warned)
 //	Task identity                runs as the stand-in's OS user                      userIdentity (stored only), admin elevation
 //	Resource files               httpUrl, storageContainerUrl + blobPrefix,          autoStorageContainerName and identityReference:
 //	                             filePath, fileMode                                  the task fails with AutoStorageNotSupported or
@@ -138,11 +172,15 @@
 //	                             InvalidRequestBody, InvalidQueryParameterValue,
 //	                             RequestBodyTooLarge (>100 tasks or ≥1 MB),
 //	                             JobCompleted, TaskCompleted, TaskNotCompleted,
-//	                             TaskSucceeded, ConditionNotMet, NotImplemented
+//	                             TaskSucceeded, ConditionNotMet, NotImplemented,
+//	                             JobBeingDeleted, PoolBeingDeleted,
+//	                             UnsupportedProperty, AuthenticationFailed
 //	$filter                      eq ne gt ge lt le, and or not, parentheses,         any/all lambdas, arithmetic, other functions
 //	                             startswith(), DateTime'..', case-insensitive
 //	                             values, case-sensitive property names
 //	Conditional headers          If-Match, If-None-Match, If-(Un)Modified-Since      –
+//	Headers                      client-request-id echoed only with                  ocp-date used only for Shared Key
+//	                             return-client-request-id: true
 //	Durability                   state log + compaction, running tasks requeued      task directories of a running attempt survive
 //	                             on restart (requeueCount+1)                        (they are recreated on the next attempt)
 //	Chaos                        KillRunningTasks (node loss: requeue)               network faults, preemption schedules

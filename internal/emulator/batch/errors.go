@@ -45,6 +45,14 @@ func errMissingProperty(name string) *apiError {
 		"A required property was not specified in the request body.", "PropertyName", name)
 }
 
+// errUnsupported refuses a property that is valid in the Batch API but that
+// the stand-in does not model, by name.
+func errUnsupported(name, reason string) *apiError {
+	return newErr(http.StatusBadRequest, "UnsupportedProperty",
+		"A property specified in the request body is valid in Azure Batch but not supported by the local Batch stand-in.",
+		"PropertyName", name, "Reason", reason)
+}
+
 func errBadBody(reason string) *apiError {
 	return newErr(http.StatusBadRequest, "InvalidRequestBody",
 		"The specified Request Body is not syntactically valid.", "Reason", reason)

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"time"
 )
 
 func (s *Server) jobURL(id string) string { return s.url + "/jobs/" + id }
@@ -21,7 +20,7 @@ func validateJob(j *jobSpec) *apiError {
 		return errMissingProperty("poolInfo")
 	}
 	if len(j.PoolInfo.AutoPoolSpecification) > 0 && string(j.PoolInfo.AutoPoolSpecification) != "null" {
-		return errBadProperty("poolInfo.autoPoolSpecification", "", "auto pools are not modelled by the local Batch stand-in; create a pool and use poolId")
+		return errUnsupported("poolInfo.autoPoolSpecification", "auto pools are not modelled by the local Batch stand-in; create a pool and use poolId")
 	}
 	if j.PoolInfo.PoolID == "" {
 		return errMissingProperty("poolInfo.poolId")
@@ -31,7 +30,7 @@ func validateJob(j *jobSpec) *apiError {
 	}
 	for name, v := range map[string][]byte{"jobManagerTask": j.JobManagerTask, "jobPreparationTask": j.JobPreparationTask, "jobReleaseTask": j.JobReleaseTask} {
 		if len(v) > 0 && string(v) != "null" {
-			return errBadProperty(name, "", name+" is not modelled by the local Batch stand-in")
+			return errUnsupported(name, name+" is not modelled by the local Batch stand-in")
 		}
 	}
 	return validateJobCommon(j.Priority, j.MaxParallelTasks, j.Constraints, j.OnAllTasksComplete, j.OnTaskFailure, j.CommonEnvironmentSettings)
@@ -108,8 +107,12 @@ func (s *Server) createJob(c *reqCtx) {
 	w.OnTaskFailure = lowerOr(w.OnTaskFailure, "noaction")
 	key := lower(spec.ID)
 	s.mu.Lock()
-	if _, ok := s.jobs[key]; ok {
+	if old, ok := s.jobs[key]; ok {
 		s.mu.Unlock()
+		if old.w.State == stateDeleting {
+			c.fail(errJobBeingDeleted)
+			return
+		}
 		c.fail(errJobExists)
 		return
 	}
@@ -233,27 +236,6 @@ func (s *Server) terminateJob(c *reqCtx, id string) {
 	s.mu.Unlock()
 	_ = s.journal.wait(seq)
 	c.noContent(http.StatusAccepted, etag, lm, s.jobURL(id)+"/terminate")
-}
-
-func (s *Server) deleteJob(c *reqCtx, id string) {
-	j, ok := s.lockJob(c, id)
-	if !ok || !s.writable(c, &j.w) {
-		return
-	}
-	var dirs []string
-	for _, t := range j.list {
-		if t.deleted {
-			continue
-		}
-		dirs = append(dirs, s.dropTaskLocked(t)...)
-	}
-	s.dropJobLocked(j.key)
-	seq := s.persistJob(j, true)
-	s.mu.Unlock()
-	_ = s.journal.wait(seq)
-	removeDirs(dirs)
-	s.log.Info("batch job deleted", "job", j.w.ID)
-	c.noContent(http.StatusAccepted, "", time.Time{}, "")
 }
 
 // dropTaskLocked removes a task: kills its process (the runner removes the

@@ -263,6 +263,13 @@ type poolWire struct {
 	CurrentLowPriorityNodes       int32         `json:"currentLowPriorityNodes"`
 	CurrentNodeCommunicationMode  string        `json:"currentNodeCommunicationMode,omitempty"`
 	AutoScaleRun                  *autoScaleRun `json:"autoScaleRun,omitempty"`
+	ResizeErrors                  []resizeError `json:"resizeErrors,omitempty"`
+}
+
+type resizeError struct {
+	Code    string      `json:"code"`
+	Message string      `json:"message,omitempty"`
+	Values  []nameValue `json:"values,omitempty"`
 }
 
 type resizeSpec struct {

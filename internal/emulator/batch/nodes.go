@@ -134,11 +134,14 @@ func (s *Server) reconcileNodesLocked(p *poolEntry, dealloc string) {
 	}
 	shrink(haveD, wantD)
 	shrink(haveL, wantL)
+	var errs []resizeError
 	grow := func(have, want int, dedicated bool) {
 		for ; have < want; have++ {
 			free := s.opts.MaxSlots - s.slotsUsed
 			if free <= 0 {
-				s.log.Warn("batch pool capped by max slots", "pool", p.w.ID, "maxSlots", s.opts.MaxSlots)
+				s.log.Warn("batch pool capped by max slots", "pool", p.w.ID, "maxSlots", s.opts.MaxSlots,
+					"dedicated", dedicated, "nodes", have, "target", want)
+				errs = append(errs, quotaError(dedicated, have, want, s.opts.MaxSlots))
 				return
 			}
 			s.addNodeLocked(p, min(free, p.slotsPerNode()), dedicated, at)
@@ -146,10 +149,25 @@ func (s *Server) reconcileNodesLocked(p *poolEntry, dealloc string) {
 	}
 	grow(len(haveD), wantD, true)
 	grow(len(haveL), wantL, false)
+	p.w.ResizeErrors = errs
 	s.countNodesLocked(p)
 	p.w.AllocationState = "steady"
 	p.w.AllocationStateTransitionTime = at
 	s.poke()
+}
+
+// quotaError is the resize error of a pool that MaxSlots kept short of its
+// target: the code Batch reports when the account's core quota stops an
+// allocation (docs/batch-standin.md, "Resize errors").
+func quotaError(dedicated bool, have, want, maxSlots int) resizeError {
+	code, kind := "AccountLowPriorityCoreQuotaReached", "low-priority"
+	if dedicated {
+		code, kind = "AccountCoreQuotaReached", "dedicated"
+	}
+	return resizeError{Code: code,
+		Message: fmt.Sprintf("Desired number of %s nodes could not be allocated: the local Batch stand-in's task slots (--max-slots %d) are all in use", kind, maxSlots),
+		Values: []nameValue{{Name: "MaxSlots", Value: strconv.Itoa(maxSlots)},
+			{Name: "CurrentNodes", Value: strconv.Itoa(have)}, {Name: "TargetNodes", Value: strconv.Itoa(want)}}}
 }
 
 func (s *Server) countNodesLocked(p *poolEntry) {

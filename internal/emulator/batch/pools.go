@@ -1,6 +1,7 @@
 package batch
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -89,6 +90,16 @@ func validatePool(p *poolSpec) *apiError {
 	if p.VMSize == "" {
 		return errMissingProperty("vmSize")
 	}
+	if aerr := validateVMConfiguration(p.VirtualMachineConfiguration); aerr != nil {
+		return aerr
+	}
+	if aerr := refuseUnmodelled(map[string]json.RawMessage{
+		"mountConfiguration":           p.MountConfiguration,
+		"applicationPackageReferences": p.ApplicationPackageReferences,
+		"certificateReferences":        p.CertificateReferences,
+	}); aerr != nil {
+		return aerr
+	}
 	auto := p.EnableAutoScale != nil && *p.EnableAutoScale
 	if auto {
 		if p.TargetDedicatedNodes != nil || p.TargetLowPriorityNodes != nil {
@@ -141,7 +152,7 @@ func validatePool(p *poolSpec) *apiError {
 			return errBadProperty("startTask.commandLine", st.CommandLine, err.Error())
 		}
 		if len(st.ContainerSettings) > 0 && string(st.ContainerSettings) != "null" {
-			return errBadProperty("startTask.containerSettings", "", "the pool has no container configuration (containers are not modelled locally)")
+			return errUnsupported("startTask.containerSettings", "the pool has no container configuration (containers are not modelled locally)")
 		}
 		if st.MaxTaskRetryCount != nil && *st.MaxTaskRetryCount < -1 {
 			return errBadProperty("startTask.maxTaskRetryCount", fmt.Sprint(*st.MaxTaskRetryCount), "must be -1 or more")
@@ -223,8 +234,12 @@ func (s *Server) createPool(c *reqCtx) {
 	}
 	key := lower(spec.ID)
 	s.mu.Lock()
-	if _, ok := s.pools[key]; ok {
+	if old, ok := s.pools[key]; ok {
 		s.mu.Unlock()
+		if aerr := poolDeleting(old); aerr != nil {
+			c.fail(aerr)
+			return
+		}
 		c.fail(errPoolExists)
 		return
 	}
@@ -260,27 +275,11 @@ func (s *Server) listPools(c *reqCtx) {
 		func(p *poolEntry) keyed { return keyed{key: p.key, get: poolGetter(p), v: s.renderPoolLocked(p)} })
 }
 
-func (s *Server) deletePool(c *reqCtx, id string) {
-	p, ok := s.lockPool(c, id)
-	if !ok || !s.writable(c, &p.w) {
-		return
-	}
-	for _, n := range append([]*node(nil), p.nodes...) {
-		s.removeNodeLocked(n, "requeue")
-	}
-	s.dropPoolLocked(p.key)
-	seq := s.persistPool(p, true)
-	s.mu.Unlock()
-	_ = s.journal.wait(seq)
-	s.log.Info("batch pool deleted", "pool", p.w.ID)
-	c.noContent(http.StatusAccepted, "", time.Time{}, "")
-}
-
 // poolWrite runs fn on the pool under the lock and replies with status and
 // the pool's new ETag.
 func (s *Server) poolWrite(c *reqCtx, id, action string, status int, fn func(p *poolEntry) *apiError) {
 	p, ok := s.lockPool(c, id)
-	if !ok || !s.writable(c, &p.w) {
+	if !ok || !s.writable(c, &p.w) || !s.proceed(c, poolDeleting(p)) {
 		return
 	}
 	if !s.proceed(c, fn(p)) {
@@ -391,7 +390,7 @@ func (s *Server) evaluateAutoScale(c *reqCtx, id string) {
 		return
 	}
 	p, ok := s.lockPool(c, id)
-	if !ok {
+	if !ok || !s.proceed(c, poolDeleting(p)) {
 		return
 	}
 	if !p.autoScale() {

@@ -2,7 +2,6 @@ package batch
 
 import (
 	"context"
-	"crypto/subtle"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -65,6 +64,10 @@ func (s *Server) routes() http.Handler {
 		s.getTaskFile(c, path(c, "job"), path(c, "task"), path(c, "file"))
 	})
 
+	// Account.
+	op("GET /supportedimages", s.listSupportedImages)
+	op("GET /nodecounts", s.listPoolNodeCounts)
+
 	op("/", s.notImplemented)
 	return s.envelope(s.authenticate(s.requireAPIVersion(mux)))
 }
@@ -82,7 +85,7 @@ type reqCtxKey struct{}
 func reqFrom(r *http.Request) *reqCtx { return r.Context().Value(reqCtxKey{}).(*reqCtx) }
 
 // envelope starts every reply: a new request-id, DataServiceVersion, the
-// client-request-id echo, and a 500 InternalError instead of a panic.
+// client-request-id echo when return-client-request-id is true, and a 500 InternalError instead of a panic.
 func (s *Server) envelope(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c := &reqCtx{s: s, w: w, r: r, rid: newGUID()}
@@ -90,7 +93,7 @@ func (s *Server) envelope(next http.Handler) http.Handler {
 		h.Set("request-id", c.rid)
 		h.Set("DataServiceVersion", "3.0")
 		h.Set("X-Content-Type-Options", "nosniff")
-		if crid := r.Header.Get("client-request-id"); crid != "" {
+		if crid := r.Header.Get("client-request-id"); crid != "" && strings.EqualFold(r.Header.Get("return-client-request-id"), "true") {
 			h.Set("client-request-id", crid)
 		}
 		defer func() {
@@ -105,27 +108,16 @@ func (s *Server) envelope(next http.Handler) http.Handler {
 	})
 }
 
-// authenticate answers 401 AuthenticationFailed unless the request carries
-// the configured bearer token.
+// authenticate answers 401/403 AuthenticationFailed unless the request
+// carries the configured bearer token or a valid Shared Key signature.
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !s.authorized(r) {
-			reqFrom(r).fail(newErr(http.StatusUnauthorized, "AuthenticationFailed",
-				"Server failed to authenticate the request. Send Authorization: Bearer <token> with the configured development token."))
+		if aerr := s.authError(r); aerr != nil {
+			reqFrom(r).fail(aerr)
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
-}
-
-func (s *Server) authorized(r *http.Request) bool {
-	auth := r.Header.Get("Authorization")
-	const prefix = "bearer "
-	if len(auth) <= len(prefix) || !strings.EqualFold(auth[:len(prefix)], prefix) {
-		return false
-	}
-	tok := strings.TrimSpace(auth[len(prefix):])
-	return subtle.ConstantTimeCompare([]byte(tok), []byte(s.opts.Token)) == 1
 }
 
 // requireAPIVersion parses the query once for the handlers and answers 400

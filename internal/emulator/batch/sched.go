@@ -343,6 +343,8 @@ func (s *Server) finishRun(r *run, out outcome, retry bool) {
 	t.node = nil
 	at := now()
 	switch {
+	case r.killReason() == killDelete:
+		return // its job is being deleted
 	case r.killReason() == killRequeue:
 		s.requeueLocked(t, at)
 		s.log.Info("batch task requeued", "job", r.jobID, "task", t.w.ID, "requeueCount", t.w.ExecutionInfo.RequeueCount)

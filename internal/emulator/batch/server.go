@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -16,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -48,8 +50,16 @@ type Options struct {
 	// processes, e.g. PATH. Without a PATH entry the default
 	// /usr/local/bin:/usr/bin:/bin is used.
 	Env []string
-	// AccountName is reported as AZ_BATCH_ACCOUNT_NAME; default "local".
+	// DeletionDelay is how long a deleted job or pool stays in state
+	// "deleting" (writes to it fail with 409) before it vanishes; default
+	// 1s, negative for none.
+	DeletionDelay time.Duration
+	// AccountName is reported as AZ_BATCH_ACCOUNT_NAME and is the account
+	// of Shared Key requests; default "local".
 	AccountName string
+	// AccountKey is the base64 Shared Key accepted besides the bearer token
+	// (the Python azure-batch SDK signs with it); default DefaultAccountKey.
+	AccountKey string
 }
 
 func (o *Options) fill() {
@@ -68,12 +78,21 @@ func (o *Options) fill() {
 	if o.AccountName == "" {
 		o.AccountName = "local"
 	}
+	if o.AccountKey == "" {
+		o.AccountKey = DefaultAccountKey
+	}
+	if o.DeletionDelay == 0 {
+		o.DeletionDelay = time.Second
+	}
 }
 
 // Validate names the first bad field.
 func (o Options) Validate() error {
 	if o.MaxSlots < 0 {
 		return fmt.Errorf("batch emulator options: MaxSlots %d is negative", o.MaxSlots)
+	}
+	if _, err := base64.StdEncoding.DecodeString(o.AccountKey); err != nil {
+		return fmt.Errorf("batch emulator options: AccountKey is not base64: %w", err)
 	}
 	for _, kv := range o.Env {
 		if !strings.Contains(kv, "=") {
@@ -108,7 +127,8 @@ type Server struct {
 	records   int // records appended since the last compaction
 	runs      map[*run]struct{}
 	timers    map[*taskEntry]*time.Timer
-	slotsUsed int // slots handed to nodes
+	pending   map[*time.Timer]struct{} // laterLocked work (deletions)
+	slotsUsed int                      // slots handed to nodes
 
 	kick chan struct{}
 	stop chan struct{}
@@ -129,16 +149,17 @@ func New(opts Options) *Server {
 	opts.fill()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		ctx:    ctx,
-		cancel: cancel,
-		opts:   opts,
-		log:    opts.Logger,
-		pools:  map[string]*poolEntry{},
-		jobs:   map[string]*jobEntry{},
-		runs:   map[*run]struct{}{},
-		timers: map[*taskEntry]*time.Timer{},
-		kick:   make(chan struct{}, 1),
-		stop:   make(chan struct{}),
+		ctx:     ctx,
+		cancel:  cancel,
+		opts:    opts,
+		log:     opts.Logger,
+		pools:   map[string]*poolEntry{},
+		jobs:    map[string]*jobEntry{},
+		runs:    map[*run]struct{}{},
+		timers:  map[*taskEntry]*time.Timer{},
+		pending: map[*time.Timer]struct{}{},
+		kick:    make(chan struct{}, 1),
+		stop:    make(chan struct{}),
 	}
 	s.handler = s.routes()
 	return s
@@ -240,6 +261,12 @@ func (s *Server) Addr() string {
 // Token returns the accepted bearer token.
 func (s *Server) Token() string { return s.opts.Token }
 
+// AccountName returns the account name of Shared Key requests.
+func (s *Server) AccountName() string { return s.opts.AccountName }
+
+// AccountKey returns the base64 Shared Key accepted for AccountName.
+func (s *Server) AccountKey() string { return s.opts.AccountKey }
+
 // Close stops serving, kills running task processes (their tasks stay
 // "running" in the state log and are requeued by the next Start, as Batch
 // does after node loss), flushes the log and removes temporary directories.
@@ -259,6 +286,9 @@ func (s *Server) Close() error {
 		t.Stop()
 	}
 	s.timers = map[*taskEntry]*time.Timer{}
+	for t := range s.pending {
+		t.Stop()
+	}
 	for _, p := range s.poolList {
 		for _, n := range p.nodes {
 			if n.startCancel != nil {
@@ -333,7 +363,11 @@ func newGUID() string {
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
-func now() time.Time { return time.Now().UTC() }
+// now is the time stamped on entities: UTC at Batch's resolution, 100 ns
+// (seven fractional digits; RFC 3339 drops trailing zeros, as Batch does).
+func now() time.Time { return wireTime(time.Now()) }
+
+func wireTime(t time.Time) time.Time { return t.UTC().Truncate(100 * time.Nanosecond) }
 
 // reqCtx carries one request through the handlers.
 type reqCtx struct {
@@ -447,12 +481,29 @@ func decodeStrict(data []byte, v any) *apiError {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return errBadBody(strings.TrimPrefix(err.Error(), "json: "))
+		msg := strings.TrimPrefix(err.Error(), "json: ")
+		if name, ok := strings.CutPrefix(msg, "unknown field "); ok {
+			if name, err := strconv.Unquote(name); err == nil && unmodelledProperties[name] {
+				return errUnsupported(name, name+" is a Batch property that the local Batch stand-in does not model")
+			}
+		}
+		return errBadBody(msg)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return errBadBody("unexpected data after the JSON object")
 	}
 	return nil
+}
+
+// unmodelledProperties are request-body properties of the Batch API
+// versions clients send (azbatch: 2024-07-01.20.0; Python azure-batch 13:
+// 2022-10-01.16.0) that the wire types do not declare. They are refused as
+// UnsupportedProperty by name rather than as unknown properties.
+var unmodelledProperties = map[string]bool{
+	"cloudServiceConfiguration": true, // pools, retired in 2024
+	"applicationLicenses":       true, // pools, Windows/licensed software
+	"identity":                  true, // pools, managed identities
+	"maxTasksPerNode":           true, // pools before 2020-09-01 (now taskSlotsPerNode)
 }
 
 // ServeHTTP serves the Batch REST API through the route table (routes.go).

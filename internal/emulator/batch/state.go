@@ -259,6 +259,19 @@ func (s *Server) load() error {
 			j.list = append(j.list, t)
 		}
 	}
+	// A deletion that the stop interrupted finishes now.
+	for _, j := range append([]*jobEntry(nil), s.jobList...) {
+		if j.w.State == stateDeleting {
+			if after := s.removeJobLocked(j); after != nil {
+				defer after()
+			}
+		}
+	}
+	for _, p := range append([]*poolEntry(nil), s.poolList...) {
+		if p.w.State == stateDeleting {
+			s.removePoolLocked(p)
+		}
+	}
 	at := now()
 	for _, j := range s.jobList {
 		sort.Slice(j.list, func(a, b int) bool { return j.list[a].seq < j.list[b].seq })

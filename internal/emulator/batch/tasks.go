@@ -22,6 +22,22 @@ func (s *Server) taskURL(jobID, taskID string) string {
 
 func isNullRaw(r json.RawMessage) bool { return len(r) == 0 || string(r) == "null" }
 
+// refuseUnmodelled answers UnsupportedProperty for the first property that
+// is set to something other than null or an empty list.
+func refuseUnmodelled(props map[string]json.RawMessage) *apiError {
+	names := make([]string, 0, len(props))
+	for name := range props {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if v := strings.TrimSpace(string(props[name])); !isNullRaw(props[name]) && v != "[]" && v != "{}" {
+			return errUnsupported(name, name+" is not modelled by the local Batch stand-in")
+		}
+	}
+	return nil
+}
+
 func validateTask(t *taskSpec) *apiError {
 	if t.ID == "" {
 		return errMissingProperty("id")
@@ -87,13 +103,16 @@ func validateTask(t *taskSpec) *apiError {
 		return errBadProperty("requiredSlots", fmt.Sprint(*t.RequiredSlots), "must be between 1 and 256")
 	}
 	if !isNullRaw(t.ContainerSettings) {
-		return errBadProperty("containerSettings", "", "the pool has no container configuration (containers are not modelled locally)")
+		return errUnsupported("containerSettings", "the pool has no container configuration (containers are not modelled locally)")
+	}
+	if aerr := refuseUnmodelled(map[string]json.RawMessage{"applicationPackageReferences": t.ApplicationPackageReferences}); aerr != nil {
+		return aerr
 	}
 	if !isNullRaw(t.DependsOn) {
-		return errBadProperty("dependsOn", "", "task dependencies are not modelled by the local Batch stand-in")
+		return errUnsupported("dependsOn", "task dependencies are not modelled by the local Batch stand-in")
 	}
 	if !isNullRaw(t.MultiInstanceSettings) {
-		return errBadProperty("multiInstanceSettings", "", "multi-instance tasks are not modelled by the local Batch stand-in")
+		return errUnsupported("multiInstanceSettings", "multi-instance tasks are not modelled by the local Batch stand-in")
 	}
 	return nil
 }
@@ -140,6 +159,9 @@ func (s *Server) insertTaskLocked(j *jobEntry, t *taskEntry) uint64 {
 // jobActive is errJobCompleted unless the job is active (and so takes tasks
 // and updates).
 func jobActive(j *jobEntry) *apiError {
+	if j.w.State == stateDeleting {
+		return errJobBeingDeleted
+	}
 	if j.w.State != stateActive {
 		return errJobCompleted
 	}
@@ -326,7 +348,7 @@ func (s *Server) getTask(c *reqCtx, jobID, taskID string) {
 }
 
 func (s *Server) deleteTask(c *reqCtx, jobID, taskID string) {
-	t, ok := s.lockTask(c, jobID, taskID)
+	t, ok := s.lockTaskWrite(c, jobID, taskID)
 	if !ok || !s.writable(c, &t.w) {
 		return
 	}
@@ -341,7 +363,7 @@ func (s *Server) deleteTask(c *reqCtx, jobID, taskID string) {
 }
 
 func (s *Server) terminateTask(c *reqCtx, jobID, taskID string) {
-	t, ok := s.lockTask(c, jobID, taskID)
+	t, ok := s.lockTaskWrite(c, jobID, taskID)
 	if !ok || !s.writable(c, &t.w) {
 		return
 	}
@@ -368,7 +390,7 @@ func (s *Server) terminateTask(c *reqCtx, jobID, taskID string) {
 }
 
 func (s *Server) reactivateTask(c *reqCtx, jobID, taskID string) {
-	t, ok := s.lockTask(c, jobID, taskID)
+	t, ok := s.lockTaskWrite(c, jobID, taskID)
 	if !ok || !s.writable(c, &t.w) {
 		return
 	}
@@ -439,7 +461,7 @@ func (s *Server) listTaskFiles(c *reqCtx, jobID, taskID string) {
 			}
 			f := nodeFile{Name: rel, URL: turl + "/files/" + rel, IsDirectory: d.IsDir()}
 			if !d.IsDir() {
-				f.Properties = &fileProperties{LastModified: fi.ModTime().UTC(), ContentLength: strconv.FormatInt(fi.Size(), 10),
+				f.Properties = &fileProperties{LastModified: wireTime(fi.ModTime()), ContentLength: strconv.FormatInt(fi.Size(), 10),
 					ContentType: "application/octet-stream", FileMode: fmt.Sprintf("0%o", fi.Mode().Perm())}
 			}
 			items = append(items, marshalEntity(&f, nil))
@@ -504,7 +526,7 @@ func (s *Server) replaceTask(c *reqCtx, jobID, taskID string) {
 		c.fail(aerr)
 		return
 	}
-	t, ok := s.lockTask(c, jobID, taskID)
+	t, ok := s.lockTaskWrite(c, jobID, taskID)
 	if !ok || !s.writable(c, &t.w) {
 		return
 	}
