@@ -15,7 +15,7 @@ import (
 func init() {
 	commands = append(commands, command{
 		name:    "emulator servicebus",
-		summary: "run the local Service Bus stand-in (AMQP 1.0, queues)",
+		summary: "run the local Service Bus stand-in (AMQP 1.0, queues, topics and subscriptions)",
 		run:     runEmulatorServiceBus,
 	})
 }
@@ -24,7 +24,7 @@ func runEmulatorServiceBus(ctx context.Context, args []string, stdout, stderr io
 	fs := flag.NewFlagSet("emulator servicebus", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:5672", "TCP address to listen on")
-	config := fs.String("config", "", "Config.json in the official emulator's format (default: one queue \"transcode\")")
+	config := fs.String("config", "", "Config.json in the official emulator's format (default: queue \"transcode\", topic \"transcode-events\" with subscription \"all\")")
 	data := fs.String("data", ".ffpipe/servicebus", "directory for the durable message log")
 	inMemory := fs.Bool("in-memory", false, "keep messages in memory only (lost on exit)")
 	keyName := fs.String("key-name", servicebus.DefaultKeyName, "shared access key name clients must sign with")

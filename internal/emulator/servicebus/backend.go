@@ -12,12 +12,22 @@ import (
 	"github.com/ffpipe/ffpipe/internal/emulator/servicebus/store"
 )
 
-// backend is the broker's store plus the configuration facts the protocol
-// side needs.
+// backend is the broker's store.
 type backend struct {
-	st     *store.Store
-	topics map[string]bool
+	st *store.Store
 }
+
+// sendTarget is where a sender link's messages and schedule-message go:
+// a queue or a topic.
+type sendTarget interface {
+	Send(ctx context.Context, msgs []store.Incoming) ([]store.SendResult, error)
+	CancelScheduled(ctx context.Context, seqs []int64) error
+}
+
+var (
+	_ sendTarget = (*store.Queue)(nil)
+	_ sendTarget = (*store.Topic)(nil)
+)
 
 func openBackend(opts Options, log *slog.Logger) (*backend, error) {
 	var cfg *store.Config
@@ -46,23 +56,13 @@ func openBackend(opts Options, log *slog.Logger) (*backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &backend{st: st, topics: map[string]bool{}}
-	for _, t := range st.Config().Topics {
-		b.topics[strings.ToLower(t.Name)] = true
-	}
-	return b, nil
+	return &backend{st: st}, nil
 }
 
 func (b *backend) Close() error { return b.st.Close() }
 
 // sync waits until every change so far is on disk (no-op in memory).
 func (b *backend) sync(ctx context.Context) error { return b.st.Sync(ctx) }
-
-// isTopic reports whether path names a configured topic (or something under it).
-func (b *backend) isTopic(path string) bool {
-	first, _, _ := strings.Cut(strings.ToLower(path), "/")
-	return b.topics[first]
-}
 
 // nodePath turns a link address into the path of a node in the namespace.
 // Clients name nodes relatively ("q", "$cbs", "q/$management") or, like the
@@ -77,21 +77,35 @@ func nodePath(address string) string {
 	return strings.Trim(address, "/")
 }
 
-// resolveEntity is the one place that maps an entity path (after nodePath,
-// without a /$management suffix) to what a link works on. It answers with
-// the AMQP error the real service sends when the path names nothing the
-// broker serves. ns is the namespace host used in error texts.
-func (b *backend) resolveEntity(path, ns string) (*store.Queue, *frames.Error) {
-	if strings.Contains(strings.ToLower(path), "/subscriptions/") || b.isTopic(path) {
-		return nil, &frames.Error{Condition: condNotImplemented,
-			Description: fmt.Sprintf("topics and subscriptions are not supported by this emulator ('%s')", path)}
-	}
-	q, err := b.st.Queue(path)
+// resolveEntity maps an entity path (after nodePath, without a
+// /$management suffix) to what a link works on, through the store's one
+// resolver (store.Store.Entity). It answers with the AMQP error the real
+// service sends when the path names nothing the broker serves. ns is the
+// namespace host used in error texts.
+func (b *backend) resolveEntity(path, ns string) (store.Entity, *frames.Error) {
+	e, err := b.st.Entity(path)
 	if err != nil {
-		return nil, &frames.Error{Condition: condNotFound,
+		return store.Entity{}, &frames.Error{Condition: condNotFound,
 			Description: fmt.Sprintf("The messaging entity 'sb://%s/%s' could not be found.", ns, path)}
 	}
-	return q, nil
+	return e, nil
+}
+
+// checkUse refuses a link that uses an entity the wrong way round, with
+// the real service's condition: a sender on a subscription or a dead-letter
+// subqueue, a receiver on a topic.
+func checkUse(e store.Entity, kind linkKind, path string) *frames.Error {
+	switch {
+	case kind == kindEntityIn && e.DeadLetter:
+		return &frames.Error{Condition: condNotAllowed, Description: "sending to a dead-letter subqueue is not allowed"}
+	case kind == kindEntityIn && e.Kind == store.KindSubscription:
+		return &frames.Error{Condition: condNotAllowed, Description: fmt.Sprintf(
+			"Cannot open a Topic client for entity type Subscriber. Send to the topic '%s' instead of its subscription '%s'.", e.Topic.Name(), path)}
+	case kind == kindEntityOut && e.Kind == store.KindTopic:
+		return &frames.Error{Condition: condNotAllowed, Description: fmt.Sprintf(
+			"Cannot open a Subscriber client for entity type Topic. Receive from a subscription ('%s/Subscriptions/<name>') instead of the topic '%s'.", e.Topic.Name(), path)}
+	}
+	return nil
 }
 
 func mode(peekLock bool) store.ReceiveMode {
@@ -131,7 +145,7 @@ func renewLock(_ context.Context, q *store.Queue, t store.LockToken) (time.Time,
 
 func peek(q *store.Queue, from int64, n int) ([]store.Message, error) { return q.Peek(from, n) }
 
-func schedule(ctx context.Context, q *store.Queue, ins []store.Incoming) ([]int64, error) {
+func schedule(ctx context.Context, q sendTarget, ins []store.Incoming) ([]int64, error) {
 	res, err := q.Send(ctx, ins)
 	if err != nil {
 		return nil, err
@@ -143,7 +157,7 @@ func schedule(ctx context.Context, q *store.Queue, ins []store.Incoming) ([]int6
 	return seqs, nil
 }
 
-func cancelScheduled(ctx context.Context, q *store.Queue, seqs []int64) error {
+func cancelScheduled(ctx context.Context, q sendTarget, seqs []int64) error {
 	return q.CancelScheduled(ctx, seqs)
 }
 

@@ -1,6 +1,7 @@
 // Package servicebus is a local stand-in for Azure Service Bus: an AMQP 1.0
-// broker for queues that the unmodified azservicebus SDK uses through a
-// connection string with UseDevelopmentEmulator=true.
+// broker for queues, topics and subscriptions that the unmodified
+// azservicebus SDK uses through a connection string with
+// UseDevelopmentEmulator=true.
 //
 //	s, _ := servicebus.New(servicebus.Options{DataDir: dir}) // "" = in memory
 //	_ = s.Start(ctx)
@@ -43,6 +44,11 @@
 //	| update-disposition                                                |          |
 //	| lock expiry, MaxDeliveryCount → DLQ, TTL → DLQ or drop            | modelled |
 //	| <queue>/$DeadLetterQueue                                          | modelled |
+//	| topics: send to <topic>, a copy to every matching subscription    | modelled |
+//	| subscriptions <topic>/Subscriptions/<s>: every queue semantic,    | modelled |
+//	| their $DeadLetterQueue and $management; addresses ignore case     |          |
+//	| rules: $Default, correlation filters (docs/servicebus-topics.md)  | modelled |
+//	| sender on a subscription, receiver on a topic: amqp:not-allowed   | modelled |
 //	| Config.json of Microsoft's emulator (// comments allowed)         | modelled |
 //	| durable log (fsync, group commit) or in-memory                    | modelled |
 //
@@ -50,7 +56,7 @@
 //
 //	| Feature                                             | Behaviour                            |
 //	|-----------------------------------------------------|--------------------------------------|
-//	| topics and subscriptions                            | attach refused: amqp:not-implemented |
+//	| rule management ($management add-rule, ...)         | status 501; rules come from Config   |
 //	| sessions (RequiresSession)                          | configuration refused                |
 //	| other $management operations (sessions, rules, ...) | status 501                           |
 //	| transactions, ForwardTo, auto-forwarding            | not implemented (ForwardTo ignored)  |

@@ -28,12 +28,14 @@ type link struct {
 	name    string
 	handle  uint32
 	kind    linkKind
-	sending bool   // the broker is the sender
-	address string // the node path: "$cbs", "<q>", "<q>/$management" (see nodePath)
-	replyTo string // a reply link's target address ("" when the client gave none)
-	entity  string // the queue path ("q" or "q/$DeadLetterQueue")
-	seq     uint64 // attach order on the connection
-	q       *store.Queue
+	sending bool         // the broker is the sender
+	address string       // the node path: "$cbs", "<q>", "<q>/$management" (see nodePath)
+	replyTo string       // a reply link's target address ("" when the client gave none)
+	entity  string       // the entity path ("q", "q/$DeadLetterQueue", "t", "t/Subscriptions/s")
+	seq     uint64       // attach order on the connection
+	q       *store.Queue // the entity receivers and settlements use; nil for a topic
+	target  sendTarget   // where sends and schedule-message go: the queue or the topic
+	topic   bool         // the entity is a topic
 	closed  bool
 
 	// Broker-as-receiver state.
@@ -84,7 +86,6 @@ func (l *link) closeLocked() {
 
 const (
 	mgmtSuffix = "/$management"
-	dlqSuffix  = "/$deadletterqueue"
 )
 
 func (s *session) onAttach(a *frames.Attach) error {
@@ -195,11 +196,10 @@ func (s *session) classifyLocked(l *link, a *frames.Attach) *frames.Error {
 	if l.kind != kindMgmt && l.kind != kindEntityIn && l.kind != kindEntityOut {
 		return nil
 	}
-	q, e := c.srv.store.resolveEntity(l.entity, c.srv.Addr())
+	ent, e := c.srv.store.resolveEntity(l.entity, c.srv.Addr())
 	if e != nil {
 		return e
 	}
-	l.q = q
 	claimPath := l.entity
 	if l.kind == kindMgmt && c.authorized(l.entity+mgmtSuffix) {
 		claimPath = l.entity + mgmtSuffix
@@ -212,8 +212,14 @@ func (s *session) classifyLocked(l *link, a *frames.Attach) *frames.Error {
 		return &frames.Error{Condition: condUnauthorized, Description: fmt.Sprintf(
 			"Unauthorized access. '%s' claim(s) are required to perform this operation. Resource: 'sb://%s/%s'.", claim, c.srv.Addr(), l.entity)}
 	}
-	if l.kind == kindEntityIn && strings.HasSuffix(strings.ToLower(l.entity), dlqSuffix) {
-		return &frames.Error{Condition: condNotAllowed, Description: "sending to a dead-letter subqueue is not allowed"}
+	if e := checkUse(ent, l.kind, l.entity); e != nil {
+		return e
+	}
+	l.q = ent.Queue
+	if ent.Kind == store.KindTopic {
+		l.target, l.topic = ent.Topic, true
+	} else {
+		l.target = ent.Queue
 	}
 	return nil
 }
@@ -319,14 +325,14 @@ func (c *conn) storeSends(l *link, batch []inDelivery) []any {
 	var msgs []store.Incoming
 	owner := make([]int, 0, len(batch))
 	for i, d := range batch {
-		ins, err := parseDelivery(d)
+		ins, err := parseDelivery(d, l.topic)
 		if err != nil {
 			c.log.Info("message refused", "queue", l.entity, "err", err)
 			states[i] = &frames.Rejected{Error: &frames.Error{Condition: condDecodeError, Description: err.Error()}}
 			continue
 		}
 		for _, in := range ins {
-			msgs = append(msgs, store.Incoming{Body: in.bare, MessageID: in.messageID, TTL: in.ttl, ScheduledAt: in.scheduledAt})
+			msgs = append(msgs, in.toStore())
 			owner = append(owner, i)
 		}
 		states[i] = &frames.Accepted{}
@@ -334,7 +340,7 @@ func (c *conn) storeSends(l *link, batch []inDelivery) []any {
 	if len(msgs) == 0 {
 		return states
 	}
-	_, err := l.q.Send(context.Background(), msgs)
+	_, err := l.target.Send(context.Background(), msgs)
 	if err != nil {
 		c.log.Warn("store send failed", "queue", l.entity, "err", err)
 		st := &frames.Rejected{Error: sendError(err)}
@@ -360,9 +366,9 @@ func sendError(err error) *frames.Error {
 }
 
 // parseDelivery splits a client delivery into messages (a batch holds many).
-func parseDelivery(d inDelivery) ([]incoming, error) {
+func parseDelivery(d inDelivery, withProps bool) ([]incoming, error) {
 	if d.format != batchFormat {
-		in, err := parseIncoming(d.payload)
+		in, err := parseIncoming(d.payload, withProps)
 		if err != nil {
 			return nil, err
 		}
@@ -374,7 +380,7 @@ func parseDelivery(d inDelivery) ([]incoming, error) {
 	}
 	out := make([]incoming, 0, len(inner))
 	for _, b := range inner {
-		in, err := parseIncoming(b)
+		in, err := parseIncoming(b, withProps)
 		if err != nil {
 			return nil, err
 		}

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	enc "github.com/ffpipe/ffpipe/internal/emulator/servicebus/amqp/encoding"
+	"github.com/ffpipe/ffpipe/internal/emulator/servicebus/sqlfilter"
+	"github.com/ffpipe/ffpipe/internal/emulator/servicebus/store"
 )
 
 // Message section descriptors.
@@ -83,8 +85,14 @@ func symbolicSection(s enc.Symbol) uint64 {
 type incoming struct {
 	bare        []byte // message bytes to store (message-id filled in)
 	messageID   string
-	ttl         time.Duration // 0 = none
-	scheduledAt time.Time     // zero = not scheduled
+	ttl         time.Duration      // 0 = none
+	scheduledAt time.Time          // zero = not scheduled
+	props       *sqlfilter.Message // for topic rules; nil unless asked for
+}
+
+// toStore is the store's view of the message.
+func (in *incoming) toStore() store.Incoming {
+	return store.Incoming{Body: in.bare, MessageID: in.messageID, TTL: in.ttl, ScheduledAt: in.scheduledAt, Props: in.props}
 }
 
 // splitBatch returns the inner messages of a batch transfer: every data
@@ -117,8 +125,77 @@ func splitBatch(payload []byte) ([][]byte, error) {
 }
 
 // parseIncoming validates a message from a client, fills in a missing
-// message-id and extracts what the store needs.
-func parseIncoming(b []byte) (incoming, error) {
+// message-id and extracts what the store needs; withProps also extracts
+// the properties that subscription rules see (messages sent to a topic).
+func parseIncoming(b []byte, withProps bool) (incoming, error) {
+	in, err := parseIncomingBare(b)
+	if err != nil || !withProps {
+		return in, err
+	}
+	secs, err := splitSections(in.bare)
+	if err != nil {
+		return incoming{}, err
+	}
+	in.props = filterView(secs, len(in.bare))
+	return in, nil
+}
+
+// filterView is what SQL and correlation filters see of a message: the
+// system properties of the properties section and annotations, and the
+// application properties.
+func filterView(secs []section, size int) *sqlfilter.Message {
+	m := &sqlfilter.Message{}
+	m.SetSystem(sqlfilter.SysSize, int64(size))
+	for _, s := range secs {
+		switch s.code {
+		case secMessageAnn:
+			ann, _ := s.val.(enc.Map)
+			for _, kv := range ann {
+				switch fmt.Sprint(kv.Key) {
+				case "x-opt-partition-key":
+					m.SetSystem(sqlfilter.SysPartitionKey, filterValue(kv.Value))
+				case "x-opt-scheduled-enqueue-time":
+					m.SetSystem(sqlfilter.SysScheduledEnqueueTimeUtc, kv.Value)
+				}
+			}
+		case secProperties:
+			l, _ := s.val.([]any)
+			fields := []struct {
+				at   int
+				name string
+			}{{0, sqlfilter.SysMessageID}, {2, sqlfilter.SysTo}, {3, sqlfilter.SysLabel}, {4, sqlfilter.SysReplyTo},
+				{5, sqlfilter.SysCorrelationID}, {6, sqlfilter.SysContentType}, {10, sqlfilter.SysSessionID},
+				{12, sqlfilter.SysReplyToSessionID}}
+			for _, f := range fields {
+				if f.at < len(l) && l[f.at] != nil {
+					m.SetSystem(f.name, filterValue(l[f.at]))
+				}
+			}
+		case secApplicationProp:
+			props, _ := s.val.(enc.Map)
+			for _, kv := range props {
+				if k, ok := kv.Key.(string); ok {
+					m.SetUser(k, filterValue(kv.Value))
+				}
+			}
+		}
+	}
+	return m
+}
+
+// filterValue maps an AMQP value to a filter value: symbols and ids become
+// strings, numbers widen in sqlfilter; everything else stays as decoded.
+func filterValue(v any) any {
+	switch x := v.(type) {
+	case enc.Symbol:
+		return string(x)
+	case enc.UUID:
+		return x.String()
+	}
+	return v
+}
+
+func parseIncomingBare(b []byte) (incoming, error) {
 	secs, err := splitSections(b)
 	if err != nil {
 		return incoming{}, err

@@ -35,7 +35,7 @@ func TestParseIncomingAssignsMessageID(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			in, err := parseIncoming(marshalMsg(t, tt.msg))
+			in, err := parseIncoming(marshalMsg(t, tt.msg), true)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -144,7 +144,7 @@ func FuzzParseMessage(f *testing.F) {
 	f.Add(marshalMsg(f, &amqp.Message{Header: &amqp.MessageHeader{TTL: time.Second}, Value: int64(1), ApplicationProperties: map[string]any{"a": "b"}}))
 	f.Add([]byte{0x00, 0x53, 0x75, 0xa0, 0x01, 0x00})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		in, err := parseIncoming(b)
+		in, err := parseIncoming(b, false)
 		if err != nil {
 			return
 		}

@@ -38,22 +38,12 @@ func (c *conn) onManagement(l *link, req request, rl *link) {
 	defer cancel()
 	body, _ := req.body.(enc.Map)
 	var res mgmtResult
-	switch op {
-	case "com.microsoft:renew-lock":
-		res = c.opRenewLock(ctx, l.q, body)
-	case "com.microsoft:peek-message":
-		res = c.opPeek(l.q, body)
-	case "com.microsoft:schedule-message":
-		res = c.opSchedule(ctx, l.q, body)
-	case "com.microsoft:cancel-scheduled-message":
-		res = c.opCancel(ctx, l.q, body)
-	case "com.microsoft:receive-by-sequence-number":
-		res = c.opReceiveDeferred(ctx, l.q, body)
-	case "com.microsoft:update-disposition":
-		res = c.opUpdateDisposition(ctx, l.q, body)
+	switch {
+	case l.q == nil && op != "com.microsoft:schedule-message" && op != "com.microsoft:cancel-scheduled-message":
+		// A topic's $management: only the sender's operations apply.
+		res = mgmtErr(400, "operation %q is not supported on topic '%s'; use one of its subscriptions", op, l.entity)
 	default:
-		c.log.Warn("management operation not implemented", "operation", op, "node", l.address)
-		res = mgmtErr(501, "operation %q is not implemented by this emulator", op)
+		res = c.runManagement(ctx, l, op, body)
 	}
 	if res.status == 0 {
 		res.status = 200
@@ -68,6 +58,29 @@ func (c *conn) onManagement(l *link, req request, rl *link) {
 		c.replyLocked(rl, msg)
 		c.flushLocked()
 	})
+}
+
+// runManagement dispatches one management operation.
+func (c *conn) runManagement(ctx context.Context, l *link, op string, body enc.Map) mgmtResult {
+	var res mgmtResult
+	switch op {
+	case "com.microsoft:renew-lock":
+		res = c.opRenewLock(ctx, l.q, body)
+	case "com.microsoft:peek-message":
+		res = c.opPeek(l.q, body)
+	case "com.microsoft:schedule-message":
+		res = c.opSchedule(ctx, l.target, l.topic, body)
+	case "com.microsoft:cancel-scheduled-message":
+		res = c.opCancel(ctx, l.target, body)
+	case "com.microsoft:receive-by-sequence-number":
+		res = c.opReceiveDeferred(ctx, l.q, body)
+	case "com.microsoft:update-disposition":
+		res = c.opUpdateDisposition(ctx, l.q, body)
+	default:
+		c.log.Warn("management operation not implemented", "operation", op, "node", l.address)
+		res = mgmtErr(501, "operation %q is not implemented by this emulator", op)
+	}
+	return res
 }
 
 func statusFor(err error) mgmtResult {
@@ -200,7 +213,7 @@ func (c *conn) opPeek(q *store.Queue, body enc.Map) mgmtResult {
 	return mgmtResult{body: enc.Map{{Key: "messages", Value: list}}}
 }
 
-func (c *conn) opSchedule(ctx context.Context, q *store.Queue, body enc.Map) mgmtResult {
+func (c *conn) opSchedule(ctx context.Context, q sendTarget, topic bool, body enc.Map) mgmtResult {
 	v, _ := body.Get("messages")
 	list, ok := v.([]any)
 	if !ok {
@@ -217,14 +230,14 @@ func (c *conn) opSchedule(ctx context.Context, q *store.Queue, body enc.Map) mgm
 		if len(b) > MaxMessageSize {
 			return mgmtErr(413, "message of %d bytes exceeds %d", len(b), MaxMessageSize)
 		}
-		in, err := parseIncoming(b)
+		in, err := parseIncoming(b, topic)
 		if err != nil {
 			return mgmtErr(400, "%v", err)
 		}
 		if in.scheduledAt.IsZero() {
 			in.scheduledAt = time.Now()
 		}
-		ins = append(ins, store.Incoming{Body: in.bare, MessageID: in.messageID, TTL: in.ttl, ScheduledAt: in.scheduledAt})
+		ins = append(ins, in.toStore())
 	}
 	seqs, err := schedule(ctx, q, ins)
 	if err != nil {
@@ -237,7 +250,7 @@ func (c *conn) opSchedule(ctx context.Context, q *store.Queue, body enc.Map) mgm
 	return mgmtResult{body: enc.Map{{Key: "sequence-numbers", Value: arr}}}
 }
 
-func (c *conn) opCancel(ctx context.Context, q *store.Queue, body enc.Map) mgmtResult {
+func (c *conn) opCancel(ctx context.Context, q sendTarget, body enc.Map) mgmtResult {
 	v, _ := body.Get("sequence-numbers")
 	seqs, err := longs(v)
 	if err != nil {

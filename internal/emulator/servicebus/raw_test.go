@@ -3,7 +3,6 @@ package servicebus_test
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"errors"
 	"io"
 	"net"
@@ -191,27 +190,5 @@ func TestMalformedInputClosesOnlyThatConnection(t *testing.T) {
 	rcv := receiver(t, c, queue, &azservicebus.ReceiverOptions{ReceiveMode: azservicebus.ReceiveModeReceiveAndDelete})
 	if got := receiveN(t, ctx, rcv, 2); string(got[0].Body) != "before" || string(got[1].Body) != "after" {
 		t.Errorf("got %q %q, want before after", got[0].Body, got[1].Body)
-	}
-}
-
-func TestTopicAttachNotImplemented(t *testing.T) {
-	t.Parallel()
-	s := sbtest.Start(t)
-	// amqp:not-implemented is not a condition the SDK knows, so it would
-	// retry with back-off; one attempt is enough here.
-	c, err := azservicebus.NewClientFromConnectionString(s.ConnectionString(), &azservicebus.ClientOptions{RetryOptions: azservicebus.RetryOptions{MaxRetries: -1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(context.Background())
-	ctx := ctxT(t, 20*time.Second)
-	r, err := c.NewReceiverForSubscription("topic", "sub", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close(context.Background())
-	_, err = r.ReceiveMessages(ctx, 1, nil)
-	if err == nil || !bytes.Contains([]byte(err.Error()), []byte("not-implemented")) {
-		t.Fatalf("got %v, want amqp:not-implemented", err)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ffpipe/ffpipe/internal/emulator/servicebus"
+	"github.com/ffpipe/ffpipe/internal/emulator/servicebus/store"
 	"github.com/ffpipe/ffpipe/internal/tooling/cpuset"
 )
 
@@ -65,30 +65,30 @@ func (s *Stack) prepareExec() error {
 	return s.writeServiceBusConfig()
 }
 
-// writeServiceBusConfig writes the queue settings of the in-process broker
-// as a Config.json in the official emulator's format.
-func (s *Stack) writeServiceBusConfig() error {
-	queue := "transcode"
+// serviceBusConfig is the broker's entities: the transcode queue and the
+// completion-events topic (FFPIPE_QUEUE and FFPIPE_EVENTS_TOPIC rename
+// them) with its subscription "all".
+func (s *Stack) serviceBusConfig() *store.Config {
+	q := store.DefaultQueueConfig(store.DefaultQueueName)
 	if v := s.opts.Settings["FFPIPE_QUEUE"]; v != "" {
-		queue = v
+		q.Name = v
 	}
-	cfg := map[string]any{"UserConfig": map[string]any{
-		"Namespaces": []any{map[string]any{
-			"Name": "sbemulatorns",
-			"Queues": []any{map[string]any{
-				"Name": queue,
-				"Properties": map[string]any{
-					"LockDuration":                        isoSeconds(s.opts.LockDuration),
-					"MaxDeliveryCount":                    10,
-					"RequiresDuplicateDetection":          true,
-					"DuplicateDetectionHistoryTimeWindow": isoSeconds(s.opts.DuplicateDetectionWindow),
-					"DeadLetteringOnMessageExpiration":    true,
-					"DefaultMessageTimeToLive":            "PT1H",
-				},
-			}},
-		}},
-	}}
-	b, err := json.MarshalIndent(cfg, "", "  ")
+	q.LockDuration = s.opts.LockDuration
+	q.MaxDeliveryCount = 10
+	q.RequiresDuplicateDetection = true
+	q.DuplicateDetectionHistoryTimeWindow = s.opts.DuplicateDetectionWindow
+	q.DeadLetteringOnMessageExpiration = true
+	events := store.DefaultEventsTopicConfig()
+	if v := s.opts.Settings["FFPIPE_EVENTS_TOPIC"]; v != "" {
+		events.Name = v
+	}
+	return &store.Config{Namespace: store.DefaultNamespace, Queues: []store.QueueConfig{q}, Topics: []store.TopicConfig{events}}
+}
+
+// writeServiceBusConfig writes the entities of the in-process broker as a
+// Config.json in the official emulator's format.
+func (s *Stack) writeServiceBusConfig() error {
+	b, err := store.FormatConfig(s.serviceBusConfig())
 	if err != nil {
 		return err
 	}
@@ -96,14 +96,6 @@ func (s *Stack) writeServiceBusConfig() error {
 }
 
 func (s *Stack) serviceBusConfigPath() string { return s.dir("servicebus-config.json") }
-
-func isoSeconds(d time.Duration) string {
-	secs := int64(d / time.Second)
-	if secs < 1 {
-		secs = 1
-	}
-	return "PT" + strconv.FormatInt(secs, 10) + "S"
-}
 
 // sbConnectionString is the broker's connection string (same in both modes).
 func (s *Stack) sbConnectionString() string {

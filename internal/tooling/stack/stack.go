@@ -33,7 +33,6 @@ import (
 	"github.com/ffpipe/ffpipe/internal/emulator/eventgrid"
 	"github.com/ffpipe/ffpipe/internal/emulator/funchost"
 	"github.com/ffpipe/ffpipe/internal/emulator/servicebus"
-	"github.com/ffpipe/ffpipe/internal/emulator/servicebus/store"
 	"github.com/ffpipe/ffpipe/internal/tooling/cpuset"
 )
 
@@ -361,22 +360,13 @@ func (s *Stack) startComponent(ctx context.Context, name string) error {
 		s.az = az
 		s.mu.Unlock()
 	case ServiceBus:
-		q := store.DefaultQueueConfig(store.DefaultQueueName)
-		if v := s.opts.Settings["FFPIPE_QUEUE"]; v != "" {
-			q.Name = v
-		}
-		q.LockDuration = s.opts.LockDuration
-		q.MaxDeliveryCount = 10
-		q.RequiresDuplicateDetection = true
-		q.DuplicateDetectionHistoryTimeWindow = s.opts.DuplicateDetectionWindow
-		q.DeadLetteringOnMessageExpiration = true
 		dataDir := s.dir("servicebus")
 		if s.opts.InMemoryBroker {
 			dataDir = ""
 		}
 		sb, err := servicebus.New(servicebus.Options{
 			Addr:    "127.0.0.1:" + strconv.Itoa(s.opts.Ports.ServiceBus),
-			Config:  &store.Config{Namespace: store.DefaultNamespace, Queues: []store.QueueConfig{q}},
+			Config:  s.serviceBusConfig(),
 			DataDir: dataDir,
 			Logger:  s.logger(name),
 		})

@@ -1,13 +1,9 @@
 package store
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -22,15 +18,31 @@ const (
 	DefaultDuplicateDetectionWindow = 20 * time.Second
 )
 
+// The topic and subscription of ffpipe's completion events in
+// [DefaultConfig].
+const (
+	DefaultEventsTopic        = "transcode-events"
+	DefaultEventsSubscription = "all"
+	// DefaultEventsWindow is the events topic's duplicate-detection window:
+	// a publisher that retries an event within it is not heard twice.
+	DefaultEventsWindow = 10 * time.Minute
+	// DefaultEventsTTL keeps unread events for a day.
+	DefaultEventsTTL = 24 * time.Hour
+)
+
+// DefaultRuleName is the name of the rule a subscription gets when its
+// configuration lists none: a true filter that accepts every message.
+const DefaultRuleName = "$Default"
+
 // Config is the entity configuration: the parsed form of the official
 // emulator's Config.json (UserConfig → Namespaces[0] → Queues/Topics).
 type Config struct {
 	// Namespace is the namespace name (informational).
 	Namespace string
-	// Queues are the queues the broker serves, names unique ignoring case.
+	// Queues are the queues the broker serves.
 	Queues []QueueConfig
-	// Topics are the topics the file declares. The store does not model
-	// them; the engine reports them as unsupported.
+	// Topics are the topics with their subscriptions. Queue and topic
+	// names share one namespace and are unique ignoring case.
 	Topics []TopicConfig
 }
 
@@ -49,10 +61,66 @@ type QueueConfig struct {
 	ForwardDeadLetteredMessagesTo string
 }
 
-// TopicConfig is a declared topic (not modelled).
+// TopicConfig is a topic: the entity senders send to. Every subscription
+// whose rules match gets its own copy of each message.
 type TopicConfig struct {
-	Name          string
-	Subscriptions []string
+	Name                                string
+	DefaultMessageTimeToLive            time.Duration // default PT1H
+	RequiresDuplicateDetection          bool
+	DuplicateDetectionHistoryTimeWindow time.Duration // default PT20S
+	Subscriptions                       []SubscriptionConfig
+}
+
+// SubscriptionConfig is one subscription of a topic. It has the
+// properties of a queue (QueueConfig.Name is the subscription's name)
+// except duplicate detection, which belongs to the topic. A message's
+// TTL is the smallest of its own, the topic's and the subscription's.
+type SubscriptionConfig struct {
+	QueueConfig
+	// Rules select the messages the subscription gets: a message is
+	// copied once if any rule matches. No rules means one rule
+	// "$Default" with a true filter.
+	Rules []RuleConfig
+}
+
+// FilterType selects how a rule matches messages.
+type FilterType string
+
+// Filter types. Config.json knows Correlation and Sql; True and False are
+// the boolean filters of the Service Bus API ($Default is True).
+const (
+	FilterTrue        FilterType = "True"
+	FilterFalse       FilterType = "False"
+	FilterCorrelation FilterType = "Correlation"
+	FilterSQL         FilterType = "Sql"
+)
+
+// RuleConfig is one subscription rule: a filter and an optional action.
+type RuleConfig struct {
+	Name       string
+	FilterType FilterType
+	// Correlation is the filter of FilterCorrelation.
+	Correlation CorrelationFilter
+	// SQL is the expression of FilterSQL (SqlFilter.SqlExpression).
+	SQL string
+	// Action is the rule's SQL action (Action.SqlExpression), "" for none.
+	Action string
+}
+
+// CorrelationFilter matches when every property it sets equals the
+// message's (strings compare case-sensitively). Empty strings are unset.
+type CorrelationFilter struct {
+	CorrelationID    string
+	MessageID        string
+	To               string
+	ReplyTo          string
+	Label            string // the message's subject
+	SessionID        string
+	ReplyToSessionID string
+	ContentType      string
+	// Properties are application properties: string, int64, float64 or
+	// bool values compared with the message's.
+	Properties map[string]any
 }
 
 // DefaultQueueConfig returns a queue named name with Microsoft's defaults.
@@ -66,10 +134,39 @@ func DefaultQueueConfig(name string) QueueConfig {
 	}
 }
 
-// DefaultConfig is used when no Config.json is given: one queue
-// "transcode" with Microsoft's defaults.
+// DefaultSubscriptionConfig returns a subscription named name with
+// Microsoft's defaults and the $Default rule.
+func DefaultSubscriptionConfig(name string) SubscriptionConfig {
+	q := DefaultQueueConfig(name)
+	q.DuplicateDetectionHistoryTimeWindow = 0
+	return SubscriptionConfig{QueueConfig: q}
+}
+
+// DefaultEventsTopicConfig is ffpipe's completion-events topic: duplicate
+// detection on (events carry stable message ids) and one subscription
+// "all" that gets every event.
+func DefaultEventsTopicConfig() TopicConfig {
+	sub := DefaultSubscriptionConfig(DefaultEventsSubscription)
+	sub.MaxDeliveryCount = 10
+	sub.DefaultMessageTimeToLive = DefaultEventsTTL
+	return TopicConfig{
+		Name:                                DefaultEventsTopic,
+		DefaultMessageTimeToLive:            DefaultEventsTTL,
+		RequiresDuplicateDetection:          true,
+		DuplicateDetectionHistoryTimeWindow: DefaultEventsWindow,
+		Subscriptions:                       []SubscriptionConfig{sub},
+	}
+}
+
+// DefaultConfig is used when no Config.json is given: the queue
+// "transcode" with Microsoft's defaults and the events topic
+// (see [DefaultEventsTopicConfig]).
 func DefaultConfig() *Config {
-	return &Config{Namespace: DefaultNamespace, Queues: []QueueConfig{DefaultQueueConfig(DefaultQueueName)}}
+	return &Config{
+		Namespace: DefaultNamespace,
+		Queues:    []QueueConfig{DefaultQueueConfig(DefaultQueueName)},
+		Topics:    []TopicConfig{DefaultEventsTopicConfig()},
+	}
 }
 
 // Queue returns the configuration of the queue named name (ignoring case).
@@ -82,10 +179,57 @@ func (c *Config) Queue(name string) (QueueConfig, bool) {
 	return QueueConfig{}, false
 }
 
+// Topic returns the configuration of the topic named name (ignoring case).
+func (c *Config) Topic(name string) (TopicConfig, bool) {
+	for _, t := range c.Topics {
+		if strings.EqualFold(t.Name, name) {
+			return t, true
+		}
+	}
+	return TopicConfig{}, false
+}
+
+// Clone returns a deep copy of c.
+func (c *Config) Clone() *Config {
+	n := *c
+	n.Queues = append([]QueueConfig(nil), c.Queues...)
+	n.Topics = make([]TopicConfig, len(c.Topics))
+	for i, t := range c.Topics {
+		t.Subscriptions = append([]SubscriptionConfig(nil), t.Subscriptions...)
+		for j := range t.Subscriptions {
+			s := &t.Subscriptions[j]
+			s.Rules = append([]RuleConfig(nil), s.Rules...)
+			for k := range s.Rules {
+				r := &s.Rules[k]
+				if r.Correlation.Properties != nil {
+					p := make(map[string]any, len(r.Correlation.Properties))
+					for key, v := range r.Correlation.Properties {
+						p[key] = v
+					}
+					r.Correlation.Properties = p
+				}
+			}
+		}
+		n.Topics[i] = t
+	}
+	if c.Topics == nil {
+		n.Topics = nil
+	}
+	return &n
+}
+
+// SubscriptionPath is the entity path of a subscription,
+// "<topic>/Subscriptions/<subscription>".
+func SubscriptionPath(topic, subscription string) string {
+	return topic + "/Subscriptions/" + subscription
+}
+
 var entityName = regexp.MustCompile(`^[A-Za-z0-9]$|^[A-Za-z0-9][\w\-./]*[A-Za-z0-9]$`)
 
-// Validate fills in defaults for zero values and checks every field. The
-// error names the bad field, e.g. "Queues[1].Properties.LockDuration".
+// Validate fills in defaults for zero values and checks every field,
+// compiling every rule's filter and action. The error names the bad
+// field, e.g. "Queues[1].Properties.LockDuration", and for a SQL
+// expression the line and column inside it.
 func (c *Config) Validate() error { return c.validate("") }
 
 func (c *Config) validate(prefix string) error {
@@ -99,58 +243,153 @@ func (c *Config) validate(prefix string) error {
 	for i := range c.Queues {
 		q := &c.Queues[i]
 		field := fmt.Sprintf("%sQueues[%d]", prefix, i)
-		if err := checkName(q.Name); err != nil {
-			return fmt.Errorf("validate config: %s.Name: %w", field, err)
+		if err := claimName(seen, field, q.Name); err != nil {
+			return err
 		}
-		key := strings.ToLower(q.Name)
-		if prev, ok := seen[key]; ok {
-			return fmt.Errorf("validate config: %s.Name: %q duplicates %q (names ignore case)", field, q.Name, prev)
+		if err := validateQueue(field+".Properties", q, true); err != nil {
+			return err
 		}
-		seen[key] = q.Name
-		p := field + ".Properties"
-		if q.LockDuration == 0 {
-			q.LockDuration = DefaultLockDuration
+	}
+	for i := range c.Topics {
+		field := fmt.Sprintf("%sTopics[%d]", prefix, i)
+		if err := claimName(seen, field, c.Topics[i].Name); err != nil {
+			return err
 		}
-		if q.LockDuration < time.Second || q.LockDuration > 5*time.Minute {
-			return fmt.Errorf("validate config: %s.LockDuration: %s out of range PT1S…PT5M", p, FormatISODuration(q.LockDuration))
+	}
+	for i := range c.Topics {
+		if err := validateTopic(fmt.Sprintf("%sTopics[%d]", prefix, i), &c.Topics[i], seen); err != nil {
+			return err
 		}
-		if q.MaxDeliveryCount == 0 {
-			q.MaxDeliveryCount = DefaultMaxDeliveryCount
+	}
+	return nil
+}
+
+// claimName checks an entity name and that no other entity has it.
+func claimName(seen map[string]string, field, name string) error {
+	if err := checkName(name); err != nil {
+		return fmt.Errorf("validate config: %s.Name: %w", field, err)
+	}
+	key := strings.ToLower(name)
+	if prev, ok := seen[key]; ok {
+		return fmt.Errorf("validate config: %s.Name: %q duplicates %q (names ignore case)", field, name, prev)
+	}
+	seen[key] = name
+	return nil
+}
+
+func validateQueue(p string, q *QueueConfig, dedup bool) error {
+	if q.LockDuration == 0 {
+		q.LockDuration = DefaultLockDuration
+	}
+	if q.LockDuration < time.Second || q.LockDuration > 5*time.Minute {
+		return fmt.Errorf("validate config: %s.LockDuration: %s out of range PT1S…PT5M", p, FormatISODuration(q.LockDuration))
+	}
+	if q.MaxDeliveryCount == 0 {
+		q.MaxDeliveryCount = DefaultMaxDeliveryCount
+	}
+	if q.MaxDeliveryCount < 1 || q.MaxDeliveryCount > 2000 {
+		return fmt.Errorf("validate config: %s.MaxDeliveryCount: %d out of range 1…2000", p, q.MaxDeliveryCount)
+	}
+	if err := validateTTL(p, &q.DefaultMessageTimeToLive); err != nil {
+		return err
+	}
+	if !dedup {
+		if q.RequiresDuplicateDetection {
+			return fmt.Errorf("validate config: %s.RequiresDuplicateDetection: subscriptions do not detect duplicates; set it on the topic", p)
 		}
-		if q.MaxDeliveryCount < 1 || q.MaxDeliveryCount > 2000 {
-			return fmt.Errorf("validate config: %s.MaxDeliveryCount: %d out of range 1…2000", p, q.MaxDeliveryCount)
-		}
-		if q.DefaultMessageTimeToLive == 0 {
-			q.DefaultMessageTimeToLive = DefaultMessageTimeToLive
-		}
-		if q.DefaultMessageTimeToLive < time.Second {
-			return fmt.Errorf("validate config: %s.DefaultMessageTimeToLive: %s is shorter than PT1S", p, FormatISODuration(q.DefaultMessageTimeToLive))
-		}
-		if q.DuplicateDetectionHistoryTimeWindow == 0 {
-			q.DuplicateDetectionHistoryTimeWindow = DefaultDuplicateDetectionWindow
-		}
-		if q.DuplicateDetectionHistoryTimeWindow < time.Second || q.DuplicateDetectionHistoryTimeWindow > 7*24*time.Hour {
-			return fmt.Errorf("validate config: %s.DuplicateDetectionHistoryTimeWindow: %s out of range PT1S…P7D", p, FormatISODuration(q.DuplicateDetectionHistoryTimeWindow))
-		}
-		for _, fwd := range []struct{ name, v string }{{"ForwardTo", q.ForwardTo}, {"ForwardDeadLetteredMessagesTo", q.ForwardDeadLetteredMessagesTo}} {
-			if fwd.v != "" {
-				if err := checkName(fwd.v); err != nil {
-					return fmt.Errorf("validate config: %s.%s: %w", p, fwd.name, err)
-				}
+		q.DuplicateDetectionHistoryTimeWindow = 0
+	} else if err := validateWindow(p, &q.DuplicateDetectionHistoryTimeWindow); err != nil {
+		return err
+	}
+	for _, fwd := range []struct{ name, v string }{{"ForwardTo", q.ForwardTo}, {"ForwardDeadLetteredMessagesTo", q.ForwardDeadLetteredMessagesTo}} {
+		if fwd.v != "" {
+			if err := checkName(fwd.v); err != nil {
+				return fmt.Errorf("validate config: %s.%s: %w", p, fwd.name, err)
 			}
 		}
 	}
-	for i, t := range c.Topics {
-		field := fmt.Sprintf("%sTopics[%d]", prefix, i)
-		if err := checkName(t.Name); err != nil {
-			return fmt.Errorf("validate config: %s.Name: %w", field, err)
-		}
-		key := strings.ToLower(t.Name)
-		if prev, ok := seen[key]; ok {
-			return fmt.Errorf("validate config: %s.Name: %q duplicates %q (names ignore case)", field, t.Name, prev)
-		}
-		seen[key] = t.Name
+	return nil
+}
+
+func validateTTL(p string, ttl *time.Duration) error {
+	if *ttl == 0 {
+		*ttl = DefaultMessageTimeToLive
 	}
+	if *ttl < time.Second {
+		return fmt.Errorf("validate config: %s.DefaultMessageTimeToLive: %s is shorter than PT1S", p, FormatISODuration(*ttl))
+	}
+	return nil
+}
+
+func validateWindow(p string, w *time.Duration) error {
+	if *w == 0 {
+		*w = DefaultDuplicateDetectionWindow
+	}
+	if *w < time.Second || *w > 7*24*time.Hour {
+		return fmt.Errorf("validate config: %s.DuplicateDetectionHistoryTimeWindow: %s out of range PT1S…P7D", p, FormatISODuration(*w))
+	}
+	return nil
+}
+
+func validateTopic(field string, t *TopicConfig, entities map[string]string) error {
+	p := field + ".Properties"
+	if err := validateTTL(p, &t.DefaultMessageTimeToLive); err != nil {
+		return err
+	}
+	if err := validateWindow(p, &t.DuplicateDetectionHistoryTimeWindow); err != nil {
+		return err
+	}
+	lower := strings.ToLower(t.Name) + "/"
+	for key, name := range entities {
+		if strings.HasPrefix(key, lower) {
+			return fmt.Errorf("validate config: %s.Name: queue %q lies under topic %q", field, name, t.Name)
+		}
+	}
+	seen := map[string]string{}
+	for i := range t.Subscriptions {
+		s := &t.Subscriptions[i]
+		sf := fmt.Sprintf("%s.Subscriptions[%d]", field, i)
+		if err := claimName(seen, sf, s.Name); err != nil {
+			return err
+		}
+		if strings.Contains(s.Name, "/") {
+			return fmt.Errorf("validate config: %s.Name: %q: a subscription name cannot contain '/'", sf, s.Name)
+		}
+		if err := validateQueue(sf+".Properties", &s.QueueConfig, false); err != nil {
+			return err
+		}
+		if err := validateRules(sf, s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func validateRules(field string, s *SubscriptionConfig) error {
+	seen := map[string]string{}
+	for i := range s.Rules {
+		r := &s.Rules[i]
+		rf := fmt.Sprintf("%s.Rules[%d]", field, i)
+		if !strings.EqualFold(r.Name, DefaultRuleName) {
+			if err := claimName(seen, rf, r.Name); err != nil {
+				return err
+			}
+		} else if err := claimRuleName(seen, rf, r.Name); err != nil {
+			return err
+		}
+		if _, err := compileRule(r); err != nil {
+			return fmt.Errorf("validate config: %s.Properties.%w", rf, err)
+		}
+	}
+	return nil
+}
+
+func claimRuleName(seen map[string]string, field, name string) error {
+	key := strings.ToLower(name)
+	if prev, ok := seen[key]; ok {
+		return fmt.Errorf("validate config: %s.Name: %q duplicates %q (names ignore case)", field, name, prev)
+	}
+	seen[key] = name
 	return nil
 }
 
@@ -168,241 +407,4 @@ func checkName(n string) error {
 		return fmt.Errorf("%q: '$' is reserved", n)
 	}
 	return nil
-}
-
-// LoadConfig reads and parses a Config.json file. An empty path gives
-// [DefaultConfig].
-func LoadConfig(path string) (*Config, error) {
-	if path == "" {
-		return DefaultConfig(), nil
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("load config: %w", err)
-	}
-	c, err := ParseConfig(data)
-	if err != nil {
-		return nil, fmt.Errorf("load config %s: %w", path, err)
-	}
-	return c, nil
-}
-
-// File shapes (Microsoft's Config-schema.json). Unknown keys are ignored.
-type fileConfig struct {
-	UserConfig *struct {
-		Namespaces []struct {
-			Name   string      `json:"Name"`
-			Queues []fileQueue `json:"Queues"`
-			Topics []fileTopic `json:"Topics"`
-		} `json:"Namespaces"`
-		Logging *struct {
-			Type string `json:"Type"`
-		} `json:"Logging"`
-	} `json:"UserConfig"`
-}
-
-type fileQueue struct {
-	Name       string                     `json:"Name"`
-	Properties map[string]json.RawMessage `json:"Properties"`
-}
-
-type fileTopic struct {
-	Name          string `json:"Name"`
-	Subscriptions []struct {
-		Name string `json:"Name"`
-	} `json:"Subscriptions"`
-}
-
-// ParseConfig parses the official emulator's Config.json. `//` and `/* */`
-// comments are stripped (the shipped file has them). Exactly one namespace
-// is required. Queue properties that the store does not model
-// (ForwardTo, ForwardDeadLetteredMessagesTo, unknown keys) are accepted and
-// ignored; RequiresSession=true is refused. The result is validated.
-func ParseConfig(data []byte) (*Config, error) {
-	clean, err := StripJSONComments(data)
-	if err != nil {
-		return nil, fmt.Errorf("parse config: %w", err)
-	}
-	var f fileConfig
-	dec := json.NewDecoder(bytes.NewReader(clean))
-	dec.UseNumber()
-	if err := dec.Decode(&f); err != nil {
-		return nil, fmt.Errorf("parse config: %w", err)
-	}
-	if dec.More() {
-		return nil, errors.New("parse config: trailing data after the JSON object")
-	}
-	if f.UserConfig == nil {
-		return nil, errors.New("parse config: UserConfig: required")
-	}
-	if n := len(f.UserConfig.Namespaces); n != 1 {
-		return nil, fmt.Errorf("parse config: UserConfig.Namespaces: want exactly 1 namespace, got %d", n)
-	}
-	if l := f.UserConfig.Logging; l != nil && l.Type != "" {
-		ok := false
-		for _, v := range []string{"File", "Console", "File,Console", "Console,File"} {
-			if strings.EqualFold(strings.ReplaceAll(l.Type, " ", ""), v) {
-				ok = true
-			}
-		}
-		if !ok {
-			return nil, fmt.Errorf("parse config: UserConfig.Logging.Type: %q, want File, Console or File,Console", l.Type)
-		}
-	}
-	ns := f.UserConfig.Namespaces[0]
-	c := &Config{Namespace: ns.Name}
-	for i, fq := range ns.Queues {
-		field := fmt.Sprintf("UserConfig.Namespaces[0].Queues[%d]", i)
-		q := QueueConfig{Name: fq.Name}
-		for key, raw := range fq.Properties {
-			pf := field + ".Properties." + key
-			var err error
-			switch key {
-			case "LockDuration":
-				q.LockDuration, err = jsonDuration(raw)
-			case "DefaultMessageTimeToLive":
-				q.DefaultMessageTimeToLive, err = jsonDuration(raw)
-			case "DuplicateDetectionHistoryTimeWindow":
-				q.DuplicateDetectionHistoryTimeWindow, err = jsonDuration(raw)
-			case "MaxDeliveryCount":
-				q.MaxDeliveryCount, err = jsonInt(raw)
-				if err == nil && q.MaxDeliveryCount <= 0 {
-					err = fmt.Errorf("%d: must be at least 1", q.MaxDeliveryCount)
-				}
-			case "DeadLetteringOnMessageExpiration":
-				q.DeadLetteringOnMessageExpiration, err = jsonBool(raw)
-			case "RequiresDuplicateDetection":
-				q.RequiresDuplicateDetection, err = jsonBool(raw)
-			case "RequiresSession":
-				var v bool
-				v, err = jsonBool(raw)
-				if err == nil && v {
-					err = errors.New("sessions are not supported by this emulator; set RequiresSession to false")
-				}
-			case "ForwardTo":
-				q.ForwardTo, err = jsonString(raw)
-			case "ForwardDeadLetteredMessagesTo":
-				q.ForwardDeadLetteredMessagesTo, err = jsonString(raw)
-			default:
-				// Accepted and ignored, like the official emulator's
-				// "other supported properties".
-			}
-			if err != nil {
-				return nil, fmt.Errorf("parse config: %s: %w", pf, err)
-			}
-		}
-		c.Queues = append(c.Queues, q)
-	}
-	for _, ft := range ns.Topics {
-		t := TopicConfig{Name: ft.Name}
-		for _, s := range ft.Subscriptions {
-			t.Subscriptions = append(t.Subscriptions, s.Name)
-		}
-		c.Topics = append(c.Topics, t)
-	}
-	if err := c.validate("UserConfig.Namespaces[0]."); err != nil {
-		return nil, fmt.Errorf("parse config: %w", err)
-	}
-	return c, nil
-}
-
-func jsonDuration(raw json.RawMessage) (time.Duration, error) {
-	s, err := jsonString(raw)
-	if err != nil {
-		return 0, err
-	}
-	d, err := ParseISODuration(s)
-	if err == nil && d <= 0 {
-		err = fmt.Errorf("%q: must be longer than zero", s)
-	}
-	return d, err
-}
-
-func jsonString(raw json.RawMessage) (string, error) {
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", fmt.Errorf("want a string, got %s", truncate(raw))
-	}
-	return s, nil
-}
-
-func jsonInt(raw json.RawMessage) (int, error) {
-	var n json.Number
-	if err := json.Unmarshal(raw, &n); err != nil {
-		var s string
-		if json.Unmarshal(raw, &s) != nil {
-			return 0, fmt.Errorf("want an integer, got %s", truncate(raw))
-		}
-		n = json.Number(s)
-	}
-	v, err := strconv.ParseInt(string(n), 10, 32)
-	if err != nil {
-		return 0, fmt.Errorf("want an integer, got %s", truncate(raw))
-	}
-	return int(v), nil
-}
-
-func jsonBool(raw json.RawMessage) (bool, error) {
-	var b bool
-	if err := json.Unmarshal(raw, &b); err == nil {
-		return b, nil
-	}
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		if v, err := strconv.ParseBool(s); err == nil {
-			return v, nil
-		}
-	}
-	return false, fmt.Errorf("want true or false, got %s", truncate(raw))
-}
-
-func truncate(raw []byte) string {
-	if len(raw) > 40 {
-		return string(raw[:40]) + "…"
-	}
-	return string(raw)
-}
-
-// StripJSONComments removes `//` line comments and `/* */` block comments
-// outside JSON strings, replacing them with spaces so that byte offsets in
-// later JSON errors still match the input. An unterminated block comment is
-// an error.
-func StripJSONComments(data []byte) ([]byte, error) {
-	out := make([]byte, len(data))
-	copy(out, data)
-	inString := false
-	for i := 0; i < len(out); i++ {
-		c := out[i]
-		if inString {
-			switch c {
-			case '\\':
-				i++
-			case '"':
-				inString = false
-			}
-			continue
-		}
-		switch {
-		case c == '"':
-			inString = true
-		case c == '/' && i+1 < len(out) && out[i+1] == '/':
-			for i < len(out) && out[i] != '\n' {
-				out[i] = ' '
-				i++
-			}
-		case c == '/' && i+1 < len(out) && out[i+1] == '*':
-			j := bytes.Index(out[i+2:], []byte("*/"))
-			if j < 0 {
-				return nil, errors.New("unterminated /* comment")
-			}
-			end := i + 2 + j + 2
-			for ; i < end; i++ {
-				if out[i] != '\n' {
-					out[i] = ' '
-				}
-			}
-			i--
-		}
-	}
-	return out, nil
 }

@@ -21,7 +21,13 @@ func TestParseConfigFile(t *testing.T) {
 				DeadLetteringOnMessageExpiration: true, RequiresDuplicateDetection: true,
 				DuplicateDetectionHistoryTimeWindow: 5 * time.Minute},
 		},
-		Topics: []TopicConfig{{Name: "topic.1", Subscriptions: []string{"subscription.1"}}},
+		Topics: []TopicConfig{{Name: "topic.1", DefaultMessageTimeToLive: time.Hour, DuplicateDetectionHistoryTimeWindow: 20 * time.Second,
+			Subscriptions: []SubscriptionConfig{{
+				QueueConfig: QueueConfig{Name: "subscription.1", LockDuration: time.Minute, MaxDeliveryCount: 3, DefaultMessageTimeToLive: time.Hour},
+				Rules: []RuleConfig{{Name: "app-prop-filter-1", FilterType: FilterCorrelation, Correlation: CorrelationFilter{
+					ContentType: "application/text", CorrelationID: "id1", Label: "subject1", MessageID: "msgid1",
+					ReplyTo: "someQueue", ReplyToSessionID: "sessionId", SessionID: "session1", To: "xyz"}}},
+			}}}},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("got  %+v\nwant %+v", c, want)

@@ -1,6 +1,7 @@
 // Package store is the broker state of the local Service Bus stand-in:
-// queues, their dead-letter subqueues, locks, deferral, scheduling, TTL,
-// duplicate detection and an optional durable log. It knows nothing about
+// queues, topics and their subscriptions, dead-letter subqueues, locks,
+// deferral, scheduling, TTL, duplicate detection and an optional durable
+// log. It knows nothing about
 // AMQP: a message is an opaque encoded body plus metadata. The AMQP engine
 // in the parent package translates links, dispositions and management
 // requests into these calls.
@@ -11,6 +12,10 @@
 //	s, err := store.Open(store.Options{Dir: dir, Config: cfg, Logger: log}) // Dir "" → memory
 //	defer s.Close()
 //	q, err := s.Queue("transcode")              // or "transcode/$DeadLetterQueue"; ignores case; ErrNotFound
+//	e, err := s.Entity(path)                    // the one resolver: queue, topic, subscription, DLQ
+//	//   e.Kind (KindQueue/KindTopic/KindSubscription), e.DeadLetter, e.Queue (receive side), e.Topic
+//	t, err := s.Topic("transcode-events")       // t.Send / t.CancelScheduled, as on a queue
+//	sq, err := s.Queue("transcode-events/Subscriptions/all") // a subscription is a *Queue
 //
 //	// sender link transfer / schedule-message (ScheduledAt from x-opt-scheduled-enqueue-time):
 //	res, err := q.Send(ctx, []store.Incoming{{Body: enc, MessageID: id, TTL: ttl, ScheduledAt: t}})
@@ -84,6 +89,21 @@
 //   - Deferred messages: a lapsed lock leaves them deferred with the same
 //     count; Abandon raises the count and keeps them deferred.
 //
+// # Topics and subscriptions
+//
+// A subscription is a queue (with its dead-letter subqueue
+// "<topic>/Subscriptions/<name>/$DeadLetterQueue") that only its topic
+// fills: it has every queue semantic above, but Send on it is
+// ErrNotAllowed. Topic.Send evaluates each subscription's rules on the
+// message's Incoming.Props (a subscription without rules has $Default, a
+// true filter; rules combine with OR, one copy per subscription) and
+// stores a copy in every matching subscription. The topic hands out the
+// sequence numbers, so every copy has the same number and
+// Topic.CancelScheduled reaches all of them. Duplicate detection is the
+// topic's. TTL = min(message TTL, topic default, subscription default).
+// A message no rule matches is accepted and dropped, as in Service Bus.
+// All copies of a Send are one log frame: a crash keeps all or none.
+//
 // Time-driven changes (lock expiry, scheduled activation, TTL) are applied
 // lazily by every operation and also by one timer per queue, which wakes
 // the channels returned by Wait.
@@ -124,7 +144,7 @@
 //
 //	modelled                                     | not modelled
 //	---------------------------------------------+-----------------------------------------
-//	queues + dead-letter subqueues               | topics, subscriptions, rules (reported)
+//	queues + dead-letter subqueues               | rule changes at run time (Config only)
 //	PeekLock, ReceiveAndDelete, lock renewal     | sessions (RequiresSession is refused)
 //	abandon/defer/dead-letter/complete/release   | ForwardTo, ForwardDeadLetteredMessagesTo
 //	MaxDeliveryCount, TTL, dead-letter on expiry | auto-delete on idle, partitioning
@@ -132,4 +152,5 @@
 //	duplicate detection by MessageId             | transactions
 //	256 KB message limit, optional queue quota   | on-the-fly entity management
 //	Config.json (with // comments), ISO-8601     |
+//	topics, subscriptions, correlation rules     |
 package store

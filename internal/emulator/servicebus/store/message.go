@@ -1,6 +1,10 @@
 package store
 
-import "time"
+import (
+	"time"
+
+	"github.com/ffpipe/ffpipe/internal/emulator/servicebus/sqlfilter"
+)
 
 // State is a message's state as Service Bus reports it in
 // x-opt-message-state (active messages omit the annotation).
@@ -49,6 +53,10 @@ type Incoming struct {
 	// ScheduledAt, when after now, makes the message scheduled: invisible
 	// to receivers until then (x-opt-scheduled-enqueue-time).
 	ScheduledAt time.Time
+	// Props are the properties subscription rules see when the message is
+	// sent to a topic; nil is a message without properties. Queues ignore
+	// them.
+	Props *sqlfilter.Message
 }
 
 // SendResult reports what happened to one Incoming message.

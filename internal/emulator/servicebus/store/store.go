@@ -14,8 +14,9 @@ import (
 // DefaultMaxMessageSize is the official emulator's fixed message size limit.
 const DefaultMaxMessageSize = 256 * 1024
 
-// DeadLetterSuffix is appended to a queue name to address its dead-letter
-// subqueue ("transcode/$DeadLetterQueue"). Matched ignoring case.
+// DeadLetterSuffix is appended to a queue or subscription path to address
+// its dead-letter subqueue ("transcode/$DeadLetterQueue"). Matched
+// ignoring case.
 const DeadLetterSuffix = "/$DeadLetterQueue"
 
 // Options configure a Store. The zero value is an in-memory store with
@@ -49,14 +50,17 @@ type Options struct {
 	CompactMinBytes int64
 }
 
-// Store holds every queue of one namespace. It is safe for concurrent use.
+// Store holds every queue and topic of one namespace. It is safe for
+// concurrent use.
 type Store struct {
-	opts   Options
-	now    func() time.Time
-	log    *slog.Logger
-	queues map[string]*queue // by lower-case name
-	order  []*queue          // sorted by name: the lock order
-	wal    *wal              // nil in memory
+	opts       Options
+	now        func() time.Time
+	log        *slog.Logger
+	queues     map[string]*queue // queues and subscriptions, by lower-case path
+	order      []*queue          // sorted by key: the lock order
+	topics     map[string]*topic // by lower-case name
+	topicOrder []*topic          // sorted by key: locked before any queue
+	wal        *wal              // nil in memory
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -70,9 +74,7 @@ func Open(opts Options) (*Store, error) {
 	if cfg == nil {
 		cfg = DefaultConfig()
 	} else {
-		c := *cfg
-		c.Queues = append([]QueueConfig(nil), cfg.Queues...)
-		cfg = &c
+		cfg = cfg.Clone()
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
@@ -89,6 +91,7 @@ func Open(opts Options) (*Store, error) {
 		now:    opts.Now,
 		log:    opts.Logger,
 		queues: map[string]*queue{},
+		topics: map[string]*topic{},
 		closed: make(chan struct{}),
 	}
 	if s.now == nil {
@@ -102,6 +105,19 @@ func Open(opts Options) (*Store, error) {
 		s.queues[strings.ToLower(qc.Name)] = q
 		s.order = append(s.order, q)
 	}
+	for _, tc := range cfg.Topics {
+		t, err := newTopic(s, tc)
+		if err != nil {
+			return nil, fmt.Errorf("open store: %w", err)
+		}
+		s.topics[t.key] = t
+		s.topicOrder = append(s.topicOrder, t)
+		for _, sub := range t.subs {
+			s.queues[sub.q.key] = sub.q
+			s.order = append(s.order, sub.q)
+		}
+	}
+	sort.Slice(s.topicOrder, func(i, j int) bool { return s.topicOrder[i].key < s.topicOrder[j].key })
 	sort.Slice(s.order, func(i, j int) bool { return s.order[i].key < s.order[j].key })
 	if opts.Dir != "" {
 		w, err := openWAL(s, opts.Dir)
@@ -143,29 +159,118 @@ func (s *Store) Close() error {
 	return err
 }
 
-// Queue returns the entity named name: a queue, or its dead-letter
-// subqueue when name ends in "/$DeadLetterQueue". Names ignore case. An
-// unknown name gives ErrNotFound. The returned handle is cheap and stable:
-// the same name always gives the same *Queue.
-func (s *Store) Queue(name string) (*Queue, error) {
-	key := strings.ToLower(strings.TrimSuffix(strings.TrimPrefix(name, "/"), "/"))
-	sub := subMain
-	if strings.HasSuffix(key, strings.ToLower(DeadLetterSuffix)) {
-		key = strings.TrimSuffix(key, strings.ToLower(DeadLetterSuffix))
-		sub = subDLQ
+// Queue returns the queue or subscription at path, or its dead-letter
+// subqueue when path ends in "/$DeadLetterQueue". A subscription's path is
+// "<topic>/Subscriptions/<name>". Paths ignore case and a leading or
+// trailing "/". A topic or an unknown path gives ErrNotFound. The returned
+// handle is cheap and stable: the same path always gives the same *Queue.
+func (s *Store) Queue(path string) (*Queue, error) {
+	e, err := s.Entity(path)
+	if err != nil {
+		return nil, err
 	}
-	q, ok := s.queues[key]
-	if !ok {
-		return nil, fmt.Errorf("queue %q: %w", name, ErrNotFound)
+	if e.Queue == nil {
+		return nil, fmt.Errorf("queue %q: %w", path, ErrNotFound)
 	}
-	return &q.handles[sub], nil
+	return e.Queue, nil
 }
 
-// Queues returns the configured queue names in order.
+// Topic returns the topic named name (ignoring case); ErrNotFound if there
+// is none.
+func (s *Store) Topic(name string) (*Topic, error) {
+	t, ok := s.topics[entityKey(name)]
+	if !ok {
+		return nil, fmt.Errorf("topic %q: %w", name, ErrNotFound)
+	}
+	return &t.h, nil
+}
+
+// EntityKind says what an entity path names.
+type EntityKind int
+
+// Entity kinds.
+const (
+	KindQueue EntityKind = iota + 1
+	KindTopic
+	KindSubscription
+)
+
+func (k EntityKind) String() string {
+	switch k {
+	case KindQueue:
+		return "queue"
+	case KindTopic:
+		return "topic"
+	case KindSubscription:
+		return "subscription"
+	}
+	return "unknown"
+}
+
+// Entity is what an entity path resolves to.
+type Entity struct {
+	// Kind is the kind of the entity the path names, or of the entity
+	// owning the dead-letter subqueue it names.
+	Kind EntityKind
+	// DeadLetter is true for "<queue or subscription>/$DeadLetterQueue".
+	DeadLetter bool
+	// Queue receives: the queue, the subscription or the dead-letter
+	// subqueue. Nil for a topic.
+	Queue *Queue
+	// Topic is the topic, or the topic of a subscription (or of its
+	// dead-letter subqueue).
+	Topic *Topic
+}
+
+// Entity resolves an entity path: "<queue>", "<topic>",
+// "<topic>/Subscriptions/<subscription>", and "<queue or
+// subscription>/$DeadLetterQueue". Paths ignore case and a leading or
+// trailing "/". This is the one place that maps paths to entities; an
+// unknown path gives ErrNotFound.
+func (s *Store) Entity(path string) (Entity, error) {
+	key := entityKey(path)
+	dlq := false
+	if strings.HasSuffix(key, strings.ToLower(DeadLetterSuffix)) {
+		key = strings.TrimSuffix(key, strings.ToLower(DeadLetterSuffix))
+		dlq = true
+	}
+	if q, ok := s.queues[key]; ok {
+		e := Entity{Kind: KindQueue, DeadLetter: dlq, Queue: &q.handles[subMain]}
+		if dlq {
+			e.Queue = &q.handles[subDLQ]
+		}
+		if q.topic != nil {
+			e.Kind = KindSubscription
+			e.Topic = &q.topic.h
+		}
+		return e, nil
+	}
+	if t, ok := s.topics[key]; ok && !dlq {
+		return Entity{Kind: KindTopic, Topic: &t.h}, nil
+	}
+	return Entity{}, fmt.Errorf("entity %q: %w", path, ErrNotFound)
+}
+
+func entityKey(path string) string {
+	return strings.ToLower(strings.TrimSuffix(strings.TrimPrefix(path, "/"), "/"))
+}
+
+// Queues returns the configured queue names in order (not subscriptions).
 func (s *Store) Queues() []string {
-	names := make([]string, 0, len(s.order))
+	var names []string
 	for _, q := range s.order {
-		names = append(names, q.cfg.Name)
+		if q.topic == nil {
+			names = append(names, q.cfg.Name)
+		}
+	}
+	return names
+}
+
+// Topics returns the configured topic names in order.
+func (s *Store) Topics() []string {
+	names := make([]string, 0, len(s.topicOrder))
+	for _, t := range s.topicOrder {
+		names = append(names, t.cfg.Name)
 	}
 	return names
 }

@@ -176,6 +176,9 @@ func (w *wal) recover() error {
 	for _, q := range w.s.order {
 		q.rebuild()
 	}
+	for _, t := range w.s.topicOrder {
+		t.rebuild()
+	}
 	w.s.log.Info("store log recovered", "path", w.path, "records", records, "bytes", off)
 	return nil
 }
@@ -360,20 +363,25 @@ func (w *wal) compact() error {
 	if failed != nil {
 		return failed
 	}
+	for _, t := range w.s.topicOrder {
+		t.mu.Lock()
+	}
 	for _, q := range w.s.order {
 		q.mu.Lock()
 	}
 	w.mu.Lock()
-	snaps := make([]qsnap, 0, len(w.s.order))
+	snaps := make([]qsnap, 0, len(w.s.order)+len(w.s.topicOrder))
+	for _, t := range w.s.topicOrder {
+		ts := qsnap{key: t.key, lastSeq: t.lastSeq}
+		ts.dups, ts.dupSeq = t.dd.snapshot()
+		snaps = append(snaps, ts)
+	}
 	for _, q := range w.s.order {
 		qs := qsnap{key: q.key, lastSeq: q.lastSeq, entries: make([]entry, 0, len(q.msgs))}
 		for _, e := range q.msgs {
 			qs.entries = append(qs.entries, *e)
 		}
-		for id, d := range q.dups {
-			qs.dups = append(qs.dups, dupRec{id: id, at: d.at})
-			qs.dupSeq = append(qs.dupSeq, d.seq)
-		}
+		qs.dups, qs.dupSeq = q.dd.snapshot()
 		snaps = append(snaps, qs)
 	}
 	pending, b := w.buf, w.cur
@@ -381,6 +389,9 @@ func (w *wal) compact() error {
 	w.mu.Unlock()
 	for i := len(w.s.order) - 1; i >= 0; i-- {
 		w.s.order[i].mu.Unlock()
+	}
+	for i := len(w.s.topicOrder) - 1; i >= 0; i-- {
+		w.s.topicOrder[i].mu.Unlock()
 	}
 
 	err := func() error {
@@ -510,93 +521,4 @@ func syncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
-}
-
-// apply replays one record into the store (recovery). It returns false for
-// records of unknown queues.
-func (s *Store) apply(r *record) bool {
-	q := s.queues[r.queue]
-	if q == nil {
-		return false
-	}
-	switch r.kind {
-	case recPut:
-		e := &entry{
-			seq:           r.seq,
-			body:          append([]byte(nil), r.body...),
-			messageID:     r.messageID,
-			acceptedAt:    r.acceptedAt,
-			scheduledAt:   r.scheduledAt,
-			ttl:           r.ttl,
-			deliveryCount: r.deliveryCount,
-			sub:           r.sub,
-			state:         r.state,
-			reason:        r.reason,
-			desc:          r.desc,
-		}
-		q.insert(e)
-		if q.cfg.RequiresDuplicateDetection && e.messageID != "" && e.sub == subMain {
-			if d, ok := q.dups[e.messageID]; !ok || d.at <= e.acceptedAt {
-				q.rememberID(e.messageID, e.seq, e.acceptedAt)
-			}
-		}
-	case recUpdate:
-		e := q.msgs[r.seq]
-		if e == nil {
-			return true
-		}
-		if e.sub != r.sub {
-			q.bytes[e.sub] -= int64(len(e.body))
-			q.bytes[r.sub] += int64(len(e.body))
-			e.sub = r.sub
-		}
-		e.state = r.state
-		e.deliveryCount = r.deliveryCount
-		e.reason, e.desc = r.reason, r.desc
-		if r.hasBody {
-			nb := append([]byte(nil), r.body...)
-			q.bytes[e.sub] += int64(len(nb) - len(e.body))
-			q.live.Add(int64(len(nb) - len(e.body)))
-			e.body = nb
-		}
-	case recDelete:
-		if e := q.msgs[r.seq]; e != nil {
-			q.dropIndex(e)
-		}
-		if r.seq > q.lastSeq {
-			q.lastSeq = r.seq
-		}
-	case recSeq:
-		if r.seq > q.lastSeq {
-			q.lastSeq = r.seq
-		}
-	case recDup:
-		if q.cfg.RequiresDuplicateDetection {
-			if d, ok := q.dups[r.messageID]; !ok || d.at <= r.at {
-				q.rememberID(r.messageID, r.seq, r.at)
-			}
-		}
-	}
-	return true
-}
-
-// rebuild derives the in-memory indexes (available heaps, events) from
-// the recovered messages. Locks are not durable: every message starts
-// unlocked.
-func (q *queue) rebuild() {
-	seqs := make([]int64, 0, len(q.msgs))
-	for seq := range q.msgs {
-		seqs = append(seqs, seq)
-	}
-	sort.Slice(seqs, func(i, j int) bool { return seqs[i] < seqs[j] })
-	for _, seq := range seqs {
-		e := q.msgs[seq]
-		switch e.state {
-		case StateActive:
-			q.activate(e)
-		case StateScheduled:
-			q.pushEvent(event{at: e.scheduledAt, seq: e.seq, kind: evSchedule})
-		}
-	}
-	sort.SliceStable(q.dupFIFO, func(i, j int) bool { return q.dupFIFO[i].at < q.dupFIFO[j].at })
 }
