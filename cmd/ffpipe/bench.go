@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/ffpipe/ffpipe/internal/tooling/bench"
-	"github.com/ffpipe/ffpipe/internal/tooling/charts"
 )
 
 func init() {
@@ -103,7 +102,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(stdout, "wrote %s\n", *jsonOut)
 	}
 	if *pngOut != "" {
-		if err := charts.WritePNG(*pngOut, res.Chart()); err != nil {
+		if err := res.WriteChart(*pngOut); err != nil {
 			return fmt.Errorf("bench: write %s: %w", *pngOut, err)
 		}
 		fmt.Fprintf(stdout, "wrote %s\n", *pngOut)

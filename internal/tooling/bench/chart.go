@@ -3,64 +3,83 @@ package bench
 import (
 	"fmt"
 	"image"
-	"image/draw"
 
-	"github.com/ffpipe/ffpipe/internal/tooling/charts"
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
 )
 
-// Chart draws the run as one PNG-ready image: throughput against the
-// baseline, per-file latency against ffmpeg alone, the dispatch curve,
-// the rates against their targets and the handler's memory.
-func (r Result) Chart() image.Image {
-	const w, h = 720, 420
+// Panel size in pixels, and panels per row, of the report's chart.
+const (
+	panelW, panelH = 720, 420
+	panelCols      = 2
+)
+
+// Chart draws the run as one image: throughput against the baseline,
+// per-file latency against ffmpeg alone, the dispatch curve, the rates
+// against their targets, the handler's memory and the latency overhead.
+func (r Result) Chart() (image.Image, error) {
+	plots, err := r.plots()
+	if err != nil {
+		return nil, err
+	}
+	return renderGrid(plots, panelCols, panelW, panelH)
+}
+
+// WriteChart writes Chart as a PNG file, atomically.
+func (r Result) WriteChart(path string) error {
+	img, err := r.Chart()
+	if err != nil {
+		return fmt.Errorf("bench chart: %w", err)
+	}
+	return writePNG(path, img)
+}
+
+func (r Result) plots() ([]*plot.Plot, error) {
 	t := r.Targets
-	panels := []image.Image{
-		charts.BarChart{
-			Title: fmt.Sprintf("Throughput: %d x %.0fs clips (ratio %.3f)", r.Config.Files, r.Config.ClipSeconds, r.ThroughputRatio),
-			Unit:  "s",
-			Groups: []charts.BarGroup{{Label: "wall time", Bars: []charts.Bar{
-				{Label: "pipeline", Value: r.PipelineSeconds},
-				{Label: "xargs -P ffmpeg", Value: r.BaselineSeconds},
+	specs := []func() (*plot.Plot, error){
+		barSpec{
+			title: fmt.Sprintf("Throughput: %d x %.0fs clips (ratio %.3f)", r.Config.Files, r.Config.ClipSeconds, r.ThroughputRatio),
+			unit:  "s",
+			groups: []barGroup{{label: "wall time", bars: []bar{
+				{"pipeline", r.PipelineSeconds},
+				{"xargs -P ffmpeg", r.BaselineSeconds},
 			}}},
-			Targets: []charts.Target{{Label: fmt.Sprintf("baseline x %.2f", t[TargetThroughput].Target), Value: r.BaselineSeconds * t[TargetThroughput].Target}},
-		}.Render(w, h),
-		r.latencyChart(w, h),
-		r.dispatchChart(w, h),
-		charts.BarChart{
-			Title:      "Rates",
-			Unit:       "/s",
-			Horizontal: true,
-			Groups: []charts.BarGroup{
-				{Label: "Dispatch tasks", Bars: []charts.Bar{{Label: "measured", Value: r.DispatchTasksPerS}, {Label: "target", Value: t[TargetDispatch].Target}}},
-				{Label: "SB msgs (alone)", Bars: []charts.Bar{{Label: "measured", Value: r.ServiceBusMsgsPerS}}},
-				{Label: "Batch tasks (alone)", Bars: []charts.Bar{{Label: "measured", Value: r.BatchTasksPerS}}},
+			targets: []target{{fmt.Sprintf("baseline x %.2f", t[TargetThroughput].Target), r.BaselineSeconds * t[TargetThroughput].Target}},
+		}.plot,
+		r.latencyPlot,
+		r.dispatchPlot,
+		barSpec{
+			title:      "Rates",
+			unit:       "/s",
+			horizontal: true,
+			groups: []barGroup{
+				{"Dispatch tasks", []bar{{"measured", r.DispatchTasksPerS}, {"target", t[TargetDispatch].Target}}},
+				{"SB msgs (alone)", []bar{{"measured", r.ServiceBusMsgsPerS}}},
+				{"Batch tasks (alone)", []bar{{"measured", r.BatchTasksPerS}}},
 			},
-		}.Render(w, h),
-		charts.BarChart{
-			Title: "Handler peak RSS (VmHWM)",
-			Unit:  "MB",
-			Groups: []charts.BarGroup{
-				{Label: "throughput+latency", Bars: []charts.Bar{{Label: "RSS", Value: r.HandlerRSSThroughputMB}}},
-				{Label: "dispatch", Bars: []charts.Bar{{Label: "RSS", Value: r.HandlerRSSDispatchMB}}},
+		}.plot,
+		barSpec{
+			title: "Handler peak RSS (VmHWM)",
+			unit:  "MB",
+			groups: []barGroup{
+				{"throughput+latency", []bar{{"RSS", r.HandlerRSSThroughputMB}}},
+				{"dispatch", []bar{{"RSS", r.HandlerRSSDispatchMB}}},
 			},
-			Targets: []charts.Target{{Label: "target", Value: t[TargetMemory].Target}},
-		}.Render(w, h),
-		charts.HistogramChart{
-			Title:   "Latency overhead over ffmpeg",
-			Unit:    "ms",
-			Values:  r.overheads(),
-			Targets: []charts.Target{{Label: "p50 target", Value: t[TargetOverhead].Target}},
-		}.Render(w, h),
+			targets: []target{{"target", t[TargetMemory].Target}},
+		}.plot,
+		func() (*plot.Plot, error) {
+			return histPlot("Latency overhead over ffmpeg", "ms", r.overheads(), []target{{"p50 target", t[TargetOverhead].Target}})
+		},
 	}
-	const cols = 2
-	rows := (len(panels) + cols - 1) / cols
-	img := image.NewRGBA(image.Rect(0, 0, cols*w, rows*h))
-	draw.Draw(img, img.Bounds(), image.NewUniform(charts.Background), image.Point{}, draw.Src)
-	for i, p := range panels {
-		at := image.Pt((i%cols)*w, (i/cols)*h)
-		draw.Draw(img, p.Bounds().Add(at), p, p.Bounds().Min, draw.Src)
+	plots := make([]*plot.Plot, 0, len(specs))
+	for _, spec := range specs {
+		p, err := spec()
+		if err != nil {
+			return nil, err
+		}
+		plots = append(plots, p)
 	}
-	return img
+	return plots, nil
 }
 
 func (r Result) overheads() []float64 {
@@ -71,39 +90,30 @@ func (r Result) overheads() []float64 {
 	return out
 }
 
-func (r Result) latencyChart(w, h int) image.Image {
-	var lat, ff, disp []charts.Point
+func (r Result) latencyPlot() (*plot.Plot, error) {
+	var lat, ff, disp plotter.XYs
 	for i, l := range r.Latencies {
 		x := float64(i + 1)
-		lat = append(lat, charts.Point{X: x, Y: l.LatencyMs})
-		ff = append(ff, charts.Point{X: x, Y: l.FFmpegMs})
-		disp = append(disp, charts.Point{X: x, Y: l.StartedMs})
+		lat = append(lat, plotter.XY{X: x, Y: finite(l.LatencyMs)})
+		ff = append(ff, plotter.XY{X: x, Y: finite(l.FFmpegMs)})
+		disp = append(disp, plotter.XY{X: x, Y: finite(l.StartedMs)})
 	}
-	return charts.LineChart{
-		Title:  fmt.Sprintf("Latency: p50 %.0f ms, overhead %.0f ms", r.LatencyP50Ms, r.OverheadP50Ms),
-		XLabel: "file", YLabel: "ms",
-		Series: []charts.Series{
-			{Label: "upload -> output", Points: lat},
-			{Label: "ffmpeg alone", Points: ff},
-			{Label: "upload -> task start", Points: disp},
-		},
-	}.Render(w, h)
+	return linePlot(fmt.Sprintf("Latency: p50 %.0f ms, overhead %.0f ms", r.LatencyP50Ms, r.OverheadP50Ms), "file", "ms",
+		[]series{{"upload -> output", lat}, {"ffmpeg alone", ff}, {"upload -> task start", disp}}, nil)
 }
 
-func (r Result) dispatchChart(w, h int) image.Image {
-	var pts []charts.Point
+func (r Result) dispatchPlot() (*plot.Plot, error) {
+	var pts plotter.XYs
 	for _, s := range r.DispatchCurve {
-		pts = append(pts, charts.Point{X: s.T, Y: float64(s.Tasks)})
+		pts = append(pts, plotter.XY{X: finite(s.T), Y: float64(s.Tasks)})
 	}
-	var target []charts.Point
+	var target plotter.XYs
 	if n := len(r.DispatchCurve); n > 0 {
-		tgt := r.Targets[TargetDispatch].Target
-		end := min(r.DispatchCurve[n-1].T, float64(r.DispatchTasks)/tgt)
-		target = []charts.Point{{X: 0, Y: 0}, {X: end, Y: end * tgt}}
+		if tgt := r.Targets[TargetDispatch].Target; tgt > 0 {
+			end := min(r.DispatchCurve[n-1].T, float64(r.DispatchTasks)/tgt)
+			target = plotter.XYs{{X: 0, Y: 0}, {X: end, Y: end * tgt}}
+		}
 	}
-	return charts.LineChart{
-		Title:  fmt.Sprintf("Dispatch: tasks in the job (%.0f tasks/s)", r.DispatchTasksPerS),
-		XLabel: "s since host start", YLabel: "tasks",
-		Series: []charts.Series{{Label: "tasks", Points: pts}, {Label: "target rate", Points: target}},
-	}.Render(w, h)
+	return linePlot(fmt.Sprintf("Dispatch: tasks in the job (%.0f tasks/s)", r.DispatchTasksPerS), "s since host start", "tasks",
+		[]series{{"tasks", pts}, {"target rate", target}}, nil)
 }
