@@ -39,12 +39,12 @@ type prepared struct {
 	err  error // retryable: the batch must be abandoned
 }
 
-// dispatch handles a serviceBusTrigger batch (cardinality many, dataType
+// dispatchBatch handles a serviceBusTrigger batch (cardinality many, dataType
 // string): one Batch task per valid request, a record for every message
 // that can never succeed, and 500 when anything transient failed, so the
 // host abandons the whole batch (safe: task ids are keys, TaskExists counts
-// as success).
-func (a *app) dispatch(r *http.Request, inv *invocation) error {
+// as success). dispatch (budget.go) runs it under a time budget.
+func (a *app) dispatchBatch(r *http.Request, inv *invocation) error {
 	ctx := r.Context()
 	msgs, err := decodeMessages(inv.req)
 	if err != nil {

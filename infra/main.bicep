@@ -60,6 +60,8 @@ param taskMaxRetries string = '2'
 param sasExpiry string = '2h'
 param sweepMaxTasks string = '500'
 param reconcileAfter string = '15m'
+@description('Peek-lock duration of the request queue (at most PT5M); Dispatch keeps each invocation to half of it (FFPIPE_QUEUE_LOCK_DURATION).')
+param queueLockDuration string = 'PT5M'
 @description('Sweep\'s 6-field NCRONTAB schedule. Once a minute in Azure (the local stack uses every 10 s).')
 param sweepSchedule string = '0 */1 * * * *'
 param logLevel string = 'info'
@@ -164,6 +166,7 @@ module serviceBus 'modules/servicebus.bicep' = {
     location: location
     name: '${prefix}-sb-${token}'
     queueName: queueName
+    lockDuration: queueLockDuration
     eventsTopicName: eventsTopicName
     eventsSubscriptionName: eventsSubscriptionName
     tags: tags
@@ -230,6 +233,7 @@ var appSettings = {
   FFPIPE_NODE_IDENTITY: taskBlobAccess == 'identity' ? identities.outputs.poolId : ''
   FFPIPE_SWEEP_MAX_TASKS: sweepMaxTasks
   FFPIPE_RECONCILE_AFTER: reconcileAfter
+  FFPIPE_QUEUE_LOCK_DURATION: queueLockDuration
   SweepSchedule: sweepSchedule
   FFPIPE_LOG_FORMAT: 'json'
   FFPIPE_LOG_LEVEL: logLevel

@@ -74,6 +74,10 @@ type Config struct {
 	// when set, tasks reach storage with it instead of SAS URLs.
 	NodeIdentity string
 
+	// QueueLockDuration is the lock duration of the request queue (infra's
+	// lockDuration); Dispatch keeps each invocation to half of it.
+	QueueLockDuration time.Duration
+
 	// SweepMaxTasks bounds the completed tasks one Sweep run handles.
 	SweepMaxTasks int
 	// ReconcileAfter is the age after which an input with no task and no
@@ -117,6 +121,15 @@ var table = []setting{
 	{Setting{"FFPIPE_BATCH_POOL", "ffmpeg", "Batch pool id", false}, func(c *Config, v string) error { c.BatchPool = v; return nil }},
 	{Setting{"FFPIPE_BATCH_JOB", "ffpipe", "Batch job id (long-lived, created if missing)", false}, func(c *Config, v string) error { c.BatchJob = v; return nil }},
 	{Setting{"FFPIPE_QUEUE", "transcode", "Service Bus queue of request messages (also %FFPIPE_QUEUE% in Dispatch's function.json)", false}, func(c *Config, v string) error { c.Queue = v; return nil }},
+	{Setting{"FFPIPE_QUEUE_LOCK_DURATION", "PT5M", "lock duration of FFPIPE_QUEUE (infra: lockDuration); a Dispatch invocation stops within half of it, because the host never renews the locks of a batch", false}, func(c *Config, v string) error {
+		if err := setDuration(&c.QueueLockDuration, v); err != nil {
+			return err
+		}
+		if c.QueueLockDuration < 2*time.Second {
+			return fmt.Errorf("want at least 2 s, got %s", c.QueueLockDuration)
+		}
+		return nil
+	}},
 	{Setting{"FFPIPE_INPUT_CONTAINER", "input", "container watched for uploads", false}, func(c *Config, v string) error { c.InputContainer = v; return nil }},
 	{Setting{"FFPIPE_OUTPUT_CONTAINER", "output", "container for transcoded files", false}, func(c *Config, v string) error { c.OutputContainer = v; return nil }},
 	{Setting{"FFPIPE_STATUS_CONTAINER", "status", "container of status records (one JSON blob per key)", false}, func(c *Config, v string) error { c.StatusContainer = v; return nil }},

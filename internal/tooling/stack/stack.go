@@ -302,6 +302,8 @@ func (s *Stack) appSettings() map[string]string {
 		"SweepSchedule":            s.opts.SweepSchedule,
 		"FFPIPE_LOG_FORMAT":        "text",
 		"FFPIPE_RECONCILE_AFTER":   "2m",
+		// Dispatch's time budget is half the lock (handlers/budget.go).
+		"FFPIPE_QUEUE_LOCK_DURATION": s.opts.LockDuration.String(),
 	}
 	for k, v := range s.opts.Settings {
 		m[k] = v
