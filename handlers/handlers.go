@@ -285,7 +285,7 @@ func validCorrelationID(s string) bool {
 // parallel runs fn for 0..n-1 with at most limit goroutines.
 func parallel(n, limit int, fn func(i int)) {
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, limit)
+	sem := make(chan struct{}, max(limit, 1))
 	for i := range n {
 		wg.Add(1)
 		sem <- struct{}{}

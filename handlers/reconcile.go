@@ -60,7 +60,7 @@ func (a *app) reconcile(ctx context.Context, inv *invocation) (int, error) {
 	}
 	var requeued atomic.Int64
 	errs := make([]error, len(candidates))
-	parallel(len(candidates), sweepParallelism, func(i int) {
+	parallel(len(candidates), a.cfg.SweepParallelism, func(i int) {
 		it := candidates[i]
 		key := request.Key(a.account, a.cfg.InputContainer, it.Name, it.ETag)
 		rec, err := a.d.Records.Get(ctx, key)

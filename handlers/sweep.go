@@ -20,7 +20,6 @@ import (
 )
 
 const (
-	sweepParallelism = 8
 	// stderrTailBytes is how much of a failed task's stderr is read; the
 	// last stderrTailLines lines go into the record's reason.
 	stderrTailBytes = 4096
@@ -42,7 +41,7 @@ func (a *app) sweep(r *http.Request, inv *invocation) error {
 	}
 	var done, failed atomic.Int64
 	taskErrs := make([]error, len(tasks))
-	parallel(len(tasks), sweepParallelism, func(i int) {
+	parallel(len(tasks), a.cfg.SweepParallelism, func(i int) {
 		ok, err := a.settle(ctx, tasks[i])
 		taskErrs[i] = err
 		if err == nil && ok {

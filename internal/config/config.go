@@ -80,6 +80,8 @@ type Config struct {
 
 	// SweepMaxTasks bounds the completed tasks one Sweep run handles.
 	SweepMaxTasks int
+	// SweepParallelism is how many completed tasks Sweep settles at once.
+	SweepParallelism int
 	// ReconcileAfter is the age after which an input with no task and no
 	// record is enqueued again.
 	ReconcileAfter time.Duration
@@ -170,6 +172,14 @@ var table = []setting{
 			return fmt.Errorf("want a positive number, got %q", v)
 		}
 		c.SweepMaxTasks = n
+		return nil
+	}},
+	{Setting{"FFPIPE_SWEEP_PARALLELISM", "16", "completed tasks one Sweep run settles at the same time (each is ~5 storage and Batch calls in sequence)", false}, func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 || n > 256 {
+			return fmt.Errorf("want a number from 1 to 256, got %q", v)
+		}
+		c.SweepParallelism = n
 		return nil
 	}},
 	{Setting{"FFPIPE_RECONCILE_AFTER", "15m", "inputs older than this with no task and no record are enqueued again", false}, func(c *Config, v string) error { return setDuration(&c.ReconcileAfter, v) }},

@@ -40,6 +40,7 @@ func TestLoadDefaults(t *testing.T) {
 		{"retries", c.TaskMaxRetries, 2},
 		{"sas", c.SASExpiry, 2 * time.Hour},
 		{"sweep max", c.SweepMaxTasks, 500},
+		{"sweep parallelism", c.SweepParallelism, 16},
 		{"reconcile", c.ReconcileAfter, 15 * time.Minute},
 		{"queue lock", c.QueueLockDuration, 5 * time.Minute},
 		{"template", c.OutputTemplate, "{dir}/{stem}.{ext}"},
@@ -142,7 +143,7 @@ func TestSettingsTableIsComplete(t *testing.T) {
 		"FFPIPE_STATUS_CONTAINER", "FFPIPE_LOGS_CONTAINER", "FFPIPE_QUARANTINE_CONTAINER", "FFPIPE_ALLOWED_SUFFIXES",
 		"FFPIPE_MAX_INPUT_BYTES", "FFPIPE_DEFAULT_PRESET", "FFPIPE_OUTPUT_TEMPLATE", "FFPIPE_PRESETS",
 		"FFPIPE_TASK_MAX_WALLCLOCK", "FFPIPE_TASK_MAX_RETRIES", "FFPIPE_SAS_EXPIRY", "FFPIPE_NODE_IDENTITY",
-		"FFPIPE_SWEEP_MAX_TASKS", "FFPIPE_RECONCILE_AFTER", "SweepSchedule", "FFPIPE_LOG_FORMAT", "FFPIPE_LOG_LEVEL"}
+		"FFPIPE_SWEEP_MAX_TASKS", "FFPIPE_SWEEP_PARALLELISM", "FFPIPE_RECONCILE_AFTER", "SweepSchedule", "FFPIPE_LOG_FORMAT", "FFPIPE_LOG_LEVEL"}
 	have := map[string]Setting{}
 	for _, s := range Settings() {
 		if _, dup := have[s.Name]; dup {
