@@ -18,7 +18,7 @@ help: ## Show this help.
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
 
 .PHONY: deps
-deps: ffmpeg $(AZURITE) ## Install what the local stack needs (ffmpeg, Azurite).
+deps: ffmpeg python3-azure $(AZURITE) ## Install what the local stack and the tests need (ffmpeg, python3-azure, Azurite).
 
 .PHONY: ffmpeg
 ffmpeg:
@@ -26,6 +26,17 @@ ffmpeg:
 		echo "installing ffmpeg (Debian package)"; \
 		SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq ffmpeg >/dev/null; \
+	fi
+
+# Debian's Azure SDK for Python (azure-batch 13, azure-storage-blob 12,
+# azure-servicebus 7, with python3-azure-storage): the Python SDK conformance
+# tests run /usr/bin/python3 against the stand-ins.
+.PHONY: python3-azure
+python3-azure:
+	@if ! /usr/bin/python3 -c 'import azure.batch, azure.storage.blob, azure.servicebus' 2>/dev/null; then \
+		echo "installing python3-azure (Debian package)"; \
+		SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq python3 python3-azure >/dev/null; \
 	fi
 
 $(AZURITE): package.json package-lock.json

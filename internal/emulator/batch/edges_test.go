@@ -61,7 +61,8 @@ func TestResizeError(t *testing.T) {
 // TestDeletingJobWithRunningTask: deleting a job kills its running task;
 // the job shows deleting and its tasks refuse writes until it vanishes.
 func TestDeletingJobWithRunningTask(t *testing.T) {
-	s, c := start(t, batch.Options{MaxSlots: 1, DeletionDelay: 5 * time.Second})
+	dir := t.TempDir()
+	s, c := start(t, batch.Options{MaxSlots: 1, DeletionDelay: time.Hour, DataDir: dir})
 	ctx := ctxT(t)
 	createPool(t, c, "p", 1, 1, nil)
 	createJob(t, c, "j", "p", nil)
@@ -93,11 +94,50 @@ func TestDeletingJobWithRunningTask(t *testing.T) {
 	if gj, err := c.GetJob(ctx, "j", nil); err != nil || *gj.State != azbatch.JobStateDeleting || *gj.PreviousState != azbatch.JobStateActive {
 		t.Fatalf("got job %+v (%v), want deleting after active", gj.Job, err)
 	}
-	waitFor(t, "the job to vanish", 20*time.Second, func() bool {
-		_, err := c.GetJob(ctx, "j", nil)
-		return err != nil && respErr(t, err).ErrorCode == "JobNotFound"
-	})
+	// A stop in the deleting phase: the next start finishes the deletion.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, c = start(t, batch.Options{MaxSlots: 1, DeletionDelay: time.Hour, DataDir: dir})
+	_, err := c.GetJob(ctx, "j", nil)
+	wantCode(t, err, http.StatusNotFound, "JobNotFound")
 	createJob(t, c, "j", "p", nil) // the id is free again
+}
+
+// TestDeletion: after DeletionDelay a deleted job or pool is gone and its
+// id can be used again.
+func TestDeletion(t *testing.T) {
+	_, c := start(t, batch.Options{DeletionDelay: 20 * time.Millisecond})
+	ctx := ctxT(t)
+	tests := []struct {
+		name     string
+		create   func()
+		del, get func() error
+		code     string
+	}{
+		{"job", func() { createJob(t, c, "j", "p", nil) },
+			func() error { _, err := c.DeleteJob(ctx, "j", nil); return err },
+			func() error { _, err := c.GetJob(ctx, "j", nil); return err }, "JobNotFound"},
+		{"pool", func() { createPool(t, c, "p", 1, 1, nil) },
+			func() error { _, err := c.DeletePool(ctx, "p", nil); return err },
+			func() error { _, err := c.GetPool(ctx, "p", nil); return err }, "PoolNotFound"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.create()
+			if err := tt.del(); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, tt.name+" to vanish", 10*time.Second, func() bool {
+				err := tt.get()
+				return err != nil && respErr(t, err).ErrorCode == tt.code
+			})
+			tt.create()
+			if err := tt.get(); err != nil {
+				t.Fatalf("got %v after re-creating, want the new %s", err, tt.name)
+			}
+		})
+	}
 }
 
 var stampRE = regexp.MustCompile(`"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z"`)
