@@ -1,7 +1,7 @@
 // Batch account (Batch-managed pool allocation, Entra ID authentication only:
 // shared-key calls are rejected) and the persistent ffmpeg pool.
 //
-// The pool (azure-batch reference §3.5, §4, §6):
+// The pool (docs/infra.md, platform facts):
 //   - Canonical Ubuntu 22.04 with nodeAgentSkuId "batch.node.ubuntu 22.04"
 //     (verified pair in the supported-images list; Ubuntu 22.04 support ends
 //     2027-06-30, move to canonical/ubuntu-24_04-lts/server + 24.04 then);
@@ -33,7 +33,7 @@ param poolId string
 @description('Resource id of the pool\'s user-assigned identity.')
 param poolIdentityId string
 
-@description('VM size of a node. Avoid the retired A/D/Dv2 families (azure-batch reference §6).')
+@description('VM size of a node. Avoid the A/D/Dv2 families Batch is retiring (docs/infra.md).')
 param vmSize string = 'Standard_D2s_v5'
 
 @description('Tasks that run at once on one node (at most min(4 x cores, 256)).')
@@ -67,7 +67,7 @@ resource account 'Microsoft.Batch/batchAccounts@2024-07-01' = {
   }
 }
 
-// Queue-driven formula (azure-batch reference §4, not an official sample),
+// Queue-driven formula (docs/infra.md; not an official sample),
 // identical to internal/batch AutoScaleFormula so that `ffpipe pool ensure`
 // finds nothing to change (infra_test.go checks): enough nodes for the
 // pending (active + running) tasks, Spot except for up to dedicatedNodes,
