@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ffpipe/ffpipe/internal/batch"
+	"github.com/ffpipe/ffpipe/internal/etags"
 	"github.com/ffpipe/ffpipe/internal/failure"
 	"github.com/ffpipe/ffpipe/internal/records"
 	"github.com/ffpipe/ffpipe/internal/request"
@@ -240,10 +241,10 @@ func (a *app) lookupSource(ctx context.Context, inv *invocation, m message, req 
 	switch {
 	case err != nil:
 		return &prepared{err: a.fail(ctx, inv, log, key, *req, records.StateInputMissing, failure.InputMissing.With("the input blob does not exist"), time.Time{})}
-	case request.NormalizeETag(req.Source.ETag) != props.ETag:
+	case etags.Normalize(req.Source.ETag) != props.ETag:
 		// The requested version was replaced; the new upload has its own key.
 		return &prepared{err: a.fail(ctx, inv, log, key, *req, records.StateInputMissing,
-			failure.InputMissing.Withf("the input changed (eTag %s, requested %s)", props.ETag, request.NormalizeETag(req.Source.ETag)), time.Time{})}
+			failure.InputMissing.Withf("the input changed (eTag %s, requested %s)", props.ETag, etags.Normalize(req.Source.ETag)), time.Time{})}
 	}
 	req.Source.Size = props.Size
 	return nil

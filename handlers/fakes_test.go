@@ -19,6 +19,7 @@ import (
 
 	"github.com/ffpipe/ffpipe/internal/batch"
 	"github.com/ffpipe/ffpipe/internal/config"
+	"github.com/ffpipe/ffpipe/internal/etags"
 	"github.com/ffpipe/ffpipe/internal/presets"
 	"github.com/ffpipe/ffpipe/internal/queue"
 	"github.com/ffpipe/ffpipe/internal/records"
@@ -100,7 +101,7 @@ func (f *fakeBlobs) DeleteIfMatch(_ context.Context, cont, name, etag string) er
 	if !ok {
 		return storage.ErrNotFound
 	}
-	if b.etag != storage.NormalizeETag(etag) {
+	if b.etag != etags.Normalize(etag) {
 		return storage.ErrConditionNotMet
 	}
 	delete(f.blobs, cont+"/"+name)
@@ -117,7 +118,7 @@ func (f *fakeBlobs) Move(_ context.Context, sc, sn, etag, dc, dn string) error {
 	if !ok {
 		return storage.ErrNotFound
 	}
-	if b.etag != storage.NormalizeETag(etag) {
+	if b.etag != etags.Normalize(etag) {
 		return storage.ErrConditionNotMet
 	}
 	f.blobs[dc+"/"+dn] = b

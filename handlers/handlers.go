@@ -21,11 +21,13 @@ import (
 
 	"github.com/ffpipe/ffpipe/internal/batch"
 	"github.com/ffpipe/ffpipe/internal/config"
+	"github.com/ffpipe/ffpipe/internal/etags"
 	"github.com/ffpipe/ffpipe/internal/failure"
 	"github.com/ffpipe/ffpipe/internal/presets"
 	"github.com/ffpipe/ffpipe/internal/queue"
 	"github.com/ffpipe/ffpipe/internal/records"
 	"github.com/ffpipe/ffpipe/internal/request"
+	"github.com/ffpipe/ffpipe/internal/secret"
 	"github.com/ffpipe/ffpipe/internal/storage"
 )
 
@@ -214,7 +216,7 @@ func build(cfg config.Config, d Deps) (*app, error) {
 
 // redactf formats and redacts a line for the host's Logs.
 func redactf(format string, args ...any) string {
-	return config.Redact(fmt.Sprintf(format, args...))
+	return secret.Redact(fmt.Sprintf(format, args...))
 }
 
 // fileLog is the logger for lines about one file: key and correlation id
@@ -247,7 +249,7 @@ func (a *app) sizeProblem(size int64) string {
 
 // recordFrom fills a record's descriptive fields from a request.
 func recordFrom(r records.Record, req request.Request) records.Record {
-	r.Source = records.Blob{Container: req.Source.Container, Blob: req.Source.Blob, ETag: request.NormalizeETag(req.Source.ETag), Size: req.Source.Size}
+	r.Source = records.Blob{Container: req.Source.Container, Blob: req.Source.Blob, ETag: etags.Normalize(req.Source.ETag), Size: req.Source.Size}
 	if req.Output.Container != "" || req.Output.Blob != "" {
 		r.Output = records.Blob{Container: req.Output.Container, Blob: req.Output.Blob, Size: r.Output.Size}
 	}

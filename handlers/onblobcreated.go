@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ffpipe/ffpipe/internal/config"
+	"github.com/ffpipe/ffpipe/internal/etags"
 	"github.com/ffpipe/ffpipe/internal/queue"
 	"github.com/ffpipe/ffpipe/internal/records"
 	"github.com/ffpipe/ffpipe/internal/request"
@@ -84,7 +85,7 @@ func (a *app) handleBlobEvent(ctx context.Context, inv *invocation, e BlobEvent)
 	if !a.hasAllowedSuffix(blob) {
 		return ignore(fmt.Sprintf("name does not end in %s", strings.Join(a.cfg.AllowedSuffixes, ", ")))
 	}
-	etag, size := request.NormalizeETag(e.ETag), e.Size
+	etag, size := etags.Normalize(e.ETag), e.Size
 	if etag == "" || !e.HasSize {
 		p, err := a.d.Blobs.Properties(ctx, container, blob)
 		if errors.Is(err, storage.ErrNotFound) {

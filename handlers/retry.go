@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ffpipe/ffpipe/internal/batch"
+	"github.com/ffpipe/ffpipe/internal/etags"
 	"github.com/ffpipe/ffpipe/internal/failure"
 	"github.com/ffpipe/ffpipe/internal/queue"
 	"github.com/ffpipe/ffpipe/internal/records"
@@ -29,7 +30,7 @@ const (
 // (storage restarting or failing over), not a deleted input.
 func (a *app) inputUnchanged(ctx context.Context, req request.Request) bool {
 	p, err := a.d.Blobs.Properties(ctx, req.Source.Container, req.Source.Blob)
-	return err == nil && p.ETag == request.NormalizeETag(req.Source.ETag)
+	return err == nil && p.ETag == etags.Normalize(req.Source.ETag)
 }
 
 // retryOrFail dispatches the work again after an infrastructure failure

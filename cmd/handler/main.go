@@ -25,6 +25,7 @@ import (
 	"github.com/ffpipe/ffpipe/internal/clients"
 	"github.com/ffpipe/ffpipe/internal/config"
 	"github.com/ffpipe/ffpipe/internal/presets"
+	"github.com/ffpipe/ffpipe/internal/secret"
 	"github.com/ffpipe/ffpipe/internal/storage"
 )
 
@@ -33,7 +34,7 @@ func main() {
 	defer stop()
 	if err := run(ctx, os.LookupEnv, os.Stdout, nil); err != nil && !errors.Is(err, context.Canceled) {
 		// stderr: the host logs these lines as errors.
-		fmt.Fprintln(os.Stderr, "handler:", config.Redact(err.Error()))
+		fmt.Fprintln(os.Stderr, "handler:", secret.Redact(err.Error()))
 		os.Exit(1)
 	}
 }

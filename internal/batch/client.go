@@ -19,6 +19,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/batch/azbatch"
 
 	"github.com/ffpipe/ffpipe/internal/request"
+	"github.com/ffpipe/ffpipe/internal/secret"
 )
 
 // Limits of addtaskcollection.
@@ -71,10 +72,10 @@ type Client struct {
 func NewClient(endpoint string, cred azcore.TokenCredential, opts Options) (*Client, error) {
 	u, err := url.Parse(endpoint)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return nil, fmt.Errorf("new batch client: endpoint %q is not an absolute http(s) URL", redactURL(endpoint))
+		return nil, fmt.Errorf("new batch client: endpoint %q is not an absolute http(s) URL", secret.RedactURL(endpoint))
 	}
 	if u.Path != "" && u.Path != "/" || u.RawQuery != "" {
-		return nil, fmt.Errorf("new batch client: endpoint %q must have no path or query", redactURL(endpoint))
+		return nil, fmt.Errorf("new batch client: endpoint %q must have no path or query", secret.RedactURL(endpoint))
 	}
 	endpoint = strings.TrimSuffix(endpoint, "/")
 	co := &azbatch.ClientOptions{} // never nil: azbatch.NewClient dereferences it
@@ -165,7 +166,7 @@ func (c *Client) EnsureJob(ctx context.Context, jobID, poolID string) error {
 	case strings.EqualFold(code, "PoolNotFound"):
 		return fmt.Errorf("ensure job %s: pool %s: %w", jobID, poolID, ErrPoolNotFound)
 	case !strings.EqualFold(code, "JobExists"):
-		return fmt.Errorf("ensure job %s: create: %w", jobID, redact(err))
+		return fmt.Errorf("ensure job %s: create: %w", jobID, secret.RedactError(err))
 	}
 	job, err := c.c.GetJob(ctx, jobID, &azbatch.GetJobOptions{SelectParam: []string{"id", "state", "poolInfo"}})
 	if err != nil {
@@ -247,7 +248,7 @@ func (c *Client) AddTasks(ctx context.Context, jobID string, specs []TaskSpec) (
 			defer wg.Done()
 			defer func() { <-sem }()
 			got, err := c.addChunk(ctx, jobID, ch)
-			err = redact(err)
+			err = secret.RedactError(err)
 			mu.Lock()
 			for k, r := range got {
 				outcomes[k] = r
@@ -420,7 +421,7 @@ func batchError(e *azbatch.Error) (code, msg string) {
 	}
 	code = deref(e.Code)
 	if e.Message != nil {
-		msg = RedactSAS(firstLine(deref(e.Message.Value)))
+		msg = secret.Redact(firstLine(deref(e.Message.Value)))
 	}
 	return code, msg
 }
@@ -495,7 +496,7 @@ func (c *Client) ListCompleted(ctx context.Context, jobID string, max int) ([]Co
 			if code, _ := errorCode(err); strings.EqualFold(code, "JobNotFound") {
 				return out, fmt.Errorf("list completed tasks of %s: %w", jobID, ErrJobNotFound)
 			}
-			return out, fmt.Errorf("list completed tasks of %s: %w", jobID, redact(err))
+			return out, fmt.Errorf("list completed tasks of %s: %w", jobID, secret.RedactError(err))
 		}
 		for _, t := range page.Value {
 			if !strings.EqualFold(string(deref(t.State)), string(azbatch.TaskStateCompleted)) {
@@ -600,7 +601,7 @@ func (c *Client) Task(ctx context.Context, jobID, key string) (TaskInfo, error) 
 		case strings.EqualFold(code, "JobNotFound"):
 			return TaskInfo{}, fmt.Errorf("get task %s: %w", key, ErrJobNotFound)
 		}
-		return TaskInfo{}, fmt.Errorf("get task %s: %w", key, redact(err))
+		return TaskInfo{}, fmt.Errorf("get task %s: %w", key, secret.RedactError(err))
 	}
 	ti := TaskInfo{State: strings.ToLower(string(deref(t.State))), Created: deref(t.CreationTime)}
 	if ei := t.ExecutionInfo; ei != nil {

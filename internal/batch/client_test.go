@@ -519,7 +519,4 @@ func TestErrorsRedactSAS(t *testing.T) {
 	if !errors.As(err, &re) || !strings.Contains(re.Error(), "SECRETSIG") {
 		t.Errorf("underlying ResponseError not reachable or without the body: %v", err)
 	}
-	if got := RedactSAS("u?sv=1&sig=abc%2Bdef&se=2"); got != "u?sv=1&sig=REDACTED&se=2" {
-		t.Errorf("RedactSAS = %q", got)
-	}
 }

@@ -10,6 +10,8 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/batch/azbatch"
+
+	"github.com/ffpipe/ffpipe/internal/secret"
 )
 
 // Pool defaults.
@@ -271,7 +273,7 @@ func (c *Client) EnsurePool(ctx context.Context, cfg PoolConfig) (EnsurePoolResu
 				return res, fmt.Errorf("ensure pool %s: get after PoolExists: %w", cfg.ID, err)
 			}
 		default:
-			return res, fmt.Errorf("ensure pool %s: create: %w", cfg.ID, redact(err))
+			return res, fmt.Errorf("ensure pool %s: create: %w", cfg.ID, secret.RedactError(err))
 		}
 	}
 	if !res.Created {
@@ -297,7 +299,7 @@ func (c *Client) EnsurePool(ctx context.Context, cfg PoolConfig) (EnsurePoolResu
 	ev, err := c.c.EvaluatePoolAutoScale(ctx, cfg.ID, azbatch.EvaluatePoolAutoScaleContent{AutoScaleFormula: spec.AutoScaleFormula}, nil)
 	switch {
 	case err != nil:
-		res.EvaluationErr = RedactSAS(err.Error())
+		res.EvaluationErr = secret.Redact(err.Error())
 	case ev.Error != nil:
 		res.EvaluationErr = fmt.Sprintf("%s: %s", deref(ev.Error.Code), deref(ev.Error.Message))
 	default:

@@ -4,22 +4,9 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"regexp"
-	"strings"
+
+	"github.com/ffpipe/ffpipe/internal/secret"
 )
-
-// secretPattern matches the secret parts of connection strings and URLs:
-// AccountKey=…, SharedAccessKey=…, SharedAccessSignature=…, sig=…, and
-// bearer tokens.
-var secretPattern = regexp.MustCompile(`(?i)(accountkey=|sharedaccesskey=|sharedaccesssignature=|[?&]sig=|\bsig=|bearer\s+)[^;&\s"',]+`)
-
-// Redact removes keys, SAS signatures and bearer tokens from s.
-func Redact(s string) string {
-	if !strings.ContainsAny(s, "=") && !strings.Contains(strings.ToLower(s), "bearer") {
-		return s
-	}
-	return secretPattern.ReplaceAllString(s, "${1}REDACTED")
-}
 
 // NewLogger returns the app's logger: JSON or text per FFPIPE_LOG_FORMAT, at
 // FFPIPE_LOG_LEVEL, with every string attribute and message redacted.
@@ -48,12 +35,12 @@ func NewLogger(c Config, w io.Writer) *slog.Logger {
 func redactAttr(_ []string, a slog.Attr) slog.Attr {
 	switch a.Value.Kind() {
 	case slog.KindString:
-		if r := Redact(a.Value.String()); r != a.Value.String() {
+		if r := secret.Redact(a.Value.String()); r != a.Value.String() {
 			return slog.String(a.Key, r)
 		}
 	case slog.KindAny:
 		if err, ok := a.Value.Any().(error); ok {
-			return slog.String(a.Key, Redact(err.Error()))
+			return slog.String(a.Key, secret.Redact(err.Error()))
 		}
 	}
 	return a
@@ -64,7 +51,7 @@ func redactAttr(_ []string, a slog.Attr) slog.Attr {
 type redactHandler struct{ slog.Handler }
 
 func (h redactHandler) Handle(ctx context.Context, r slog.Record) error {
-	if red := Redact(r.Message); red != r.Message {
+	if red := secret.Redact(r.Message); red != r.Message {
 		nr := slog.NewRecord(r.Time, r.Level, red, r.PC)
 		r.Attrs(func(a slog.Attr) bool { nr.AddAttrs(a); return true })
 		r = nr

@@ -15,7 +15,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
-	"github.com/ffpipe/ffpipe/internal/config"
+	"github.com/ffpipe/ffpipe/internal/secret"
 )
 
 // ContentType of every request message.
@@ -52,7 +52,7 @@ type Sender struct {
 func NewFromConnectionString(cs, queue string) (*Sender, error) {
 	c, err := azservicebus.NewClientFromConnectionString(cs, nil)
 	if err != nil {
-		return nil, fmt.Errorf("service bus client: %s", config.Redact(err.Error()))
+		return nil, fmt.Errorf("service bus client: %s", secret.Redact(err.Error()))
 	}
 	return &Sender{client: c, queue: queue}, nil
 }
@@ -96,7 +96,7 @@ func (s *Sender) Send(ctx context.Context, m Message) error {
 		msg.ScheduledEnqueueTime = to.Ptr(m.NotBefore.UTC())
 	}
 	if err := snd.SendMessage(ctx, msg, nil); err != nil {
-		return fmt.Errorf("send message %s to %s: %s: %w", m.ID, s.queue, config.Redact(err.Error()), errSend)
+		return fmt.Errorf("send message %s to %s: %s: %w", m.ID, s.queue, secret.Redact(err.Error()), errSend)
 	}
 	return nil
 }

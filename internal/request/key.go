@@ -3,7 +3,8 @@ package request
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"strings"
+
+	"github.com/ffpipe/ffpipe/internal/etags"
 )
 
 // KeyLen is the length of a key in characters.
@@ -23,29 +24,8 @@ func Key(account, container, blob, etag string) string {
 	h.Write([]byte{'/'})
 	h.Write([]byte(blob))
 	h.Write([]byte{'/'})
-	h.Write([]byte(NormalizeETag(etag)))
+	h.Write([]byte(etags.Normalize(etag)))
 	return hex.EncodeToString(h.Sum(nil))[:KeyLen]
-}
-
-// NormalizeETag strips surrounding white space, a weak-validator prefix
-// "W/" and the surrounding double quotes, so that the header form
-// ("\"0x8DC...\""), the Event Grid form (0x8DC...) and the SDK's azcore.ETag
-// all give the same key.
-//
-// It is idempotent: wrappers are removed until none is left.
-func NormalizeETag(etag string) string {
-	e := etag
-	for {
-		prev := e
-		e = strings.TrimSpace(e)
-		e = strings.TrimPrefix(e, "W/")
-		if len(e) >= 2 && e[0] == '"' && e[len(e)-1] == '"' {
-			e = e[1 : len(e)-1]
-		}
-		if e == prev {
-			return e
-		}
-	}
 }
 
 // IsKey reports whether s has the shape of a key (32 lowercase hex digits).

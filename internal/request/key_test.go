@@ -3,6 +3,8 @@ package request
 import (
 	"fmt"
 	"testing"
+
+	"github.com/ffpipe/ffpipe/internal/etags"
 )
 
 // Golden vectors computed independently: printf '%s' "$s" | sha256sum | cut -c1-32
@@ -30,23 +32,6 @@ func TestKeyGolden(t *testing.T) {
 				t.Errorf("IsKey(%s) = false, want true", got)
 			}
 		})
-	}
-}
-
-func TestNormalizeETag(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"0x8DC", "0x8DC"},
-		{`"0x8DC"`, "0x8DC"},
-		{`W/"0x8DC"`, "0x8DC"},
-		{" \"0x8DC\"\t", "0x8DC"},
-		{`"`, `"`},
-		{`""`, ""},
-		{"", ""},
-	}
-	for _, tt := range tests {
-		if got := NormalizeETag(tt.in); got != tt.want {
-			t.Errorf("NormalizeETag(%q) = %q, want %q", tt.in, got, tt.want)
-		}
 	}
 }
 
@@ -80,7 +65,7 @@ func FuzzKey(f *testing.F) {
 		if !IsKey(k) {
 			t.Fatalf("Key = %q, not a key", k)
 		}
-		if k2 := Key(account, container, blob, NormalizeETag(etag)); k2 != k {
+		if k2 := Key(account, container, blob, etags.Normalize(etag)); k2 != k {
 			t.Fatalf("Key not stable under eTag normalisation: %s vs %s", k, k2)
 		}
 	})

@@ -17,6 +17,8 @@ import (
 	"log/slog"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/ffpipe/ffpipe/internal/etags"
 )
 
 // Version is the message version this code writes and understands.
@@ -232,7 +234,7 @@ func validateETag(etag string) error {
 	if etag == "" {
 		return nil
 	}
-	e := NormalizeETag(etag)
+	e := etags.Normalize(etag)
 	if e == "" || len(e) > MaxETagLen {
 		return bad("source.etag", "must be 1-%d characters", MaxETagLen)
 	}
@@ -360,7 +362,7 @@ func (r Request) LogValue() slog.Value {
 		slog.String("blob", logExcerpt(r.Source.Blob)),
 	}
 	if r.Source.ETag != "" {
-		attrs = append(attrs, slog.String("etag", NormalizeETag(r.Source.ETag)))
+		attrs = append(attrs, slog.String("etag", etags.Normalize(r.Source.ETag)))
 	}
 	if r.Preset != "" {
 		attrs = append(attrs, slog.String("preset", logExcerpt(r.Preset)))

@@ -32,7 +32,9 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/service"
 
 	"github.com/ffpipe/ffpipe/internal/config"
+	"github.com/ffpipe/ffpipe/internal/etags"
 	"github.com/ffpipe/ffpipe/internal/request"
+	"github.com/ffpipe/ffpipe/internal/secret"
 )
 
 // Props are the facts ffpipe needs about a blob.
@@ -84,7 +86,7 @@ func NewFromConnectionString(cs string, o Options) (*Client, error) {
 	}
 	cred, err := azblob.NewSharedKeyCredential(pc.AccountName, pc.AccountKey)
 	if err != nil {
-		return nil, fmt.Errorf("storage shared key: %w", errors.New(config.Redact(err.Error())))
+		return nil, fmt.Errorf("storage shared key: %w", errors.New(secret.Redact(err.Error())))
 	}
 	svc, err := service.NewClientWithSharedKeyCredential(pc.BlobEndpoint+"/", cred, serviceOptions(o))
 	if err != nil {
@@ -136,11 +138,8 @@ func (c *Client) blob(cont, name string) *blob.Client {
 	return c.svc.NewContainerClient(cont).NewBlobClient(name)
 }
 
-// NormalizeETag strips the quotes Azure puts around eTags.
-func NormalizeETag(e string) string { return strings.Trim(strings.TrimSpace(e), `"`) }
-
 func quoteETag(e string) *azcore.ETag {
-	q := azcore.ETag(`"` + NormalizeETag(e) + `"`)
+	q := azcore.ETag(etags.Quote(e))
 	return &q
 }
 
@@ -161,7 +160,7 @@ func (c *Client) Properties(ctx context.Context, cont, name string) (Props, erro
 	}
 	p := Props{Metadata: map[string]string{}}
 	if r.ETag != nil {
-		p.ETag = NormalizeETag(string(*r.ETag))
+		p.ETag = etags.Normalize(string(*r.ETag))
 	}
 	if r.ContentLength != nil {
 		p.Size = *r.ContentLength
@@ -200,7 +199,7 @@ func (c *Client) DeleteIfMatch(ctx context.Context, cont, name, etag string) err
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("delete %s/%s if-match %s: %w", cont, name, NormalizeETag(etag), err)
+		return fmt.Errorf("delete %s/%s if-match %s: %w", cont, name, etags.Normalize(etag), err)
 	}
 	return nil
 }
@@ -323,7 +322,7 @@ func (c *Client) UploadFile(ctx context.Context, cont, name string, f *os.File, 
 	if resp.ETag == nil {
 		return "", fmt.Errorf("upload %s/%s: no eTag in the response", cont, name)
 	}
-	return NormalizeETag(string(*resp.ETag)), nil
+	return etags.Normalize(string(*resp.ETag)), nil
 }
 
 type nopCloser struct{ *bytes.Reader }
@@ -350,7 +349,7 @@ func (c *Client) GetWithETag(ctx context.Context, cont, name string) ([]byte, st
 	}
 	etag := ""
 	if r.ETag != nil {
-		etag = NormalizeETag(string(*r.ETag))
+		etag = etags.Normalize(string(*r.ETag))
 	}
 	return b, etag, nil
 }
@@ -400,7 +399,7 @@ func (c *Client) List(ctx context.Context, cont, prefix string, fn func(Item) bo
 			it := Item{Name: *b.Name, Metadata: map[string]string{}}
 			if p := b.Properties; p != nil {
 				if p.ETag != nil {
-					it.ETag = NormalizeETag(string(*p.ETag))
+					it.ETag = etags.Normalize(string(*p.ETag))
 				}
 				if p.ContentLength != nil {
 					it.Size = *p.ContentLength

@@ -235,14 +235,6 @@ func TestSASScope(t *testing.T) {
 	}
 }
 
-func TestNormalizeETag(t *testing.T) {
-	for in, want := range map[string]string{`"0x8DC"`: "0x8DC", "0x8DC": "0x8DC", ` "0x1" `: "0x1"} {
-		if got := NormalizeETag(in); got != want {
-			t.Errorf("NormalizeETag(%q): got %q, want %q", in, got, want)
-		}
-	}
-}
-
 func TestPutIfAgainstAzurite(t *testing.T) {
 	c := newAzurite(t)
 	ctx := context.Background()

@@ -4,7 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"regexp"
+
+	"github.com/ffpipe/ffpipe/internal/secret"
 )
 
 // Sentinels returned by the Go API of the stand-in.
@@ -77,7 +78,5 @@ var (
 	errCondition    = newErr(http.StatusPreconditionFailed, "ConditionNotMet", "The condition specified using HTTP conditional header(s) is not met.")
 )
 
-var sigRE = regexp.MustCompile(`(?i)(sig=)[^&\s"']*`)
-
 // redact hides SAS signatures in URLs and error texts.
-func redact(s string) string { return sigRE.ReplaceAllString(s, "${1}REDACTED") }
+func redact(s string) string { return secret.Redact(s) }

@@ -8,6 +8,8 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+
+	"github.com/ffpipe/ffpipe/internal/etags"
 )
 
 // Poke asks for a scan now instead of at the next poll.
@@ -132,7 +134,7 @@ func committedBlob(it *container.BlobItem) (blobInfo, bool) {
 		return blobInfo{}, false
 	}
 	p := it.Properties
-	b := blobInfo{name: *it.Name, etag: normalizeETag(string(*p.ETag)), blobType: "BlockBlob", api: "PutBlob"}
+	b := blobInfo{name: *it.Name, etag: etags.Normalize(string(*p.ETag)), blobType: "BlockBlob", api: "PutBlob"}
 	if p.ContentType != nil {
 		b.contentType = *p.ContentType
 	}
@@ -209,8 +211,4 @@ func blobURL(containerURL, name string) string {
 		segs[i] = url.PathEscape(seg)
 	}
 	return strings.TrimSuffix(containerURL, "/") + "/" + strings.Join(segs, "/")
-}
-
-func normalizeETag(e string) string {
-	return strings.Trim(strings.TrimSpace(e), `"`)
 }

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -18,6 +17,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 
 	"github.com/ffpipe/ffpipe/internal/emulator/azurite"
+	"github.com/ffpipe/ffpipe/internal/secret"
 )
 
 // Schema is a subscription's event delivery schema.
@@ -216,9 +216,7 @@ func (o Options) Validate() error {
 	return nil
 }
 
-var secretPattern = regexp.MustCompile(`(?i)(AccountKey|SharedAccessKey|sig|code)=[^;&\s"]+`)
-
-func redact(s string) string { return secretPattern.ReplaceAllString(s, "$1=REDACTED") }
+func redact(s string) string { return secret.Redact(s) }
 
 // Start loads the cursor, validates nothing yet (handshakes happen before
 // each subscription's first delivery) and starts scanning and delivering.

@@ -6,13 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+
+	"github.com/ffpipe/ffpipe/internal/secret"
 )
 
 // Receiver is the consumer side of a serviceBusTrigger; *azservicebus.Receiver
@@ -133,10 +134,8 @@ func openAzureReceiver(_ context.Context, conn Connection, entity Entity) (Recei
 	return azureReceiver{Receiver: r, client: client}, nil
 }
 
-var secretPattern = regexp.MustCompile(`(?i)(SharedAccessKey|AccountKey|sig|code)=[^;&\s"]+`)
-
 // redact hides keys and signatures in text that may hold a connection string.
-func redact(s string) string { return secretPattern.ReplaceAllString(s, "$1=REDACTED") }
+func redact(s string) string { return secret.Redact(s) }
 
 // serviceBus settings from host.json with the extension's defaults.
 func (h *Host) sbSettings() (maxConcurrent, maxBatch int, maxRenew time.Duration) {

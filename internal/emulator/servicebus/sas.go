@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ffpipe/ffpipe/internal/secret"
 )
 
 // verifySAS checks a Service Bus shared access signature token against the
@@ -74,21 +76,4 @@ func audiencePath(audience string) string {
 }
 
 // redact hides secrets (SAS signatures and keys) in s for logs and errors.
-func redact(s string) string {
-	for _, marker := range []string{"sig=", "SharedAccessKey=", "SharedAccessSignature="} {
-		for off := 0; ; {
-			i := strings.Index(s[off:], marker)
-			if i < 0 {
-				break
-			}
-			start := off + i + len(marker)
-			end := start
-			for end < len(s) && s[end] != '&' && s[end] != ';' && s[end] != ' ' {
-				end++
-			}
-			s = s[:start] + "REDACTED" + s[end:]
-			off = start + len("REDACTED")
-		}
-	}
-	return s
-}
+func redact(s string) string { return secret.Redact(s) }

@@ -18,6 +18,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 
+	"github.com/ffpipe/ffpipe/internal/etags"
 	"github.com/ffpipe/ffpipe/internal/request"
 	"github.com/ffpipe/ffpipe/internal/tooling/stack"
 )
@@ -70,7 +71,7 @@ func (r *runner) dispatch(ctx context.Context) error {
 		bodies[i], err = json.Marshal(map[string]any{
 			"v": 1,
 			// What OnBlobCreated sends: name, eTag and size from the event.
-			"source": map[string]any{"container": p.cfg.InputContainer, "blob": blob, "etag": request.NormalizeETag(etag), "size": len(content)},
+			"source": map[string]any{"container": p.cfg.InputContainer, "blob": blob, "etag": etags.Normalize(etag), "size": len(content)},
 		})
 		return err
 	}); err != nil {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/ffpipe/ffpipe/internal/batch"
 	"github.com/ffpipe/ffpipe/internal/emulator/azurite"
+	"github.com/ffpipe/ffpipe/internal/etags"
 	"github.com/ffpipe/ffpipe/internal/presets"
 	"github.com/ffpipe/ffpipe/internal/records"
 	"github.com/ffpipe/ffpipe/internal/request"
@@ -283,7 +284,7 @@ func (r *runner) sweepTask(ctx context.Context, p *pipe, st *storage.Client, pre
 	if err != nil {
 		return azbatch.CreateTaskContent{}, "", fmt.Errorf("upload %s: %w", blob, err)
 	}
-	etag := storage.NormalizeETag(string(*resp.ETag))
+	etag := etags.Normalize(string(*resp.ETag))
 	req, err := request.Request{Source: request.Source{Container: p.cfg.InputContainer, Blob: blob, ETag: etag, Size: int64(len(body))}}.WithDefaults(d)
 	if err != nil {
 		return azbatch.CreateTaskContent{}, "", err

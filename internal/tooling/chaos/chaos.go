@@ -71,6 +71,7 @@ import (
 	"github.com/ffpipe/ffpipe/internal/config"
 	"github.com/ffpipe/ffpipe/internal/emulator/azurite"
 	"github.com/ffpipe/ffpipe/internal/emulator/servicebus"
+	"github.com/ffpipe/ffpipe/internal/etags"
 	"github.com/ffpipe/ffpipe/internal/queue"
 	"github.com/ffpipe/ffpipe/internal/records"
 	"github.com/ffpipe/ffpipe/internal/request"
@@ -592,7 +593,7 @@ func (h *harness) upload(ctx context.Context, r *Row, path string) error {
 			// An earlier attempt may have been stored after all.
 			r.superseded = append(r.superseded, r.Key)
 		}
-		r.ETag = request.NormalizeETag(string(*resp.ETag))
+		r.ETag = etags.Normalize(string(*resp.ETag))
 		r.Key = request.Key(azurite.Account, h.cfg.InputContainer, r.Name, r.ETag)
 		r.Size = int64(len(data))
 		h.ops[r] = time.Now()

@@ -2,10 +2,12 @@ package chaos
 
 import (
 	"fmt"
-	"github.com/ffpipe/ffpipe/internal/request"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/ffpipe/ffpipe/internal/etags"
+	"github.com/ffpipe/ffpipe/internal/request"
 
 	"github.com/ffpipe/ffpipe/internal/records"
 	"github.com/ffpipe/ffpipe/internal/tooling/media"
@@ -336,7 +338,7 @@ func Check(rows []Row, obs Observed, tol time.Duration) Result {
 		inTag, inInput := obs.Inputs[r.Name]
 		// A quarantined input is a server-side copy: same name, new eTag.
 		_, inQ := obs.Quarantine[r.Name]
-		present := (inInput && sameETag(inTag, r.ETag)) || inQ
+		present := (inInput && etags.Equal(inTag, r.ETag)) || inQ
 		if !present {
 			done := hasRec && rec.State == records.StateDone
 			if !done {
@@ -344,7 +346,7 @@ func Check(rows []Row, obs Observed, tol time.Duration) Result {
 			} else if ob, ok := obs.Outputs[rec.Output.Blob]; !ok || ob.Err != nil {
 				res.add("wrongly_deleted_inputs", r.ID, "%s (eTag %s): input gone, output not verified", r.Name, r.ETag)
 			}
-		} else if hasRec && rec.State == records.StateDone && inInput && sameETag(inTag, r.ETag) {
+		} else if hasRec && rec.State == records.StateDone && inInput && etags.Equal(inTag, r.ETag) {
 			res.InputsLeft++
 		}
 	}
@@ -437,8 +439,4 @@ func reasonOf(rec records.Record, ok bool) string {
 		return ""
 	}
 	return rec.Reason
-}
-
-func sameETag(a, b string) bool {
-	return strings.Trim(a, `"`) == strings.Trim(b, `"`)
 }
