@@ -259,7 +259,7 @@ func (a *app) taskURLs(ctx context.Context, s *batch.TaskSpec) error {
 		s.InputURL = a.d.SAS.BlobURL(src.Container, src.Blob)
 		s.OutputContainerURL = a.d.SAS.ContainerURL(out.Container)
 		s.StdoutURL = a.d.SAS.ContainerURL(a.cfg.LogsContainer)
-		s.StderrURL = s.StdoutURL
+		s.StderrURL, s.ResultURL = s.StdoutURL, s.StdoutURL
 		return nil
 	}
 	ttl := a.cfg.SASExpiry
@@ -276,6 +276,9 @@ func (a *app) taskURLs(ctx context.Context, s *batch.TaskSpec) error {
 	}
 	if s.StderrURL, err = a.d.SAS.ContainerWriteURL(ctx, a.cfg.LogsContainer, stderr, ttl); err != nil {
 		return fmt.Errorf("task %s stderr url: %w", s.Key, err)
+	}
+	if s.ResultURL, err = a.d.SAS.ContainerWriteURL(ctx, a.cfg.LogsContainer, batch.ResultBlob(s.Key), ttl); err != nil {
+		return fmt.Errorf("task %s result url: %w", s.Key, err)
 	}
 	return nil
 }

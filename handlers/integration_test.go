@@ -203,8 +203,9 @@ func TestPipelineAgainstStandIns(t *testing.T) {
 		t.Errorf("good input after done: got %v, want deleted", err)
 	}
 	badRec, _ := recs.Get(ctx, keys["bad.mp4"])
-	if badRec.State != records.StateFailed || !strings.Contains(badRec.Reason, "exit code") {
-		t.Errorf("bad file record: got %s %q", badRec.State, badRec.Reason)
+	// Not media is deterministic: it fails on its first run, never retried.
+	if badRec.State != records.StateFailed || !strings.HasPrefix(badRec.Reason, "not_media:") || badRec.Attempts != 1 {
+		t.Errorf("bad file record: got %s %q after %d runs, want failed not_media after 1", badRec.State, badRec.Reason, badRec.Attempts)
 	}
 	if _, err := blobs.Properties(ctx, "quarantine", "bad.mp4"); err != nil {
 		t.Errorf("bad input not quarantined: %v", err)

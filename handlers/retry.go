@@ -20,9 +20,12 @@ import (
 // for reasons outside the input (storage or node trouble); retryBackoff is
 // the wait before the first retry, doubled for each further one, so that a
 // storage outage does not use up every dispatch within seconds.
+// A timeout is dispatched again once (a slow or lost node), not four times:
+// each costs a whole wall clock of node time.
 const (
-	maxDispatches = 5
-	retryBackoff  = 15 * time.Second
+	maxDispatches        = 5
+	maxTimeoutDispatches = 2
+	retryBackoff         = 15 * time.Second
 )
 
 // inputUnchanged reports whether the input still exists with the eTag the
@@ -49,11 +52,15 @@ func (a *app) retryOrFail(ctx context.Context, log *slog.Logger, t batch.Complet
 			// there is nothing to quarantine.
 			return a.finish(ctx, log, t, req, records.StateInputMissing, reason, 0)
 		}
-	} else if !code.Infrastructure() {
+	} else if !code.Infrastructure() && code != failure.Timeout {
 		return a.failTask(ctx, log, t, req, reason)
 	}
+	limit := maxDispatches
+	if code == failure.Timeout {
+		limit = maxTimeoutDispatches
+	}
 	dispatches := max(rec.Attempts, 1)
-	if dispatches >= maxDispatches {
+	if dispatches >= limit {
 		return a.failTask(ctx, log, t, req, fmt.Sprintf("%s (after %d dispatches)", reason, dispatches))
 	}
 	body, err := req.Encode()

@@ -99,6 +99,14 @@ func (a *app) settle(ctx context.Context, t batch.CompletedTask) (bool, error) {
 		reason := failure.UnknownTask.With("the task carries no readable request (" + errString(t.RequestErr) + ")")
 		return false, a.finish(ctx, log, t, req, records.StateFailed, reason, 0)
 	}
+	if t.Success {
+		if res, ok := a.taskResult(ctx, log, t.Key); ok && !res.OK {
+			// A deterministic failure (docs/profiles.md): the wrapper
+			// exited 0 so that Batch would not run it again.
+			code, detail := a.resultReason(ctx, log, t, res)
+			return false, a.settleFailure(ctx, log, t, req, code, detail)
+		}
+	}
 	if t.Success || a.onlyLogUploadFailed(ctx, t, req) {
 		p, err := a.d.Blobs.Properties(ctx, req.Output.Container, req.Output.Blob)
 		switch {
@@ -178,6 +186,47 @@ func (a *app) finish(ctx context.Context, log *slog.Logger, t batch.CompletedTas
 func (a *app) record(ctx context.Context, t batch.CompletedTask, req request.Request, state records.State, reason string, outSize int64) error {
 	_, err := a.writeTerminal(ctx, t.Key, req, ending{State: state, Reason: reason, Task: &t, OutputSize: outSize})
 	return err
+}
+
+// taskResult reads the task wrapper's verdict (presets.ResultFile) from the
+// logs container. ok is false when there is none (a task made before
+// result files, or one that ended before the wrapper wrote it) or it does
+// not parse; the caller then judges by the exit code and the outputs.
+func (a *app) taskResult(ctx context.Context, log *slog.Logger, key string) (presets.Result, bool) {
+	b, err := a.d.Blobs.Tail(ctx, a.cfg.LogsContainer, batch.ResultBlob(key), presets.MaxResultBytes)
+	if err != nil {
+		if !errors.Is(err, storage.ErrNotFound) {
+			log.Warn("result file not read", "err", err)
+		}
+		return presets.Result{}, false
+	}
+	res, err := presets.ParseResult(b)
+	if err != nil {
+		log.Warn("result file does not parse", "err", err)
+		return presets.Result{}, false
+	}
+	return res, true
+}
+
+// resultReason explains a deterministic failure the wrapper reported: its
+// code (task_failed for a code this version does not know), its message
+// and the last lines of stderr.
+func (a *app) resultReason(ctx context.Context, log *slog.Logger, t batch.CompletedTask, res presets.Result) (failure.Reason, string) {
+	code, detail := failure.Reason(res.Code), res.Message
+	if !code.Known() {
+		code, detail = failure.TaskFailed, res.Code+": "+res.Message
+	}
+	_, stderr := batch.LogBlobs(t.Key)
+	tail, err := a.d.Blobs.Tail(ctx, a.cfg.LogsContainer, stderr, stderrTailBytes)
+	switch {
+	case err == nil:
+		if s := lastLines(string(tail), stderrTailLines); s != "" {
+			detail += "; stderr: " + s
+		}
+	case !errors.Is(err, storage.ErrNotFound):
+		log.Warn("stderr not read", "err", err)
+	}
+	return code, detail
 }
 
 // failureReason explains a failed task: the reason code, and a detail of

@@ -18,6 +18,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/batch/azbatch"
 
+	"github.com/ffpipe/ffpipe/internal/presets"
 	"github.com/ffpipe/ffpipe/internal/request"
 	"github.com/ffpipe/ffpipe/internal/secret"
 )
@@ -684,3 +685,7 @@ func (c *Client) ListTaskKeys(ctx context.Context, jobID string, max int) ([]str
 func LogBlobs(key string) (stdout, stderr string) {
 	return key + "/stdout.txt", key + "/stderr.txt"
 }
+
+// ResultBlob returns the logs-container blob name of a task's result file
+// (presets.ResultFile): the wrapper's verdict, uploaded whatever the outcome.
+func ResultBlob(key string) string { return key + "/" + presets.ResultFile }

@@ -125,6 +125,7 @@ func TestClientAgainstStandIns(t *testing.T) {
 			OutputContainerURL: signedFor("output", r.Output.Blob, writePerm),
 			StdoutURL:          signedFor("logs", stdout, writePerm),
 			StderrURL:          signedFor("logs", stderr, writePerm),
+			ResultURL:          signedFor("logs", batch.ResultBlob(key), writePerm),
 			Constraints:        batch.Constraints{MaxWallClock: time.Minute, MaxRetries: 1},
 		})
 	}

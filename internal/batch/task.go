@@ -79,9 +79,10 @@ type TaskSpec struct {
 	InputURL string
 	// OutputContainerURL is the output container URL; the blob path is Request.Output.Blob.
 	OutputContainerURL string
-	// StdoutURL and StderrURL are the logs container URL, each with a SAS
-	// for exactly one blob: LogBlobs(Key) (or plain with NodeIdentity).
-	StdoutURL, StderrURL string
+	// StdoutURL, StderrURL and ResultURL are the logs container URL, each
+	// with a SAS for exactly one blob: LogBlobs(Key) and ResultBlob(Key)
+	// (or plain with NodeIdentity).
+	StdoutURL, StderrURL, ResultURL string
 	// NodeIdentity is the ARM resource id of the pool's user-assigned
 	// identity, or "" to rely on SAS URLs.
 	NodeIdentity string
@@ -116,7 +117,7 @@ func (s TaskSpec) Validate() error {
 	}
 	for _, u := range []struct{ name, v string }{
 		{"input URL", s.InputURL}, {"output container URL", s.OutputContainerURL},
-		{"stdout URL", s.StdoutURL}, {"stderr URL", s.StderrURL},
+		{"stdout URL", s.StdoutURL}, {"stderr URL", s.StderrURL}, {"result URL", s.ResultURL},
 	} {
 		pu, err := url.Parse(u.v)
 		if err != nil || (pu.Scheme != "https" && pu.Scheme != "http") || pu.Host == "" {
@@ -188,6 +189,7 @@ func (s TaskSpec) Content() (azbatch.CreateTaskContent, error) {
 			},
 			logFile(StdoutPattern, s.StdoutURL, stdoutBlob, ident),
 			logFile(StderrPattern, s.StderrURL, stderrBlob, ident),
+			logFile(presets.ResultFile, s.ResultURL, ResultBlob(s.Key), ident),
 		},
 		EnvironmentSettings: s.env(reqJSON),
 		Constraints: &azbatch.TaskConstraints{

@@ -39,6 +39,7 @@ func spec(t testing.TB, container, blob, presetName string) TaskSpec {
 		OutputContainerURL: "https://acct.blob.core.windows.net/output?sv=2024&sig=WRITESIG",
 		StdoutURL:          "https://acct.blob.core.windows.net/logs?sv=2024&sig=OUTLOGSIG",
 		StderrURL:          "https://acct.blob.core.windows.net/logs?sv=2024&sig=ERRLOGSIG",
+		ResultURL:          "https://acct.blob.core.windows.net/logs?sv=2024&sig=RESLOGSIG",
 		Constraints:        Constraints{MaxWallClock: 30 * time.Minute, MaxRetries: 2},
 	}
 }
@@ -91,6 +92,7 @@ func TestTaskContentGolden(t *testing.T) {
 			s.OutputContainerURL = "https://acct.blob.core.windows.net/output"
 			s.StdoutURL = "https://acct.blob.core.windows.net/logs"
 			s.StderrURL = "https://acct.blob.core.windows.net/logs"
+			s.ResultURL = "https://acct.blob.core.windows.net/logs"
 			s.Constraints = Constraints{} // defaults
 		}},
 	}
@@ -324,6 +326,7 @@ func FuzzTaskSpec(f *testing.F) {
 			OutputContainerURL: "https://acct.blob.core.windows.net/output?sig=s",
 			StdoutURL:          "https://acct.blob.core.windows.net/logs?sig=s",
 			StderrURL:          "https://acct.blob.core.windows.net/logs?sig=s",
+			ResultURL:          "https://acct.blob.core.windows.net/logs?sig=r",
 			Enqueued:           fuzzEnqueued,
 		}
 		c, err := s.Content()

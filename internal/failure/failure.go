@@ -41,6 +41,10 @@ const (
 	NameTooLong Reason = "name_too_long"
 	// UnknownPreset: the request names a preset that is not configured.
 	UnknownPreset Reason = "unknown_preset"
+	// UnknownProfile: the request's profile field, the upload's
+	// ffpipe_profile metadata or an FFPIPE_ROUTES rule names a profile
+	// that is not configured.
+	UnknownProfile Reason = "unknown_profile"
 	// BadName: a blob name Azure rejects or that is unsafe downstream
 	// (control characters, "." or ".." segments).
 	BadName Reason = "bad_name"
@@ -74,8 +78,21 @@ const (
 	// NotMedia: the input is not an MP4/MOV file (the pinned demuxer
 	// found no movie in it).
 	NotMedia Reason = "not_media"
-	// NoAudio: an audio preset met an input without an audio stream.
+	// NoAudio: an output that needs audio (an audio preset) met an input
+	// without an audio stream.
 	NoAudio Reason = "no_audio"
+	// NoVideo: an output that needs a picture (video, HLS, a required
+	// thumbnail) met an input without a video stream (cover art does not
+	// count).
+	NoVideo Reason = "no_video"
+	// NoRung: the input is below the lowest rung of an HLS ladder, and
+	// HLS never upscales.
+	NoRung Reason = "no_rung"
+	// VerifyFailed: an output failed the node's verification after
+	// encoding (it does not decode, lacks a stream its kind needs, lasts
+	// too long or too short, or has the wrong height; an HLS playlist
+	// lists a missing segment). docs/profiles.md has the checks.
+	VerifyFailed Reason = "verify_failed"
 	// TaskFailed: the task failed for a reason none of the other codes
 	// names; the record's detail has the exit code, Batch's failure info
 	// and the end of stderr.
@@ -87,8 +104,8 @@ const (
 
 // all lists every reason in the order docs/reasons.md shows them.
 var all = []Reason{
-	Empty, TooLarge, BadRequest, UnsupportedVersion, NameTooLong, UnknownPreset, BadName, InputMissing, BatchRejected,
-	Timeout, DownloadError, UploadError, NoOutput, DecodeError, NotMedia, NoAudio, TaskFailed, UnknownTask,
+	Empty, TooLarge, BadRequest, UnsupportedVersion, NameTooLong, UnknownPreset, UnknownProfile, BadName, InputMissing, BatchRejected,
+	Timeout, DownloadError, UploadError, NoOutput, DecodeError, NotMedia, NoAudio, NoVideo, NoRung, VerifyFailed, TaskFailed, UnknownTask,
 }
 
 // All returns every reason code, in documentation order.

@@ -58,9 +58,9 @@ func TestWith(t *testing.T) {
 // versions, Status and the chaos ledger depend on it.
 func TestStableStrings(t *testing.T) {
 	want := []string{
-		"empty", "too_large", "bad_request", "unsupported_version", "name_too_long", "unknown_preset", "bad_name",
+		"empty", "too_large", "bad_request", "unsupported_version", "name_too_long", "unknown_preset", "unknown_profile", "bad_name",
 		"input_missing", "batch_rejected", "timeout", "download_error", "upload_error", "no_output", "decode_error",
-		"not_media", "no_audio", "task_failed", "unknown_task",
+		"not_media", "no_audio", "no_video", "no_rung", "verify_failed", "task_failed", "unknown_task",
 	}
 	var got []string
 	for _, r := range All() {

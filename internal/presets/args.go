@@ -45,6 +45,43 @@ func encoderCheck(f format, v string) error {
 	return nil
 }
 
+// audioEncoderCheck checks -c:a: the format's own codec for audio kinds,
+// its audio track's codec for video kinds.
+func audioEncoderCheck(f format, v string) error {
+	if f.kind == KindVideo || f.kind == KindHLS {
+		if !slices.Contains(f.audioEncoders, v) {
+			return fmt.Errorf("audio encoder %q not allowed for this extension (allowed: %s)", v, strings.Join(f.audioEncoders, ", "))
+		}
+		return nil
+	}
+	return encoderCheck(f, v)
+}
+
+// scaleCheck accepts one scale filter with explicit even dimensions (or
+// -2, "keep the aspect ratio, even", for one of them): the only video
+// filter a video output may carry.
+func scaleCheck(_ format, v string) error {
+	w, h, ok := strings.Cut(strings.TrimPrefix(v, "scale="), ":")
+	if !strings.HasPrefix(v, "scale=") || !ok {
+		return fmt.Errorf("filter %q: want scale=W:H with even W and H (or -2 for one of them)", v)
+	}
+	dim := func(s string) (int, bool) {
+		if s == "-2" {
+			return -2, true
+		}
+		n, err := strconv.Atoi(s)
+		return n, err == nil && strconv.Itoa(n) == s && n >= 2 && n <= 8192 && n%2 == 0
+	}
+	wn, okW := dim(w)
+	hn, okH := dim(h)
+	if !okW || !okH || wn == -2 && hn == -2 {
+		return fmt.Errorf("filter %q: want scale=W:H with even W and H in [2, 8192] (or -2 for one of them)", v)
+	}
+	return nil
+}
+
+var levelRE = regexp.MustCompile(`^[1-6](\.[0-2])?$`)
+
 func reCheck(re *regexp.Regexp, what string) func(format, string) error {
 	return func(_ format, v string) error {
 		if !re.MatchString(v) {
@@ -92,35 +129,66 @@ func filterCheck(allowed []string) func(format, string) error {
 }
 
 var (
-	audio = []Kind{KindAudio}
-	image = []Kind{KindImage}
-	both  = []Kind{KindAudio, KindImage}
+	audio      = []Kind{KindAudio}
+	image      = []Kind{KindImage}
+	both       = []Kind{KindAudio, KindImage}
+	video      = []Kind{KindVideo}
+	audioVideo = []Kind{KindAudio, KindVideo}
+	imageVideo = []Kind{KindImage, KindVideo}
+	encoded    = []Kind{KindVideo, KindHLS}
 )
 
 var options = map[string]option{
-	"-c:a":               {audio, "codec:a", encoderCheck},
-	"-codec:a":           {audio, "codec:a", encoderCheck},
-	"-acodec":            {audio, "codec:a", encoderCheck},
-	"-b:a":               {audio, "b:a", reCheck(bitrateRE, "bitrate")},
+	"-c:a":               {audioVideo, "codec:a", audioEncoderCheck},
+	"-codec:a":           {audioVideo, "codec:a", audioEncoderCheck},
+	"-acodec":            {audioVideo, "codec:a", audioEncoderCheck},
+	"-b:a":               {audioVideo, "b:a", reCheck(bitrateRE, "bitrate")},
 	"-q:a":               {audio, "q:a", reCheck(qualityRE, "quality")},
-	"-ar":                {audio, "ar", intCheck(8000, 192000)},
-	"-ac":                {audio, "ac", intCheck(1, 8)},
+	"-ar":                {audioVideo, "ar", intCheck(8000, 192000)},
+	"-ac":                {audioVideo, "ac", intCheck(1, 8)},
 	"-sample_fmt":        {audio, "sample_fmt", reCheck(identRE, "sample format")},
 	"-af":                {audio, "filter:a", filterCheck(audioFilters)},
 	"-filter:a":          {audio, "filter:a", filterCheck(audioFilters)},
 	"-vbr":               {audio, "vbr", oneOf("on", "off", "constrained")},
 	"-application":       {audio, "application", oneOf("voip", "audio", "lowdelay")},
-	"-c:v":               {image, "codec:v", encoderCheck},
-	"-codec:v":           {image, "codec:v", encoderCheck},
-	"-vcodec":            {image, "codec:v", encoderCheck},
+	"-c:v":               {imageVideo, "codec:v", encoderCheck},
+	"-codec:v":           {imageVideo, "codec:v", encoderCheck},
+	"-vcodec":            {imageVideo, "codec:v", encoderCheck},
 	"-q:v":               {image, "q:v", intCheck(0, 100)},
 	"-quality":           {image, "quality", intCheck(0, 100)},
-	"-pix_fmt":           {image, "pix_fmt", reCheck(identRE, "pixel format")},
-	"-vf":                {image, "filter:v", filterCheck(videoFilters)},
-	"-filter:v":          {image, "filter:v", filterCheck(videoFilters)},
+	"-pix_fmt":           {imageVideo, "pix_fmt", pixFmtCheck},
+	"-vf":                {imageVideo, "filter:v", videoFilterCheck},
+	"-filter:v":          {imageVideo, "filter:v", videoFilterCheck},
 	"-compression_level": {both, "compression_level", intCheck(0, 12)},
 	"-ss":                {both, "ss", reCheck(durationRE, "time offset (seconds)")},
 	"-t":                 {both, "t", reCheck(durationRE, "duration (seconds)")},
+	// video encoding (mp4, webm) and, for the rate-independent ones, HLS
+	"-crf":       {video, "crf", intCheck(0, 63)},
+	"-preset":    {encoded, "preset", oneOf("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")},
+	"-b:v":       {video, "b:v", reCheck(bitrateRE, "bitrate")},
+	"-maxrate":   {video, "maxrate", reCheck(bitrateRE, "bitrate")},
+	"-bufsize":   {video, "bufsize", reCheck(bitrateRE, "bitrate")},
+	"-g":         {video, "g", intCheck(1, 1200)},
+	"-profile:v": {encoded, "profile:v", oneOf("baseline", "main", "high", "main10")},
+	"-level":     {encoded, "level", reCheck(levelRE, "level")},
+}
+
+// pixFmtCheck: any identifier for images; the 8- and 10-bit 4:2:0
+// formats every H.264/H.265/VP9 player decodes for video.
+func pixFmtCheck(f format, v string) error {
+	if f.kind == KindVideo {
+		return oneOf("yuv420p", "yuv420p10le")(f, v)
+	}
+	return reCheck(identRE, "pixel format")(f, v)
+}
+
+// videoFilterCheck: the image filter chain for images; a single even
+// scale for video.
+func videoFilterCheck(f format, v string) error {
+	if f.kind == KindVideo {
+		return scaleCheck(f, v)
+	}
+	return filterCheck(videoFilters)(f, v)
 }
 
 // AllowedOptions returns the option names a preset's Args may use, sorted.

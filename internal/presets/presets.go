@@ -1,14 +1,21 @@
-// Package presets holds the named ffmpeg presets: configuration, validated
-// at start-up, that turn a preset name into a fixed ffmpeg argv.
+// Package presets holds the named ffmpeg presets and media profiles:
+// configuration, validated at start-up, that turn a name into a fixed task
+// command line.
+//
+// A preset is one output (an mp3, a thumbnail, an H.264 MP4, an HLS
+// ladder). A profile is a named list of outputs made from one source by one
+// task; every preset is also a one-output profile of the same name.
 //
 // The argv is the security boundary of a Batch task: it never contains a
 // byte from a request. The input is always the local file InputFile, the
-// output always "output.<ext>", the input demuxer is pinned to mov/mp4,
-// only the file protocol is allowed, and the codec arguments of a preset
-// come from an allow-list of options and values (no option that reads or
-// writes files, opens protocols or builds filter graphs from files).
+// outputs have fixed node-local names ("output.<ext>", "output-<n>.<ext>",
+// "hls/..."), the input demuxer is pinned to mov/mp4, only the file
+// protocol is allowed, and the codec arguments of a preset come from an
+// allow-list of options and values (no option that reads or writes files,
+// opens protocols or builds filter graphs from files). Playlist and segment
+// options are fixed by the output kind.
 //
-// A message may choose a preset by name only.
+// A message may choose a profile (or preset) by name only.
 package presets
 
 import (
@@ -37,6 +44,8 @@ type Kind string
 const (
 	KindAudio Kind = "audio" // the first audio stream, re-encoded
 	KindImage Kind = "image" // one frame of the first video stream
+	KindVideo Kind = "video" // the first video stream (and the first audio stream, if any), re-encoded
+	KindHLS   Kind = "hls"   // an H.264/AAC ladder of HLS renditions with a master playlist
 )
 
 // DefaultName is the preset used when configuration names none.
@@ -57,6 +66,14 @@ type Preset struct {
 	// and the output, e.g. ["-c:a","libmp3lame","-q:a","2"]. Only
 	// allow-listed options with valid values are accepted.
 	Args []string `json:"args"`
+	// MaxHeight (video only) scales the picture down to at most this
+	// many lines, keeping the aspect ratio and even dimensions; a smaller
+	// source keeps its height (never upscaled). 0 keeps the source size.
+	MaxHeight int `json:"maxHeight,omitempty"`
+	// Ladder (hls only) lists the rung heights, from Rungs(). Rungs above
+	// the source's height are dropped when the task runs. Default: 360,
+	// 540, 720, 1080.
+	Ladder []int `json:"ladder,omitempty"`
 }
 
 // format describes an allowed output extension.
@@ -64,20 +81,25 @@ type format struct {
 	kind        Kind
 	muxer       string
 	contentType string
-	encoders    []string // allowed values of the codec option
+	encoders    []string // allowed values of the codec option (the video codec for video kinds)
+	// audioEncoders are the allowed values of -c:a for video kinds.
+	audioEncoders []string
 }
 
 var formats = map[string]format{
-	"mp3":  {KindAudio, "mp3", "audio/mpeg", []string{"libmp3lame"}},
-	"m4a":  {KindAudio, "ipod", "audio/mp4", []string{"aac"}},
-	"aac":  {KindAudio, "adts", "audio/aac", []string{"aac"}},
-	"opus": {KindAudio, "opus", "audio/ogg", []string{"libopus"}},
-	"ogg":  {KindAudio, "ogg", "audio/ogg", []string{"libvorbis", "libopus", "flac"}},
-	"wav":  {KindAudio, "wav", "audio/wav", []string{"pcm_s16le", "pcm_s24le", "pcm_f32le"}},
-	"flac": {KindAudio, "flac", "audio/flac", []string{"flac"}},
-	"jpg":  {KindImage, "image2", "image/jpeg", []string{"mjpeg"}},
-	"png":  {KindImage, "image2", "image/png", []string{"png"}},
-	"webp": {KindImage, "webp", "image/webp", []string{"libwebp"}},
+	"mp4":  {KindVideo, "mp4", "video/mp4", []string{"libx264", "libx265"}, []string{"aac"}},
+	"webm": {KindVideo, "webm", "video/webm", []string{"libvpx-vp9"}, []string{"libopus"}},
+	"m3u8": {KindHLS, "hls", "application/vnd.apple.mpegurl", []string{"libx264"}, []string{"aac"}},
+	"mp3":  {KindAudio, "mp3", "audio/mpeg", []string{"libmp3lame"}, nil},
+	"m4a":  {KindAudio, "ipod", "audio/mp4", []string{"aac"}, nil},
+	"aac":  {KindAudio, "adts", "audio/aac", []string{"aac"}, nil},
+	"opus": {KindAudio, "opus", "audio/ogg", []string{"libopus"}, nil},
+	"ogg":  {KindAudio, "ogg", "audio/ogg", []string{"libvorbis", "libopus", "flac"}, nil},
+	"wav":  {KindAudio, "wav", "audio/wav", []string{"pcm_s16le", "pcm_s24le", "pcm_f32le"}, nil},
+	"flac": {KindAudio, "flac", "audio/flac", []string{"flac"}, nil},
+	"jpg":  {KindImage, "image2", "image/jpeg", []string{"mjpeg"}, nil},
+	"png":  {KindImage, "image2", "image/png", []string{"png"}, nil},
+	"webp": {KindImage, "webp", "image/webp", []string{"libwebp"}, nil},
 }
 
 // Extensions returns the allowed output extensions, sorted.
@@ -94,14 +116,23 @@ func Extensions() []string {
 // decoder for every stream; the whitelist keeps decoders for streams we do
 // not use (and their bugs) unreachable. ffmpeg logs "Codec (x) not on
 // whitelist" for the skipped streams; that line is expected.
+const (
+	audioDecoders = "aac,aac_fixed,mp3,mp3float,mp2,mp2float,alac,opus,vorbis,flac,ac3,eac3,pcm_s16le,pcm_s16be,pcm_s24le,pcm_s24be,pcm_f32le,pcm_f32be"
+	videoDecoders = "h264,hevc,mpeg4,mpeg2video,vp8,vp9,av1,libdav1d,mjpeg,png"
+)
+
 var decoders = map[Kind]string{
-	KindAudio: "aac,aac_fixed,mp3,mp3float,mp2,mp2float,alac,opus,vorbis,flac,ac3,eac3,pcm_s16le,pcm_s16be,pcm_s24le,pcm_s24be,pcm_f32le,pcm_f32be",
-	KindImage: "h264,hevc,mpeg4,mpeg2video,vp8,vp9,av1,libdav1d,mjpeg,png",
+	KindAudio: audioDecoders,
+	KindImage: videoDecoders,
+	KindVideo: videoDecoders + "," + audioDecoders,
+	KindHLS:   videoDecoders + "," + audioDecoders,
 }
 
 // Builtins returns the built-in presets: mp3 (default, VBR ~190 kbit/s),
 // aac (AAC-LC 160 kbit/s in .m4a), opus (96 kbit/s in Ogg), wav (16-bit
-// PCM) and thumbnail (one representative JPEG frame, 320 px wide).
+// PCM), thumbnail (one representative JPEG frame, 320 px wide), mp4-720
+// (H.264 high/AAC MP4 at most 720 lines, CRF 23, +faststart) and hls (the
+// H.264/AAC ladder 360p, 540p, 720p, 1080p in 6 s segments).
 func Builtins() []Preset {
 	return []Preset{
 		{Name: "mp3", Ext: "mp3", Args: []string{"-c:a", "libmp3lame", "-q:a", "2"}},
@@ -109,6 +140,10 @@ func Builtins() []Preset {
 		{Name: "opus", Ext: "opus", Args: []string{"-c:a", "libopus", "-b:a", "96k"}},
 		{Name: "wav", Ext: "wav", Args: []string{"-c:a", "pcm_s16le"}},
 		{Name: "thumbnail", Ext: "jpg", Args: []string{"-vf", "thumbnail,scale=320:-2", "-c:v", "mjpeg", "-q:v", "3"}},
+		{Name: "mp4-720", Ext: "mp4", MaxHeight: 720, Args: []string{
+			"-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-profile:v", "high", "-pix_fmt", "yuv420p",
+			"-c:a", "aac", "-b:a", "128k"}},
+		{Name: "hls", Ext: "m3u8", Ladder: DefaultLadder(), Args: []string{"-preset", "veryfast"}},
 	}
 }
 
@@ -130,10 +165,15 @@ func (p Preset) normalize() Preset {
 		p.ContentType = f.contentType
 	}
 	p.Args = slices.Clone(p.Args)
+	p.Ladder = slices.Clone(p.Ladder)
+	if p.Kind == KindHLS && len(p.Ladder) == 0 {
+		p.Ladder = DefaultLadder()
+	}
+	slices.Sort(p.Ladder)
 	return p
 }
 
-var contentTypeRE = regexp.MustCompile(`^(audio|image)/[a-z0-9][a-z0-9.+-]{0,63}$`)
+var contentTypeRE = regexp.MustCompile(`^(audio|image|video)/[a-z0-9][a-z0-9.+-]{0,63}$`)
 
 // Validate checks a preset: its name, extension, kind, content type and
 // every argument against the allow-list.
@@ -148,62 +188,57 @@ func (p Preset) Validate() error {
 	if p.Kind != "" && p.Kind != f.kind {
 		return fmt.Errorf("preset %s: kind %q does not match extension %s (%s)", p.Name, p.Kind, p.Ext, f.kind)
 	}
-	if p.ContentType != "" && !contentTypeRE.MatchString(p.ContentType) {
-		return fmt.Errorf("preset %s: content type %q is not an audio/* or image/* media type", p.Name, p.ContentType)
+	if p.ContentType != "" && !contentTypeRE.MatchString(p.ContentType) && p.ContentType != f.contentType {
+		return fmt.Errorf("preset %s: content type %q is not an audio/*, image/* or video/* media type", p.Name, p.ContentType)
 	}
 	if err := validateArgs(f, p.Args); err != nil {
+		return fmt.Errorf("preset %s: %w", p.Name, err)
+	}
+	if err := validateShape(f, p); err != nil {
 		return fmt.Errorf("preset %s: %w", p.Name, err)
 	}
 	return nil
 }
 
-// OutputFile is the node-local output file name, "output.<ext>".
-func (p Preset) OutputFile() string { return OutputBase + "." + p.Ext }
+// MaxHeightLimit bounds a video preset's MaxHeight.
+const MaxHeightLimit = 4320
 
-// Argv returns the full ffmpeg argv (Program first) for a validated preset.
-func (p Preset) Argv() []string {
-	p = p.normalize()
-	f := formats[p.Ext]
-	argv := []string{
-		Program,
-		"-nostdin", "-hide_banner", "-nostats", "-loglevel", "error",
-		// input options: local files only, demuxer pinned (no probing into
-		// HLS/concat/AVI), no external mov references, few decoders
-		"-protocol_whitelist", "file",
-		"-f", "mov,mp4,m4a,3gp,3g2,mj2",
-		"-enable_drefs", "0", "-use_absolute_path", "0",
-		"-codec_whitelist", decoders[f.kind],
-		"-i", InputFile,
+// validateShape checks the fields that only some kinds take.
+func validateShape(f format, p Preset) error {
+	if f.kind != KindVideo && p.MaxHeight != 0 {
+		return fmt.Errorf("maxHeight applies to video outputs only")
+	}
+	if f.kind != KindHLS && len(p.Ladder) > 0 {
+		return fmt.Errorf("ladder applies to hls outputs only")
 	}
 	switch f.kind {
-	case KindAudio:
-		argv = append(argv, "-map", "0:a:0", "-vn", "-sn", "-dn")
-	case KindImage:
-		argv = append(argv, "-map", "0:v:0", "-an", "-sn", "-dn")
+	case KindVideo:
+		if p.MaxHeight < 0 || p.MaxHeight > MaxHeightLimit || p.MaxHeight%2 != 0 {
+			return fmt.Errorf("maxHeight %d: want an even number of lines in [2, %d] (or 0 for the source's)", p.MaxHeight, MaxHeightLimit)
+		}
+		if p.MaxHeight > 0 && (slices.Contains(p.Args, "-vf") || slices.Contains(p.Args, "-filter:v")) {
+			return fmt.Errorf("maxHeight and a scale filter exclude each other")
+		}
+	case KindHLS:
+		seen := map[int]bool{}
+		for _, h := range p.Ladder {
+			if _, ok := rungFor(h); !ok {
+				return fmt.Errorf("ladder rung %d not allowed (allowed: %v)", h, Rungs())
+			}
+			if seen[h] {
+				return fmt.Errorf("ladder rung %d given twice", h)
+			}
+			seen[h] = true
+		}
 	}
-	argv = append(argv, "-map_metadata", "-1")
-	argv = append(argv, p.Args...)
-	if f.kind == KindImage {
-		argv = append(argv, "-frames:v", "1")
-	}
-	// An input that yields no frame (e.g. a zero timescale) must fail, not
-	// exit 0 with a header-only output (found by FuzzTaskWrapper).
-	argv = append(argv, "-xerror", "-abort_on", "empty_output_stream", "-f", f.muxer)
-	if f.muxer == "image2" {
-		argv = append(argv, "-update", "1")
-	}
-	return append(argv, "-y", p.OutputFile())
+	return nil
 }
-
-// CommandLine joins Argv with single spaces for a Batch task command line,
-// which is not run under a shell. Validation guarantees no argument
-// contains white space, quotes or shell metacharacters, so the split on
-// the node is unambiguous.
-func (p Preset) CommandLine() string { return strings.Join(p.Argv(), " ") }
 
 // Set is a validated, immutable collection of presets.
 type Set struct {
 	m map[string]Preset
+	// custom names the presets that came from FFPIPE_PRESETS.
+	custom map[string]bool
 }
 
 // New validates ps and returns them as a Set. Later presets with the same
@@ -215,7 +250,7 @@ func New(ps ...Preset) (*Set, error) {
 			return nil, err
 		}
 		p = p.normalize()
-		if err := checkArgvSafe(p.Argv()); err != nil {
+		if err := checkArgvSafe(p.Args); err != nil {
 			return nil, fmt.Errorf("preset %s: %w", p.Name, err)
 		}
 		s.m[p.Name] = p
@@ -250,6 +285,10 @@ func Load(customJSON string) (*Set, error) {
 	s, err := New(all...)
 	if err != nil {
 		return nil, fmt.Errorf("load presets: %w", err)
+	}
+	s.custom = map[string]bool{}
+	for _, p := range all[len(Builtins()):] {
+		s.custom[p.Name] = true
 	}
 	return s, nil
 }
@@ -292,6 +331,7 @@ func (s *Set) Get(name string) (Preset, bool) {
 	p, ok := s.m[name]
 	if ok {
 		p.Args = slices.Clone(p.Args)
+		p.Ladder = slices.Clone(p.Ladder)
 	}
 	return p, ok
 }

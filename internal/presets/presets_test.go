@@ -13,7 +13,7 @@ var update = flag.Bool("update", false, "rewrite golden files")
 
 func TestBuiltinsValid(t *testing.T) {
 	s := Default()
-	want := []string{"aac", "mp3", "opus", "thumbnail", "wav"}
+	want := []string{"aac", "hls", "mp3", "mp4-720", "opus", "thumbnail", "wav"}
 	if got := s.Names(); !slices.Equal(got, want) {
 		t.Errorf("Names = %v, want %v", got, want)
 	}
@@ -60,6 +60,7 @@ func TestArgvHardening(t *testing.T) {
 	for _, p := range Builtins() {
 		t.Run(p.Name, func(t *testing.T) {
 			argv := p.Argv()
+			hls := p.normalize().Kind == KindHLS
 			if argv[0] != Program {
 				t.Errorf("argv[0] = %q, want %q", argv[0], Program)
 			}
@@ -86,18 +87,28 @@ func TestArgvHardening(t *testing.T) {
 					t.Errorf("argv lacks %s", flag)
 				}
 			}
-			if got := argv[len(argv)-1]; got != p.OutputFile() {
-				t.Errorf("last arg = %q, want %q", got, p.OutputFile())
-			}
-			wantMap := "0:a:0"
-			if p.normalize().Kind == KindImage {
+			wantLast, wantMap := p.OutputFile(), "0:a:0"
+			switch p.normalize().Kind {
+			case KindImage, KindVideo:
 				wantMap = "0:v:0"
+			case KindHLS:
+				wantLast, wantMap = HLSDir+"/%v/"+HLSPlaylist, "[v0]"
+			}
+			if got := argv[len(argv)-1]; got != wantLast {
+				t.Errorf("last arg = %q, want %q", got, wantLast)
 			}
 			if i := slices.Index(argv, "-map"); i < in || argv[i+1] != wantMap {
 				t.Errorf("want -map %s after -i in %v", wantMap, argv)
 			}
-			if err := checkArgvSafe(argv); err != nil {
-				t.Errorf("argv not safe: %v", err)
+			for _, a := range argv {
+				if err := scriptSafe(a); err != nil {
+					t.Errorf("argv not safe: %v", err)
+				}
+			}
+			if !hls {
+				if err := checkArgvSafe(p.Args); err != nil {
+					t.Errorf("args not safe: %v", err)
+				}
 			}
 		})
 	}
@@ -119,7 +130,22 @@ func TestCustomPresets(t *testing.T) {
 		{"long name", `{"` + strings.Repeat("a", 33) + `":{"ext":"mp3","args":[]}}`, false},
 		{"name mismatch", `{"x":{"name":"y","ext":"mp3","args":[]}}`, false},
 		{"unknown field", `{"x":{"ext":"mp3","args":[],"shell":"sh"}}`, false},
-		{"ext not allowed", `{"x":{"ext":"mp4","args":[]}}`, false},
+		{"ext not allowed", `{"x":{"ext":"mkv","args":[]}}`, false},
+		{"video", `{"x":{"ext":"mp4","maxHeight":480,"args":["-c:v","libx265","-crf","28","-preset","fast","-c:a","aac","-b:a","96k"]}}`, true},
+		{"video scale", `{"x":{"ext":"webm","args":["-c:v","libvpx-vp9","-b:v","1000k","-vf","scale=-2:480","-c:a","libopus"]}}`, true},
+		{"video odd scale", `{"x":{"ext":"mp4","args":["-vf","scale=-2:481"]}}`, false},
+		{"video other filter", `{"x":{"ext":"mp4","args":["-vf","thumbnail"]}}`, false},
+		{"video scale and maxHeight", `{"x":{"ext":"mp4","maxHeight":480,"args":["-vf","scale=-2:480"]}}`, false},
+		{"video odd maxHeight", `{"x":{"ext":"mp4","maxHeight":481,"args":[]}}`, false},
+		{"video wrong codec", `{"x":{"ext":"mp4","args":["-c:v","libvpx-vp9"]}}`, false},
+		{"video wrong audio codec", `{"x":{"ext":"mp4","args":["-c:a","libopus"]}}`, false},
+		{"video pix_fmt", `{"x":{"ext":"mp4","args":["-pix_fmt","rgb24"]}}`, false},
+		{"maxHeight on audio", `{"x":{"ext":"mp3","maxHeight":480,"args":[]}}`, false},
+		{"hls", `{"x":{"ext":"m3u8","ladder":[240,720],"args":["-preset","fast","-profile:v","main"]}}`, true},
+		{"hls bad rung", `{"x":{"ext":"m3u8","ladder":[700],"args":[]}}`, false},
+		{"hls rung twice", `{"x":{"ext":"m3u8","ladder":[360,360],"args":[]}}`, false},
+		{"hls rate option", `{"x":{"ext":"m3u8","args":["-b:v","1000k"]}}`, false},
+		{"hls segment option", `{"x":{"ext":"m3u8","args":["-hls_time","1"]}}`, false},
 		{"ext with path", `{"x":{"ext":"../mp3","args":[]}}`, false},
 		{"kind mismatch", `{"x":{"ext":"mp3","kind":"image","args":[]}}`, false},
 		{"bad content type", `{"x":{"ext":"mp3","contentType":"text/html","args":[]}}`, false},
@@ -156,8 +182,10 @@ func TestCustomPresets(t *testing.T) {
 			}
 			for _, n := range s.Names() {
 				p, _ := s.Get(n)
-				if err := checkArgvSafe(p.Argv()); err != nil {
-					t.Errorf("preset %s argv not safe: %v", n, err)
+				for _, a := range p.Argv() {
+					if err := scriptSafe(a); err != nil {
+						t.Errorf("preset %s argv not safe: %v", n, err)
+					}
 				}
 			}
 		})
@@ -202,13 +230,18 @@ func FuzzLoad(f *testing.F) {
 		for _, n := range s.Names() {
 			p, _ := s.Get(n)
 			argv := p.Argv()
-			if err := checkArgvSafe(argv); err != nil {
-				t.Fatalf("accepted preset %s with unsafe argv: %v", n, err)
+			for _, a := range argv {
+				if err := scriptSafe(a); err != nil {
+					t.Fatalf("accepted preset %s with unsafe argv: %v", n, err)
+				}
+			}
+			if err := checkArgvSafe(p.Args); err != nil {
+				t.Fatalf("accepted preset %s with unsafe args: %v", n, err)
 			}
 			if c := strings.Count(" "+strings.Join(argv, " ")+" ", " -i "); c != 1 {
 				t.Fatalf("accepted preset %s with %d -i options", n, c)
 			}
-			for _, a := range argv {
+			for _, a := range p.Args {
 				if strings.Contains(a, "movie") || strings.Contains(a, "lavfi") || strings.Contains(a, "/") {
 					t.Fatalf("accepted preset %s with dangerous arg %q", n, a)
 				}

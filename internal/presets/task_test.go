@@ -1,18 +1,60 @@
 package presets
 
 import (
+	"context"
 	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
-// TestTaskCommandLineDamagedInput runs every preset's task command line the
-// way a node does (/bin/sh -c script) on a good input and on the same input
-// cut in half: the good one succeeds with an output, the damaged one fails
-// with ExitDamagedInput and leaves no output to upload.
+// runTask runs a profile's task command line the way a node does
+// (/bin/sh -c script in a working directory holding input.mp4) and returns
+// the exit code, the combined output and the working directory.
+func runTask(t *testing.T, p Profile, input []byte) (int, string, string) {
+	t.Helper()
+	cl := p.TaskCommandLine()
+	script, ok := strings.CutPrefix(cl, "/bin/sh -c '")
+	if !ok || !strings.HasSuffix(script, "'") || strings.Count(cl, "'") != 2 {
+		t.Fatalf("%s: command line is not one single-quoted sh script: %s", p.Name, cl)
+	}
+	script = strings.TrimSuffix(script, "'")
+	dir := workdir(t, input)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", script)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	exit := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		exit = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return exit, string(out), dir
+}
+
+func readResult(t *testing.T, dir string) Result {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, ResultFile))
+	if err != nil {
+		t.Fatalf("no %s: %v", ResultFile, err)
+	}
+	r, err := ParseResult(b)
+	if err != nil {
+		t.Fatalf("parse %s: %v\n%s", ResultFile, err, b)
+	}
+	return r
+}
+
+// TestTaskCommandLineDamagedInput runs every one-output profile's task
+// command line on a good input and on the same input cut short: the good
+// one succeeds with a verified output; a damaged one exits 0 (so Batch does
+// not run it again) with a "failed" result and leaves no output to upload.
 func TestTaskCommandLineDamagedInput(t *testing.T) {
 	good, err := os.ReadFile(sampleFile(t, "av"))
 	if err != nil {
@@ -23,62 +65,98 @@ func TestTaskCommandLineDamagedInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := Default()
-	damaged := 0
-	defer func() {
-		// ffmpeg 5.1 exits 0 on a cut faststart MP4 for mp3 (measured):
-		// the wrapper, not ffmpeg, must have caught some of these.
-		if damaged == 0 {
-			t.Errorf("no case failed through the damaged-input check; the wrapper is not exercised")
-		}
-	}()
-	for _, name := range s.Names() {
+	for _, name := range []string{"mp3", "aac", "opus", "wav", "thumbnail"} {
 		p, _ := s.Get(name)
-		cl := p.TaskCommandLine()
-		script, ok := strings.CutPrefix(cl, "/bin/sh -c '")
-		if !ok || !strings.HasSuffix(script, "'") || strings.Count(cl, "'") != 2 {
-			t.Fatalf("%s: command line is not one single-quoted sh script: %s", name, cl)
-		}
-		script = strings.TrimSuffix(script, "'")
 		for _, tc := range []struct {
 			name  string
 			input []byte
-			fail  bool
+			codes []string // "" = success
 		}{
-			{"good", good, false},
-			{"good-faststart", fast, false},
-			// moov at the end: ffmpeg itself fails
-			{"truncated-moov-lost", good[:len(good)/2], true},
-			// moov first: depending on the codec ffmpeg exits 0 on a short
-			// output (then the wrapper fails it with ExitDamagedInput) or 1
-			{"truncated-faststart-50", fast[:len(fast)/2], true},
-			{"truncated-faststart-90", fast[:len(fast)*9/10], true},
+			{"good", good, nil},
+			{"good-faststart", fast, nil},
+			// moov at the end: the index is lost
+			{"truncated-moov-lost", good[:len(good)/2], []string{"not_media"}},
+			// moov first: ffmpeg exits 1, or 0 with errors logged, or
+			// writes a short output that verification refuses
+			{"truncated-faststart-50", fast[:len(fast)/2], []string{"decode_error", "verify_failed"}},
+			{"truncated-faststart-90", fast[:len(fast)*9/10], []string{"decode_error", "verify_failed"}},
+			{"not-media", []byte("this is not a video\n"), []string{"not_media"}},
 		} {
 			t.Run(name+"/"+tc.name, func(t *testing.T) {
-				dir := workdir(t, tc.input)
-				cmd := exec.Command("/bin/sh", "-c", script)
-				cmd.Dir = dir
-				out, err := cmd.CombinedOutput()
-				exit := 0
-				var ee *exec.ExitError
-				if errors.As(err, &ee) {
-					exit = ee.ExitCode()
-				} else if err != nil {
-					t.Fatal(err)
+				exit, out, dir := runTask(t, OneOutput(p), tc.input)
+				if exit != 0 {
+					t.Fatalf("exit %d, want 0 (a deterministic failure must not be retried)\n%s", exit, out)
 				}
-				if failed := exit != 0; failed != tc.fail {
-					t.Fatalf("exit: got %d, want failure %v\n%s", exit, tc.fail, out)
-				}
+				r := readResult(t, dir)
 				_, statErr := os.Stat(filepath.Join(dir, p.OutputFile()))
-				if hasOutput := statErr == nil; hasOutput == tc.fail {
-					t.Errorf("output present: got %v, want %v", hasOutput, !tc.fail)
+				if tc.codes == nil {
+					if !r.OK || statErr != nil {
+						t.Fatalf("result ok=%v code=%s output err=%v, want success\n%s", r.OK, r.Code, statErr, out)
+					}
+					return
 				}
-				if exit == ExitDamagedInput {
-					damaged++
+				if r.OK || !contains(tc.codes, r.Code) {
+					t.Fatalf("result ok=%v code %q, want one of %v\n%s", r.OK, r.Code, tc.codes, out)
 				}
-				if exit == ExitDamagedInput && !strings.Contains(string(out), "damaged input") {
+				if statErr == nil {
+					t.Errorf("a failed task left %s to upload", p.OutputFile())
+				}
+				if !strings.Contains(out, "ffpipe: "+r.Code) {
 					t.Errorf("stderr does not explain the failure:\n%s", out)
 				}
 			})
 		}
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// A failure that belongs to the node (ffmpeg missing from PATH) exits
+// non-zero and writes no result, so Batch runs the task again.
+func TestTaskCommandLineTransient(t *testing.T) {
+	good, err := os.ReadFile(sampleFile(t, "av"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := Default().Get("mp3")
+	// A PATH with ffprobe but not ffmpeg.
+	bin := t.TempDir()
+	probe, err := exec.LookPath("ffprobe")
+	if err != nil {
+		t.Skip(err)
+	}
+	for _, tool := range []string{"ffprobe", "sh", "awk", "grep", "head", "cat", "rm", "mkdir"} {
+		path := probe
+		if tool != "ffprobe" {
+			if path, err = exec.LookPath(tool); err != nil {
+				t.Skip(err)
+			}
+		}
+		if err := os.Symlink(path, filepath.Join(bin, tool)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	script := strings.TrimSuffix(strings.TrimPrefix(p.TaskCommandLine(), "/bin/sh -c '"), "'")
+	dir := workdir(t, good)
+	cmd := exec.Command("/bin/sh", "-c", script)
+	cmd.Dir = dir
+	cmd.Env = []string{"PATH=" + bin}
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 127 {
+		t.Fatalf("exit: got %v, want 127\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, ResultFile)); err == nil {
+		t.Errorf("a transient failure left %s", ResultFile)
+	}
+	if !strings.Contains(string(out), "transient") {
+		t.Errorf("stderr does not say transient:\n%s", out)
 	}
 }

@@ -36,13 +36,16 @@ const maxPatch = 4096
 // task command line on it, as a Batch node does: /bin/sh -c script in a
 // working directory holding input.mp4. Whatever the bytes:
 //   - the run ends well before wrapperTimeout (no hang);
-//   - exit 0 leaves a non-empty output.mp3 that ffprobe reads as exactly
-//     one mp3 audio stream; a non-zero exit leaves no output.mp3 (nothing
-//     that could be uploaded);
+//   - it exits 0 (whatever the bytes, the input is to blame: a damaged
+//     input must not be retried by Batch) with a result file that parses;
+//   - an "ok" result comes with a non-empty output.mp3 that ffprobe reads
+//     as exactly one mp3 audio stream; a "failed" one leaves no output.mp3
+//     (nothing that could be uploaded);
 //   - ffmpeg does not die of a signal;
 //   - nothing is written outside the working directory: the sandbox root
 //     around it, HOME and TMPDIR stay empty, the working directory holds
-//     only input.mp4, ffmpeg.log and output.mp3, and input.mp4 is intact.
+//     only input.mp4, ffmpeg.log, result.txt and output.mp3, and input.mp4
+//     is intact.
 func FuzzTaskWrapper(f *testing.F) {
 	for _, bin := range []string{ffmpegBin, ffprobeBin, "/bin/sh"} {
 		if _, err := exec.LookPath(bin); err != nil {
@@ -75,7 +78,7 @@ func FuzzTaskWrapper(f *testing.F) {
 	f.Add(uint32(0), []byte(nil), uint32(0))                           // the valid clip
 	f.Add(uint32(0), []byte(nil), uint32(len(clip)/2))                 // cut in half
 	f.Add(uint32(0), []byte(nil), uint32(len(clip)-1))                 // last byte lost
-	f.Add(uint32(0), []byte(nil), uint32(len(clip)/5))                 // cut in the media data: ffmpeg 5.1 exits 0, the wrapper 65
+	f.Add(uint32(0), []byte(nil), uint32(len(clip)/5))                 // cut in the media data: ffmpeg 5.1 exits 0, the wrapper reports decode_error
 	f.Add(uint32(len(clip)/2), bytes.Repeat([]byte{0}, 64), uint32(0)) // zeroed media data
 	f.Add(uint32(len(clip)/3), bytes.Repeat([]byte{0xff}, 16), uint32(0))
 	// Box headers the demuxer trusts: box sizes, sample counts.
@@ -143,23 +146,35 @@ func runWrapper(t *testing.T, script, outName string, input []byte) {
 		t.Fatal(err)
 	}
 	t.Logf("%d-byte input: exit %d", len(input), exit)
-	// sh reports a child killed by signal n as 128+n.
+	// sh reports a child killed by signal n as 128+n; the wrapper passes
+	// that on as a transient failure.
 	if exit > 128 {
 		t.Fatalf("ffmpeg died of signal %d on a %d-byte input\n%s", exit-128, len(input), stderr.Bytes())
+	}
+	if exit != 0 {
+		t.Fatalf("exit %d on a %d-byte input, want 0 with a result (a damaged input is not retried)\n%s", exit, len(input), stderr.Bytes())
+	}
+	resText, err := os.ReadFile(filepath.Join(work, presets.ResultFile))
+	if err != nil {
+		t.Fatalf("no %s: %v\n%s", presets.ResultFile, err, stderr.Bytes())
+	}
+	res, err := presets.ParseResult(resText)
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", presets.ResultFile, err, resText)
 	}
 
 	out := filepath.Join(work, outName)
 	st, statErr := os.Stat(out)
 	switch {
-	case exit != 0 && statErr == nil:
-		t.Fatalf("exit %d left %s behind (%d bytes)\n%s", exit, outName, st.Size(), stderr.Bytes())
-	case exit != 0 && !errors.Is(statErr, os.ErrNotExist):
+	case !res.OK && statErr == nil:
+		t.Fatalf("failed %s left %s behind (%d bytes)\n%s", res.Code, outName, st.Size(), stderr.Bytes())
+	case !res.OK && !errors.Is(statErr, os.ErrNotExist):
 		t.Fatal(statErr)
-	case exit == 0 && statErr != nil:
-		t.Fatalf("exit 0 without %s: %v\n%s", outName, statErr, stderr.Bytes())
-	case exit == 0 && st.Size() == 0:
-		t.Fatalf("exit 0 with an empty %s\n%s", outName, stderr.Bytes())
-	case exit == 0:
+	case res.OK && statErr != nil:
+		t.Fatalf("ok without %s: %v\n%s", outName, statErr, stderr.Bytes())
+	case res.OK && st.Size() == 0:
+		t.Fatalf("ok with an empty %s\n%s", outName, stderr.Bytes())
+	case res.OK:
 		pctx, pcancel := context.WithTimeout(context.Background(), wrapperTimeout)
 		defer pcancel()
 		if err := VerifyAudio(pctx, out, "mp3", 0, 0); err != nil {
@@ -177,7 +192,7 @@ func runWrapper(t *testing.T, script, outName string, input []byte) {
 		}
 	}
 	for _, name := range dirNames(t, work) {
-		if name != presets.InputFile && name != "ffmpeg.log" && name != outName {
+		if name != presets.InputFile && name != "ffmpeg.log" && name != presets.ResultFile && name != outName {
 			t.Errorf("working directory holds unexpected %q", name)
 		}
 	}
