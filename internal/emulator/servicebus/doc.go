@@ -47,7 +47,7 @@
 //	| topics: send to <topic>, a copy to every matching subscription    | modelled |
 //	| subscriptions <topic>/Subscriptions/<s>: every queue semantic,    | modelled |
 //	| their $DeadLetterQueue and $management; addresses ignore case     |          |
-//	| rules: $Default, correlation filters (docs/servicebus-topics.md)  | modelled |
+//	| rules: $Default, correlation and SQL filters (package sqlfilter)  | modelled |
 //	| sender on a subscription, receiver on a topic: amqp:not-allowed   | modelled |
 //	| Config.json of Microsoft's emulator (// comments allowed)         | modelled |
 //	| durable log (fsync, group commit) or in-memory                    | modelled |

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -12,6 +14,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 	"github.com/Azure/go-amqp"
 
+	"github.com/ffpipe/ffpipe/internal/emulator/servicebus"
 	"github.com/ffpipe/ffpipe/internal/emulator/servicebus/sbtest"
 	"github.com/ffpipe/ffpipe/internal/emulator/servicebus/store"
 )
@@ -334,5 +337,87 @@ func TestDefaultConfigEventsTopic(t *testing.T) {
 	}
 	if p := peekAll(t, ctx, r); len(p) != 1 {
 		t.Errorf("duplicate detection: got %d messages in the subscription, want 1", len(p))
+	}
+}
+
+func TestTopicSQLFilterRoutes(t *testing.T) {
+	t.Parallel()
+	sql := func(name, expr string) store.RuleConfig {
+		return store.RuleConfig{Name: name, FilterType: store.FilterSQL, SQL: expr}
+	}
+	s := sbtest.Start(t, sbtest.WithConfig(topicCfg(nil,
+		sub("big-red", sql("r", "color = 'red' AND quantity * 2 > 10")),
+		sub("orders", sql("o", "sys.Label LIKE 'order.%' AND sys.ContentType IN ('application/json', 'text/json')")),
+		sub("untagged", sql("u", "tag IS NULL AND NOT EXISTS(region)")),
+		sub("two-rules", sql("a", "sys.To = 'eu'"), sql("b", "sys.CorrelationId = 'vip' OR sys.ReplyTo LIKE 'reply!_%' ESCAPE '!'")),
+		sub("none", sql("f", "1=0")),
+	)))
+	c := client(t, s)
+	ctx := ctxT(t, 20*time.Second)
+	snd := sender(t, c, "orders")
+	msgs := []*azservicebus.Message{
+		{Body: []byte("m1"), ApplicationProperties: map[string]any{"color": "red", "quantity": int64(6), "tag": "x"}},
+		{Body: []byte("m2"), ApplicationProperties: map[string]any{"color": "red", "quantity": int32(5)}},
+		{Body: []byte("m3"), Subject: to("order.created"), ContentType: to("application/json"), To: to("eu")},
+		{Body: []byte("m4"), Subject: to("order.created"), ContentType: to("text/plain"), CorrelationID: to("vip")},
+		{Body: []byte("m5"), ReplyTo: to("reply_q"), ApplicationProperties: map[string]any{"region": nil}},
+		{Body: []byte("m6"), ReplyTo: to("replyq"), ApplicationProperties: map[string]any{"color": "red", "quantity": 7.5}},
+	}
+	for _, m := range msgs {
+		if err := snd.SendMessage(ctx, m, nil); err != nil {
+			t.Fatalf("send %s: %v", m.Body, err)
+		}
+	}
+	want := map[string]string{
+		"big-red":   "[m1 m6]",
+		"orders":    "[m3]",
+		"untagged":  "[m2 m3 m4 m6]",
+		"two-rules": "[m3 m4 m5]", // one copy even when both rules match
+		"none":      "[]",
+	}
+	for name, w := range want {
+		if got := bodies(peekAll(t, ctx, subReceiver(t, c, "orders", name, nil))); fmt.Sprint(got) != w {
+			t.Errorf("subscription %s: got %v, want %s", name, got, w)
+		}
+	}
+}
+
+// TestConfigLoadErrorsWithPosition: a Config.json with a filter outside
+// the supported SQL subset is refused when the broker starts, with the
+// place in the file and in the expression.
+func TestConfigLoadErrorsWithPosition(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, expr string
+		want       []string
+	}{
+		{"syntax", "color = = 'red'", []string{"Rules[0].Properties.SqlFilter.SqlExpression: line 1, column 9: expected a value", "(Config.json line 1, column"}},
+		{"unknown sys property", "sys.Colour = 'red'", []string{"line 1, column 5: unknown system property sys.Colour"}},
+		{"parameter", "color = @c", []string{"line 1, column 9: parameters (@c) are not supported"}},
+		{"type mismatch", "'red' = 1", []string{"line 1, column 7: cannot compare a string with a number"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "Config.json")
+			body := fmt.Sprintf(`{"UserConfig":{"Namespaces":[{"Name":"sbemulatorns","Queues":[],"Topics":[{"Name":"t","Subscriptions":[{"Name":"s","Rules":[{"Name":"r","Properties":{"FilterType":"Sql","SqlFilter":{"SqlExpression":%q}}}]}]}]}],"Logging":{"Type":"File"}}}`, tt.expr)
+			if err := os.WriteFile(file, []byte(body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			srv, err := servicebus.New(servicebus.Options{Config: file})
+			if err == nil {
+				err = srv.Start(ctxT(t, 10*time.Second))
+				if err == nil {
+					srv.Close()
+				}
+			}
+			if err == nil {
+				t.Fatal("got no error, want the configuration refused")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("got %v, want it to contain %q", err, w)
+				}
+			}
+		})
 	}
 }

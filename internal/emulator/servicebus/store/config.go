@@ -257,7 +257,7 @@ func (c *Config) validate(prefix string) error {
 		}
 	}
 	for i := range c.Topics {
-		if err := validateTopic(fmt.Sprintf("%sTopics[%d]", prefix, i), &c.Topics[i], seen); err != nil {
+		if err := validateTopic(fmt.Sprintf("%sTopics[%d]", prefix, i), i, &c.Topics[i], seen); err != nil {
 			return err
 		}
 	}
@@ -331,7 +331,7 @@ func validateWindow(p string, w *time.Duration) error {
 	return nil
 }
 
-func validateTopic(field string, t *TopicConfig, entities map[string]string) error {
+func validateTopic(field string, index int, t *TopicConfig, entities map[string]string) error {
 	p := field + ".Properties"
 	if err := validateTTL(p, &t.DefaultMessageTimeToLive); err != nil {
 		return err
@@ -358,14 +358,14 @@ func validateTopic(field string, t *TopicConfig, entities map[string]string) err
 		if err := validateQueue(sf+".Properties", &s.QueueConfig, false); err != nil {
 			return err
 		}
-		if err := validateRules(sf, s); err != nil {
+		if err := validateRules(sf, index, i, s); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func validateRules(field string, s *SubscriptionConfig) error {
+func validateRules(field string, topic, sub int, s *SubscriptionConfig) error {
 	seen := map[string]string{}
 	for i := range s.Rules {
 		r := &s.Rules[i]
@@ -378,6 +378,10 @@ func validateRules(field string, s *SubscriptionConfig) error {
 			return err
 		}
 		if _, err := compileRule(r); err != nil {
+			var re *ruleError
+			if errors.As(err, &re) {
+				re.topic, re.sub, re.rule = topic, sub, i
+			}
 			return fmt.Errorf("validate config: %s.Properties.%w", rf, err)
 		}
 	}

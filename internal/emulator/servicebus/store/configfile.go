@@ -129,7 +129,7 @@ func ParseConfig(data []byte) (*Config, error) {
 		c.Topics = append(c.Topics, t)
 	}
 	if err := c.validate(prefix); err != nil {
-		return nil, fmt.Errorf("parse config: %w", err)
+		return nil, fmt.Errorf("parse config%s: %w", filePosition(clean, err), err)
 	}
 	return c, nil
 }

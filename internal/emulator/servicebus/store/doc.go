@@ -152,5 +152,6 @@
 //	duplicate detection by MessageId             | transactions
 //	256 KB message limit, optional queue quota   | on-the-fly entity management
 //	Config.json (with // comments), ISO-8601     |
-//	topics, subscriptions, correlation rules     |
+//	topics, subscriptions, correlation and SQL   |
+//	rules (package sqlfilter)                    |
 package store

@@ -39,7 +39,11 @@ func compileRule(r *RuleConfig) (*rule, error) {
 		}
 		out.match = func(m *sqlfilter.Message) (bool, error) { return cf.matches(m), nil }
 	case FilterSQL:
-		return nil, errors.New("SqlFilter.SqlExpression: SQL filters are not supported yet")
+		f, err := sqlfilter.Parse(r.SQL)
+		if err != nil {
+			return nil, &ruleError{field: "SqlFilter.SqlExpression", err: err}
+		}
+		out.match = f.Match
 	default:
 		return nil, fmt.Errorf("FilterType: %q, want Correlation or Sql", r.FilterType)
 	}
