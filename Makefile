@@ -18,7 +18,7 @@ help: ## Show this help.
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
 
 .PHONY: deps
-deps: ffmpeg python3-azure $(AZURITE) ## Install what the local stack and the tests need (ffmpeg, python3-azure, Azurite).
+deps: ffmpeg python3-azure $(AZURITE) ## Install what the local stack and the tests need (ffmpeg, python3-azure, npm packages).
 
 .PHONY: ffmpeg
 ffmpeg:
@@ -29,16 +29,17 @@ ffmpeg:
 	fi
 
 # Debian's Azure SDK for Python (azure-batch 13, azure-storage-blob 12,
-# azure-servicebus 7, with python3-azure-storage): the Python SDK conformance
+# azure-servicebus 7.8 on uamqp, with python3-azure-storage): the Python SDK conformance
 # tests run /usr/bin/python3 against the stand-ins.
 .PHONY: python3-azure
 python3-azure:
-	@if ! /usr/bin/python3 -c 'import azure.batch, azure.storage.blob, azure.servicebus' 2>/dev/null; then \
+	@if ! /usr/bin/python3 -c 'import azure.batch, azure.storage.blob, azure.servicebus, uamqp' 2>/dev/null; then \
 		echo "installing python3-azure (Debian package)"; \
 		SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq python3 python3-azure >/dev/null; \
 	fi
 
+# npm ci installs package-lock.json: Azurite and the JavaScript Service Bus SDK.
 $(AZURITE): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
@@ -63,7 +64,7 @@ dev: deps build package ## Start the local stack and keep it running (Ctrl-C to 
 .PHONY: test
 test: deps ## Run every test (race detector on).
 	$(GO) vet ./...
-	$(GO) test -race -timeout 45m ./...
+	FFPIPE_REQUIRE_SDKS=1 $(GO) test -race -timeout 45m ./...
 
 .PHONY: lint
 lint: ## go vet and staticcheck.

@@ -77,6 +77,17 @@ func nodePath(address string) string {
 	return strings.Trim(address, "/")
 }
 
+// exists reports whether an audience path (lower case, see audiencePath)
+// names the namespace or an entity, possibly with a /$management suffix.
+func (b *backend) exists(path string) bool {
+	path = strings.TrimSuffix(path, mgmtSuffix)
+	if path == "" {
+		return true
+	}
+	_, e := b.resolveEntity(path, "")
+	return e == nil
+}
+
 // resolveEntity maps an entity path (after nodePath, without a
 // /$management suffix) to what a link works on, through the store's one
 // resolver (store.Store.Entity). It answers with the AMQP error the real

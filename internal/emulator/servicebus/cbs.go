@@ -152,12 +152,21 @@ func (c *conn) onPutToken(req request, rl *link) {
 	case typ != "servicebus.windows.net:sastoken":
 		status, desc = 400, fmt.Sprintf("unsupported token type %q", typ)
 	default:
+		// As on the real service, authorization comes first (a caller
+		// without rights cannot probe which entities exist), then the
+		// entity must exist: 404, which every SDK reports at once.
 		exp, err := verifySAS(token, name, c.srv.opts.KeyName, c.srv.opts.Key, time.Now())
-		if err != nil {
+		path := audiencePath(name)
+		switch {
+		case err != nil:
 			status, desc = 401, err.Error()
 			c.log.Info("put-token refused", "audience", name, "err", redact(err.Error()))
-		} else {
-			c.claims[audiencePath(name)] = exp
+		case !c.srv.store.exists(path):
+			status = 404
+			desc = fmt.Sprintf("The messaging entity 'sb://%s/%s' could not be found.", c.srv.Addr(), strings.TrimSuffix(path, mgmtSuffix))
+			c.log.Info("put-token for a missing entity", "audience", name)
+		default:
+			c.claims[path] = exp
 			c.log.Debug("put-token accepted", "audience", name)
 		}
 	}
