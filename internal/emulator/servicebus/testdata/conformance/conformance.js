@@ -203,12 +203,15 @@ const scenarios = {
 
   async "schedule-cancel"(c, q) {
     const s = c.createSender(q);
+    const due = Date.now() + 3000;
     const [a] = await s.scheduleMessages({ body: "a", messageId: "later" }, new Date(Date.now() + 3600e3));
-    await s.scheduleMessages({ body: "b", messageId: "soon" }, new Date(Date.now() + 2000));
+    await s.scheduleMessages({ body: "b", messageId: "soon" }, new Date(due));
     await s.cancelScheduledMessages(a);
     const r = c.createReceiver(q);
     const peeked = await r.peekMessages(10);
-    eq(peeked.map((m) => [m.messageId, m.state]), [["soon", "scheduled"]], "peeked scheduled messages");
+    eq(peeked.map((m) => m.messageId), ["soon"], "peeked ids");
+    // Peeked well before it was due: it must still be scheduled.
+    if (Date.now() < due - 500) eq(peeked[0].state, "scheduled", "state of the peeked message");
     const got = await receiveN(r, 1, 15000);
     eq(got.map((m) => m.messageId), ["soon"], "received scheduled message");
     await r.completeMessage(got[0]);
