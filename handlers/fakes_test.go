@@ -259,6 +259,8 @@ type fakeBatch struct {
 	permanent map[string]error // key → client error for AddTasks
 	completed []batch.CompletedTask
 	listErr   error
+	lists     int    // ListCompleted calls
+	onList    func() // called by ListCompleted, outside the lock
 	existsErr error
 	deleteErr error
 	deleted   []string
@@ -314,8 +316,12 @@ func (b *fakeBatch) AddTasks(_ context.Context, job string, specs []batch.TaskSp
 }
 
 func (b *fakeBatch) ListCompleted(_ context.Context, job string, max int) ([]batch.CompletedTask, error) {
+	if b.onList != nil {
+		b.onList()
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.lists++
 	if b.listErr != nil {
 		return nil, b.listErr
 	}

@@ -31,36 +31,18 @@ const (
 // a crash between any two steps is repaired by the next run.
 func (a *app) sweep(r *http.Request, inv *invocation) error {
 	ctx := r.Context()
-	var errs []error
-	tasks, err := a.d.Sweeper.ListCompleted(ctx, a.cfg.BatchJob, a.cfg.SweepMaxTasks)
-	switch {
-	case errors.Is(err, batch.ErrJobNotFound):
-		tasks = nil // nothing dispatched yet
-	case err != nil:
-		errs = append(errs, fmt.Errorf("list completed tasks: %w", err))
-	}
-	var done, failed atomic.Int64
-	taskErrs := make([]error, len(tasks))
-	parallel(len(tasks), a.cfg.SweepParallelism, func(i int) {
-		ok, err := a.settle(ctx, tasks[i])
-		taskErrs[i] = err
-		if err == nil && ok {
-			done.Add(1)
-		} else if err == nil {
-			failed.Add(1)
-		}
-	})
-	errs = append(errs, taskErrs...)
+	listed, done, failed, errs := a.settleCompleted(ctx)
 	requeued := 0
 	if a.reconcileDue() {
+		var err error
 		requeued, err = a.reconcile(ctx, inv)
 		if err != nil {
 			a.reconcileFailed()
 			errs = append(errs, err)
 		}
 	}
-	msg := fmt.Sprintf("sweep: %d completed tasks (%d done, %d failed), %d inputs re-enqueued", len(tasks), done.Load(), failed.Load(), requeued)
-	if len(tasks) == 0 && requeued == 0 {
+	msg := fmt.Sprintf("sweep: %d completed tasks (%d done, %d failed), %d inputs re-enqueued", listed, done, failed, requeued)
+	if listed == 0 && requeued == 0 {
 		// The timer runs every few seconds: a run that found nothing is
 		// not news.
 		a.log.Debug(msg, "invocationId", inv.id)
@@ -72,6 +54,45 @@ func (a *app) sweep(r *http.Request, inv *invocation) error {
 		return retry(err)
 	}
 	return nil
+}
+
+// settleCompleted settles completed tasks in rounds of at most
+// FFPIPE_SWEEP_MAX_TASKS, FFPIPE_SWEEP_PARALLELISM at a time, and lists
+// again while a round came back full, had no error and the run is inside
+// FFPIPE_SWEEP_BUDGET: a timer that fires once a minute would otherwise
+// settle at most one round a minute, whatever the pool completes. A round
+// with an error ends the run (the next one retries), so a task that keeps
+// failing to settle is not listed again and again.
+func (a *app) settleCompleted(ctx context.Context) (listed int, done, failed int64, errs []error) {
+	start := a.now()
+	for {
+		tasks, err := a.d.Sweeper.ListCompleted(ctx, a.cfg.BatchJob, a.cfg.SweepMaxTasks)
+		switch {
+		case errors.Is(err, batch.ErrJobNotFound):
+			return listed, done, failed, errs // nothing dispatched yet
+		case err != nil:
+			return listed, done, failed, append(errs, fmt.Errorf("list completed tasks: %w", err))
+		}
+		var d, f atomic.Int64
+		taskErrs := make([]error, len(tasks))
+		parallel(len(tasks), a.cfg.SweepParallelism, func(i int) {
+			ok, err := a.settle(ctx, tasks[i])
+			taskErrs[i] = err
+			if err == nil && ok {
+				d.Add(1)
+			} else if err == nil {
+				f.Add(1)
+			}
+		})
+		listed, done, failed = listed+len(tasks), done+d.Load(), failed+f.Load()
+		roundErr := errors.Join(taskErrs...)
+		if roundErr != nil {
+			errs = append(errs, roundErr)
+		}
+		if roundErr != nil || len(tasks) < a.cfg.SweepMaxTasks || ctx.Err() != nil || a.now().Sub(start) >= a.cfg.SweepBudget {
+			return listed, done, failed, errs
+		}
+	}
 }
 
 // settle finishes one completed task: done (output verified, input

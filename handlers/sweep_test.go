@@ -439,22 +439,76 @@ func TestSweepListErrors(t *testing.T) {
 	}
 }
 
-func TestSweepBounded(t *testing.T) {
-	e := newEnv(t, nil) // FFPIPE_SWEEP_MAX_TASKS=50
-	for i := range 60 {
-		f := e.dispatched(fmt.Sprintf("%02d.mp4", i))
-		e.complete(f, false, 1, nil)
+// TestSweepRounds: a run lists again while rounds come back full, so a
+// timer that fires once a minute is not limited to FFPIPE_SWEEP_MAX_TASKS a
+// minute; the budget and a round's error end the run.
+func TestSweepRounds(t *testing.T) {
+	fill := func(e *env, n int) {
+		for i := range n {
+			f := e.dispatched(fmt.Sprintf("%03d.mp4", i))
+			e.blobs.put("output", fmt.Sprintf("%03d.mp3", i), []byte("mp3"), e.now)
+			e.complete(f, true, 0, nil)
+		}
 	}
-	if code := e.sweep(); code != http.StatusOK {
-		t.Fatalf("status: got %d, want 200", code)
-	}
-	if got := len(e.batch.deleted); got != 50 {
-		t.Errorf("tasks settled in one run: got %d, want 50", got)
-	}
-	e.sweep()
-	if got := len(e.batch.deleted); got != 60 {
-		t.Errorf("tasks settled after two runs: got %d, want 60", got)
-	}
+	t.Run("rounds until a short one", func(t *testing.T) {
+		e := newEnv(t, nil) // FFPIPE_SWEEP_MAX_TASKS=50
+		fill(e, 120)
+		if code := e.sweep(); code != http.StatusOK {
+			t.Fatalf("status: got %d, want 200", code)
+		}
+		if got := len(e.batch.deleted); got != 120 {
+			t.Errorf("tasks settled in one run: got %d, want 120", got)
+		}
+		if e.batch.lists != 3 {
+			t.Errorf("listings: got %d, want 3 (50, 50, 20)", e.batch.lists)
+		}
+	})
+	t.Run("an exact multiple lists once more and finds nothing", func(t *testing.T) {
+		e := newEnv(t, nil)
+		fill(e, 100)
+		e.sweep()
+		if got, lists := len(e.batch.deleted), e.batch.lists; got != 100 || lists != 3 {
+			t.Errorf("settled %d in %d listings, want 100 in 3", got, lists)
+		}
+	})
+	t.Run("the budget ends the run", func(t *testing.T) {
+		e := newEnv(t, func(m map[string]string) { m["FFPIPE_SWEEP_BUDGET"] = "30s" })
+		fill(e, 120)
+		// The second listing comes 31 s into the run: its round is
+		// settled, then the run ends.
+		first := true
+		e.batch.onList = func() {
+			if !first {
+				e.now = e.now.Add(31 * time.Second)
+			}
+			first = false
+		}
+		e.sweep()
+		if got := len(e.batch.deleted); got != 100 {
+			t.Errorf("settled in one run: got %d, want 100 (the round that began inside 30 s, and no third)", got)
+		}
+		e.batch.onList = nil
+		e.sweep()
+		if got := len(e.batch.deleted); got != 120 {
+			t.Errorf("settled after the next run: got %d, want 120", got)
+		}
+	})
+	t.Run("a round with an error ends the run", func(t *testing.T) {
+		e := newEnv(t, nil)
+		fill(e, 120)
+		e.batch.deleteErr = errTransient
+		if code := e.sweep(); code != http.StatusInternalServerError {
+			t.Errorf("status: got %d, want 500", code)
+		}
+		if e.batch.lists != 1 {
+			t.Errorf("listings: got %d, want 1: a failing round must not be listed again in the same run", e.batch.lists)
+		}
+		e.batch.deleteErr = nil
+		e.sweep()
+		if got := len(e.batch.deleted); got != 120 {
+			t.Errorf("settled after the errors cleared: got %d, want 120", got)
+		}
+	})
 }
 
 func TestReconcile(t *testing.T) {

@@ -82,6 +82,8 @@ type Config struct {
 	SweepMaxTasks int
 	// SweepParallelism is how many completed tasks Sweep settles at once.
 	SweepParallelism int
+	// SweepBudget bounds the rounds of one Sweep run (see handlers).
+	SweepBudget time.Duration
 	// ReconcileAfter is the age after which an input with no task and no
 	// record is enqueued again.
 	ReconcileAfter time.Duration
@@ -166,7 +168,7 @@ var table = []setting{
 	}},
 	{Setting{"FFPIPE_SAS_EXPIRY", "2h", "lifetime of the SAS URLs a task carries (must cover queue wait + wall clock)", false}, func(c *Config, v string) error { return setDuration(&c.SASExpiry, v) }},
 	{Setting{"FFPIPE_NODE_IDENTITY", "", "Azure: resource id of the pool's user-assigned identity; when set, tasks use it instead of SAS URLs", false}, func(c *Config, v string) error { c.NodeIdentity = v; return nil }},
-	{Setting{"FFPIPE_SWEEP_MAX_TASKS", "500", "completed tasks handled per Sweep run", false}, func(c *Config, v string) error {
+	{Setting{"FFPIPE_SWEEP_MAX_TASKS", "500", "completed tasks listed and settled per round of a Sweep run (see FFPIPE_SWEEP_BUDGET)", false}, func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)
 		if err != nil || n <= 0 {
 			return fmt.Errorf("want a positive number, got %q", v)
@@ -182,6 +184,7 @@ var table = []setting{
 		c.SweepParallelism = n
 		return nil
 	}},
+	{Setting{"FFPIPE_SWEEP_BUDGET", "30s", "a Sweep run lists and settles more rounds of FFPIPE_SWEEP_MAX_TASKS while rounds come back full, until this much time has passed (keep it under the timer period and functionTimeout)", false}, func(c *Config, v string) error { return setDuration(&c.SweepBudget, v) }},
 	{Setting{"FFPIPE_RECONCILE_AFTER", "15m", "inputs older than this with no task and no record are enqueued again", false}, func(c *Config, v string) error { return setDuration(&c.ReconcileAfter, v) }},
 	{Setting{"SweepSchedule", "*/10 * * * * *", "Sweep's 6-field NCRONTAB schedule (read by the Functions host); Azure: e.g. 0 */1 * * * *", false}, func(c *Config, v string) error {
 		if len(strings.Fields(v)) != 6 {

@@ -266,6 +266,7 @@ func (r Result) WriteTable(w io.Writer) error {
 	row("  node throughput ratio (audio, best slot count)", fmt.Sprintf("%.3f (%d slot/core)", r.NodeThroughputRatio, r.NodeSlotsPerCore), tgt(TargetNode))
 	row("  video node throughput ratio (web)", fmt.Sprintf("%.3f (%d slot/core)", r.VideoNodeThroughputRatio, r.VideoNodeSlotsPerCore), tgt(TargetVideoNode))
 	row("sweep: files settled", fmt.Sprintf("%d in %.2f s; %.2f storage + %.2f Batch calls per file", r.SweepFiles, r.SweepSeconds, r.SweepStorageCallsPerFile, r.SweepBatchCallsPerFile), "")
+	row("  sweep CPU per file (ms) / Azurite's bound", fmt.Sprintf("%v / %.0f files/s", r.SweepCPUMsPerFile, r.SweepStorageBoundFilesPerS), "")
 	row("  sweep rate", fmt.Sprintf("%.0f files/s", r.SweepFilesPerS), tgt(TargetSweep))
 	row("service bus stand-in send+receive+complete", fmt.Sprintf("%.0f msg/s (send %.0f, receive+complete %.0f)", r.ServiceBusMsgsPerS, r.ServiceBusSendPerS, r.ServiceBusReceivePerS), "")
 	row("batch stand-in addtaskcollection", fmt.Sprintf("%.0f tasks/s", r.BatchTasksPerS), "")

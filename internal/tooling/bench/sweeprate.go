@@ -55,6 +55,14 @@ type SweepFigures struct {
 	SweepBatchCallsPerFile   float64 `json:"sweep_batch_calls_per_file"`
 	// SweepCalls breaks them down ("storage GET", "batch DELETE", …).
 	SweepCalls map[string]int `json:"sweep_calls,omitempty"`
+	// SweepCPUMsPerFile is the CPU each part of the stack spent per file
+	// while Sweep ran ("node" is Azurite, "handler" the function app,
+	// "self" this process with the in-process Batch stand-in and host): a
+	// figure the machine's other load does not move as it moves times.
+	SweepCPUMsPerFile map[string]float64 `json:"sweep_cpu_ms_per_file,omitempty"`
+	// SweepStorageBoundFilesPerS is what one core of Azurite could settle
+	// at that CPU per file: the local bound when it is the busiest part.
+	SweepStorageBoundFilesPerS float64 `json:"sweep_storage_bound_files_per_s,omitempty"`
 }
 
 // callCounter is a reverse proxy that counts requests by service and method.
@@ -160,6 +168,7 @@ func (r *runner) sweepPhase(ctx context.Context) error {
 	stor.reset()
 	bat.reset()
 	r.progress("sweep: %d completed tasks wait; starting the Functions host …", n)
+	cpu0 := stackCPUBreakdown()
 	t0 := time.Now()
 	if err := p.s.Restart(ctx, stack.Host); err != nil {
 		return err
@@ -196,6 +205,16 @@ func (r *runner) sweepPhase(ctx context.Context) error {
 		first = t0
 	}
 	d := time.Since(first)
+	cpu1 := stackCPUBreakdown()
+	r.res.SweepCPUMsPerFile = map[string]float64{}
+	for k, v := range cpu1 {
+		if ms := float64(v-cpu0[k]) / float64(time.Millisecond) / float64(n); ms > 0 {
+			r.res.SweepCPUMsPerFile[k] = round(ms, 2)
+		}
+	}
+	if az := r.res.SweepCPUMsPerFile["node"]; az > 0 {
+		r.res.SweepStorageBoundFilesPerS = round(1000/az, 1)
+	}
 	r.res.SweepHostStartSeconds = round(first.Sub(t0).Seconds(), 3)
 	calls := stor.snapshot()
 	for k, v := range bat.snapshot() {
@@ -206,8 +225,9 @@ func (r *runner) sweepPhase(ctx context.Context) error {
 	r.res.SweepStorageCallsPerFile = round(float64(stor.total.Load())/float64(n), 2)
 	r.res.SweepBatchCallsPerFile = round(float64(bat.total.Load())/float64(n), 2)
 	r.res.SweepCalls = calls
-	r.progress("sweep: %d files settled in %.2fs: %.0f files/s; %.2f storage and %.2f Batch calls per file %v",
-		n, d.Seconds(), r.res.SweepFilesPerS, r.res.SweepStorageCallsPerFile, r.res.SweepBatchCallsPerFile, sortedCalls(calls))
+	r.progress("sweep: %d files settled in %.2fs: %.0f files/s; %.2f storage and %.2f Batch calls per file %v; CPU ms per file %v (Azurite alone would allow %.0f files/s)",
+		n, d.Seconds(), r.res.SweepFilesPerS, r.res.SweepStorageCallsPerFile, r.res.SweepBatchCallsPerFile, sortedCalls(calls),
+		r.res.SweepCPUMsPerFile, r.res.SweepStorageBoundFilesPerS)
 	return r.checkSwept(ctx, p, keys)
 }
 
