@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"time"
 
 	"github.com/ffpipe/ffpipe/internal/emulator/batch"
 )
@@ -28,6 +29,9 @@ func runEmulatorBatch(ctx context.Context, args []string, stdout, stderr io.Writ
 	inMemory := fs.Bool("in-memory", false, "keep state in memory only (lost on exit); node directories go to a temporary directory")
 	token := fs.String("token", batch.DefaultToken, "bearer token clients must send (a development value, not a secret)")
 	maxSlots := fs.Int("max-slots", runtime.NumCPU(), "task slots of all local nodes together")
+	account := fs.String("account-name", "local", "account name for Shared Key requests (the Python azure-batch SDK)")
+	key := fs.String("account-key", batch.DefaultAccountKey, "base64 account key for Shared Key requests (a development value, not a secret)")
+	deletion := fs.Duration("deletion-delay", time.Second, "how long a deleted job or pool stays in state deleting")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	format := fs.String("log-format", "text", "log format: text or json")
 	if err := fs.Parse(args); err != nil {
@@ -59,7 +63,11 @@ func runEmulatorBatch(ctx context.Context, args []string, stdout, stderr io.Writ
 	}
 	log := slog.New(h)
 	// Tasks find programs (ffmpeg, sh) on this process's PATH.
+	if *deletion <= 0 {
+		*deletion = -1 // at once
+	}
 	s := batch.New(batch.Options{Addr: *listen, DataDir: *data, Token: *token, MaxSlots: *maxSlots, Logger: log,
+		AccountName: *account, AccountKey: *key, DeletionDelay: *deletion,
 		Env: []string{"PATH=" + os.Getenv("PATH")}})
 	if err := s.Start(ctx); err != nil {
 		return fmt.Errorf("emulator batch: %w", err)
@@ -67,6 +75,9 @@ func runEmulatorBatch(ctx context.Context, args []string, stdout, stderr io.Writ
 	fmt.Fprintf(stdout, "Batch emulator on %s\nFFPIPE_BATCH_ENDPOINT=%s\n", s.URL(), s.URL())
 	if *token == batch.DefaultToken {
 		fmt.Fprintf(stdout, "FFPIPE_BATCH_TOKEN=%s\n", batch.DefaultToken)
+	}
+	if *key == batch.DefaultAccountKey {
+		fmt.Fprintf(stdout, "Shared Key: account %s, key %s\n", *account, batch.DefaultAccountKey)
 	}
 	<-ctx.Done()
 	log.Info("shutting down")
