@@ -261,6 +261,44 @@ const scenarios = {
     await dlq.completeMessage(d);
   },
 
+  async "topic-fan-out"(c, t) {
+    await c.createSender(t).sendMessages(["f-0", "f-1", "f-2"].map((id) => ({ body: id, messageId: id })));
+    for (const sub of ["all", "audit"]) {
+      const r = c.createReceiver(t, sub);
+      const got = await receiveN(r, 3);
+      eq(got.map((m) => m.messageId), ["f-0", "f-1", "f-2"], `subscription ${sub}`);
+      for (const m of got) await r.completeMessage(m);
+      await expectNothing(r, 500);
+    }
+  },
+
+  async "topic-filter"(c, t) {
+    await c.createSender(t).sendMessages([
+      { body: "1", messageId: "s-1", subject: "mp3", applicationProperties: { state: "failed", attempt: 2 } },
+      { body: "2", messageId: "s-2", applicationProperties: { state: "failed", attempt: 1 } },
+      { body: "3", messageId: "s-3", applicationProperties: { state: "done", attempt: 3 } },
+    ]);
+    for (const [sub, want] of [["retried-failures", ["s-1"]], ["mp3", ["s-1"]], ["all", ["s-1", "s-2", "s-3"]]]) {
+      const r = c.createReceiver(t, sub, { receiveMode: "receiveAndDelete" });
+      eq((await receiveN(r, want.length)).map((m) => m.messageId), want, `subscription ${sub}`);
+      await expectNothing(r, 500);
+    }
+  },
+
+  async "subscription-dlq"(c, t) {
+    await c.createSender(t).sendMessages({ body: "x", messageId: "sd" });
+    const r = c.createReceiver(t, "all");
+    const [m] = await receiveN(r, 1);
+    check(m, "nothing in subscription all");
+    await r.deadLetterMessage(m, { deadLetterReason: "bad-input", deadLetterErrorDescription: "not a video" });
+    const dlq = c.createReceiver(t, "all", { subQueueType: "deadLetter" });
+    const [d] = await receiveN(dlq, 1);
+    check(d, "nothing in the subscription's dead-letter queue");
+    eq([d.messageId, d.deadLetterReason, d.deadLetterErrorDescription], ["sd", "bad-input", "not a video"], "dead-lettered message");
+    await dlq.completeMessage(d);
+    eq((await c.createReceiver(t, "audit").peekMessages(10)).map((x) => x.messageId), ["sd"], "audit's copy");
+  },
+
   async "wrong-key-refused"(_c, q) {
     const bad = cs.replace(/SharedAccessKey=[^;]*/, "SharedAccessKey=wrong-key");
     await refused(bad, q, "UnauthorizedAccess");

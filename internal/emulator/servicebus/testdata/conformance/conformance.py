@@ -300,6 +300,49 @@ def scenario_ttl(c, q, spec):
         dlq.complete_message(got[0])
 
 
+def scenario_topic_fan_out(c, t, spec):
+    with c.get_topic_sender(t) as s:
+        s.send_messages([ServiceBusMessage(i, message_id=i) for i in ("f-0", "f-1", "f-2")])
+    for sub in ("all", "audit"):
+        with c.get_subscription_receiver(t, sub) as r:
+            got = receive_n(r, 3)
+            eq([m.message_id for m in got], ["f-0", "f-1", "f-2"], "subscription %s" % sub)
+            for m in got:
+                r.complete_message(m)
+            expect_nothing(r, 0.5)
+
+
+def scenario_topic_filter(c, t, spec):
+    with c.get_topic_sender(t) as s:
+        s.send_messages([
+            ServiceBusMessage("1", message_id="s-1", subject="mp3", application_properties={"state": "failed", "attempt": 2}),
+            ServiceBusMessage("2", message_id="s-2", application_properties={"state": "failed", "attempt": 1}),
+            ServiceBusMessage("3", message_id="s-3", application_properties={"state": "done", "attempt": 3}),
+        ])
+    for sub, want in (("retried-failures", ["s-1"]), ("mp3", ["s-1"]), ("all", ["s-1", "s-2", "s-3"])):
+        with c.get_subscription_receiver(t, sub, receive_mode=ServiceBusReceiveMode.RECEIVE_AND_DELETE) as r:
+            eq([m.message_id for m in receive_n(r, len(want))], want, "subscription %s" % sub)
+            expect_nothing(r, 0.5)
+
+
+def scenario_subscription_dlq(c, t, spec):
+    with c.get_topic_sender(t) as s:
+        s.send_messages(ServiceBusMessage("x", message_id="sd"))
+    with c.get_subscription_receiver(t, "all") as r:
+        got = receive_n(r, 1)
+        check(got, "nothing in subscription all")
+        r.dead_letter_message(got[0], reason="bad-input", error_description="not a video")
+    with c.get_subscription_receiver(t, "all", sub_queue=ServiceBusSubQueue.DEAD_LETTER) as dlq:
+        got = receive_n(dlq, 1)
+        check(got, "nothing in the subscription's dead-letter queue")
+        d = got[0]
+        eq((d.message_id, d.dead_letter_reason, d.dead_letter_error_description), ("sd", "bad-input", "not a video"),
+           "dead-lettered message")
+        dlq.complete_message(d)
+    with c.get_subscription_receiver(t, "audit") as r:
+        eq([m.message_id for m in r.peek_messages(max_message_count=10)], ["sd"], "audit's copy")
+
+
 def refused(cs, q, spec, errors, text=""):
     """Send with no retries and an operation timeout of refusalTimeoutMs:
     only the broker's answer gives the wanted error in time."""
