@@ -48,6 +48,7 @@
 //	| subscriptions <topic>/Subscriptions/<s>: every queue semantic,    | modelled |
 //	| their $DeadLetterQueue and $management; addresses ignore case     |          |
 //	| rules: $Default, correlation and SQL filters (package sqlfilter)  | modelled |
+//	| rule actions (SET/REMOVE of user properties; RuleName copies)     | modelled |
 //	| sender on a subscription, receiver on a topic: amqp:not-allowed   | modelled |
 //	| Config.json of Microsoft's emulator (// comments allowed)         | modelled |
 //	| durable log (fsync, group commit) or in-memory                    | modelled |

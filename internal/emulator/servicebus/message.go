@@ -3,6 +3,7 @@ package servicebus
 import (
 	"crypto/rand"
 	"fmt"
+	"strings"
 	"time"
 
 	enc "github.com/ffpipe/ffpipe/internal/emulator/servicebus/amqp/encoding"
@@ -92,7 +93,79 @@ type incoming struct {
 
 // toStore is the store's view of the message.
 func (in *incoming) toStore() store.Incoming {
-	return store.Incoming{Body: in.bare, MessageID: in.messageID, TTL: in.ttl, ScheduledAt: in.scheduledAt, Props: in.props}
+	out := store.Incoming{Body: in.bare, MessageID: in.messageID, TTL: in.ttl, ScheduledAt: in.scheduledAt, Props: in.props}
+	if in.props != nil {
+		out.Annotate = annotate
+	}
+	return out
+}
+
+// annotate applies a rule action's changes to the application properties
+// of an encoded message (store.Incoming.Annotate). Property names match
+// ignoring case, as in filters; a new property keeps the action's
+// spelling.
+func annotate(bare []byte, changes []sqlfilter.Change) ([]byte, error) {
+	secs, err := splitSections(bare)
+	if err != nil {
+		return nil, err
+	}
+	var props enc.Map
+	at := -1
+	for i, s := range secs {
+		if s.code == secApplicationProp {
+			m, _ := s.val.(enc.Map)
+			props = append(enc.Map(nil), m...)
+			at = i
+		}
+	}
+	for _, c := range changes {
+		i := indexFold(props, c.Name)
+		switch {
+		case c.Remove && i >= 0:
+			props = append(props[:i], props[i+1:]...)
+		case c.Remove:
+		case i >= 0:
+			props[i].Value = c.Value
+		default:
+			props = append(props, enc.KV{Key: c.Name, Value: c.Value})
+		}
+	}
+	var e enc.Buffer
+	written := false
+	write := func() error {
+		written = true
+		if len(props) == 0 {
+			return nil
+		}
+		e.WriteDescriptor(secApplicationProp)
+		return e.WriteMap(props)
+	}
+	for i, s := range secs {
+		if !written && (i == at || at < 0 && s.code > secApplicationProp) {
+			if err := write(); err != nil {
+				return nil, err
+			}
+			if i == at {
+				continue
+			}
+		}
+		e.B = append(e.B, s.raw...)
+	}
+	if !written {
+		if err := write(); err != nil {
+			return nil, err
+		}
+	}
+	return e.B, nil
+}
+
+func indexFold(m enc.Map, name string) int {
+	for i, kv := range m {
+		if k, ok := kv.Key.(string); ok && strings.EqualFold(k, name) {
+			return i
+		}
+	}
+	return -1
 }
 
 // splitBatch returns the inner messages of a batch transfer: every data

@@ -429,3 +429,41 @@ func TestConfigLoadErrorsWithPosition(t *testing.T) {
 		})
 	}
 }
+
+// TestTopicRuleActions: each matching rule with an action adds a copy
+// rewritten by it (with RuleName), next to the one copy of the rules
+// without actions.
+func TestTopicRuleActions(t *testing.T) {
+	t.Parallel()
+	half := store.RuleConfig{Name: "half", FilterType: store.FilterSQL, SQL: "color = 'red'",
+		Action: "SET quantity = quantity / 2; SET [new prop] = 'x' + color; REMOVE Color"}
+	plain := store.RuleConfig{Name: "plain", FilterType: store.FilterCorrelation, Correlation: store.CorrelationFilter{Label: "order"}}
+	s := sbtest.Start(t, sbtest.WithConfig(topicCfg(nil, sub("s", half, plain))))
+	c := client(t, s)
+	ctx := ctxT(t, 20*time.Second)
+	snd := sender(t, c, "orders")
+	msgs := []*azservicebus.Message{
+		{Body: []byte("both"), Subject: to("order"), ApplicationProperties: map[string]any{"color": "red", "quantity": int64(10), "keep": 1.5}},
+		{Body: []byte("action only"), ApplicationProperties: map[string]any{"color": "red", "quantity": int64(3)}},
+		{Body: []byte("plain only"), Subject: to("order")},
+	}
+	for _, m := range msgs {
+		if err := snd.SendMessage(ctx, m, nil); err != nil {
+			t.Fatalf("send: %v", err)
+		}
+	}
+	var got []string
+	for _, m := range peekAll(t, ctx, subReceiver(t, c, "orders", "s", nil)) {
+		got = append(got, fmt.Sprintf("%s %v", m.Body, m.ApplicationProperties))
+	}
+	sort.Strings(got)
+	want := []string{
+		"action only map[RuleName:half new prop:xred quantity:1]",
+		"both map[RuleName:half keep:1.5 new prop:xred quantity:5]",
+		"both map[color:red keep:1.5 quantity:10]",
+		"plain only map[]",
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("got\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+}

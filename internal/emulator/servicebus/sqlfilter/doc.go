@@ -59,6 +59,19 @@
 //     a topic routes a message. Any other sys. name is refused.
 //   - newid() returns a new random UUID as a string.
 //
+// # Actions
+//
+// ParseAction parses a rule action (MicrosoftDocs
+// articles/service-bus-messaging/service-bus-messaging-sql-rule-action.md):
+//
+//	action     := statement { [;] statement } [;]
+//	statement  := SET property = expression | REMOVE property
+//
+// Statements run in order on a copy of the message (later ones see the
+// effect of earlier ones); Apply returns the resulting changes to the
+// application properties. Only user properties can be set or removed:
+// SET or REMOVE on a sys. property is refused when parsed.
+//
 // # Errors
 //
 // Parse refuses, with an *Error naming the line and column of the

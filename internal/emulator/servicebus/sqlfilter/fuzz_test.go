@@ -49,3 +49,30 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseAction: the same for rule actions.
+func FuzzParseAction(f *testing.F) {
+	for _, s := range []string{
+		"SET quantity = quantity / 2;", "SET a = 1; REMOVE b", "set [x y] = p('a') + 'b' remove c;;",
+		"SET sys.Label = 'x'", "REMOVE", "SET a = -(-(1))",
+	} {
+		f.Add(s)
+	}
+	m := msg()
+	f.Fuzz(func(t *testing.T, src string) {
+		a, err := ParseAction(src)
+		if err != nil {
+			var pe *Error
+			if !errors.As(err, &pe) || pe.Offset < 0 || pe.Offset > len(src) {
+				t.Fatalf("ParseAction(%q): error %v, want an *Error inside the input", src, err)
+			}
+			return
+		}
+		if _, _, err := a.Apply(m); err != nil {
+			var ee *EvalError
+			if !errors.As(err, &ee) {
+				t.Fatalf("Apply: error %T %v, want *EvalError", err, err)
+			}
+		}
+	})
+}

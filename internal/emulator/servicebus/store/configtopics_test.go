@@ -91,6 +91,12 @@ func TestParseTopicErrors(t *testing.T) {
 		{"sql unsupported", rule(`{"FilterType":"Sql","SqlFilter":{"SqlExpression":"a = 1 AND\nsys.Nope = 2"}}`),
 			"SqlFilter.SqlExpression: line 2, column 5: unknown system property sys.Nope"},
 		{"sql not a condition", rule(`{"FilterType":"Sql","SqlFilter":{"SqlExpression":"color"}}`), "line 1, column 1: a filter must be a condition"},
+		{"action syntax", rule(`{"FilterType":"Sql","SqlFilter":{"SqlExpression":"1=1"},"Action":{"SqlExpression":"SET a == 1"}}`),
+			sub0 + ".Rules[0].Properties.Action.SqlExpression: line 1, column 8: expected a value"},
+		{"action on sys", rule(`{"FilterType":"Correlation","CorrelationFilter":{"To":"x"},"Action":{"SqlExpression":"SET sys.Label = 'x'"}}`),
+			"Action.SqlExpression: line 1, column 5: SET on a system property is not supported"},
+		{"action position in file", rule(`{"FilterType":"Sql","SqlFilter":{"SqlExpression":"1=1"},"Action":{"SqlExpression":"REMOVE 1"}}`),
+			"(Config.json line 1, column 240)"}, // the "1" after REMOVE
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -96,7 +96,9 @@
 // fills: it has every queue semantic above, but Send on it is
 // ErrNotAllowed. Topic.Send evaluates each subscription's rules on the
 // message's Incoming.Props (a subscription without rules has $Default, a
-// true filter; rules combine with OR, one copy per subscription) and
+// true filter; rules without actions combine with OR into one copy; each
+// matching rule with an action adds a copy that Incoming.Annotate
+// rewrites, with a sequence number of its own) and
 // stores a copy in every matching subscription. The topic hands out the
 // sequence numbers, so every copy has the same number and
 // Topic.CancelScheduled reaches all of them. Duplicate detection is the

@@ -57,6 +57,11 @@ type Incoming struct {
 	// sent to a topic; nil is a message without properties. Queues ignore
 	// them.
 	Props *sqlfilter.Message
+	// Annotate rewrites Body for the copy a rule action made: it applies
+	// the changes to the application properties and returns the new body
+	// (without modifying its argument). Nil means actions cannot apply: a
+	// rule with an action then gives no copy.
+	Annotate func(body []byte, changes []sqlfilter.Change) ([]byte, error)
 }
 
 // SendResult reports what happened to one Incoming message.

@@ -9,9 +9,14 @@ import (
 
 // rule is a compiled subscription rule.
 type rule struct {
-	name  string
-	match func(m *sqlfilter.Message) (bool, error)
+	name   string
+	match  func(m *sqlfilter.Message) (bool, error)
+	action *sqlfilter.Action // nil: the rule copies the message unchanged
 }
+
+// errNoAnnotate: a rule action applied to a message sent without
+// Incoming.Annotate.
+var errNoAnnotate = errors.New("the message cannot be rewritten by a rule action (no Incoming.Annotate)")
 
 // trueRule is the $Default rule of a subscription configured without rules.
 var trueRule = &rule{name: DefaultRuleName, match: func(*sqlfilter.Message) (bool, error) { return true, nil }}
@@ -48,7 +53,11 @@ func compileRule(r *RuleConfig) (*rule, error) {
 		return nil, fmt.Errorf("FilterType: %q, want Correlation or Sql", r.FilterType)
 	}
 	if r.Action != "" {
-		return nil, errors.New("Action.SqlExpression: rule actions are not supported yet")
+		a, err := sqlfilter.ParseAction(r.Action)
+		if err != nil {
+			return nil, &ruleError{field: "Action.SqlExpression", err: err}
+		}
+		out.action = a
 	}
 	return out, nil
 }

@@ -86,30 +86,24 @@ func (h *Topic) Subscriptions() []string {
 	return out
 }
 
-// route is one accepted message and the subscriptions that get a copy.
-type route struct {
-	in   *Incoming
-	seq  int64
-	subs []bool // per t.subs
-}
-
 // Send is Queue.Send for a topic. Each message gets the next sequence
 // number of the topic and a copy in every subscription with a matching
 // rule (a message no rule matches is accepted and dropped, as in Service
-// Bus). Its TTL is capped by the topic's DefaultMessageTimeToLive, then by
-// each subscription's. Duplicate detection is the topic's. The batch is
-// stored atomically: all copies of all messages are one log frame.
-// ErrQuotaExceeded if a subscription would exceed Options.MaxQueueBytes.
+// Bus); see copies for rules with actions. Its TTL is capped by the
+// topic's DefaultMessageTimeToLive, then by each subscription's.
+// Duplicate detection is the topic's. The batch is stored atomically: all
+// copies of all messages are one log frame. ErrQuotaExceeded if a
+// subscription would exceed Options.MaxQueueBytes.
 func (h *Topic) Send(ctx context.Context, msgs []Incoming) ([]SendResult, error) {
 	t := h.t
 	if _, err := checkSizes(t.s, t.cfg.Name, msgs); err != nil {
 		return nil, err
 	}
-	// Rules only read the message properties: evaluate them before taking
-	// any lock.
-	matches := make([][]bool, len(msgs))
+	// Rules and actions only read the message: run them before taking any
+	// lock.
+	plans := make([][]subCopy, len(msgs))
 	for i := range msgs {
-		matches[i] = t.match(&msgs[i])
+		plans[i] = t.copies(&msgs[i])
 	}
 	t.mu.Lock()
 	select {
@@ -124,11 +118,13 @@ func (h *Topic) Send(ctx context.Context, msgs []Incoming) ([]SendResult, error)
 	}
 	res := make([]SendResult, len(msgs))
 	var routes []route
+	var accepted []acceptedID
 	seq := t.lastSeq
 	seen := map[string]int64{} // duplicates inside this batch
 	for i := range msgs {
 		in := &msgs[i]
-		if t.cfg.RequiresDuplicateDetection && in.MessageID != "" {
+		dedup := t.cfg.RequiresDuplicateDetection && in.MessageID != ""
+		if dedup {
 			if s, dup := t.dd.lookup(in.MessageID, now); dup {
 				res[i] = SendResult{SequenceNumber: s, Duplicate: true}
 				continue
@@ -139,17 +135,14 @@ func (h *Topic) Send(ctx context.Context, msgs []Incoming) ([]SendResult, error)
 			}
 		}
 		seq++
-		if t.cfg.RequiresDuplicateDetection && in.MessageID != "" {
-			seen[in.MessageID] = seq
-		}
-		cp := *in
-		if cp.TTL <= 0 || cp.TTL > t.cfg.DefaultMessageTimeToLive {
-			cp.TTL = t.cfg.DefaultMessageTimeToLive
-		}
-		routes = append(routes, route{in: &cp, seq: seq, subs: matches[i]})
 		res[i] = SendResult{SequenceNumber: seq}
+		if dedup {
+			seen[in.MessageID] = seq
+			accepted = append(accepted, acceptedID{id: in.MessageID, seq: seq})
+		}
+		routes, seq = t.route(routes, in, plans[i], seq)
 	}
-	b, err := t.store(routes, seq, now)
+	b, err := t.store(routes, accepted, seq, now)
 	t.mu.Unlock()
 	if err != nil {
 		return nil, fmt.Errorf("send to %s: %w", t.cfg.Name, err)
@@ -162,75 +155,46 @@ func (h *Topic) Send(ctx context.Context, msgs []Incoming) ([]SendResult, error)
 	return res, nil
 }
 
-// match evaluates every subscription's rules for one message. A rule
-// whose evaluation fails does not match (the failure is logged).
-func (t *topic) match(in *Incoming) []bool {
-	out := make([]bool, len(t.subs))
-	for i, sub := range t.subs {
-		for _, r := range sub.rules {
-			ok, err := r.match(in.Props)
-			if err != nil {
-				t.s.log.Warn("subscription rule failed; the message is not copied by it",
-					"subscription", sub.q.cfg.Name, "rule", r.name, "message_id", in.MessageID, "err", err)
-				continue
-			}
-			if ok {
-				out[i] = true
-				break
-			}
-		}
-	}
-	return out
-}
-
-// store puts the routed messages into their subscriptions and logs them,
+// store puts the routed copies into their subscriptions and logs them,
 // with the topic's new last sequence number and duplicate-detection
-// entries, as one frame. It runs with t.mu held and returns the log batch
-// to wait for (nil in memory). On error nothing changed.
-func (t *topic) store(routes []route, lastSeq, now int64) (*batch, error) {
-	locked, err := t.lockSubs(func(i int) bool {
-		for _, r := range routes {
-			if r.subs[i] {
-				return true
-			}
-		}
-		return false
-	}, now)
+// entries (accepted: id and sequence number), as one frame. It runs with
+// t.mu held and returns the log batch to wait for (nil in memory). On
+// error nothing changed.
+func (t *topic) store(routes []route, accepted []acceptedID, lastSeq, now int64) (*batch, error) {
+	want := make([]bool, len(t.subs))
+	size := make([]int64, len(t.subs))
+	for _, r := range routes {
+		want[r.sub] = true
+		size[r.sub] += int64(len(r.in.Body))
+	}
+	locked, err := t.lockSubs(func(i int) bool { return want[i] }, now)
 	if err != nil {
 		return nil, err
 	}
 	for _, i := range locked {
-		var size int64
-		for _, r := range routes {
-			if r.subs[i] {
-				size += int64(len(r.in.Body))
-			}
-		}
-		if t.subs[i].q.overQuota(size) {
+		if t.subs[i].q.overQuota(size[i]) {
 			t.unlockSubs(locked, now)
 			return nil, fmt.Errorf("subscription %s: %w", t.subs[i].q.cfg.Name, ErrQuotaExceeded)
 		}
 	}
-	for _, i := range locked {
-		q := t.subs[i].q
-		signal := false
-		for _, r := range routes {
-			if r.subs[i] && q.enqueue(r.in, r.seq, now) {
-				signal = true
-			}
-		}
-		if signal {
-			q.subs[subMain].signal()
-		}
-	}
-	t.lastSeq = lastSeq
+	signal := make([]bool, len(t.subs))
 	for _, r := range routes {
-		if t.cfg.RequiresDuplicateDetection && r.in.MessageID != "" {
-			t.dd.remember(r.in.MessageID, r.seq, now)
-			t.logDup(r.in.MessageID, r.seq, now)
+		if t.subs[r.sub].q.enqueue(r.in, r.seq, now) {
+			signal[r.sub] = true
 		}
 	}
-	if len(routes) > 0 {
+	for _, i := range locked {
+		if signal[i] {
+			t.subs[i].q.subs[subMain].signal()
+		}
+	}
+	changed := lastSeq != t.lastSeq
+	t.lastSeq = lastSeq
+	for _, a := range accepted {
+		t.dd.remember(a.id, a.seq, now)
+		t.logDup(a.id, a.seq, now)
+	}
+	if changed {
 		t.logSeq()
 	}
 	b := t.flush(locked, true)
