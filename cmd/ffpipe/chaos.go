@@ -39,7 +39,8 @@ func runChaos(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	long := fs.Duration("poison-long", 20*time.Minute, "length of the very-long poison clip (0: omit)")
 	noPoison := fs.Bool("no-poison", false, "leave the poison set out")
 	window := fs.Duration("fault-window", 0, "how long faults run (default: max(30s, 0.5s per input))")
-	drain := fs.Duration("drain-timeout", 10*time.Minute, "longest wait for the pipeline to settle after the faults")
+	drain := fs.Duration("drain-timeout", 20*time.Minute, "cap of the drain: rows still in flight then are reported unfinished, apart from lost")
+	quiet := fs.Duration("quiet-period", 4*time.Minute, "the drain also ends when nothing moved for this long (what is left is then lost)")
 	level := fs.String("log-level", "warn", "harness log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -63,7 +64,7 @@ func runChaos(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		AppDir: appDir, Exec: exe, Dir: *dir, Keep: *keep || *dir != "",
 		Files: *files, Kills: *kills, Seed: *seed, Slots: *slots,
 		MinDuration: *minDur, MaxDuration: *maxDur, NoPoison: *noPoison,
-		FaultWindow: *window, DrainTimeout: *drain, Logger: log,
+		FaultWindow: *window, DrainTimeout: *drain, QuietPeriod: *quiet, Logger: log,
 	}
 	if *long > 0 {
 		opts.PoisonLong = *long

@@ -482,6 +482,29 @@ func (h *Host) MasterKey() string { return h.opts.Keys.Master }
 // HandlerPid returns the pid of the running handler, 0 while it is down.
 func (h *Host) HandlerPid() int { return h.worker.currentPid() }
 
+// RestartHandler kills the running handler with SIGKILL and starts a new
+// one, as the host does after a functionTimeout or on POST
+// /admin/host/restart: every invocation running on it fails with
+// ErrHandlerRestarted, and the restart does not count toward RestartLimit.
+// It reports false when no handler process was running.
+func (h *Host) RestartHandler(reason string) bool {
+	return h.worker.restart(h.worker.generation(), reason)
+}
+
+// serveRestart is POST /admin/host/restart with the master key. The host's
+// HostController.Restart restarts the whole script host, whose worker is
+// disposed with Process.Kill(); here only the handler process restarts
+// (the triggers keep listening), with the same effect on the invocations.
+func (h *Host) serveRestart(w http.ResponseWriter, r *http.Request) {
+	if !keyMatches(requestKey(r), h.opts.Keys.Master) {
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	restarted := h.RestartHandler("POST /admin/host/restart")
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	_, _ = w.Write(marshal(map[string]any{"restarted": restarted}))
+}
+
 // HandlerRestarts returns how many times the handler has been restarted.
 func (h *Host) HandlerRestarts() int {
 	h.worker.mu.Lock()
@@ -524,6 +547,9 @@ func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case strings.HasPrefix(p, "/admin/functions/") && r.Method == http.MethodPost:
 		h.serveAdminRun(w, r)
+		return
+	case p == "/admin/host/restart" && r.Method == http.MethodPost:
+		h.serveRestart(w, r)
 		return
 	case p == "/admin/host/status" && r.Method == http.MethodGet:
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")

@@ -181,3 +181,42 @@ func within[T any](t testing.TB, what string, ch <-chan T) T {
 		return zero
 	}
 }
+
+// TestAdminRestart: POST /admin/host/restart (master key) restarts the
+// handler process; the invocation running on it fails, the restart is not
+// a failure, and the next invocation reaches the new process.
+func TestAdminRestart(t *testing.T) {
+	c := newControl(t)
+	dir := app{functions: map[string]string{"OnBlobCreated": egFunction}}.write(t)
+	release, hanging := make(chan struct{}), make(chan struct{}, 1)
+	t.Cleanup(func() { close(release) })
+	c.setReply(func(cl call) reply {
+		if strings.Contains(cl.Body, "hang") {
+			hanging <- struct{}{}
+			<-release
+		}
+		return okReply
+	})
+	h := startHost(t, dir, c, Options{RestartLimit: 1})
+	pid := h.HandlerPid()
+	if code, _ := post(t, h.URL()+"/admin/host/restart", nil, ""); code != 401 {
+		t.Fatalf("restart without the master key: got %d, want 401", code)
+	}
+	running := make(chan error, 1)
+	hang := strings.Replace(blobCreated, `"eventType"`, `"hang":true,"eventType"`, 1)
+	go func() { running <- h.Run(context.Background(), "OnBlobCreated", hang) }()
+	within(t, "the invocation to reach the handler", hanging)
+	if code, body := post(t, h.URL()+"/admin/host/restart", map[string]string{"x-functions-key": h.MasterKey()}, ""); code != 200 || !strings.Contains(body, `"restarted":true`) {
+		t.Fatalf("restart: got %d %s, want 200 restarted", code, body)
+	}
+	if err := within(t, "the running invocation", running); !errors.Is(err, ErrHandlerRestarted) {
+		t.Fatalf("the invocation running during the restart: got %v, want ErrHandlerRestarted", err)
+	}
+	must(t, h.Run(t.Context(), "OnBlobCreated", blobCreated))
+	if cl := c.next(t); cl.Pid == pid {
+		t.Fatalf("handler pid after the restart: got %d again, want a new process", cl.Pid)
+	}
+	if got, err := h.HandlerRestarts(), h.stopped(); got != 1 || err != nil {
+		t.Errorf("after the restart: restarts %d, stopped %v; want 1, running", got, err)
+	}
+}

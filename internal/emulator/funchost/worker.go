@@ -127,11 +127,11 @@ func (w *worker) currentPid() int {
 // gen is already gone (the host: "worker is already disposed"). Every
 // invocation still running on the old process fails. It does not count as
 // a failure toward the restart limit.
-func (w *worker) restart(gen int, reason string) {
+func (w *worker) restart(gen int, reason string) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.gen != gen || w.proc == nil || w.stopErr != nil {
-		return
+		return false
 	}
 	w.log.Warn("restarting the handler process", "pid", w.pid, "reason", reason)
 	w.kill = reason
@@ -139,6 +139,7 @@ func (w *worker) restart(gen int, reason string) {
 	// Invocations that fail from here on see a new generation.
 	w.setStateLocked("", 0, nil)
 	_ = proc.Kill()
+	return true
 }
 
 // exitKind classifies how a handler process ended.

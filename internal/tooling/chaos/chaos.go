@@ -20,6 +20,9 @@
 // Faults and how they are made:
 //
 //	handler      SIGKILL of the custom handler process (the host restarts it)
+//	restart      the host restarts its worker as after a functionTimeout
+//	             (POST /admin/host/restart: the host SIGKILLs the handler, starts
+//	             a new one at once, and every invocation in flight fails)
 //	funchost     SIGKILL of the `ffpipe emulator funchost` process and its handler
 //	servicebus   SIGKILL of `ffpipe emulator servicebus` (durable log on disk)
 //	batch        SIGKILL of `ffpipe emulator batch` and its task processes (node
@@ -61,11 +64,17 @@ const (
 	FaultHandler = "handler"
 	FaultFFmpeg  = "ffmpeg"
 	FaultSBDrop  = "sbdrop"
+	// FaultRestart is the host restarting its worker as after a
+	// functionTimeout (POST /admin/host/restart): SIGKILL of the handler
+	// by the host, which starts a new one at once; every invocation in
+	// flight fails.
+	FaultRestart = "restart"
 )
 
-// AllFaults is the default fault mix: every component, the handler, a
+// AllFaults is the default fault mix: every component, the handler (killed
+// from outside, and restarted by the host as the real host does), a
 // running ffmpeg and a Service Bus connection drop.
-var AllFaults = []string{FaultHandler, stack.Host, stack.ServiceBus, stack.Batch, stack.EventGrid, stack.Azurite, FaultFFmpeg, FaultSBDrop}
+var AllFaults = []string{FaultHandler, FaultRestart, stack.Host, stack.ServiceBus, stack.Batch, stack.EventGrid, stack.Azurite, FaultFFmpeg, FaultSBDrop}
 
 // Options configure a run.
 type Options struct {
@@ -103,8 +112,15 @@ type Options struct {
 	// MaxRestartDelay bounds the random pause before a killed component is
 	// started again. Default 3 s.
 	MaxRestartDelay time.Duration
-	// DrainTimeout bounds the drain. Default 4 min.
+	// DrainTimeout is the drain's generous cap: reached while the pipeline
+	// is still moving (a slow machine), the rows still in flight are
+	// reported unfinished, apart from lost. Default 20 min.
 	DrainTimeout time.Duration
+	// QuietPeriod: the drain also ends when nothing moved for this long
+	// with work left (what is left is then stuck: lost). It must exceed the
+	// pipeline's longest legitimate pause (Sweep's retry backoff, up to
+	// 2 min; reconcile). Default 4 min.
+	QuietPeriod time.Duration
 	// CacheDir caches generated clips across runs. Default
 	// $TMPDIR/ffpipe-chaos-media.
 	CacheDir string
@@ -148,7 +164,10 @@ func (o *Options) fill() error {
 		o.MaxRestartDelay = 3 * time.Second
 	}
 	if o.DrainTimeout <= 0 {
-		o.DrainTimeout = 4 * time.Minute
+		o.DrainTimeout = 20 * time.Minute
+	}
+	if o.QuietPeriod <= 0 {
+		o.QuietPeriod = 4 * time.Minute
 	}
 	if o.CacheDir == "" {
 		o.CacheDir = filepath.Join(os.TempDir(), "ffpipe-chaos-media")
@@ -183,7 +202,10 @@ type Report struct {
 	// DrainSeconds runs from the last fault (the end of the fault window
 	// when none was injected) until the ledger is resolved (§6.1);
 	// DrainWaitSeconds is the time spent in the drain phase itself.
-	DrainSeconds     float64        `json:"drain_seconds"`
+	DrainSeconds float64 `json:"drain_seconds"`
+	// DrainEnd is how the drain ended: DrainResolved, DrainQuiescent or
+	// DrainCap.
+	DrainEnd         string         `json:"drain_end"`
 	DrainWaitSeconds float64        `json:"drain_wait_seconds"`
 	RunSeconds       float64        `json:"run_seconds"`
 	KillsByComponent map[string]int `json:"kills_by_component"`

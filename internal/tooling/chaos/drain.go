@@ -1,31 +1,59 @@
-// The drain: wait until the pipeline has nothing left to do.
+// The drain: wait until the pipeline has nothing left to do, or has stopped
+// moving, or the generous cap is reached.
 
 package chaos
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strings"
 	"time"
 
+	"github.com/ffpipe/ffpipe/internal/records"
 	"github.com/ffpipe/ffpipe/internal/tooling/media"
 )
 
-// drain waits until the queue is empty, no Batch task is left and every
-// row has a terminal record, three polls in a row; then it replays
-// a sample of the captured events and waits again.
+// How a drain ended (Report.DrainEnd).
+const (
+	// DrainResolved: every ledger row has a terminal record and nothing is
+	// left in flight, three polls in a row.
+	DrainResolved = "resolved"
+	// DrainQuiescent: nothing moved for Options.QuietPeriod while work was
+	// left: what is left is stuck, and a row without a terminal record is
+	// lost.
+	DrainQuiescent = "quiescent"
+	// DrainCap: Options.DrainTimeout was reached while the pipeline was
+	// still moving (a slow machine): rows still in flight are reported
+	// unfinished, apart from lost.
+	DrainCap = "cap"
+)
+
+// drainPoll is the pause between two looks at the pipeline. Each look
+// reads every record, so it is not shorter.
+const drainPoll = 2 * time.Second
+
+// drain waits until the pipeline settles, then replays a sample of the
+// captured events and waits again. It never fails on speed: it ends when
+// everything is resolved, when nothing moved for QuietPeriod, or at the
+// DrainTimeout cap; Observe and Check then tell lost from unfinished.
 func (h *harness) drain(ctx context.Context) error {
 	t0 := time.Now()
-	ctx, cancel := context.WithTimeout(ctx, h.opts.DrainTimeout)
-	defer cancel()
-	err := h.waitQuiet(ctx)
-	if err == nil {
+	deadline := t0.Add(h.opts.DrainTimeout)
+	end, last, err := h.settle(ctx, deadline)
+	if end == DrainResolved {
 		// Late duplicates: events for work that is finished (§6.6).
 		h.report.EventFaults["replayed"] = h.egProxy.replay(ctx, replayFraction)
-		err = h.waitQuiet(ctx)
+		end, last, err = h.settle(ctx, deadline)
+	}
+	h.report.DrainEnd = end
+	if end == DrainCap {
+		h.inFlight = last.inFlight()
 	}
 	h.report.DrainWaitSeconds = time.Since(t0).Seconds()
 	h.mu.Lock()
@@ -38,53 +66,118 @@ func (h *harness) drain(ctx context.Context) error {
 	return err
 }
 
-func (h *harness) waitQuiet(ctx context.Context) error {
+// settle polls until the pipeline is resolved (three polls in a row), has
+// not moved for QuietPeriod, or deadline passes. It returns how it ended
+// and the last snapshot that could be taken.
+func (h *harness) settle(ctx context.Context, deadline time.Time) (string, snapshot, error) {
+	var last snapshot
 	stable := 0
-	last := ""
+	moved := time.Now()
 	for {
-		ok, why := h.quiet(ctx)
-		if ok {
-			stable++
-			if stable >= 3 {
-				return nil
-			}
+		s, err := h.snapshot(ctx)
+		if err != nil {
+			// A look that failed (a component restarting, a slow machine)
+			// tells nothing: count it as movement, never as a stall.
+			moved, stable = time.Now(), 0
+			last.why = err.Error()
 		} else {
-			stable = 0
-			last = why
+			if s.signature != last.signature {
+				moved = time.Now()
+			}
+			last = s
+			if !s.resolved() {
+				stable = 0
+			} else if stable++; stable >= 3 {
+				return DrainResolved, s, nil
+			}
 		}
-		if !waitCtx(ctx, time.Second) {
-			return fmt.Errorf("not drained within %v: %s", h.opts.DrainTimeout, last)
+		if still := time.Since(moved); still >= h.opts.QuietPeriod {
+			return DrainQuiescent, last, fmt.Errorf("nothing moved for %v: %s", still.Round(time.Second), last.why)
+		}
+		if !time.Now().Before(deadline) || !waitCtx(ctx, min(drainPoll, time.Until(deadline))) {
+			return DrainCap, last, fmt.Errorf("drain cap of %v reached while the pipeline was still moving: %s", h.opts.DrainTimeout, last.why)
 		}
 	}
 }
 
-// quiet reports whether nothing is left to do.
-func (h *harness) quiet(ctx context.Context) (bool, string) {
-	if n := h.egProxy.inflight.Load(); n > 0 {
-		return false, fmt.Sprintf("%d event deliveries in flight", n)
+// snapshot is one look at what is left to do.
+type snapshot struct {
+	deliveries int64           // event deliveries in flight
+	messages   []string        // MessageIds in the queue
+	tasks      []string        // Batch task ids
+	counts     string          // Batch task counts by state
+	open       map[string]bool // keys with a record that is not final
+	pending    []string        // ledger rows without a terminal record
+	signature  string          // changes whenever the pipeline moves
+	why        string          // what is left, for a person
+}
+
+func (s snapshot) resolved() bool {
+	return s.deliveries == 0 && len(s.messages) == 0 && len(s.tasks) == 0 && len(s.pending) == 0
+}
+
+// inFlight is the keys work was still in flight for (Observed.InFlight).
+func (s snapshot) inFlight() map[string]bool {
+	m := map[string]bool{}
+	for _, k := range slices.Concat(s.messages, s.tasks) {
+		m[k] = true
 	}
+	for k := range s.open {
+		m[k] = true
+	}
+	return m
+}
+
+// snapshot looks at the event proxy, the queue, the Batch job, the records
+// and the ledger.
+func (h *harness) snapshot(ctx context.Context) (snapshot, error) {
+	s := snapshot{deliveries: h.egProxy.inflight.Load(), open: map[string]bool{}}
 	msgs, err := h.peek(ctx, false)
 	if err != nil {
-		return false, "peek queue: " + err.Error()
+		return s, fmt.Errorf("peek queue: %w", err)
 	}
-	if len(msgs) > 0 {
-		return false, fmt.Sprintf("%d messages in the queue", len(msgs))
+	for _, m := range msgs {
+		s.messages = append(s.messages, m.MessageID)
 	}
 	bc, err := h.st.BatchClient()
 	if err != nil {
-		return false, err.Error()
+		return s, err
 	}
-	keys, err := bc.ListTaskKeys(ctx, h.cfg.BatchJob, 1000)
+	if s.tasks, err = bc.ListTaskKeys(ctx, h.cfg.BatchJob, 1000); err != nil {
+		return s, fmt.Errorf("list tasks: %w", err)
+	}
+	counts, err := bc.TaskCounts(ctx, h.cfg.BatchJob)
 	if err != nil {
-		return false, "list tasks: " + err.Error()
+		return s, fmt.Errorf("task counts: %w", err)
 	}
-	if len(keys) > 0 {
-		return false, fmt.Sprintf("%d Batch tasks left", len(keys))
-	}
+	s.counts = fmt.Sprintf("%+v", counts)
 	recs, err := h.listRecords(ctx)
 	if err != nil {
-		return false, "records: " + err.Error()
+		return s, fmt.Errorf("records: %w", err)
 	}
+	states := make([]string, 0, len(recs))
+	for k, r := range recs {
+		states = append(states, k+"="+string(r.State))
+		if !r.State.Terminal() {
+			s.open[k] = true
+		}
+	}
+	s.pending = h.pendingRows(recs)
+	sort.Strings(states)
+	sort.Strings(s.messages)
+	sort.Strings(s.tasks)
+	sum := sha256.Sum256([]byte(strings.Join([]string{fmt.Sprint(s.deliveries), strings.Join(s.messages, ","),
+		strings.Join(s.tasks, ","), s.counts, strings.Join(states, ",")}, "|")))
+	s.signature = hex.EncodeToString(sum[:8])
+	s.why = fmt.Sprintf("%d event deliveries in flight, %d messages in the queue, %d Batch tasks (%s), %d ledger rows unresolved (%s)",
+		s.deliveries, len(s.messages), len(s.tasks), s.counts, len(s.pending), strings.Join(s.pending[:min(len(s.pending), 5)], ", "))
+	return s, nil
+}
+
+// pendingRows lists the rows (by ID) that should end with a terminal
+// record and have none, apart from those whose record an Azurite rollback
+// lost: that one will never come back (Check reports it apart).
+func (h *harness) pendingRows(recs map[string]records.Record) []string {
 	type pend struct {
 		id   string
 		keys []string
@@ -102,20 +195,15 @@ func (h *harness) quiet(ctx context.Context) (bool, string) {
 	obs := Observed{StorageKills: slices.Clone(h.storageKills)}
 	h.mu.Unlock()
 	if len(pending) > 0 && len(obs.StorageKills) > 0 {
-		// A terminal record Azurite lost will never come back: do not wait
-		// for it (Check reports it as lost_to_storage_rollback).
 		if f, err := os.Open(filepath.Join(h.st.LogDir(), "funchost.log")); err == nil {
 			obs.TerminalWrites, _ = ParseTerminalWrites(f)
 			f.Close()
 		}
 		pending = slices.DeleteFunc(pending, func(p pend) bool { return obs.lostToRollback(p.keys...) })
 	}
-	if len(pending) > 0 {
-		ids := make([]string, 0, 5)
-		for _, p := range pending[:min(len(pending), 5)] {
-			ids = append(ids, p.id)
-		}
-		return false, fmt.Sprintf("%d ledger rows unresolved (%s…)", len(pending), strings.Join(ids, ", "))
+	ids := make([]string, len(pending))
+	for i, p := range pending {
+		ids[i] = p.id
 	}
-	return true, ""
+	return ids
 }

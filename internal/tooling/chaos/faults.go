@@ -7,8 +7,12 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/ffpipe/ffpipe/internal/records"
@@ -154,6 +158,15 @@ func (h *harness) fault(ctx context.Context, f string, pause time.Duration) {
 		}
 		h.count(h.report.KillsByComponent, f)
 		h.event(f, "SIGKILL pid %d", pid)
+	case FaultRestart:
+		pid := h.st.HandlerPid()
+		if err := h.restartWorker(ctx); err != nil {
+			h.count(h.report.Missed, f)
+			h.note("worker restart: %v", err)
+			return
+		}
+		h.count(h.report.KillsByComponent, f)
+		h.event(f, "host restarted its worker (pid %d)", pid)
 	case FaultFFmpeg:
 		// Wait (briefly) for a running ffmpeg.
 		deadline := time.Now().Add(3 * time.Second)
@@ -221,4 +234,27 @@ func percentiles(ds []time.Duration) p5095 {
 		return s[i].Seconds()
 	}
 	return p5095{P50: at(0.5), P95: at(0.95), N: len(s)}
+}
+
+// restartWorker asks the Functions host to restart its handler process
+// (POST /admin/host/restart with the master key), as the real host does
+// after a functionTimeout.
+func (h *harness) restartWorker(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.st.HostURL()+"/admin/host/restart", nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("x-functions-key", h.st.HostMasterKey())
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<10))
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), `"restarted":true`) {
+		return fmt.Errorf("POST /admin/host/restart: %d %s", resp.StatusCode, b)
+	}
+	return nil
 }

@@ -56,7 +56,10 @@ type harness struct {
 	recov   map[string][]time.Duration
 
 	faultsStart, faultsEnd time.Time
-	storageKills           []time.Time
+	// inFlight: the keys work was still in flight for when the drain
+	// reached its cap (nil otherwise).
+	inFlight     map[string]bool
+	storageKills []time.Time
 }
 
 func (h *harness) randIntN(n int) int {

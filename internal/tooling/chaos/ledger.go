@@ -2,11 +2,8 @@ package chaos
 
 import (
 	"fmt"
-	"sort"
-	"strings"
 	"time"
 
-	"github.com/ffpipe/ffpipe/internal/etags"
 	"github.com/ffpipe/ffpipe/internal/request"
 
 	"github.com/ffpipe/ffpipe/internal/records"
@@ -77,6 +74,15 @@ type Observed struct {
 	// Storage never loses an acknowledged write.
 	TerminalWrites map[string][]time.Time
 	StorageKills   []time.Time
+	// InFlight, when the drain reached its cap while the pipeline was
+	// still making progress, holds the keys that still had work in flight
+	// (a Batch task, a queued message, a record not yet final), and
+	// DeliveriesInFlight whether event deliveries were still in flight
+	// (their keys are not known). Nil when the drain ended because
+	// everything was resolved or nothing moved any more: a row without a
+	// terminal record is then lost.
+	InFlight           map[string]bool
+	DeliveriesInFlight bool
 }
 
 // rollbackWindow is how far back an Azurite SIGKILL can undo writes.
@@ -153,6 +159,11 @@ type Result struct {
 	// LostToStorageRollback: terminal records the pipeline wrote and
 	// Azurite lost on SIGKILL (not a pipeline loss; reported apart).
 	LostToStorageRollback int `json:"lost_to_storage_rollback"`
+	// Unfinished: rows still in flight (a task, a queued message, an
+	// event delivery) when the drain reached its cap while the pipeline
+	// was still making progress. Not a loss: the run was too short for
+	// the machine; reported apart.
+	Unfinished int `json:"unfinished"`
 	// Informational.
 	Converted        int            `json:"converted"`
 	Outcomes         map[string]int `json:"outcomes"` // record state (or "none") → rows
@@ -161,7 +172,6 @@ type Result struct {
 	Findings         []Finding      `json:"findings"`
 }
 
-// Breaches is the number of invariant violations.
 // rolledBack records a row whose outcome an Azurite rollback explains
 // (see Observed.lostToRollback and taskUploadsRolledBack): reported
 // apart, not a breach.
@@ -171,6 +181,8 @@ func (r *Result) rolledBack(row *Row, format string, args ...any) {
 		Detail: fmt.Sprintf("%s (key %s): ", row.Name, row.Key) + fmt.Sprintf(format, args...)})
 }
 
+// Breaches is the number of invariant violations (unfinished rows and
+// rollbacks are reported apart).
 func (r Result) Breaches() int {
 	return r.Lost + r.DuplicateOutputs + r.UnexpectedOutputs + r.WronglyDeletedInputs + r.WrongOutcome + r.InvalidOutputs + r.DLQUnresolved
 }
@@ -210,233 +222,3 @@ func outcomeOf(st records.State) media.Outcome {
 
 // OutputName predicts the output name, with the pipeline's own template.
 func OutputName(name, ext string) string { return request.OutputName(name, ext) }
-
-// Check applies the invariants of reliability-security.md §6.1 to the
-// ledger and the observed end state.
-func Check(rows []Row, obs Observed, tol time.Duration) Result {
-	res := Result{Outcomes: map[string]int{}}
-	byKey := map[string]*Row{}
-	superseded := map[string]*Row{}
-	byID := map[string]*Row{}
-	byName := map[string]*Row{}
-	for i := range rows {
-		r := &rows[i]
-		byKey[r.Key] = r
-		byID[r.ID] = r
-		for _, k := range r.superseded {
-			superseded[k] = r
-		}
-		if r.Name != "" {
-			byName[r.Name] = r
-		}
-	}
-	// Which rows may have written each output blob.
-	writers := map[string][]*Row{}
-	for i := range rows {
-		r := &rows[i]
-		if r.Output != "" {
-			writers[r.Output] = append(writers[r.Output], r)
-		}
-	}
-
-	for i := range rows {
-		r := &rows[i]
-		rec, hasRec := obs.Records[r.Key]
-		state := "none"
-		if hasRec {
-			state = string(rec.State)
-		}
-		res.Outcomes[state]++
-		terminal := hasRec && rec.State.Terminal()
-		ignoredOK := r.expect.Outcome.Has(media.Ignored)
-
-		// lost: neither a valid output nor a terminal record.
-		if !terminal && !ignoredOK {
-			if obs.lostToRollback(append([]string{r.Key}, r.superseded...)...) {
-				res.rolledBack(r, "terminal record written, then lost by an Azurite SIGKILL (state %s)", state)
-				continue
-			}
-			res.add("lost", r.ID, "%s (key %s): no terminal record (state %s)", r.Name, r.Key, state)
-			continue
-		}
-
-		// wrong outcome.
-		switch {
-		case r.wantState != "":
-			if !hasRec || rec.State != r.wantState {
-				res.add("wrong_outcome", r.ID, "%s: record state %s (reason %q), want %s", r.Name, state, reasonOf(rec, hasRec), r.wantState)
-			}
-		case r.mayBeMissing && hasRec && rec.State == records.StateInputMissing:
-			// The overwrite won the race to Dispatch: fine.
-		default:
-			got := media.Ignored
-			if hasRec {
-				got = outcomeOf(rec.State)
-			}
-			switch {
-			case r.expect.Allows(got, reasonOf(rec, hasRec)):
-			case r.expect.Outcome.Has(got) && hasRec && obs.taskUploadsRolledBack(rec):
-				// The right outcome; the reason lacks the code that the
-				// task's stderr, rolled back before Sweep read it, gives.
-				res.rolledBack(r, "failure reason %q written without the task's stderr (lost by an Azurite SIGKILL)", reasonOf(rec, hasRec))
-			default:
-				res.add("wrong_outcome", r.ID, "%s: got %s (state %s, reason %q), want %s", r.Name, got, state, reasonOf(rec, hasRec), r.expect)
-			}
-		}
-
-		// The converted output.
-		if hasRec && rec.State == records.StateDone {
-			res.Converted++
-			out := rec.Output.Blob
-			if out == "" {
-				out = r.Output
-			}
-			ob, ok := obs.Outputs[out]
-			switch {
-			case !ok && obs.taskUploadsRolledBack(rec):
-				res.rolledBack(r, "output %q uploaded, then lost by an Azurite SIGKILL before Sweep recorded it done", out)
-				continue // its input went with the verified output: not a deletion of its own
-			case !ok:
-				res.add("lost", r.ID, "%s: record done but output %q missing", r.Name, out)
-			case ob.Err != nil:
-				res.add("invalid_outputs", r.ID, "%s: output %q: %v", r.Name, out, ob.Err)
-			case r.Kind == KindOverwriteOld:
-				// Checked with its pair below.
-			case r.Kind == KindOverwriteNew:
-				if d := (ob.Duration - r.Duration).Abs(); d > tol {
-					old := byID[r.Pair]
-					olders := old != nil && (ob.Duration-old.Duration).Abs() <= tol
-					if olders && obs.taskUploadsRolledBack(rec) {
-						res.rolledBack(r, "output %q holds the overwritten version's content: the newest upload's output was lost by an Azurite SIGKILL", out)
-						break
-					}
-					detail := fmt.Sprintf("%s: final output lasts %v, want the newest upload's %v", r.Name, ob.Duration, r.Duration)
-					if olders {
-						detail += " (it is the overwritten version's: the older task finished last)"
-					}
-					res.add("wrong_outcome", r.ID, "%s", detail)
-				}
-			case r.Duration > 0:
-				if d := (ob.Duration - r.Duration).Abs(); d > tol {
-					res.add("invalid_outputs", r.ID, "%s: output lasts %v, want %v ± %v", r.Name, ob.Duration, r.Duration, tol)
-				}
-			}
-			if out != r.Output && r.Output != "" {
-				res.add("unexpected_outputs", r.ID, "%s: record names output %q, want %q", r.Name, out, r.Output)
-			}
-		} else if r.Output != "" && r.Pair == "" {
-			if _, ok := obs.Outputs[r.Output]; ok && !sharedOutputDone(writers[r.Output], obs) {
-				res.add("unexpected_outputs", r.ID, "%s: output %q exists but the record is %s", r.Name, r.Output, state)
-			}
-		}
-
-		// wrongly deleted: the input (this eTag) is gone from input and
-		// quarantine without a verified output for the same key.
-		if r.Name == "" || r.Kind == KindDeleted || r.Kind == KindOverwriteOld {
-			continue // gone on purpose (deleted or overwritten by the harness)
-		}
-		inTag, inInput := obs.Inputs[r.Name]
-		// A quarantined input is a server-side copy: same name, new eTag.
-		_, inQ := obs.Quarantine[r.Name]
-		present := (inInput && etags.Equal(inTag, r.ETag)) || inQ
-		if !present {
-			done := hasRec && rec.State == records.StateDone
-			if !done {
-				res.add("wrongly_deleted_inputs", r.ID, "%s (eTag %s): input gone, record %s", r.Name, r.ETag, state)
-			} else if ob, ok := obs.Outputs[rec.Output.Blob]; !ok || ob.Err != nil {
-				res.add("wrongly_deleted_inputs", r.ID, "%s (eTag %s): input gone, output not verified", r.Name, r.ETag)
-			}
-		} else if hasRec && rec.State == records.StateDone && inInput && etags.Equal(inTag, r.ETag) {
-			res.InputsLeft++
-		}
-	}
-
-	// Outputs nobody in the ledger should have written.
-	names := make([]string, 0, len(obs.Outputs))
-	for n := range obs.Outputs {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		ws := writers[n]
-		if len(ws) == 0 {
-			res.add("unexpected_outputs", "", "output %q matches no ledger input", n)
-			continue
-		}
-		// One blob for two different keys: only an overwrite pair may share.
-		var done []*Row
-		for _, w := range ws {
-			if rec, ok := obs.Records[w.Key]; ok && rec.State == records.StateDone {
-				done = append(done, w)
-			}
-		}
-		if len(done) > 1 && !(len(done) == 2 && done[0].Pair == done[1].ID) {
-			ids := make([]string, len(done))
-			for i, d := range done {
-				ids[i] = d.ID
-			}
-			res.add("duplicate_outputs", "", "output %q written for %d keys (%s)", n, len(done), strings.Join(ids, ", "))
-		}
-	}
-
-	// Records with no ledger row.
-	keys := make([]string, 0, len(obs.Records))
-	for k := range obs.Records {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		if byKey[k] != nil {
-			continue
-		}
-		rec := obs.Records[k]
-		r := superseded[k]
-		if r == nil && rec.State != records.StateDone {
-			// An upload whose answer was lost (the harness retried it and
-			// never learnt the first eTag): a record for the same name
-			// that did not convert is a superseded version too.
-			r = byName[rec.Source.Blob]
-		}
-		if r != nil {
-			res.SupersededRecord++
-			if rec.State == records.StateDone {
-				// A superseded upload that was converted: only fine when
-				// the output is the row's own (same name, same content).
-				if rec.Output.Blob != r.Output {
-					res.add("unexpected_outputs", r.ID, "superseded key %s wrote %q", k, rec.Output.Blob)
-				}
-			}
-			continue
-		}
-		res.add("unexpected_outputs", "", "record %s (%s %q) matches no ledger input", k, rec.State, rec.Source.Blob)
-	}
-
-	// Dead letters must belong to resolved work.
-	for _, d := range obs.DLQ {
-		rec, ok := obs.Records[d.MessageID]
-		if !ok || !rec.State.Terminal() {
-			res.add("dlq_unresolved", "", "dead-lettered message %s (%s) has no terminal record", d.MessageID, d.Reason)
-		}
-	}
-	return res
-}
-
-// sharedOutputDone: one of the rows writing this output (or an earlier,
-// superseded upload of one of them) converted.
-func sharedOutputDone(ws []*Row, obs Observed) bool {
-	for _, w := range ws {
-		for _, k := range append([]string{w.Key}, w.superseded...) {
-			if rec, ok := obs.Records[k]; ok && rec.State == records.StateDone {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-func reasonOf(rec records.Record, ok bool) string {
-	if !ok {
-		return ""
-	}
-	return rec.Reason
-}

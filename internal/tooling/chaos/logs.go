@@ -246,6 +246,7 @@ func (r *Report) WriteTable(w io.Writer) {
 	row("secrets_in_logs", len(r.SecretsInLogs), 0)
 	row("security_checks_failed", r.SecurityFailures(), 0)
 	fmt.Fprintf(tw, "lost_to_storage_rollback\t%d\t(records Azurite lost on SIGKILL; not counted as lost)\n", r.LostToStorageRollback)
+	fmt.Fprintf(tw, "unfinished\t%d\t(still in flight when the drain reached its cap; not counted as lost)\n", r.Unfinished)
 	fmt.Fprintf(tw, "converted\t%d\t\n", r.Converted)
 	fmt.Fprintf(tw, "outcomes\t%s\t\n", fmtMap(r.Outcomes))
 	fmt.Fprintf(tw, "kills\t%s\t\n", fmtMap(r.KillsByComponent))
@@ -255,7 +256,7 @@ func (r *Report) WriteTable(w io.Writer) {
 	fmt.Fprintf(tw, "event faults\t%s\t\n", fmtMap(r.EventFaults))
 	fmt.Fprintf(tw, "executions/input\t%s\tmax %d\n", fmtMap(r.Executions), r.ExecutionsMax)
 	fmt.Fprintf(tw, "dead letters\t%s\t\n", fmtMap(r.DLQByReason))
-	fmt.Fprintf(tw, "drain\t%.1f s after the last fault\t(%.1f s in the drain phase)\n", r.DrainSeconds, r.DrainWaitSeconds)
+	fmt.Fprintf(tw, "drain\t%.1f s after the last fault\t(%.1f s in the drain phase; ended %s)\n", r.DrainSeconds, r.DrainWaitSeconds, r.DrainEnd)
 	fmt.Fprintf(tw, "run\t%.1f s\t\n", r.RunSeconds)
 	keys := make([]string, 0, len(r.RecoverySeconds))
 	for k := range r.RecoverySeconds {

@@ -153,6 +153,13 @@ func (h *harness) observeAndCheck(ctx context.Context) error {
 	h.mu.Lock()
 	obs.StorageKills = slices.Clone(h.storageKills)
 	h.mu.Unlock()
+	if h.report.DrainEnd == DrainCap {
+		obs.InFlight = h.inFlight
+		if obs.InFlight == nil {
+			obs.InFlight = map[string]bool{}
+		}
+		obs.DeliveriesInFlight = h.egProxy.inflight.Load() > 0
+	}
 	h.mu.Lock()
 	rows := make([]Row, len(h.rows))
 	for i, r := range h.rows {
