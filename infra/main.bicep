@@ -61,6 +61,8 @@ param sasExpiry string = '2h'
 param sweepMaxTasks string = '500'
 @description('Completed tasks one Sweep run settles at the same time (1-256).')
 param sweepParallelism string = '16'
+@description('Time one Sweep run keeps settling rounds while they come back full; keep it under the timer period (sweepSchedule) and functionTimeout.')
+param sweepBudget string = '30s'
 param reconcileAfter string = '15m'
 @description('Peek-lock duration of the request queue (at most PT5M); Dispatch keeps each invocation to half of it (FFPIPE_QUEUE_LOCK_DURATION).')
 param queueLockDuration string = 'PT5M'
@@ -235,6 +237,7 @@ var appSettings = {
   FFPIPE_NODE_IDENTITY: taskBlobAccess == 'identity' ? identities.outputs.poolId : ''
   FFPIPE_SWEEP_MAX_TASKS: sweepMaxTasks
   FFPIPE_SWEEP_PARALLELISM: sweepParallelism
+  FFPIPE_SWEEP_BUDGET: sweepBudget
   FFPIPE_RECONCILE_AFTER: reconcileAfter
   FFPIPE_QUEUE_LOCK_DURATION: queueLockDuration
   SweepSchedule: sweepSchedule
