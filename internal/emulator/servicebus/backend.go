@@ -61,6 +61,18 @@ func openBackend(opts Options, log *slog.Logger) (*backend, error) {
 
 func (b *backend) Close() error { return b.st.Close() }
 
+// subscriptions lists every topic's subscription paths, for the start-up
+// log ("<topic>/Subscriptions/<name>").
+func (b *backend) subscriptions() []string {
+	var out []string
+	for _, name := range b.st.Topics() {
+		if t, err := b.st.Topic(name); err == nil {
+			out = append(out, t.Subscriptions()...)
+		}
+	}
+	return out
+}
+
 // sync waits until every change so far is on disk (no-op in memory).
 func (b *backend) sync(ctx context.Context) error { return b.st.Sync(ctx) }
 

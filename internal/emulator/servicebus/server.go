@@ -163,6 +163,7 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.store, s.ln, s.tlsLn = b, ln, tlsLn
 	s.log.Info("service bus emulator listening", "addr", ln.Addr().String(), "durable", s.opts.DataDir != "")
+	s.log.Info("service bus entities", "queues", b.st.Queues(), "subscriptions", b.subscriptions())
 	s.wg.Add(1)
 	go s.accept(ln)
 	if tlsLn != nil {

@@ -342,27 +342,19 @@ func (w *wal) shouldCompact() bool {
 	return size >= 4*live
 }
 
-// compact rewrites the log as a snapshot of the current state. With every
-// queue lock held it copies the state and takes the pending records; then,
-// without locks, it writes snapshot + pending records to a new file, syncs
-// it and renames it over the log. The pending records' effects are already
-// in the snapshot, and replaying them again is harmless because every
-// record sets an absolute state. A crash before the rename leaves the old
-// log, which lacks only the pending (not yet acknowledged) records.
-func (w *wal) compact() error {
-	type qsnap struct {
-		key     string
-		lastSeq int64
-		entries []entry
-		dups    []dupRec
-		dupSeq  []int64
-	}
-	w.mu.Lock()
-	failed := w.err
-	w.mu.Unlock()
-	if failed != nil {
-		return failed
-	}
+// qsnap is the state of one queue or topic copied for a compaction.
+type qsnap struct {
+	key     string
+	lastSeq int64
+	entries []entry
+	dups    []dupRec
+	dupSeq  []int64
+}
+
+// snapshot copies the state of every topic and queue and takes the
+// pending log records and their batch, with every lock held (topics, then
+// queues, then the log: the lock order).
+func (w *wal) snapshot() ([]qsnap, []byte, *batch) {
 	for _, t := range w.s.topicOrder {
 		t.mu.Lock()
 	}
@@ -393,6 +385,24 @@ func (w *wal) compact() error {
 	for i := len(w.s.topicOrder) - 1; i >= 0; i-- {
 		w.s.topicOrder[i].mu.Unlock()
 	}
+	return snaps, pending, b
+}
+
+// compact rewrites the log as a snapshot of the current state. With every
+// queue lock held it copies the state and takes the pending records; then,
+// without locks, it writes snapshot + pending records to a new file, syncs
+// it and renames it over the log. The pending records' effects are already
+// in the snapshot, and replaying them again is harmless because every
+// record sets an absolute state. A crash before the rename leaves the old
+// log, which lacks only the pending (not yet acknowledged) records.
+func (w *wal) compact() error {
+	w.mu.Lock()
+	failed := w.err
+	w.mu.Unlock()
+	if failed != nil {
+		return failed
+	}
+	snaps, pending, b := w.snapshot()
 
 	err := func() error {
 		tmp := filepath.Join(w.dir, compactName)
