@@ -112,16 +112,21 @@ func (s *Server) removeJobLocked(j *jobEntry) func() {
 	if s.jobs[j.key] != j {
 		return nil
 	}
-	var dirs []string
+	dirs := s.dropJobTasksLocked(j)
+	s.dropJobLocked(j.key)
+	s.persistJob(j, true)
+	s.log.Info("batch job deleted", "job", j.w.ID)
+	return func() { removeDirs(dirs) }
+}
+
+// dropJobTasksLocked drops every task of j and returns their directories.
+func (s *Server) dropJobTasksLocked(j *jobEntry) (dirs []string) {
 	for _, t := range j.list {
 		if !t.deleted {
 			dirs = append(dirs, s.dropTaskLocked(t)...)
 		}
 	}
-	s.dropJobLocked(j.key)
-	s.persistJob(j, true)
-	s.log.Info("batch job deleted", "job", j.w.ID)
-	return func() { removeDirs(dirs) }
+	return dirs
 }
 
 func (s *Server) deletePool(c *reqCtx, id string) {

@@ -144,27 +144,29 @@ func validatePool(p *poolSpec) *apiError {
 			return errBadProperty("resizeTimeout", p.ResizeTimeout, "must be an ISO-8601 duration of at least PT5M")
 		}
 	}
-	if st := p.StartTask; st != nil {
-		if strings.TrimSpace(st.CommandLine) == "" {
-			return errMissingProperty("startTask.commandLine")
-		}
-		if _, err := splitCommandLine(st.CommandLine); err != nil {
-			return errBadProperty("startTask.commandLine", st.CommandLine, err.Error())
-		}
-		if len(st.ContainerSettings) > 0 && string(st.ContainerSettings) != "null" {
-			return errUnsupported("startTask.containerSettings", "the pool has no container configuration (containers are not modelled locally)")
-		}
-		if st.MaxTaskRetryCount != nil && *st.MaxTaskRetryCount < -1 {
-			return errBadProperty("startTask.maxTaskRetryCount", fmt.Sprint(*st.MaxTaskRetryCount), "must be -1 or more")
-		}
-		if aerr := validateResourceFiles("startTask.resourceFiles", st.ResourceFiles); aerr != nil {
-			return aerr
-		}
-		if aerr := validateEnv("startTask.environmentSettings", st.EnvironmentSettings); aerr != nil {
-			return aerr
-		}
+	return validateStartTask(p.StartTask)
+}
+
+func validateStartTask(st *startTask) *apiError {
+	if st == nil {
+		return nil
 	}
-	return nil
+	if strings.TrimSpace(st.CommandLine) == "" {
+		return errMissingProperty("startTask.commandLine")
+	}
+	if _, err := splitCommandLine(st.CommandLine); err != nil {
+		return errBadProperty("startTask.commandLine", st.CommandLine, err.Error())
+	}
+	if len(st.ContainerSettings) > 0 && string(st.ContainerSettings) != "null" {
+		return errUnsupported("startTask.containerSettings", "the pool has no container configuration (containers are not modelled locally)")
+	}
+	if st.MaxTaskRetryCount != nil && *st.MaxTaskRetryCount < -1 {
+		return errBadProperty("startTask.maxTaskRetryCount", fmt.Sprint(*st.MaxTaskRetryCount), "must be -1 or more")
+	}
+	if aerr := validateResourceFiles("startTask.resourceFiles", st.ResourceFiles); aerr != nil {
+		return aerr
+	}
+	return validateEnv("startTask.environmentSettings", st.EnvironmentSettings)
 }
 
 func fillTypeWire(v string) string {
@@ -184,10 +186,37 @@ func (s *Server) createPool(c *reqCtx) {
 		c.fail(aerr)
 		return
 	}
-	at := now()
+	w := newPoolWire(spec, now())
+	w.ETag = s.newETag()
+	key := lower(spec.ID)
+	s.mu.Lock()
+	if old, ok := s.pools[key]; ok {
+		s.mu.Unlock()
+		if aerr := poolDeleting(old); aerr != nil {
+			c.fail(aerr)
+			return
+		}
+		c.fail(errPoolExists)
+		return
+	}
+	p := &poolEntry{key: key, w: w}
+	s.pools[key] = p
+	s.poolList = append(s.poolList, p)
+	s.reconcileNodesLocked(p, "")
+	seq := s.persistPool(p, false)
+	s.mu.Unlock()
+	if err := s.journal.wait(seq); err != nil {
+		c.fail(newErr(http.StatusInternalServerError, "InternalError", "persist pool: "+err.Error()))
+		return
+	}
+	s.log.Info("batch pool created", "pool", spec.ID, "autoScale", *w.EnableAutoScale)
+	c.created(w.ETag, w.LastModified, s.poolURL(spec.ID))
+}
+
+// newPoolWire is a new pool with Batch's defaults filled in.
+func newPoolWire(spec poolSpec, at time.Time) poolWire {
 	w := poolWire{poolSpec: spec, CreationTime: at, LastModified: at, State: stateActive, StateTransitionTime: at,
 		AllocationState: "resizing", AllocationStateTransitionTime: at}
-	w.ETag = s.newETag()
 	if w.ResizeTimeout == "" {
 		w.ResizeTimeout = "PT15M"
 	}
@@ -232,29 +261,7 @@ func (s *Server) createPool(c *reqCtx) {
 	if len(w.CertificateReferences) == 0 {
 		w.CertificateReferences = []byte("[]")
 	}
-	key := lower(spec.ID)
-	s.mu.Lock()
-	if old, ok := s.pools[key]; ok {
-		s.mu.Unlock()
-		if aerr := poolDeleting(old); aerr != nil {
-			c.fail(aerr)
-			return
-		}
-		c.fail(errPoolExists)
-		return
-	}
-	p := &poolEntry{key: key, w: w}
-	s.pools[key] = p
-	s.poolList = append(s.poolList, p)
-	s.reconcileNodesLocked(p, "")
-	seq := s.persistPool(p, false)
-	s.mu.Unlock()
-	if err := s.journal.wait(seq); err != nil {
-		c.fail(newErr(http.StatusInternalServerError, "InternalError", "persist pool: "+err.Error()))
-		return
-	}
-	s.log.Info("batch pool created", "pool", spec.ID, "autoScale", *w.EnableAutoScale)
-	c.created(w.ETag, w.LastModified, s.poolURL(spec.ID))
+	return w
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -202,69 +202,98 @@ func (s *Server) load() error {
 		if rec.Seq > s.seq {
 			s.seq = rec.Seq
 		}
-		switch rec.Kind {
-		case "pool":
-			if rec.Op == "del" {
-				s.dropPoolLocked(rec.Key)
-				continue
-			}
-			var w poolWire
-			if err := json.Unmarshal(rec.V, &w); err != nil {
-				return fmt.Errorf("replay pool %s: %w", rec.Key, err)
-			}
-			if p, ok := s.pools[rec.Key]; ok {
-				p.w = w
-				continue
-			}
-			p := &poolEntry{key: rec.Key, w: w}
-			s.pools[rec.Key] = p
-			s.poolList = append(s.poolList, p)
-		case "job":
-			if rec.Op == "del" {
-				s.dropJobLocked(rec.Key)
-				continue
-			}
-			var w jobWire
-			if err := json.Unmarshal(rec.V, &w); err != nil {
-				return fmt.Errorf("replay job %s: %w", rec.Key, err)
-			}
-			if j, ok := s.jobs[rec.Key]; ok {
-				j.w = w
-				continue
-			}
-			j := &jobEntry{key: rec.Key, seq: rec.Seq, w: w, tasks: map[string]*taskEntry{}}
-			s.jobs[rec.Key] = j
-			s.jobList = append(s.jobList, j)
-		case "task":
-			j, ok := s.jobs[rec.Job]
-			if !ok {
-				continue
-			}
-			if rec.Op == "del" {
-				if t, ok := j.tasks[rec.Key]; ok {
-					j.removeTask(t)
-				}
-				continue
-			}
-			var w taskWire
-			if err := json.Unmarshal(rec.V, &w); err != nil {
-				return fmt.Errorf("replay task %s: %w", rec.Key, err)
-			}
-			if t, ok := j.tasks[rec.Key]; ok {
-				t.w, t.dir = w, rec.Dir
-				continue
-			}
-			t := &taskEntry{key: rec.Key, seq: rec.Seq, job: j, w: w, dir: rec.Dir}
-			j.tasks[rec.Key] = t
-			j.list = append(j.list, t)
+		if err := s.replayLocked(rec); err != nil {
+			return err
 		}
 	}
-	// A deletion that the stop interrupted finishes now.
+	removeDirs(s.finishDeletionsLocked())
+	s.resumeTasksLocked()
+	sort.Slice(s.jobList, func(a, b int) bool { return s.jobList[a].seq < s.jobList[b].seq })
+	for _, p := range s.poolList {
+		p.w.CurrentDedicatedNodes, p.w.CurrentLowPriorityNodes = 0, 0
+	}
+	j, err := openJournal(s.root, s.snapshotLocked())
+	if err != nil {
+		return err
+	}
+	s.journal = j
+	s.records = s.liveCountLocked()
+	return nil
+}
+
+// replayLocked applies one state-log record.
+func (s *Server) replayLocked(rec record) error {
+	switch rec.Kind {
+	case "pool":
+		if rec.Op == "del" {
+			s.dropPoolLocked(rec.Key)
+			return nil
+		}
+		var w poolWire
+		if err := json.Unmarshal(rec.V, &w); err != nil {
+			return fmt.Errorf("replay pool %s: %w", rec.Key, err)
+		}
+		if p, ok := s.pools[rec.Key]; ok {
+			p.w = w
+			return nil
+		}
+		p := &poolEntry{key: rec.Key, w: w}
+		s.pools[rec.Key] = p
+		s.poolList = append(s.poolList, p)
+	case "job":
+		if rec.Op == "del" {
+			s.dropJobLocked(rec.Key)
+			return nil
+		}
+		var w jobWire
+		if err := json.Unmarshal(rec.V, &w); err != nil {
+			return fmt.Errorf("replay job %s: %w", rec.Key, err)
+		}
+		if j, ok := s.jobs[rec.Key]; ok {
+			j.w = w
+			return nil
+		}
+		j := &jobEntry{key: rec.Key, seq: rec.Seq, w: w, tasks: map[string]*taskEntry{}}
+		s.jobs[rec.Key] = j
+		s.jobList = append(s.jobList, j)
+	case "task":
+		return s.replayTaskLocked(rec)
+	}
+	return nil
+}
+
+func (s *Server) replayTaskLocked(rec record) error {
+	j, ok := s.jobs[rec.Job]
+	if !ok {
+		return nil
+	}
+	if rec.Op == "del" {
+		if t, ok := j.tasks[rec.Key]; ok {
+			j.removeTask(t)
+		}
+		return nil
+	}
+	var w taskWire
+	if err := json.Unmarshal(rec.V, &w); err != nil {
+		return fmt.Errorf("replay task %s: %w", rec.Key, err)
+	}
+	if t, ok := j.tasks[rec.Key]; ok {
+		t.w, t.dir = w, rec.Dir
+		return nil
+	}
+	t := &taskEntry{key: rec.Key, seq: rec.Seq, job: j, w: w, dir: rec.Dir}
+	j.tasks[rec.Key] = t
+	j.list = append(j.list, t)
+	return nil
+}
+
+// finishDeletionsLocked removes the jobs and pools that a stop caught in
+// state deleting, and returns the task directories to remove.
+func (s *Server) finishDeletionsLocked() (dirs []string) {
 	for _, j := range append([]*jobEntry(nil), s.jobList...) {
 		if j.w.State == stateDeleting {
-			if after := s.removeJobLocked(j); after != nil {
-				defer after()
-			}
+			dirs = append(dirs, s.dropJobTasksLocked(j)...)
+			s.removeJobLocked(j)
 		}
 	}
 	for _, p := range append([]*poolEntry(nil), s.poolList...) {
@@ -272,6 +301,13 @@ func (s *Server) load() error {
 			s.removePoolLocked(p)
 		}
 	}
+	return dirs
+}
+
+// resumeTasksLocked queues the active tasks, requeues those that were
+// running when the process stopped (node loss, requeueCount+1) and arms
+// the retention of completed ones.
+func (s *Server) resumeTasksLocked() {
 	at := now()
 	for _, j := range s.jobList {
 		sort.Slice(j.list, func(a, b int) bool { return j.list[a].seq < j.list[b].seq })
@@ -291,17 +327,6 @@ func (s *Server) load() error {
 			}
 		}
 	}
-	sort.Slice(s.jobList, func(a, b int) bool { return s.jobList[a].seq < s.jobList[b].seq })
-	for _, p := range s.poolList {
-		p.w.CurrentDedicatedNodes, p.w.CurrentLowPriorityNodes = 0, 0
-	}
-	j, err := openJournal(s.root, s.snapshotLocked())
-	if err != nil {
-		return err
-	}
-	s.journal = j
-	s.records = s.liveCountLocked()
-	return nil
 }
 
 // requeueLocked puts a task that was on a node back to active (node loss or

@@ -206,63 +206,10 @@ func (s *Server) addTaskCollection(c *reqCtx, jobID string) {
 		c.fail(aerr)
 		return
 	}
-	// Usually the whole body decodes strictly: one pass. Otherwise each
-	// task is decoded alone, so that one bad task gets its own error.
-	var whole struct {
-		Value []taskSpec `json:"value"`
-	}
-	var raws []json.RawMessage
-	n := 0
-	if decodeStrict(data, &whole) == nil && whole.Value != nil {
-		n = len(whole.Value)
-	} else {
-		var group struct {
-			Value []json.RawMessage `json:"value"`
-		}
-		if aerr := decodeStrict(data, &group); aerr != nil {
-			c.fail(aerr)
-			return
-		}
-		if group.Value == nil {
-			c.fail(errMissingProperty("value"))
-			return
-		}
-		raws, n = group.Value, len(group.Value)
-	}
-	if n > 100 {
-		c.fail(newErr(http.StatusRequestEntityTooLarge, "RequestBodyTooLarge",
-			fmt.Sprintf("The collection holds %d tasks; at most 100 tasks can be added in one request.", n),
-			"MaxTasks", "100", "Tasks", strconv.Itoa(n)))
+	specs, results, aerr := c.decodeCollection(data)
+	if aerr != nil {
+		c.fail(aerr)
 		return
-	}
-	results := make([]addResult, n)
-	specs := make([]*taskSpec, n)
-	reject := func(i int, id string, aerr *apiError) {
-		results[i] = addResult{Status: "ClientError", TaskID: id, Error: c.errorBody(aerr)}
-		results[i].Error.Metadata = ""
-	}
-	for i := range whole.Value {
-		if aerr := validateTask(&whole.Value[i]); aerr != nil {
-			reject(i, whole.Value[i].ID, aerr)
-			continue
-		}
-		specs[i] = &whole.Value[i]
-	}
-	for i, raw := range raws {
-		var spec taskSpec
-		aerr := decodeStrict(raw, &spec)
-		if aerr == nil {
-			aerr = validateTask(&spec)
-		}
-		if aerr != nil {
-			var loose struct {
-				ID string `json:"id"`
-			}
-			_ = json.Unmarshal(raw, &loose)
-			reject(i, loose.ID, aerr)
-			continue
-		}
-		specs[i] = &spec
 	}
 	j, ok := s.lockJob(c, jobID)
 	if !ok || !s.proceed(c, jobActive(j)) {
@@ -301,6 +248,67 @@ func (s *Server) addTaskCollection(c *reqCtx, jobID string) {
 		Value []addResult `json:"value"`
 	}{results})
 	c.writeJSON(http.StatusOK, "taskaddresult", body)
+}
+
+// decodeCollection reads an addtaskcollection body: the valid tasks in
+// specs, and for each invalid one its ClientError in results (same index).
+// Usually the whole body decodes strictly in one pass; otherwise each task
+// is decoded alone, so that one bad task gets its own error.
+func (c *reqCtx) decodeCollection(data []byte) (specs []*taskSpec, results []addResult, aerr *apiError) {
+	var whole struct {
+		Value []taskSpec `json:"value"`
+	}
+	var raws []json.RawMessage
+	n := 0
+	if decodeStrict(data, &whole) == nil && whole.Value != nil {
+		n = len(whole.Value)
+	} else {
+		var group struct {
+			Value []json.RawMessage `json:"value"`
+		}
+		if aerr := decodeStrict(data, &group); aerr != nil {
+			return nil, nil, aerr
+		}
+		if group.Value == nil {
+			return nil, nil, errMissingProperty("value")
+		}
+		raws, n = group.Value, len(group.Value)
+	}
+	if n > 100 {
+		return nil, nil, newErr(http.StatusRequestEntityTooLarge, "RequestBodyTooLarge",
+			fmt.Sprintf("The collection holds %d tasks; at most 100 tasks can be added in one request.", n),
+			"MaxTasks", "100", "Tasks", strconv.Itoa(n))
+	}
+	results = make([]addResult, n)
+	specs = make([]*taskSpec, n)
+	reject := func(i int, id string, aerr *apiError) {
+		results[i] = addResult{Status: "ClientError", TaskID: id, Error: c.errorBody(aerr)}
+		results[i].Error.Metadata = ""
+	}
+	for i := range whole.Value {
+		if aerr := validateTask(&whole.Value[i]); aerr != nil {
+			reject(i, whole.Value[i].ID, aerr)
+			continue
+		}
+		specs[i] = &whole.Value[i]
+	}
+	for i, raw := range raws {
+		var spec taskSpec
+		aerr := decodeStrict(raw, &spec)
+		if aerr == nil {
+			aerr = validateTask(&spec)
+		}
+		if aerr != nil {
+			var loose struct {
+				ID string `json:"id"`
+			}
+			_ = json.Unmarshal(raw, &loose)
+			reject(i, loose.ID, aerr)
+			continue
+		}
+		specs[i] = &spec
+	}
+	return specs, results, nil
 }
 
 func (s *Server) renderTaskLocked(t *taskEntry) *taskWire {
