@@ -108,6 +108,19 @@ func (f *fakeBlobs) DeleteIfMatch(_ context.Context, cont, name, etag string) er
 	return nil
 }
 
+func (f *fakeBlobs) Delete(_ context.Context, cont, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.failure("delete", cont, name); err != nil {
+		return err
+	}
+	if _, ok := f.blobs[cont+"/"+name]; !ok {
+		return storage.ErrNotFound
+	}
+	delete(f.blobs, cont+"/"+name)
+	return nil
+}
+
 func (f *fakeBlobs) Move(_ context.Context, sc, sn, etag, dc, dn string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -455,7 +468,9 @@ func newEnv(t *testing.T, change func(m map[string]string)) *env {
 	e.blobs = newFakeBlobs(clock)
 	e.queue = &fakeQueue{}
 	e.batch = newFakeBatch(clock)
-	e.records = records.New(e.blobs, e.cfg.StatusContainer, clock)
+	e.records = records.New(e.blobs, e.cfg.StatusContainer, clock).WithIndex(
+		records.NewIndex(e.blobs, e.cfg.IndexContainer, e.cfg.RecordRetention, clock),
+		func(key string, err error) { t.Logf("index of %s not updated: %v", key, err) })
 	d := Deps{
 		Log:       config.NewLogger(e.cfg, &lockedWriter{w: e.logs}),
 		Queue:     e.queue,

@@ -79,6 +79,9 @@ type Records interface {
 	// round trip fewer when none appeared since).
 	UpdateNew(ctx context.Context, key string, change func(old records.Record, found bool) records.Record) (records.Record, error)
 	Summarize(ctx context.Context, recent int) (records.Summary, error)
+	// Expire deletes the records under a key prefix that left the
+	// retention window; it returns how many.
+	Expire(ctx context.Context, prefix string) (int, error)
 }
 
 // TaskSubmitter creates Batch tasks (Dispatch).
@@ -142,6 +145,9 @@ type app struct {
 	// reconcile (zero: never, or the last one failed).
 	reconcileMu   sync.Mutex
 	lastReconcile time.Time
+
+	// expireAt is the next part of the records Sweep expires.
+	expireAt *expireCursor
 }
 
 // Check reports what is wrong with cfg and d for New: call it first.
@@ -196,7 +202,7 @@ func build(cfg config.Config, d Deps) (*app, error) {
 	if _, ok := d.Presets.Get(cfg.DefaultPreset); !ok {
 		return nil, fmt.Errorf("setting FFPIPE_DEFAULT_PRESET: preset %q is not configured (have %s)", cfg.DefaultPreset, strings.Join(d.Presets.Names(), ", "))
 	}
-	a := &app{cfg: cfg, d: d, log: d.Log, now: d.Now, account: account}
+	a := &app{cfg: cfg, d: d, log: d.Log, now: d.Now, account: account, expireAt: newExpireCursor()}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}

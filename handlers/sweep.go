@@ -41,6 +41,7 @@ func (a *app) sweep(r *http.Request, inv *invocation) error {
 			errs = append(errs, err)
 		}
 	}
+	a.expire(ctx)
 	msg := fmt.Sprintf("sweep: %d completed tasks (%d done, %d failed), %d inputs re-enqueued", listed, done, failed, requeued)
 	if listed == 0 && requeued == 0 {
 		// The timer runs every few seconds: a run that found nothing is

@@ -61,6 +61,7 @@ var sharedNames = []struct{ setting, param string }{
 	{"FFPIPE_INPUT_CONTAINER", "inputContainerName"},
 	{"FFPIPE_OUTPUT_CONTAINER", "outputContainerName"},
 	{"FFPIPE_STATUS_CONTAINER", "statusContainerName"},
+	{"FFPIPE_INDEX_CONTAINER", "indexContainerName"},
 	{"FFPIPE_LOGS_CONTAINER", "logsContainerName"},
 	{"FFPIPE_QUARANTINE_CONTAINER", "quarantineContainerName"},
 	{"FFPIPE_QUEUE", "queueName"},

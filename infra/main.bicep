@@ -36,6 +36,7 @@ param taskBlobAccess string = 'identity'
 param inputContainerName string = 'input'
 param outputContainerName string = 'output'
 param statusContainerName string = 'status'
+param indexContainerName string = 'status-index'
 param logsContainerName string = 'logs'
 param quarantineContainerName string = 'quarantine'
 @description('Infra only: Event Grid writes events it could not deliver here.')
@@ -126,6 +127,7 @@ module dataStorage 'modules/storage.bicep' = {
       inputContainerName
       outputContainerName
       statusContainerName
+      indexContainerName
       logsContainerName
       quarantineContainerName
       deadLetterContainerName
@@ -224,6 +226,8 @@ var appSettings = {
   FFPIPE_INPUT_CONTAINER: inputContainerName
   FFPIPE_OUTPUT_CONTAINER: outputContainerName
   FFPIPE_STATUS_CONTAINER: statusContainerName
+  FFPIPE_INDEX_CONTAINER: indexContainerName
+  FFPIPE_RECORD_RETENTION: 'P${statusRetentionDays}D'
   FFPIPE_LOGS_CONTAINER: logsContainerName
   FFPIPE_QUARANTINE_CONTAINER: quarantineContainerName
   FFPIPE_ALLOWED_SUFFIXES: allowedSuffixes
@@ -268,6 +272,7 @@ module roles 'modules/roles.bicep' = {
     inputContainerName: inputContainerName
     outputContainerName: outputContainerName
     statusContainerName: statusContainerName
+    indexContainerName: indexContainerName
     logsContainerName: logsContainerName
     quarantineContainerName: quarantineContainerName
     deadLetterContainerName: deadLetterContainerName

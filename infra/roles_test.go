@@ -123,7 +123,7 @@ func methodNeeds(method string, args []string) ([]need, error) {
 var noRequest = map[string]bool{"Account": true, "URL": true, "BlobURL": true, "ContainerURL": true}
 
 // storageUse is a production package's use of a storage method on named
-// containers (FFPIPE_* defaults: input, output, status, logs, quarantine).
+// containers (FFPIPE_* defaults: input, output, status, index, logs, quarantine).
 type storageUse struct {
 	pkg, method string
 	containers  []string
@@ -146,12 +146,14 @@ var storageUses = []storageUse{
 	{pkg: "handlers", method: "ReadURL", containers: []string{"input"}, mode: "sas", why: "Dispatch signs the task's input URL"},
 	{pkg: "handlers", method: "ContainerWriteURL", containers: []string{"output"}, mode: "sas", why: "Dispatch signs the task's output URL"},
 	{pkg: "handlers", method: "ContainerWriteURL", containers: []string{"logs"}, mode: "sas", why: "Dispatch signs the task's stdout and stderr URLs"},
-	{pkg: "internal/records", method: "Put", containers: []string{"status"}, why: "status records"},
-	{pkg: "internal/records", method: "PutIf", containers: []string{"status"}, why: "status records, optimistic concurrency"},
+	{pkg: "internal/records", method: "Put", containers: []string{"status", "index"}, why: "status records; the index's day buckets (rebuild)"},
+	{pkg: "internal/records", method: "PutIf", containers: []string{"status", "index"}, why: "status records and the index's day buckets, optimistic concurrency"},
+	{pkg: "internal/records", method: "Delete", containers: []string{"index"}, why: "the index's day buckets that left the retention window"},
+	{pkg: "internal/records", method: "DeleteIfMatch", containers: []string{"status"}, why: "records that left the retention window (FFPIPE_RECORD_RETENTION)"},
 	{pkg: "internal/records", method: "Get", containers: []string{"status"}, why: "status records"},
-	{pkg: "internal/records", method: "GetWithETag", containers: []string{"status"}, why: "status records before an update"},
-	{pkg: "internal/records", method: "List", containers: []string{"status"}, why: "Status counts and recent records"},
-	{pkg: "cmd/handler", method: "EnsureContainer", containers: []string{"input", "output", "status", "logs", "quarantine"}, local: true, why: "Azurite starts empty; in Azure main.bicep creates the containers"},
+	{pkg: "internal/records", method: "GetWithETag", containers: []string{"status", "index"}, why: "status records and day buckets before an update"},
+	{pkg: "internal/records", method: "List", containers: []string{"status", "index"}, why: "Status counts (day buckets); expiry and rebuild (records)"},
+	{pkg: "cmd/handler", method: "EnsureContainer", containers: []string{"input", "output", "status", "index", "logs", "quarantine"}, local: true, why: "Azurite starts empty; in Azure main.bicep creates the containers"},
 }
 
 // otherNeeds are permissions the Bicep must grant for work that is not a

@@ -196,6 +196,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	key := fs.String("key", "", "show one record")
 	recent := fs.Int("recent", 15, "how many recent records to list")
 	asJSON := fs.Bool("json", false, "print JSON")
+	rebuild := fs.Bool("rebuild", false, "rebuild the records' index from the records (after a crash or to start one over old records; run it when the pipeline is quiet)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -205,6 +206,20 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	defer set.Close(context.WithoutCancel(ctx))
 	recs := set.Records
+	if *rebuild {
+		t0 := time.Now()
+		res, err := recs.Rebuild(ctx)
+		if err != nil {
+			return fmt.Errorf("status: %w", err)
+		}
+		fmt.Fprintf(stdout, "index rebuilt from %d records over %d days in %.1fs\n", res.Records, res.Days, time.Since(t0).Seconds())
+		for _, s := range records.States {
+			if b, a := res.Before[s], res.After[s]; a != 0 || b != 0 {
+				fmt.Fprintf(stdout, "  %-14s %d (index said %d)\n", s, a, b)
+			}
+		}
+		return nil
+	}
 	if *key != "" {
 		r, err := recs.Get(ctx, *key)
 		if err != nil && !errors.Is(err, records.ErrNotFound) {
@@ -248,6 +263,9 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 	}
 	fmt.Fprintln(stdout)
+	if sum.Indexed {
+		fmt.Fprintf(stdout, "(records of the last %d days) ended in the last hour: %d\n", sum.RetentionDays, sum.EndedLastHour)
+	}
 	if tc := view.Batch; tc != nil {
 		fmt.Fprintf(stdout, "batch tasks (dispatched, not yet swept): active %d  running %d  completed %d\n", tc.Active, tc.Running, tc.Completed)
 	}

@@ -149,7 +149,7 @@ func wire(ctx context.Context, cfg config.Config, log *slog.Logger) (handlers.De
 func ensureContainers(ctx context.Context, blobs *storage.Client, cfg config.Config, log *slog.Logger) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	for _, c := range []string{cfg.InputContainer, cfg.OutputContainer, cfg.StatusContainer, cfg.LogsContainer, cfg.QuarantineContainer} {
+	for _, c := range []string{cfg.InputContainer, cfg.OutputContainer, cfg.StatusContainer, cfg.IndexContainer, cfg.LogsContainer, cfg.QuarantineContainer} {
 		if c == "" {
 			continue
 		}

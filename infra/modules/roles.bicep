@@ -22,6 +22,7 @@ param hostStorageName string
 param inputContainerName string
 param outputContainerName string
 param statusContainerName string
+param indexContainerName string
 param logsContainerName string
 param quarantineContainerName string
 param deadLetterContainerName string
@@ -77,6 +78,11 @@ var funcGrants = [
     container: statusContainerName
     role: role.blobDataContributor
     reason: 'ffpipe function: write and read status records'
+  }
+  {
+    container: indexContainerName
+    role: role.blobDataContributor
+    reason: 'ffpipe function: keep the records\' index (counts per day) that Status reads'
   }
   {
     container: outputContainerName

@@ -75,7 +75,14 @@ func New(cfg config.Config, o Options) (*Set, error) {
 	if s.Batch, err = batch.NewClient(cfg.BatchEndpoint, batchCred, batch.Options{Logger: o.Logger}); err != nil {
 		return nil, fmt.Errorf("batch: %w", err)
 	}
-	s.Records = records.New(s.Blobs, cfg.StatusContainer, nil)
+	log := o.Logger
+	s.Records = records.New(s.Blobs, cfg.StatusContainer, nil).WithIndex(
+		records.NewIndex(s.Blobs, cfg.IndexContainer, cfg.RecordRetention, nil),
+		func(key string, err error) {
+			// The record is written and stays the truth; the counts are
+			// off until `ffpipe status --rebuild`.
+			log.Warn("record index not updated; ffpipe status --rebuild repairs it", "key", key, "err", config.Redact(err.Error()))
+		})
 	return &s, nil
 }
 

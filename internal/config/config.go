@@ -52,6 +52,11 @@ type Config struct {
 	InputContainer  string
 	OutputContainer string
 	StatusContainer string
+	// IndexContainer holds the records' index (counts and recent
+	// changes per day), which Status reads instead of every record.
+	IndexContainer string
+	// RecordRetention is how long records are kept (and counted).
+	RecordRetention time.Duration
 	LogsContainer   string
 	// QuarantineContainer receives failed inputs; empty keeps them in place.
 	QuarantineContainer string
@@ -137,6 +142,8 @@ var table = []setting{
 	{Setting{"FFPIPE_INPUT_CONTAINER", "input", "container watched for uploads", false}, func(c *Config, v string) error { c.InputContainer = v; return nil }},
 	{Setting{"FFPIPE_OUTPUT_CONTAINER", "output", "container for transcoded files", false}, func(c *Config, v string) error { c.OutputContainer = v; return nil }},
 	{Setting{"FFPIPE_STATUS_CONTAINER", "status", "container of status records (one JSON blob per key)", false}, func(c *Config, v string) error { c.StatusContainer = v; return nil }},
+	{Setting{"FFPIPE_INDEX_CONTAINER", "status-index", "container of the records' index: counts and latest changes per day, read by Status (docs/status-index.md)", false}, func(c *Config, v string) error { c.IndexContainer = v; return nil }},
+	{Setting{"FFPIPE_RECORD_RETENTION", "P90D", "records last updated longer ago than this are deleted by Sweep and no longer counted: ISO 8601 (P90D) or Go duration", false}, func(c *Config, v string) error { return setDuration(&c.RecordRetention, v) }},
 	{Setting{"FFPIPE_LOGS_CONTAINER", "logs", "container of task stdout/stderr (<key>/stdout.txt, <key>/stderr.txt)", false}, func(c *Config, v string) error { c.LogsContainer = v; return nil }},
 	{Setting{"FFPIPE_QUARANTINE_CONTAINER", "quarantine", "failed inputs are moved here; set it empty to keep them in place", false}, func(c *Config, v string) error { c.QuarantineContainer = v; return nil }},
 	{Setting{"FFPIPE_ALLOWED_SUFFIXES", ".mp4", "comma-separated blob name suffixes OnBlobCreated accepts (case-insensitive)", false}, setSuffixes},
@@ -278,7 +285,8 @@ func (c Config) Validate() error {
 		"FFPIPE_BATCH_POOL": c.BatchPool, "FFPIPE_BATCH_JOB": c.BatchJob, "FFPIPE_QUEUE": c.Queue,
 		"FFPIPE_INPUT_CONTAINER": c.InputContainer, "FFPIPE_OUTPUT_CONTAINER": c.OutputContainer,
 		"FFPIPE_STATUS_CONTAINER": c.StatusContainer, "FFPIPE_LOGS_CONTAINER": c.LogsContainer,
-		"FFPIPE_DEFAULT_PRESET": c.DefaultPreset, "FFPIPE_OUTPUT_TEMPLATE": c.OutputTemplate,
+		"FFPIPE_INDEX_CONTAINER": c.IndexContainer,
+		"FFPIPE_DEFAULT_PRESET":  c.DefaultPreset, "FFPIPE_OUTPUT_TEMPLATE": c.OutputTemplate,
 	} {
 		if v == "" {
 			errs = append(errs, fmt.Errorf("setting %s must not be empty", name))
@@ -288,7 +296,7 @@ func (c Config) Validate() error {
 	for name, v := range map[string]string{
 		"FFPIPE_INPUT_CONTAINER": c.InputContainer, "FFPIPE_OUTPUT_CONTAINER": c.OutputContainer,
 		"FFPIPE_STATUS_CONTAINER": c.StatusContainer, "FFPIPE_LOGS_CONTAINER": c.LogsContainer,
-		"FFPIPE_QUARANTINE_CONTAINER": c.QuarantineContainer,
+		"FFPIPE_QUARANTINE_CONTAINER": c.QuarantineContainer, "FFPIPE_INDEX_CONTAINER": c.IndexContainer,
 	} {
 		if v == "" {
 			continue

@@ -139,6 +139,10 @@ type Store struct {
 	blobs     Blobs
 	container string
 	now       func() time.Time
+	// index, when set, is kept up to date by Update and UpdateNew and
+	// answers Summarize (index.go).
+	index      *Index
+	indexError func(key string, err error)
 }
 
 // New returns a Store over container. now may be nil (time.Now).
@@ -149,6 +153,27 @@ func New(blobs Blobs, container string, now func() time.Time) *Store {
 	return &Store{blobs: blobs, container: container, now: now}
 }
 
+// WithIndex makes Update and UpdateNew maintain x and Summarize read it.
+// A record write whose index write fails is kept (the record is the
+// truth): onError (may be nil) hears of it, and Rebuild repairs the index.
+func (s *Store) WithIndex(x *Index, onError func(key string, err error)) *Store {
+	s.index, s.indexError = x, onError
+	return s
+}
+
+// Index is the store's index, nil without one.
+func (s *Store) Index() *Index { return s.index }
+
+// indexed records the index change of a record write.
+func (s *Store) indexed(ctx context.Context, old Record, found bool, r Record) {
+	if s.index == nil {
+		return
+	}
+	if err := s.index.record(ctx, moveOf(old, found, r)); err != nil && s.indexError != nil {
+		s.indexError(r.Key, err)
+	}
+}
+
 // Metadata names on record blobs.
 const (
 	metaState   = "state"
@@ -156,7 +181,8 @@ const (
 )
 
 // Put writes r, stamping Updated. It is a plain overwrite: use Update to
-// respect terminal states and concurrent writers.
+// respect terminal states and concurrent writers. Put does not maintain
+// the index (tools that seed records run Rebuild afterwards).
 func (s *Store) Put(ctx context.Context, r Record) error {
 	b, md, err := s.encode(&r)
 	if err != nil {
@@ -236,6 +262,7 @@ func (s *Store) Update(ctx context.Context, key string, change func(old Record, 
 		if err != nil {
 			return Record{}, fmt.Errorf("update record %s: %w", key, err)
 		}
+		s.indexed(ctx, old, found, r)
 		return r, nil
 	}
 	return Record{}, fmt.Errorf("update record %s: %d concurrent writers in a row: %w", key, updateAttempts, storage.ErrConditionNotMet)
@@ -259,6 +286,7 @@ func (s *Store) UpdateNew(ctx context.Context, key string, change func(old Recor
 	case err != nil:
 		return Record{}, fmt.Errorf("update record %s: %w", key, err)
 	}
+	s.indexed(ctx, Record{}, false, r)
 	return r, nil
 }
 
@@ -267,11 +295,22 @@ type Summary struct {
 	Counts map[State]int `json:"counts"`
 	Total  int           `json:"total"`
 	Recent []Record      `json:"recent"`
+	// Indexed: the summary comes from the index (Store.WithIndex), which
+	// counts the records updated within the last RetentionDays days (the
+	// records kept); EndedLastHour is how many reached a terminal state
+	// in the last hour.
+	Indexed       bool `json:"indexed,omitempty"`
+	RetentionDays int  `json:"retentionDays,omitempty"`
+	EndedLastHour int  `json:"endedLastHour"`
 }
 
-// Summarize counts records by state (from metadata, one listing) and loads
-// the recent most recently updated ones.
+// Summarize counts records by state and loads the recent most recently
+// updated ones: from the index when the store has one (a few blob reads
+// whatever the number of records), else from one listing of every record.
 func (s *Store) Summarize(ctx context.Context, recent int) (Summary, error) {
+	if s.index != nil {
+		return s.summarizeIndexed(ctx, recent)
+	}
 	sum := Summary{Counts: map[State]int{}}
 	type item struct {
 		name string

@@ -322,7 +322,7 @@ func (s *Stack) provision(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("provision: %w", err)
 	}
-	for _, c := range []string{cfg.InputContainer, cfg.OutputContainer, cfg.StatusContainer, cfg.LogsContainer, cfg.QuarantineContainer} {
+	for _, c := range []string{cfg.InputContainer, cfg.OutputContainer, cfg.StatusContainer, cfg.IndexContainer, cfg.LogsContainer, cfg.QuarantineContainer} {
 		if c == "" {
 			continue
 		}

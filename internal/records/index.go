@@ -1,0 +1,454 @@
+package records
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ffpipe/ffpipe/internal/storage"
+)
+
+// The index answers Status without listing the records: the records stay
+// the truth, and the index is derived from them and can be rebuilt
+// (Rebuild). docs/status-index.md says why it is shaped this way.
+//
+// A record counts in the day (UTC) of its Updated time. Each day has one
+// bucket blob, days/YYYY-MM-DD, in the index container: counts by state
+// (also in the blob's metadata, so one listing of days/ gives every count),
+// the day's latest changes (the recent list) and the number of files that
+// ended in each hour. A record write moves the record from the Day of
+// its old (day, state) to the Day of its new one. Records older than
+// the retention window are deleted (Expire), and their buckets leave the
+// window on the same day, so the counts always cover exactly the records
+// kept: those updated within Retention.
+
+// IndexBlobs is the storage the index lives in.
+type IndexBlobs interface {
+	GetWithETag(ctx context.Context, container, name string) ([]byte, string, error)
+	PutIf(ctx context.Context, container, name string, data []byte, contentType string, metadata map[string]string, ifMatch string) error
+	Put(ctx context.Context, container, name string, data []byte, contentType string, metadata map[string]string) error
+	List(ctx context.Context, container, prefix string, fn func(storage.Item) bool) error
+	Delete(ctx context.Context, container, name string) error
+}
+
+var _ IndexBlobs = (*storage.Client)(nil)
+
+// RecentCap is how many latest changes a day Day keeps: the most a
+// Summary lists.
+const RecentCap = 50
+
+// DefaultRetention is how long records are kept when no retention is set:
+// the infrastructure's lifecycle rule on the status container deletes
+// records after the same time (infra/main.bicep statusRetentionDays).
+const DefaultRetention = 90 * 24 * time.Hour
+
+const (
+	dayPrefix = "days/"
+	dayLayout = "2006-01-02"
+	// metaCount prefixes a state's count in a Day's metadata
+	// (metadata names must be identifiers: "n_done").
+	metaCount = "n_"
+	// indexAttempts bounds the optimistic-concurrency retries of one
+	// Day write when several instances write the same day.
+	indexAttempts = 30
+)
+
+// Change is one entry of a day's recent list.
+type Change struct {
+	Key     string    `json:"key"`
+	State   State     `json:"state"`
+	Updated time.Time `json:"updated"`
+}
+
+// Day is one day of the index: the records last written that day (UTC).
+type Day struct {
+	Day    string        `json:"day"`
+	Counts map[State]int `json:"counts"`
+	Recent []Change      `json:"recent"`
+	// Ended counts, per hour of the day (UTC), the terminal records last
+	// written in it: throughput.
+	Ended [24]int `json:"ended"`
+}
+
+// move is one record changing (day, state, hour of ending): fromDay is
+// empty for a new record, toDay for a deleted one.
+type move struct {
+	key            string
+	fromDay, toDay string
+	from, to       State
+	fromEnd, toEnd int // hour of the day a terminal record counts in; -1: not terminal
+	updated        time.Time
+}
+
+// Index is the records' index. Its methods are safe for concurrent use;
+// the writes of one process are combined (one Day write for many record
+// writes), and writes from several processes retry on the Day's eTag.
+type Index struct {
+	blobs     IndexBlobs
+	container string
+	retention time.Duration
+	now       func() time.Time
+
+	mu      sync.Mutex
+	writing bool
+	queue   []move
+	waiters []chan error
+}
+
+// NewIndex returns the index kept in container. retention ≤ 0 means
+// DefaultRetention; now may be nil (time.Now).
+func NewIndex(blobs IndexBlobs, container string, retention time.Duration, now func() time.Time) *Index {
+	if retention <= 0 {
+		retention = DefaultRetention
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &Index{blobs: blobs, container: container, retention: retention, now: now}
+}
+
+// Retention is how long records are kept and counted.
+func (x *Index) Retention() time.Duration { return x.retention }
+
+func dayOf(t time.Time) string { return t.UTC().Format(dayLayout) }
+
+// windowStart is the first day counted at now: the retention ends with
+// today, so records updated within it are counted.
+func (x *Index) windowStart(now time.Time) string {
+	return dayOf(now.Add(-x.retention).Add(24 * time.Hour))
+}
+
+// endHour is the hour of the day a record counts in as ended: -1 while
+// it is not terminal.
+func endHour(r Record) int {
+	if !r.State.Terminal() {
+		return -1
+	}
+	return r.Updated.UTC().Hour()
+}
+
+// moveOf is the index change of a record write: old (found) replaced by r.
+// A write that keeps the record's day, state and hour changes no count
+// but still enters the day's recent list.
+func moveOf(old Record, found bool, r Record) move {
+	m := move{key: r.Key, toDay: dayOf(r.Updated), to: r.State, fromEnd: -1, toEnd: endHour(r), updated: r.Updated}
+	if found {
+		m.fromDay, m.from, m.fromEnd = dayOf(old.Updated), old.State, endHour(old)
+	}
+	return m
+}
+
+// record applies the move of one record write, combined with the
+// concurrent writes of this process.
+func (x *Index) record(ctx context.Context, m move) error {
+	done := make(chan error, 1)
+	x.mu.Lock()
+	x.queue = append(x.queue, m)
+	x.waiters = append(x.waiters, done)
+	if x.writing {
+		x.mu.Unlock()
+		select {
+		case err := <-done:
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	x.writing = true
+	for len(x.queue) > 0 {
+		batch, waiters := x.queue, x.waiters
+		x.queue, x.waiters = nil, nil
+		x.mu.Unlock()
+		// Detached from ctx: a Day write abandoned half way would be
+		// retried by nobody, and it carries other callers' moves.
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		err := x.apply(wctx, batch)
+		cancel()
+		for _, w := range waiters {
+			w <- err
+		}
+		x.mu.Lock()
+	}
+	x.writing = false
+	x.mu.Unlock()
+	return <-done
+}
+
+// delta is what a batch of moves changes in one day.
+type delta struct {
+	counts map[State]int
+	recent []Change
+	ended  [24]int
+}
+
+func (x *Index) apply(ctx context.Context, moves []move) error {
+	days := map[string]*delta{}
+	get := func(d string) *delta {
+		if days[d] == nil {
+			days[d] = &delta{counts: map[State]int{}}
+		}
+		return days[d]
+	}
+	for _, m := range moves {
+		if m.fromDay != "" {
+			d := get(m.fromDay)
+			d.counts[m.from]--
+			if m.fromEnd >= 0 {
+				d.ended[m.fromEnd]--
+			}
+		}
+		if m.toDay == "" {
+			continue
+		}
+		d := get(m.toDay)
+		d.counts[m.to]++
+		d.recent = append(d.recent, Change{Key: m.key, State: m.to, Updated: m.updated.UTC()})
+		if m.toEnd >= 0 {
+			d.ended[m.toEnd]++
+		}
+	}
+	var errs []error
+	for d, dl := range days {
+		if err := x.change(ctx, d, func(b *Day) { b.add(dl) }); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (b *Day) add(dl *delta) {
+	for st, n := range dl.counts {
+		b.Counts[st] += n
+		if b.Counts[st] == 0 {
+			delete(b.Counts, st)
+		}
+	}
+	b.Recent = latest(append(b.Recent, dl.recent...), RecentCap)
+	for h, n := range dl.ended {
+		b.Ended[h] += n
+	}
+}
+
+// latest keeps the newest change of each key, newest first, at most n.
+func latest(cs []Change, n int) []Change {
+	slices.SortStableFunc(cs, func(a, b Change) int {
+		if c := b.Updated.Compare(a.Updated); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Key, b.Key)
+	})
+	seen := map[string]bool{}
+	out := cs[:0]
+	for _, c := range cs {
+		if seen[c.Key] {
+			continue
+		}
+		seen[c.Key] = true
+		out = append(out, c)
+		if len(out) == n {
+			break
+		}
+	}
+	return slices.Clip(out)
+}
+
+// change applies fn to day d's Day with optimistic concurrency.
+func (x *Index) change(ctx context.Context, d string, fn func(*Day)) error {
+	name := dayPrefix + d
+	for i := range indexAttempts {
+		raw, etag, err := x.blobs.GetWithETag(ctx, x.container, name)
+		b := Day{Day: d, Counts: map[State]int{}}
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+			etag = ""
+		case err != nil:
+			return fmt.Errorf("index day %s: %w", d, err)
+		default:
+			if err := json.Unmarshal(raw, &b); err != nil {
+				return fmt.Errorf("index day %s: %w", d, err)
+			}
+			if b.Counts == nil {
+				b.Counts = map[State]int{}
+			}
+		}
+		fn(&b)
+		err = x.put(ctx, b, etag, true)
+		if errors.Is(err, storage.ErrConditionNotMet) {
+			// Another instance wrote the day: back off a little, at random,
+			// so the writers spread out.
+			if err := sleep(ctx, time.Duration(1+rand.IntN(5*(i+1)))*time.Millisecond); err != nil {
+				return err
+			}
+			continue
+		}
+		return err
+	}
+	return fmt.Errorf("index day %s: %d concurrent writers in a row: %w", d, indexAttempts, storage.ErrConditionNotMet)
+}
+
+func (x *Index) put(ctx context.Context, b Day, etag string, conditional bool) error {
+	raw, err := json.Marshal(b)
+	if err != nil {
+		return fmt.Errorf("index day %s: %w", b.Day, err)
+	}
+	md := map[string]string{}
+	for st, n := range b.Counts {
+		md[metaCount+string(st)] = strconv.Itoa(n)
+	}
+	name := dayPrefix + b.Day
+	if conditional {
+		err = x.blobs.PutIf(ctx, x.container, name, raw, "application/json", md, etag)
+	} else {
+		err = x.blobs.Put(ctx, x.container, name, raw, "application/json", md)
+	}
+	if err != nil {
+		return fmt.Errorf("index day %s: %w", b.Day, err)
+	}
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// IndexView is what the index says about the records kept.
+type IndexView struct {
+	Counts map[State]int
+	Total  int
+	// Recent are the latest changes, newest first, one per key.
+	Recent []Change
+	// EndedLastHour counts the records that reached a terminal state in
+	// the current and the previous clock hour, weighted so that the figure
+	// covers the last 60 minutes.
+	EndedLastHour int
+	// Days is how many day buckets were counted.
+	Days int
+}
+
+// View reads the counts (one listing of the day buckets' metadata) and
+// the latest n changes (the newest buckets, until n are found).
+func (x *Index) View(ctx context.Context, n int) (IndexView, error) {
+	now := x.now().UTC()
+	from := x.windowStart(now)
+	v := IndexView{Counts: map[State]int{}}
+	var days []string
+	err := x.blobs.List(ctx, x.container, dayPrefix, func(it storage.Item) bool {
+		d := strings.TrimPrefix(it.Name, dayPrefix)
+		if d < from {
+			return true
+		}
+		days = append(days, d)
+		for k, s := range it.Metadata {
+			st, ok := strings.CutPrefix(k, metaCount)
+			if !ok {
+				continue
+			}
+			c, err := strconv.Atoi(s)
+			if err != nil {
+				continue
+			}
+			v.Counts[State(st)] += c
+			v.Total += c
+		}
+		return true
+	})
+	if err != nil {
+		return IndexView{}, fmt.Errorf("index: %w", err)
+	}
+	v.Days = len(days)
+	slices.Sort(days)
+	today, yesterday := dayOf(now), dayOf(now.Add(-24*time.Hour))
+	var recent []Change
+	for i := len(days) - 1; i >= 0; i-- {
+		d := days[i]
+		if len(recent) >= n && d != today && d != yesterday {
+			break
+		}
+		raw, _, err := x.blobs.GetWithETag(ctx, x.container, dayPrefix+d)
+		if errors.Is(err, storage.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return IndexView{}, fmt.Errorf("index day %s: %w", d, err)
+		}
+		var b Day
+		if err := json.Unmarshal(raw, &b); err != nil {
+			return IndexView{}, fmt.Errorf("index day %s: %w", d, err)
+		}
+		recent = append(recent, b.Recent...)
+		v.EndedLastHour += endedLastHour(b, now)
+	}
+	v.Recent = latest(recent, n)
+	return v, nil
+}
+
+// endedLastHour is b's share of the last 60 minutes: the current hour in
+// full and the part of the previous hour still inside the window.
+func endedLastHour(b Day, now time.Time) int {
+	cur := now.Truncate(time.Hour)
+	prev := cur.Add(-time.Hour)
+	frac := 1 - float64(now.Sub(cur))/float64(time.Hour)
+	n := 0.0
+	if dayOf(cur) == b.Day {
+		n += float64(b.Ended[cur.Hour()])
+	}
+	if dayOf(prev) == b.Day {
+		n += frac * float64(b.Ended[prev.Hour()])
+	}
+	return int(n + 0.5)
+}
+
+// summaryReaders bounds the record reads of one Summarize.
+const summaryReaders = 16
+
+// summarizeIndexed is Summarize from the index: the counts and the latest
+// changes from the day buckets, then the recent records read in parallel.
+func (s *Store) summarizeIndexed(ctx context.Context, recent int) (Summary, error) {
+	v, err := s.index.View(ctx, recent)
+	if err != nil {
+		return Summary{}, fmt.Errorf("summarize records: %w", err)
+	}
+	sum := Summary{Counts: v.Counts, Total: v.Total, Indexed: true, EndedLastHour: v.EndedLastHour,
+		RetentionDays: int(s.index.retention / (24 * time.Hour))}
+	recs := make([]Record, len(v.Recent))
+	errs := make([]error, len(v.Recent))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, summaryReaders)
+	for i, c := range v.Recent {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			recs[i], errs[i] = s.Get(ctx, c.Key)
+		}()
+	}
+	wg.Wait()
+	for i := range recs {
+		switch {
+		case errors.Is(errs[i], ErrNotFound):
+			// Expired or deleted since.
+		case errs[i] != nil:
+			return Summary{}, errs[i]
+		default:
+			sum.Recent = append(sum.Recent, recs[i])
+		}
+	}
+	slices.SortStableFunc(sum.Recent, func(a, b Record) int { return b.Updated.Compare(a.Updated) })
+	return sum, nil
+}
