@@ -17,6 +17,7 @@ import (
 	"github.com/ffpipe/ffpipe/internal/config"
 	"github.com/ffpipe/ffpipe/internal/queue"
 	"github.com/ffpipe/ffpipe/internal/records"
+	"github.com/ffpipe/ffpipe/internal/secret"
 	"github.com/ffpipe/ffpipe/internal/storage"
 )
 
@@ -81,7 +82,7 @@ func New(cfg config.Config, o Options) (*Set, error) {
 		func(key string, err error) {
 			// The record is written and stays the truth; the counts are
 			// off until `ffpipe status --rebuild`.
-			log.Warn("record index not updated; ffpipe status --rebuild repairs it", "key", key, "err", config.Redact(err.Error()))
+			log.Warn("record index not updated; ffpipe status --rebuild repairs it", "key", key, "err", secret.Redact(err.Error()))
 		})
 	return &s, nil
 }
