@@ -144,7 +144,8 @@ func TestRawClientDialects(t *testing.T) {
 		want     string // "" = attached, else the detach condition
 	}{
 		{"relative address", "sb://" + host + "/transcode", "transcode", ""},
-		{"absolute amqps address", "sb://" + host + "/transcode", "amqps://" + host + "/transcode", ""},
+		{"absolute amqps address (uamqp)", "sb://" + host + "/transcode", "amqps://" + host + "/transcode", ""},
+		{"absolute path (.NET)", "sb://" + host + "/transcode", "/transcode", ""},
 		{"absolute address, other case", "sb://" + host + "/transcode", "amqps://" + host + "/TRANSCODE", ""},
 		{"namespace token covers the queue", "sb://" + host + "/", "amqps://" + host + "/transcode", ""},
 		{"token of another entity", "sb://" + host + "/other", "transcode", "amqp:unauthorized-access"},
