@@ -6,8 +6,9 @@
 // random times and restarts them, duplicates, delays and replays Event Grid
 // deliveries, drops the Service Bus connections, overwrites a blob while it
 // is processed and deletes one before dispatch. Then it stops the faults,
-// drains (queue empty, no Batch task left, every ledger row resolved) and
-// checks the invariants of §6.1 with Check:
+// drains (until everything is resolved, nothing moved for QuietPeriod, or
+// the DrainTimeout cap; rows in flight at the cap are unfinished, not lost)
+// and checks the invariants of §6.1 with Check:
 //
 //	lost, duplicate_outputs, unexpected_outputs, wrongly_deleted_inputs,
 //	wrong_outcome, invalid_outputs (ffprobe: one mp3 stream, decoded

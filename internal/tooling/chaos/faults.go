@@ -121,23 +121,7 @@ func (h *harness) restart(ctx context.Context, c string) error {
 // injectFaults fires opts.Kills faults at seeded random times within the
 // window, each from opts.Faults, restarting what it killed.
 func (h *harness) injectFaults(ctx context.Context, window time.Duration) {
-	// The whole plan (times, targets, restart pauses) is drawn up front
-	// from its own generator, so a seed always yields the same schedule
-	// whatever else draws random numbers meanwhile.
-	type step struct {
-		at, pause time.Duration
-		fault     string
-	}
-	rng := rand.New(rand.NewPCG(h.opts.Seed, 0xfa017))
-	plan := make([]step, h.opts.Kills)
-	for i := range plan {
-		plan[i].at = time.Duration(rng.Int64N(int64(window)))
-	}
-	slices.SortFunc(plan, func(a, b step) int { return cmp.Compare(a.at, b.at) })
-	for i := range plan {
-		plan[i].fault = h.opts.Faults[rng.IntN(len(h.opts.Faults))]
-		plan[i].pause = time.Duration(rng.Int64N(int64(h.opts.MaxRestartDelay)))
-	}
+	plan := faultPlan(h.opts.Seed, h.opts.Kills, h.opts.Faults, window, h.opts.MaxRestartDelay)
 	start := time.Now()
 	for _, st := range plan {
 		if !waitCtx(ctx, time.Until(start.Add(st.at))) {
@@ -146,6 +130,40 @@ func (h *harness) injectFaults(ctx context.Context, window time.Duration) {
 		h.fault(ctx, st.fault, st.pause)
 	}
 	waitCtx(ctx, time.Until(start.Add(window)))
+}
+
+// faultStep is one fault of the plan: when (from the start of the window),
+// which, and the pause before the killed component is started again.
+type faultStep struct {
+	at, pause time.Duration
+	fault     string
+}
+
+// faultPlan draws the whole schedule up front from its own generator, so
+// a seed always yields the same plan whatever else draws random numbers
+// meanwhile. When there are at least as many kills as kinds of fault,
+// every kind is in the plan at least once (in a seeded order), so a small
+// run such as the smoke tier still exercises each of them.
+func faultPlan(seed uint64, kills int, faults []string, window, maxPause time.Duration) []faultStep {
+	rng := rand.New(rand.NewPCG(seed, 0xfa017))
+	plan := make([]faultStep, kills)
+	for i := range plan {
+		plan[i].at = time.Duration(rng.Int64N(int64(window)))
+	}
+	slices.SortFunc(plan, func(a, b faultStep) int { return cmp.Compare(a.at, b.at) })
+	kinds := make([]string, 0, kills)
+	if kills >= len(faults) {
+		kinds = append(kinds, faults...)
+	}
+	for len(kinds) < kills {
+		kinds = append(kinds, faults[rng.IntN(len(faults))])
+	}
+	rng.Shuffle(len(kinds), func(i, j int) { kinds[i], kinds[j] = kinds[j], kinds[i] })
+	for i := range plan {
+		plan[i].fault = kinds[i]
+		plan[i].pause = time.Duration(rng.Int64N(int64(maxPause)))
+	}
+	return plan
 }
 
 func (h *harness) fault(ctx context.Context, f string, pause time.Duration) {
