@@ -114,19 +114,20 @@ func (b *backend) resolveEntity(path, ns string) (store.Entity, *frames.Error) {
 	return e, nil
 }
 
-// checkUse refuses a link that uses an entity the wrong way round, with
-// the real service's condition: a sender on a subscription or a dead-letter
-// subqueue, a receiver on a topic.
+// checkUse refuses a link that uses an entity the wrong way round with
+// amqp:not-allowed: a sender on a subscription or a dead-letter subqueue,
+// a receiver on a topic (the real service's text for that one; see
+// docs/servicebus-topics.md).
 func checkUse(e store.Entity, kind linkKind, path string) *frames.Error {
 	switch {
 	case kind == kindEntityIn && e.DeadLetter:
 		return &frames.Error{Condition: condNotAllowed, Description: "sending to a dead-letter subqueue is not allowed"}
 	case kind == kindEntityIn && e.Kind == store.KindSubscription:
 		return &frames.Error{Condition: condNotAllowed, Description: fmt.Sprintf(
-			"Cannot open a Topic client for entity type Subscriber. Send to the topic '%s' instead of its subscription '%s'.", e.Topic.Name(), path)}
+			"Cannot send to a subscription; send to its topic '%s' instead of '%s'.", e.Topic.Name(), path)}
 	case kind == kindEntityOut && e.Kind == store.KindTopic:
 		return &frames.Error{Condition: condNotAllowed, Description: fmt.Sprintf(
-			"Cannot open a Subscriber client for entity type Topic. Receive from a subscription ('%s/Subscriptions/<name>') instead of the topic '%s'.", e.Topic.Name(), path)}
+			"Cannot open a Topic client for entity type Subscriber. Receive from a subscription ('%s/Subscriptions/<name>') instead of the topic '%s'.", e.Topic.Name(), path)}
 	}
 	return nil
 }

@@ -287,11 +287,11 @@ func TestTopicAddressErrors(t *testing.T) {
 	}{
 		{"send to a subscription", func() error {
 			return sender(t, c, "orders/Subscriptions/a").SendMessage(ctx, &azservicebus.Message{Body: []byte("x")}, nil)
-		}, amqp.ErrCondNotAllowed, "Cannot open a Topic client for entity type Subscriber"},
+		}, amqp.ErrCondNotAllowed, "Cannot send to a subscription; send to its topic 'orders'"},
 		{"receive from a topic", func() error {
 			_, err := receiver(t, c, "orders", nil).ReceiveMessages(ctx, 1, nil)
 			return err
-		}, amqp.ErrCondNotAllowed, "Cannot open a Subscriber client for entity type Topic"},
+		}, amqp.ErrCondNotAllowed, "Cannot open a Topic client for entity type Subscriber"},
 		{"unknown subscription", func() error {
 			_, err := subReceiver(t, c, "orders", "nope", nil).ReceiveMessages(ctx, 1, nil)
 			return err
