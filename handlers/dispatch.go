@@ -107,7 +107,7 @@ func (a *app) dispatchBatch(r *http.Request, inv *invocation) error {
 		log := logs[res.Key]
 		switch {
 		case res.Err == nil:
-			log.Info("task added", "existed", res.Existed, "preset", spec.Preset.Name, "output", spec.Request.Output.Blob)
+			log.Info("task added", "existed", res.Existed, "profile", spec.Profile.Name, "output", spec.Request.Output.Blob, "outputs", len(spec.Outputs))
 		case res.Permanent:
 			reason := failure.BatchRejected.With(res.Err.Error())
 			if _, err := a.writeTerminal(ctx, res.Key, spec.Request, ending{State: records.StateFailed, Reason: reason}); err != nil {
@@ -175,11 +175,14 @@ func (a *app) prepare(ctx context.Context, inv *invocation, m message) prepared 
 	// The source facts a request lacks come from storage; a request that
 	// carries both (OnBlobCreated's, from the event) costs no storage call,
 	// which is what lets one Dispatch keep up with thousands of requests a
-	// second (docs/performance.md). A blob deleted or replaced since then
+	// second (docs/performance.md), unless the upload's metadata may choose
+	// its profile (docs/profiles.md). A blob deleted or replaced since then
 	// fails its task's download or keeps its new version; Sweep records
 	// either (input_missing, or done without deleting the newer input).
-	if req.Source.ETag == "" || req.Source.Size <= 0 {
-		if p := a.lookupSource(ctx, inv, m, &req); p != nil {
+	var meta map[string]string
+	if req.Source.ETag == "" || req.Source.Size <= 0 || a.metadataMatters(req) {
+		var p *prepared
+		if p, meta = a.lookupSource(ctx, inv, m, &req); p != nil {
 			return *p
 		}
 	}
@@ -191,41 +194,17 @@ func (a *app) prepare(ctx context.Context, inv *invocation, m message) prepared 
 	if why := a.sizeProblem(req.Source.Size); why != "" {
 		return prepared{err: a.fail(ctx, inv, log, key, req, records.StateRejected, why, time.Time{})}
 	}
-	full, err := req.WithDefaults(a.defaults)
-	if err != nil {
-		var bre *request.BadRequestError
-		if errors.As(err, &bre) {
-			return prepared{err: a.fail(ctx, inv, log, key, req, records.StateBadRequest, bre.Code().With(bre.Error()), time.Time{})}
-		}
-		return prepared{err: fmt.Errorf("request %s: %w", key, err)}
-	}
-	preset, ok := a.d.Presets.Get(full.Preset)
-	if !ok { // WithDefaults checked it; keep the invariant visible
-		return prepared{err: a.fail(ctx, inv, log, key, full, records.StateBadRequest, failure.UnknownPreset.With(full.Preset), time.Time{})}
-	}
-	spec := batch.TaskSpec{
-		Key:          key,
-		Request:      full,
-		Preset:       preset,
-		NodeIdentity: a.cfg.NodeIdentity,
-		Constraints:  batch.Constraints{MaxWallClock: a.cfg.TaskMaxWallClock, MaxRetries: a.cfg.TaskMaxRetries},
-		// For Sweep's record: a request sent straight to the queue has
-		// no queued record to carry it.
-		Enqueued: m.enqueued,
-	}
-	if err := a.taskURLs(ctx, &spec); err != nil {
-		return prepared{err: err}
-	}
-	return prepared{spec: &spec, log: log}
+	return a.buildSpec(ctx, inv, log, key, req, meta, m.enqueued)
 }
 
-// lookupSource fills the eTag and size of req from the blob's properties.
-// It returns the outcome of the message when that ends here: the blob is
-// missing or was replaced (a failure record), or storage failed (retry).
-func (a *app) lookupSource(ctx context.Context, inv *invocation, m message, req *request.Request) *prepared {
+// lookupSource fills the eTag and size of req from the blob's properties
+// and returns its metadata. It returns the outcome of the message when
+// that ends here: the blob is missing or was replaced (a failure record),
+// or storage failed (retry).
+func (a *app) lookupSource(ctx context.Context, inv *invocation, m message, req *request.Request) (*prepared, map[string]string) {
 	props, err := a.d.Blobs.Properties(ctx, req.Source.Container, req.Source.Blob)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return &prepared{err: fmt.Errorf("message %s: %w", m.messageID, err)}
+		return &prepared{err: fmt.Errorf("message %s: %w", m.messageID, err)}, nil
 	}
 	if err == nil && req.Source.ETag == "" {
 		req.Source.ETag = props.ETag
@@ -240,47 +219,14 @@ func (a *app) lookupSource(ctx context.Context, inv *invocation, m message, req 
 	log := a.fileLog(FuncDispatch, key, req.CorrelationID).With("blob", req.Source.Blob)
 	switch {
 	case err != nil:
-		return &prepared{err: a.fail(ctx, inv, log, key, *req, records.StateInputMissing, failure.InputMissing.With("the input blob does not exist"), time.Time{})}
+		return &prepared{err: a.fail(ctx, inv, log, key, *req, records.StateInputMissing, failure.InputMissing.With("the input blob does not exist"), time.Time{})}, nil
 	case etags.Normalize(req.Source.ETag) != props.ETag:
 		// The requested version was replaced; the new upload has its own key.
 		return &prepared{err: a.fail(ctx, inv, log, key, *req, records.StateInputMissing,
-			failure.InputMissing.Withf("the input changed (eTag %s, requested %s)", props.ETag, etags.Normalize(req.Source.ETag)), time.Time{})}
+			failure.InputMissing.Withf("the input changed (eTag %s, requested %s)", props.ETag, etags.Normalize(req.Source.ETag)), time.Time{})}, nil
 	}
 	req.Source.Size = props.Size
-	return nil
-}
-
-// taskURLs fills the input, output and log URLs: SAS URLs each scoped to
-// exactly one blob (read for the input, create/write for the output and the
-// two log files), or plain URLs when the pool's identity reaches storage.
-func (a *app) taskURLs(ctx context.Context, s *batch.TaskSpec) error {
-	src, out := s.Request.Source, s.Request.Output
-	if a.cfg.NodeIdentity != "" {
-		s.InputURL = a.d.SAS.BlobURL(src.Container, src.Blob)
-		s.OutputContainerURL = a.d.SAS.ContainerURL(out.Container)
-		s.StdoutURL = a.d.SAS.ContainerURL(a.cfg.LogsContainer)
-		s.StderrURL, s.ResultURL = s.StdoutURL, s.StdoutURL
-		return nil
-	}
-	ttl := a.cfg.SASExpiry
-	var err error
-	if s.InputURL, err = a.d.SAS.ReadURL(ctx, src.Container, src.Blob, ttl); err != nil {
-		return fmt.Errorf("task %s input url: %w", s.Key, err)
-	}
-	if s.OutputContainerURL, err = a.d.SAS.ContainerWriteURL(ctx, out.Container, out.Blob, ttl); err != nil {
-		return fmt.Errorf("task %s output url: %w", s.Key, err)
-	}
-	stdout, stderr := batch.LogBlobs(s.Key)
-	if s.StdoutURL, err = a.d.SAS.ContainerWriteURL(ctx, a.cfg.LogsContainer, stdout, ttl); err != nil {
-		return fmt.Errorf("task %s stdout url: %w", s.Key, err)
-	}
-	if s.StderrURL, err = a.d.SAS.ContainerWriteURL(ctx, a.cfg.LogsContainer, stderr, ttl); err != nil {
-		return fmt.Errorf("task %s stderr url: %w", s.Key, err)
-	}
-	if s.ResultURL, err = a.d.SAS.ContainerWriteURL(ctx, a.cfg.LogsContainer, batch.ResultBlob(s.Key), ttl); err != nil {
-		return fmt.Errorf("task %s result url: %w", s.Key, err)
-	}
-	return nil
+	return nil, props.Metadata
 }
 
 // ensureJob creates the long-lived job once per process.

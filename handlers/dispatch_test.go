@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -56,11 +57,14 @@ func TestDispatchGoldenBatch(t *testing.T) {
 		got, want any
 	}{
 		{"output", spec.Request.Output, request.Output{Container: "output", Blob: "a.mp3"}},
-		{"preset", spec.Preset.Name, "mp3"},
+		{"profile", spec.Profile.Name, "mp3"},
 		{"size filled", spec.Request.Source.Size, int64(10)},
 		{"etag filled", spec.Request.Source.ETag, etag},
 		{"correlation from message", spec.Request.CorrelationID, "corr-1"},
-		{"wall clock", spec.Constraints.MaxWallClock, e.cfg.TaskMaxWallClock},
+		// 30 min, plus a minute per 100 MiB for an audio output (rounded up to the second)
+		{"wall clock", spec.Constraints.MaxWallClock, e.cfg.TaskMaxWallClock + time.Second},
+		{"slots", spec.Constraints.RequiredSlots, 1},
+		{"outputs", len(spec.Outputs), 1},
 		{"retries", spec.Constraints.MaxRetries, 2},
 		{"no node identity", spec.NodeIdentity, ""},
 	}
@@ -69,13 +73,14 @@ func TestDispatchGoldenBatch(t *testing.T) {
 			t.Errorf("%s: got %v, want %v", c.name, c.got, c.want)
 		}
 	}
-	for name, u := range map[string]string{"input": spec.InputURL, "output": spec.OutputContainerURL, "stdout": spec.StdoutURL, "stderr": spec.StderrURL} {
-		if !strings.Contains(u, "sig=") || !strings.Contains(u, "ttl=2h0m0s") {
+	for name, u := range map[string]string{"input": spec.InputURL, "output": spec.OutputURLs[0], "stdout": spec.StdoutURL, "stderr": spec.StderrURL} {
+		// FFPIPE_SAS_EXPIRY plus the wall clock's growth over the base
+		if !strings.Contains(u, "sig=") || !strings.Contains(u, "ttl=2h0m1s") {
 			t.Errorf("%s URL %q: want a SAS with the configured expiry", name, u)
 		}
 	}
-	if !strings.Contains(spec.InputURL, "sp=r&") || !strings.Contains(spec.OutputContainerURL, "sp=cw&sr=b") {
-		t.Errorf("SAS scopes: input %q, output %q", spec.InputURL, spec.OutputContainerURL)
+	if !strings.Contains(spec.InputURL, "sp=r&") || !strings.Contains(spec.OutputURLs[0], "sp=cw&sr=b") {
+		t.Errorf("SAS scopes: input %q, output %q", spec.InputURL, spec.OutputURLs[0])
 	}
 	// Each log file gets its own one-blob SAS, never the whole container.
 	for name, u := range map[string]string{"stdout.txt": spec.StdoutURL, "stderr.txt": spec.StderrURL} {
@@ -202,8 +207,10 @@ func TestDispatchBranches(t *testing.T) {
 		},
 		{
 			// OnBlobCreated's requests carry the eTag and size from the
-			// event: Dispatch takes them as they are, with no storage call.
-			name: "complete request: no storage call",
+			// event: Dispatch takes them as they are, with no storage call,
+			// when the metadata cannot choose the profile.
+			name:   "complete request: no storage call",
+			config: func(m map[string]string) { m["FFPIPE_PROFILE_METADATA"] = "false" },
 			prepare: func(s *setup) {
 				s.e.blobs.fail["props"] = errTransient // would fail the batch if called
 			},
@@ -218,7 +225,88 @@ func TestDispatchBranches(t *testing.T) {
 			},
 		},
 		{
+			name:    "complete request naming a profile: no storage call",
+			prepare: func(s *setup) { s.e.blobs.fail["props"] = errTransient },
+			bodies:  []string{`{"v":1,"source":{"container":"input","blob":"gone.mp4","etag":"0xABC","size":10},"profile":"podcast"}`},
+			check: func(t *testing.T, s *setup) {
+				spec, ok := s.e.batch.tasks[request.Key("ingestacct", "input", "gone.mp4", "0xABC")]
+				if !ok || spec.Profile.Name != "podcast" || len(spec.Outputs) != 3 {
+					t.Errorf("task: got %v %+v, want a podcast task", ok, spec.Profile)
+				}
+			},
+			wantCode: http.StatusOK,
+		},
+		{
+			name: "metadata chooses the profile of a complete request",
+			prepare: func(s *setup) {
+				b, _ := s.e.blobs.get("input", "a.mp4")
+				b.meta["Ffpipe_Profile"] = "web"
+			},
+			bodies:   []string{body("a.mp4", "")},
+			wantCode: http.StatusOK,
+			check: func(t *testing.T, s *setup) {
+				spec := s.e.batch.tasks[s.keys["a.mp4"]]
+				wantOuts := []request.OutputBlob{{Name: "mp4-720", Blob: "a.mp4"}, {Name: "thumbnail", Blob: "a.jpg"}}
+				if spec.Profile.Name != "web" || !slices.Equal(spec.Outputs, wantOuts) || spec.Constraints.RequiredSlots != 2 {
+					t.Errorf("task: profile %s outputs %v slots %d, want web %v 2", spec.Profile.Name, spec.Outputs, spec.Constraints.RequiredSlots, wantOuts)
+				}
+			},
+		},
+		{
+			name:   "the request's profile beats the metadata and a route",
+			config: func(m map[string]string) { m["FFPIPE_ROUTES"] = `{"a": "podcast"}` },
+			prepare: func(s *setup) {
+				b, _ := s.e.blobs.get("input", "a.mp4")
+				b.meta["ffpipe_profile"] = "web"
+			},
+			bodies:   []string{`{"source":{"container":"input","blob":"a.mp4"},"profile":"hls"}`},
+			wantCode: http.StatusOK,
+			check: func(t *testing.T, s *setup) {
+				spec := s.e.batch.tasks[s.keys["a.mp4"]]
+				if spec.Profile.Name != "hls" || spec.Outputs[0].Folder != "a/hls" || !strings.HasSuffix(spec.OutputURLs[0], "&scope=") {
+					t.Errorf("task: profile %s outputs %v url %s, want hls in a/hls with a container SAS", spec.Profile.Name, spec.Outputs, spec.OutputURLs[0])
+				}
+			},
+		},
+		{
+			name:     "a route beats the default",
+			config:   func(m map[string]string) { m["FFPIPE_ROUTES"] = `{"b": "podcast"}` },
+			bodies:   []string{body("b.mp4", "")},
+			wantCode: http.StatusOK,
+			check: func(t *testing.T, s *setup) {
+				if spec := s.e.batch.tasks[s.keys["b.mp4"]]; spec.Profile.Name != "podcast" {
+					t.Errorf("task profile %s, want podcast (route)", spec.Profile.Name)
+				}
+			},
+		},
+		{
+			name: "unknown profile in the metadata: failed unknown_profile, no task, no retry",
+			prepare: func(s *setup) {
+				b, _ := s.e.blobs.get("input", "a.mp4")
+				b.meta["ffpipe_profile"] = "nope"
+			},
+			bodies:   []string{body("a.mp4", "")},
+			wantCode: http.StatusOK,
+			check: func(t *testing.T, s *setup) {
+				r := s.e.record(s.keys["a.mp4"])
+				if r.State != records.StateFailed || !strings.HasPrefix(r.Reason, "unknown_profile") || !strings.Contains(r.Reason, "metadata") || len(s.e.batch.tasks) != 0 {
+					t.Errorf("record %s %q, %d tasks; want failed unknown_profile (chosen by metadata), none", r.State, r.Reason, len(s.e.batch.tasks))
+				}
+			},
+		},
+		{
+			name:     "unknown profile in the request",
+			bodies:   []string{`{"source":{"container":"input","blob":"a.mp4"},"profile":"nope"}`},
+			wantCode: http.StatusOK,
+			check: func(t *testing.T, s *setup) {
+				if r := s.e.record(s.keys["a.mp4"]); r.State != records.StateFailed || !strings.HasPrefix(r.Reason, "unknown_profile") {
+					t.Errorf("record %s %q, want failed unknown_profile", r.State, r.Reason)
+				}
+			},
+		},
+		{
 			name:     "complete request over the size limit: rejected without a storage call",
+			config:   func(m map[string]string) { m["FFPIPE_PROFILE_METADATA"] = "false" },
 			prepare:  func(s *setup) { s.e.blobs.fail["props"] = errTransient },
 			bodies:   []string{`{"v":1,"source":{"container":"input","blob":"big.mp4","etag":"0xABC","size":1000001}}`},
 			wantCode: http.StatusOK,
@@ -296,8 +384,8 @@ func TestDispatchBranches(t *testing.T) {
 			wantCode: http.StatusOK,
 			check: func(t *testing.T, s *setup) {
 				spec := s.e.batch.tasks[s.keys["a.mp4"]]
-				if spec.NodeIdentity == "" || strings.Contains(spec.InputURL+spec.OutputContainerURL+spec.StdoutURL+spec.StderrURL, "sig=") {
-					t.Errorf("spec: identity %q, urls %s %s %s %s", spec.NodeIdentity, spec.InputURL, spec.OutputContainerURL, spec.StdoutURL, spec.StderrURL)
+				if spec.NodeIdentity == "" || strings.Contains(spec.InputURL+spec.OutputURLs[0]+spec.StdoutURL+spec.StderrURL, "sig=") {
+					t.Errorf("spec: identity %q, urls %s %s %s %s", spec.NodeIdentity, spec.InputURL, spec.OutputURLs[0], spec.StdoutURL, spec.StderrURL)
 				}
 			},
 		},

@@ -126,6 +126,9 @@ type Deps struct {
 	Sweeper   TaskSweeper
 	Tasks     TaskReader
 	Presets   *presets.Set
+	// Profiles are the media profiles (FFPIPE_PROFILES over Presets); nil
+	// means the built-in profiles over Presets.
+	Profiles *presets.Profiles
 	// Now replaces time.Now (tests).
 	Now func() time.Time
 }
@@ -199,8 +202,13 @@ func build(cfg config.Config, d Deps) (*app, error) {
 	if err != nil {
 		return nil, fmt.Errorf("setting FFPIPE_OUTPUT_TEMPLATE: %w", err)
 	}
-	if _, ok := d.Presets.Get(cfg.DefaultPreset); !ok {
-		return nil, fmt.Errorf("setting FFPIPE_DEFAULT_PRESET: preset %q is not configured (have %s)", cfg.DefaultPreset, strings.Join(d.Presets.Names(), ", "))
+	if d.Profiles == nil {
+		if d.Profiles, err = presets.NewProfiles(d.Presets); err != nil {
+			return nil, fmt.Errorf("handlers: profiles: %w", err)
+		}
+	}
+	if err := checkProfileSettings(cfg, d.Profiles); err != nil {
+		return nil, err
 	}
 	a := &app{cfg: cfg, d: d, log: d.Log, now: d.Now, account: account, expireAt: newExpireCursor()}
 	if a.log == nil {
@@ -214,10 +222,25 @@ func build(cfg config.Config, d Deps) (*app, error) {
 		Preset:          cfg.DefaultPreset,
 		OutputContainer: cfg.OutputContainer,
 		Template:        tmpl,
-		Ext:             d.Presets.Ext,
+		Profile:         d.Profiles.Lookup,
 		Suffixes:        cfg.AllowedSuffixes,
 	}
 	return a, nil
+}
+
+// checkProfileSettings checks at start-up that every profile a setting
+// names exists and that every profile's outputs can be named.
+func checkProfileSettings(cfg config.Config, ps *presets.Profiles) error {
+	have := strings.Join(ps.Names(), ", ")
+	if _, ok := ps.Get(cfg.DefaultPreset); !ok {
+		return fmt.Errorf("setting FFPIPE_DEFAULT_PRESET: profile %q is not configured (have %s)", cfg.DefaultPreset, have)
+	}
+	for _, r := range cfg.Routes {
+		if _, ok := ps.Get(r.Profile); !ok {
+			return fmt.Errorf("setting FFPIPE_ROUTES: prefix %q names profile %q, which is not configured (have %s)", r.Prefix, r.Profile, have)
+		}
+	}
+	return nil
 }
 
 // redactf formats and redacts a line for the host's Logs.
@@ -259,8 +282,8 @@ func recordFrom(r records.Record, req request.Request) records.Record {
 	if req.Output.Container != "" || req.Output.Blob != "" {
 		r.Output = records.Blob{Container: req.Output.Container, Blob: req.Output.Blob, Size: r.Output.Size}
 	}
-	if req.Preset != "" {
-		r.Preset = req.Preset
+	if n := req.Named(); n != "" {
+		r.Preset = n
 	}
 	if req.CorrelationID != "" {
 		r.CorrelationID = req.CorrelationID

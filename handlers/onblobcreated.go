@@ -152,7 +152,13 @@ func (a *app) enqueue(ctx context.Context, inv *invocation, function, key string
 	if why := a.sizeProblem(req.Source.Size); why != "" {
 		return a.fail(ctx, inv, log, key, req, records.StateRejected, why, eventTime)
 	}
-	full, err := req.WithDefaults(a.defaults)
+	// Names are checked with the profile a route or the default gives; the
+	// message names no profile while the upload's metadata may still
+	// choose one (Dispatch reads it), so the queued record shows the
+	// profile and output known so far.
+	d := a.defaults
+	d.Preset, _ = a.chooseProfile(req, nil)
+	full, err := req.WithDefaults(d)
 	if err != nil {
 		var bre *request.BadRequestError
 		if errors.As(err, &bre) {
@@ -160,7 +166,12 @@ func (a *app) enqueue(ctx context.Context, inv *invocation, function, key string
 		}
 		return fmt.Errorf("request %s: %w", key, err)
 	}
-	body, err := full.Encode()
+	msg := full
+	if a.metadataMatters(req) {
+		msg = req
+		msg.V, msg.CorrelationID = request.Version, full.CorrelationID
+	}
+	body, err := msg.Encode()
 	if err != nil {
 		return fmt.Errorf("encode request %s: %w", key, err)
 	}

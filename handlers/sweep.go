@@ -121,34 +121,45 @@ func (a *app) settle(ctx context.Context, t batch.CompletedTask) (bool, error) {
 		reason := failure.UnknownTask.With("the task carries no readable request (" + errString(t.RequestErr) + ")")
 		return false, a.finish(ctx, log, t, req, records.StateFailed, reason, 0)
 	}
-	if t.Success {
-		if res, ok := a.taskResult(ctx, log, t.Key); ok && !res.OK {
-			// A deterministic failure (docs/profiles.md): the wrapper
-			// exited 0 so that Batch would not run it again.
-			code, detail := a.resultReason(ctx, log, t, res)
-			return false, a.settleFailure(ctx, log, t, req, code, detail)
+	var res *presets.Result
+	if t.Success || t.ExitCode != nil && *t.ExitCode == 0 {
+		if r, ok := a.taskResult(ctx, log, t.Key); ok {
+			res = &r
 		}
 	}
+	if t.Success && res != nil && !res.OK {
+		// A deterministic failure (docs/profiles.md): the wrapper exited 0
+		// so that Batch would not run it again.
+		code, detail := a.resultReason(ctx, log, t, *res)
+		return false, a.settleFailure(ctx, log, t, req, code, detail)
+	}
 	if t.Success || a.onlyLogUploadFailed(ctx, t, req) {
-		p, err := a.d.Blobs.Properties(ctx, req.Output.Container, req.Output.Blob)
-		switch {
-		case err == nil && p.Size > 0:
-			if err := a.d.Blobs.DeleteIfMatch(ctx, req.Source.Container, req.Source.Blob, req.Source.ETag); err != nil {
-				switch {
-				case errors.Is(err, storage.ErrNotFound):
-					// Deleted by an earlier run, or by the user.
-				case errors.Is(err, storage.ErrConditionNotMet):
-					log.Info("input replaced by a newer upload; kept")
-				default:
-					return false, err
-				}
-			}
-			return true, a.finish(ctx, log, t, req, records.StateDone, "", p.Size)
-		case err == nil, errors.Is(err, storage.ErrNotFound):
-			return false, a.settleFailure(ctx, log, t, req, failure.NoOutput, "the task succeeded but the output blob is missing or empty")
-		default:
+		outs, missing, err := a.checkOutputs(ctx, t, req, res)
+		if err != nil {
 			return false, err
 		}
+		if missing != "" {
+			return false, a.settleFailure(ctx, log, t, req, failure.NoOutput, "the task succeeded but "+missing)
+		}
+		// Every expected output is there: the input can go.
+		if err := a.d.Blobs.DeleteIfMatch(ctx, req.Source.Container, req.Source.Blob, req.Source.ETag); err != nil {
+			switch {
+			case errors.Is(err, storage.ErrNotFound):
+				// Deleted by an earlier run, or by the user.
+			case errors.Is(err, storage.ErrConditionNotMet):
+				log.Info("input replaced by a newer upload; kept")
+			default:
+				return false, err
+			}
+		}
+		if _, err := a.writeTerminal(ctx, t.Key, req, ending{State: records.StateDone, Task: &t, OutputSize: outs[0].Size, Outputs: outs}); err != nil {
+			return false, err
+		}
+		if err := a.d.Sweeper.DeleteTask(ctx, a.cfg.BatchJob, t.Key); err != nil {
+			return false, err
+		}
+		log.Info("task settled", "state", records.StateDone, "outputs", len(outs))
+		return true, nil
 	}
 	code, detail := a.failureReason(ctx, log, t)
 	return false, a.settleFailure(ctx, log, t, req, code, detail)

@@ -21,6 +21,8 @@ type ending struct {
 	Task *batch.CompletedTask
 	// OutputSize is the verified output's size (done only).
 	OutputSize int64
+	// Outputs are every verified output (done only).
+	Outputs []records.OutputInfo
 	// Event is the blob-created event's time, when an event started it.
 	Event time.Time
 }
@@ -46,6 +48,9 @@ func terminalRecord(old records.Record, req request.Request, e ending, now time.
 	r.State, r.Reason = e.State, e.Reason
 	if e.OutputSize > 0 {
 		r.Output.Size = e.OutputSize
+	}
+	if len(e.Outputs) > 0 {
+		r.Outputs = e.Outputs
 	}
 	if r.Timings.Event == nil {
 		r.Timings.Event = tp(e.Event)

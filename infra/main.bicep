@@ -56,6 +56,12 @@ param defaultPreset string = 'mp3'
 param outputTemplate string = '{dir}/{stem}.{ext}'
 @description('Optional JSON object overriding or adding presets.')
 param presets string = ''
+@description('Optional JSON object adding or replacing media profiles (docs/profiles.md).')
+param profiles string = ''
+@description('Optional JSON object from blob-name prefix to profile (docs/profiles.md).')
+param routes string = ''
+@description('Read an upload\'s ffpipe_profile metadata when the request names no profile.')
+param profileMetadata string = 'true'
 param taskMaxWallClock string = 'PT30M'
 param taskMaxRetries string = '2'
 param sasExpiry string = '2h'
@@ -235,6 +241,10 @@ var appSettings = {
   FFPIPE_DEFAULT_PRESET: defaultPreset
   FFPIPE_OUTPUT_TEMPLATE: outputTemplate
   FFPIPE_PRESETS: presets
+  FFPIPE_PROFILES: profiles
+  FFPIPE_ROUTES: routes
+  FFPIPE_PROFILE_METADATA: profileMetadata
+  FFPIPE_TASK_MAX_SLOTS: string(taskSlotsPerNode)
   FFPIPE_TASK_MAX_WALLCLOCK: taskMaxWallClock
   FFPIPE_TASK_MAX_RETRIES: taskMaxRetries
   FFPIPE_SAS_EXPIRY: sasExpiry

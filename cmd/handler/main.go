@@ -124,6 +124,10 @@ func wire(ctx context.Context, cfg config.Config, log *slog.Logger) (handlers.De
 	if err != nil {
 		return handlers.Deps{}, nil, fmt.Errorf("setting FFPIPE_PRESETS: %w", err)
 	}
+	profiles, err := presets.LoadProfiles(ps, cfg.Profiles)
+	if err != nil {
+		return handlers.Deps{}, nil, fmt.Errorf("setting FFPIPE_PROFILES: %w", err)
+	}
 	if cfg.Local() {
 		// Azurite starts empty; in Azure the infrastructure creates them.
 		ensureContainers(ctx, set.Blobs, cfg, log)
@@ -143,6 +147,7 @@ func wire(ctx context.Context, cfg config.Config, log *slog.Logger) (handlers.De
 		Sweeper:   set.Batch,
 		Tasks:     set.Batch,
 		Presets:   ps,
+		Profiles:  profiles,
 	}, closeAll, nil
 }
 

@@ -461,6 +461,9 @@ type CompletedTask struct {
 	// when that is missing or invalid (Request is then zero).
 	Request    request.Request
 	RequestErr error
+	// Outputs are the task's output names (EnvOutputs); nil for a task made
+	// before profiles (its one output is Request.Output) or when unreadable.
+	Outputs []request.OutputBlob
 	// Success: executionInfo.result is "success" (exit 0 and the outputs uploaded).
 	Success bool
 	// ExitCode is nil when the command never ran (e.g. a resource file failed to download).
@@ -514,12 +517,15 @@ func (c *Client) ListCompleted(ctx context.Context, jobID string, max int) ([]Co
 
 func completedTask(t azbatch.Task) CompletedTask {
 	ct := CompletedTask{Key: deref(t.ID), Created: deref(t.CreationTime)}
-	env, found, enqueued := ffpipeSettings(t.EnvironmentSettings)
-	ct.Enqueued = enqueued
-	if found {
-		ct.Request, ct.RequestErr = DecodeRequestEnv(env)
+	st := ffpipeSettings(t.EnvironmentSettings)
+	ct.Enqueued = st.enqueued
+	if st.found {
+		ct.Request, ct.RequestErr = DecodeRequestEnv(st.request)
 	} else {
 		ct.RequestErr = fmt.Errorf("task %s has no %s setting", ct.Key, EnvRequest)
+	}
+	if st.outputs != "" {
+		ct.Outputs, _ = DecodeOutputsEnv(st.outputs) // unreadable: the request's one output
 	}
 	if ei := t.ExecutionInfo; ei != nil {
 		ct.Success = strings.EqualFold(string(deref(ei.Result)), string(azbatch.TaskExecutionResultSuccess))
@@ -608,27 +614,38 @@ func (c *Client) Task(ctx context.Context, jobID, key string) (TaskInfo, error) 
 	if ei := t.ExecutionInfo; ei != nil {
 		ti.Started = deref(ei.StartTime)
 	}
-	env, found, enqueued := ffpipeSettings(t.EnvironmentSettings)
-	if found {
-		ti.Request, _ = DecodeRequestEnv(env) // undecodable: shown without it
+	st := ffpipeSettings(t.EnvironmentSettings)
+	if st.found {
+		ti.Request, _ = DecodeRequestEnv(st.request) // undecodable: shown without it
 	}
-	ti.Enqueued = enqueued
+	ti.Enqueued = st.enqueued
 	return ti, nil
 }
 
-// ffpipeSettings reads the settings Dispatch puts on a task: the encoded
-// request (EnvRequest; found says whether it is there) and the message's
-// enqueued time (EnvEnqueued; zero when absent or unreadable).
-func ffpipeSettings(settings []azbatch.EnvironmentSetting) (requestEnv string, found bool, enqueued time.Time) {
+// taskSettings are the settings Dispatch puts on a task: the encoded
+// request (EnvRequest; found says whether it is there), the encoded output
+// names (EnvOutputs; "" when absent) and the message's enqueued time
+// (EnvEnqueued; zero when absent or unreadable).
+type taskSettings struct {
+	request  string
+	found    bool
+	outputs  string
+	enqueued time.Time
+}
+
+func ffpipeSettings(settings []azbatch.EnvironmentSetting) taskSettings {
+	var st taskSettings
 	for _, e := range settings {
 		switch deref(e.Name) {
 		case EnvRequest:
-			requestEnv, found = deref(e.Value), true
+			st.request, st.found = deref(e.Value), true
+		case EnvOutputs:
+			st.outputs = deref(e.Value)
 		case EnvEnqueued:
-			enqueued = ParseEnqueuedEnv(deref(e.Value))
+			st.enqueued = ParseEnqueuedEnv(deref(e.Value))
 		}
 	}
-	return requestEnv, found, enqueued
+	return st
 }
 
 // TaskCounts returns the job's task counts. A missing job gives an error

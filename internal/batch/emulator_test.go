@@ -107,12 +107,17 @@ func TestClientAgainstStandIns(t *testing.T) {
 		t.Fatalf("EnsureJob again: %v", err)
 	}
 
-	set := presets.Default()
+	set := presets.DefaultProfiles()
+	d := request.Defaults{Preset: "mp3", OutputContainer: "output", Profile: set.Lookup}
 	var specs []batch.TaskSpec
 	for _, p := range []string{"mp3", "thumbnail"} {
 		blob := blobs[p]
 		r, err := request.Request{Source: request.Source{Container: "input", Blob: blob, ETag: etags[blob], Size: int64(len(sample))}, Preset: p}.
-			WithDefaults(request.Defaults{Preset: "mp3", OutputContainer: "output", Ext: set.Ext})
+			WithDefaults(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		outs, err := r.Outputs(d)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -120,13 +125,13 @@ func TestClientAgainstStandIns(t *testing.T) {
 		key := r.Key(azurite.Account)
 		stdout, stderr := batch.LogBlobs(key)
 		specs = append(specs, batch.TaskSpec{
-			Key: key, Request: r, Preset: pr,
-			InputURL:           signed("input", blob, readPerm),
-			OutputContainerURL: signedFor("output", r.Output.Blob, writePerm),
-			StdoutURL:          signedFor("logs", stdout, writePerm),
-			StderrURL:          signedFor("logs", stderr, writePerm),
-			ResultURL:          signedFor("logs", batch.ResultBlob(key), writePerm),
-			Constraints:        batch.Constraints{MaxWallClock: time.Minute, MaxRetries: 1},
+			Key: key, Request: r, Profile: pr, Outputs: outs,
+			InputURL:    signed("input", blob, readPerm),
+			OutputURLs:  []string{signedFor("output", r.Output.Blob, writePerm)},
+			StdoutURL:   signedFor("logs", stdout, writePerm),
+			StderrURL:   signedFor("logs", stderr, writePerm),
+			ResultURL:   signedFor("logs", batch.ResultBlob(key), writePerm),
+			Constraints: batch.Constraints{MaxWallClock: time.Minute, MaxRetries: 1},
 		})
 	}
 	added, err := c.AddTasks(ctx, "ffpipe", specs)
@@ -181,8 +186,8 @@ func TestClientAgainstStandIns(t *testing.T) {
 			t.Fatal(err)
 		}
 		p, _ := set.Get(d.Request.Preset)
-		if got := props.ContentType; got == nil || *got != p.ContentType {
-			t.Errorf("output content type = %v, want %q", got, p.ContentType)
+		if got := props.ContentType; got == nil || *got != p.Outputs[0].ContentType {
+			t.Errorf("output content type = %v, want %q", got, p.Outputs[0].ContentType)
 		}
 		download(t, svc, "logs", d.Key+"/stderr.txt") // fails the test if missing
 		if err := c.DeleteTask(ctx, "ffpipe", d.Key); err != nil {

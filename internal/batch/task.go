@@ -2,6 +2,7 @@ package batch
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"strings"
@@ -28,6 +29,11 @@ const (
 	// unknown. The value is a time formatted here, never text from a
 	// message.
 	EnvEnqueued = "FFPIPE_ENQUEUED"
+	// EnvOutputs carries the output blob names (JSON of
+	// []request.OutputBlob, base64url without padding), so that Sweep
+	// checks exactly the names this task wrote whatever the configuration
+	// says by then. Absent on tasks made before profiles.
+	EnvOutputs = "FFPIPE_OUTPUTS"
 )
 
 // Fixed output file patterns.
@@ -59,6 +65,10 @@ type Constraints struct {
 	MaxWallClock time.Duration
 	// MaxRetries is maxTaskRetryCount: retries after a non-zero exit (0 = run once).
 	MaxRetries int
+	// RequiredSlots is the task's requiredSlots; 0 means the profile's
+	// Slots. It must not exceed the pool's taskSlotsPerNode, or the task
+	// never runs.
+	RequiredSlots int
 	// Retention keeps the task directory on the node after completion; 0
 	// means DefaultRetention. Sweep deletes the task sooner anyway.
 	Retention time.Duration
@@ -73,12 +83,17 @@ type TaskSpec struct {
 	Key string
 	// Request is complete (request.WithDefaults applied; eTag resolved).
 	Request request.Request
-	// Preset is the configured preset named by Request.Preset.
-	Preset presets.Preset
+	// Profile is the configured profile named by Request.Profile.
+	Profile presets.Profile
+	// Outputs are the blob names of the profile's outputs, in its order
+	// (request.Request.Outputs).
+	Outputs []request.OutputBlob
 	// InputURL is the source blob URL.
 	InputURL string
-	// OutputContainerURL is the output container URL; the blob path is Request.Output.Blob.
-	OutputContainerURL string
+	// OutputURLs are the output container's URL, one per output: with a
+	// SAS for exactly that output's blob, or for the container for an HLS
+	// output (its segment names are not known in advance).
+	OutputURLs []string
 	// StdoutURL, StderrURL and ResultURL are the logs container URL, each
 	// with a SAS for exactly one blob: LogBlobs(Key) and ResultBlob(Key)
 	// (or plain with NodeIdentity).
@@ -109,16 +124,31 @@ func (s TaskSpec) Validate() error {
 	if s.Request.Source.ETag == "" {
 		return invalid("request has no source eTag")
 	}
-	if s.Request.Preset != s.Preset.Name {
-		return invalid("request preset %q differs from spec preset %q", s.Request.Preset, s.Preset.Name)
+	if s.Request.Named() != s.Profile.Name {
+		return invalid("request profile %q differs from spec profile %q", s.Request.Named(), s.Profile.Name)
 	}
-	if err := s.Preset.Validate(); err != nil {
+	if err := s.Profile.Validate(); err != nil {
 		return invalid("%v", err)
 	}
-	for _, u := range []struct{ name, v string }{
-		{"input URL", s.InputURL}, {"output container URL", s.OutputContainerURL},
-		{"stdout URL", s.StdoutURL}, {"stderr URL", s.StderrURL}, {"result URL", s.ResultURL},
-	} {
+	if len(s.Outputs) != len(s.Profile.Outputs) || len(s.OutputURLs) != len(s.Outputs) {
+		return invalid("%d outputs with %d names and %d URLs", len(s.Profile.Outputs), len(s.Outputs), len(s.OutputURLs))
+	}
+	urls := []struct{ name, v string }{
+		{"input URL", s.InputURL}, {"stdout URL", s.StdoutURL}, {"stderr URL", s.StderrURL}, {"result URL", s.ResultURL},
+	}
+	for i, o := range s.Outputs {
+		if err := request.ValidateBlob(o.Blob); err != nil {
+			return invalid("output %d: %v", i, err)
+		}
+		if hls := s.Profile.Outputs[i].Kind == presets.KindHLS; hls != (o.Folder != "") || hls && o.Blob != o.Folder+"/"+request.HLSMaster {
+			return invalid("output %d: an HLS output needs a folder and its master playlist, a file output neither", i)
+		}
+		urls = append(urls, struct{ name, v string }{fmt.Sprintf("output %d URL", i), s.OutputURLs[i]})
+	}
+	if s.Outputs[0].Blob != s.Request.Output.Blob {
+		return invalid("request output %q differs from the first output %q", s.Request.Output.Blob, s.Outputs[0].Blob)
+	}
+	for _, u := range urls {
 		pu, err := url.Parse(u.v)
 		if err != nil || (pu.Scheme != "https" && pu.Scheme != "http") || pu.Host == "" {
 			return invalid("%s is not an absolute http(s) URL", u.name)
@@ -130,6 +160,9 @@ func (s TaskSpec) Validate() error {
 	}
 	if c.MaxRetries < 0 || c.MaxRetries > MaxTaskRetries {
 		return invalid("max retries %d outside [0, %d]", c.MaxRetries, MaxTaskRetries)
+	}
+	if c.RequiredSlots < 0 || c.RequiredSlots > presets.MaxSlots {
+		return invalid("required slots %d outside [0, %d]", c.RequiredSlots, presets.MaxSlots)
 	}
 	return nil
 }
@@ -159,18 +192,22 @@ func (s TaskSpec) Content() (azbatch.CreateTaskContent, error) {
 	if retention == 0 {
 		retention = DefaultRetention
 	}
-	p := s.Preset
-	ct := p.ContentType
-	out := &azbatch.OutputFileBlobContainerDestination{
-		ContainerURL:      to.Ptr(s.OutputContainerURL),
-		Path:              to.Ptr(s.Request.Output.Blob),
-		IdentityReference: ident,
+	p := s.Profile
+	outputs := make([]azbatch.OutputFile, 0, len(p.Outputs)+5)
+	for i, o := range p.Outputs {
+		outputs = append(outputs, s.outputFiles(i, o, ident)...)
 	}
-	if ct != "" {
-		out.UploadHeaders = []azbatch.HTTPHeader{
-			{Name: to.Ptr(ContentTypeHeader), Value: to.Ptr(ct)},
-			{Name: to.Ptr(BlobContentTypeHeader), Value: to.Ptr(ct)},
-		}
+	outputs = append(outputs,
+		logFile(StdoutPattern, s.StdoutURL, stdoutBlob, ident),
+		logFile(StderrPattern, s.StderrURL, stderrBlob, ident),
+		logFile(presets.ResultFile, s.ResultURL, ResultBlob(s.Key), ident))
+	slots := s.Constraints.RequiredSlots
+	if slots == 0 {
+		slots = p.Slots
+	}
+	outJSON, err := json.Marshal(s.Outputs)
+	if err != nil {
+		return azbatch.CreateTaskContent{}, fmt.Errorf("build task %s: encode outputs: %w", s.Key, err)
 	}
 	return azbatch.CreateTaskContent{
 		ID:          to.Ptr(s.Key),
@@ -181,17 +218,8 @@ func (s TaskSpec) Content() (azbatch.CreateTaskContent, error) {
 			FilePath:          to.Ptr(presets.InputFile),
 			IdentityReference: ident,
 		}},
-		OutputFiles: []azbatch.OutputFile{
-			{
-				FilePattern:   to.Ptr(p.OutputFile()),
-				Destination:   &azbatch.OutputFileDestination{Container: out},
-				UploadOptions: &azbatch.OutputFileUploadConfig{UploadCondition: to.Ptr(azbatch.OutputFileUploadConditionTaskSuccess)},
-			},
-			logFile(StdoutPattern, s.StdoutURL, stdoutBlob, ident),
-			logFile(StderrPattern, s.StderrURL, stderrBlob, ident),
-			logFile(presets.ResultFile, s.ResultURL, ResultBlob(s.Key), ident),
-		},
-		EnvironmentSettings: s.env(reqJSON),
+		OutputFiles:         outputs,
+		EnvironmentSettings: s.env(reqJSON, outJSON),
 		Constraints: &azbatch.TaskConstraints{
 			MaxWallClockTime:  to.Ptr(ISODuration(wall)),
 			RetentionTime:     to.Ptr(ISODuration(retention)),
@@ -203,16 +231,52 @@ func (s TaskSpec) Content() (azbatch.CreateTaskContent, error) {
 			Scope:          to.Ptr(azbatch.AutoUserScopeTask),
 			ElevationLevel: to.Ptr(azbatch.ElevationLevelNonAdmin),
 		}},
-		RequiredSlots: to.Ptr[int32](1),
+		RequiredSlots: to.Ptr(int32(slots)),
 	}, nil
 }
 
-// env is the task's environment: the key, the request and, when known,
-// the enqueued time.
-func (s TaskSpec) env(reqJSON []byte) []azbatch.EnvironmentSetting {
-	env := make([]azbatch.EnvironmentSetting, 2, 3)
+// outputFiles are the upload rules of output i: its file to exactly its
+// blob; an HLS output's master playlist, rung playlists and segments under
+// its folder, each kind with its content type. Only on task success: a
+// failed or deterministic-failure run leaves nothing to upload anyway.
+func (s TaskSpec) outputFiles(i int, o presets.Output, ident *azbatch.NodeIdentityReference) []azbatch.OutputFile {
+	upload := func(pattern, path, contentType string) azbatch.OutputFile {
+		dest := &azbatch.OutputFileBlobContainerDestination{
+			ContainerURL:      to.Ptr(s.OutputURLs[i]),
+			Path:              to.Ptr(path),
+			IdentityReference: ident,
+		}
+		if contentType != "" {
+			dest.UploadHeaders = []azbatch.HTTPHeader{
+				{Name: to.Ptr(ContentTypeHeader), Value: to.Ptr(contentType)},
+				{Name: to.Ptr(BlobContentTypeHeader), Value: to.Ptr(contentType)},
+			}
+		}
+		return azbatch.OutputFile{
+			FilePattern:   to.Ptr(pattern),
+			Destination:   &azbatch.OutputFileDestination{Container: dest},
+			UploadOptions: &azbatch.OutputFileUploadConfig{UploadCondition: to.Ptr(azbatch.OutputFileUploadConditionTaskSuccess)},
+		}
+	}
+	if o.Kind == presets.KindHLS {
+		folder := s.Outputs[i].Folder
+		return []azbatch.OutputFile{
+			// Segments first: a player that finds a playlist finds its segments.
+			upload(presets.HLSSegmentsPattern, folder, presets.SegmentContentType),
+			upload(presets.HLSPlaylistsPattern, folder, presets.PlaylistContentType),
+			upload(presets.HLSMasterPattern, folder, presets.PlaylistContentType),
+		}
+	}
+	return []azbatch.OutputFile{upload(s.Profile.OutputFile(i), s.Outputs[i].Blob, o.ContentType)}
+}
+
+// env is the task's environment: the key, the request, the output names
+// and, when known, the enqueued time.
+func (s TaskSpec) env(reqJSON, outJSON []byte) []azbatch.EnvironmentSetting {
+	env := make([]azbatch.EnvironmentSetting, 3, 4)
 	env[0] = azbatch.EnvironmentSetting{Name: to.Ptr(EnvKey), Value: to.Ptr(s.Key)}
 	env[1] = azbatch.EnvironmentSetting{Name: to.Ptr(EnvRequest), Value: to.Ptr(base64.RawURLEncoding.EncodeToString(reqJSON))}
+	env[2] = azbatch.EnvironmentSetting{Name: to.Ptr(EnvOutputs), Value: to.Ptr(base64.RawURLEncoding.EncodeToString(outJSON))}
 	if v := FormatEnqueuedEnv(s.Enqueued); v != "" {
 		env = append(env, azbatch.EnvironmentSetting{Name: to.Ptr(EnvEnqueued), Value: to.Ptr(v)})
 	}
@@ -249,6 +313,32 @@ func EncodeRequestEnv(r request.Request) (string, error) {
 		return "", err
 	}
 	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// DecodeOutputsEnv parses an EnvOutputs value (padding tolerated): every
+// name must be a valid blob name, an HLS output's master must be in its
+// folder.
+func DecodeOutputsEnv(s string) ([]request.OutputBlob, error) {
+	b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))
+	if err != nil {
+		return nil, fmt.Errorf("decode %s: %w", EnvOutputs, err)
+	}
+	var outs []request.OutputBlob
+	if err := json.Unmarshal(b, &outs); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", EnvOutputs, err)
+	}
+	if len(outs) == 0 || len(outs) > presets.MaxOutputs {
+		return nil, fmt.Errorf("decode %s: %d outputs", EnvOutputs, len(outs))
+	}
+	for _, o := range outs {
+		if err := request.ValidateBlob(o.Blob); err != nil {
+			return nil, fmt.Errorf("decode %s: %w", EnvOutputs, err)
+		}
+		if o.Folder != "" && o.Blob != o.Folder+"/"+request.HLSMaster {
+			return nil, fmt.Errorf("decode %s: master %q is not in folder %q", EnvOutputs, o.Blob, o.Folder)
+		}
+	}
+	return outs, nil
 }
 
 // DecodeRequestEnv parses an EnvRequest value (padding tolerated).

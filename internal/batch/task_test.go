@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,27 +22,45 @@ var update = flag.Bool("update", false, "rewrite golden files")
 
 const account = "devstoreaccount1"
 
-// spec builds a complete TaskSpec for container/blob with preset name.
-func spec(t testing.TB, container, blob, presetName string) TaskSpec {
+// spec builds a complete TaskSpec for container/blob with profile name.
+func spec(t testing.TB, container, blob, profileName string) TaskSpec {
 	t.Helper()
-	set := presets.Default()
-	r := request.Request{Source: request.Source{Container: container, Blob: blob, ETag: "0x8DC1234567890AB", Size: 1234}, Preset: presetName, CorrelationID: "corr-1"}
-	r, err := r.WithDefaults(request.Defaults{Account: account, Preset: "mp3", OutputContainer: "output", Ext: set.Ext})
+	s, err := buildSpec(container, blob, profileName)
 	if err != nil {
-		t.Fatalf("WithDefaults(%q): %v", blob, err)
+		t.Fatalf("spec(%q, %q): %v", blob, profileName, err)
 	}
-	p, _ := set.Get(r.Preset)
+	return s
+}
+
+func buildSpec(container, blob, profileName string) (TaskSpec, error) {
+	ps := presets.DefaultProfiles()
+	d := request.Defaults{Account: account, Preset: "mp3", OutputContainer: "output", Profile: ps.Lookup}
+	r := request.Request{Source: request.Source{Container: container, Blob: blob, ETag: "0x8DC1234567890AB", Size: 1234}, Profile: profileName, CorrelationID: "corr-1"}
+	r, err := r.WithDefaults(d)
+	if err != nil {
+		return TaskSpec{}, err
+	}
+	outs, err := r.Outputs(d)
+	if err != nil {
+		return TaskSpec{}, err
+	}
+	p, _ := ps.Get(r.Profile)
+	urls := make([]string, len(outs))
+	for i := range urls {
+		urls[i] = fmt.Sprintf("https://acct.blob.core.windows.net/output?sv=2024&sig=WRITESIG%d", i)
+	}
 	return TaskSpec{
-		Key:                r.Key(account),
-		Request:            r,
-		Preset:             p,
-		InputURL:           "https://acct.blob.core.windows.net/" + container + "/blob?sv=2024&sig=READSIG",
-		OutputContainerURL: "https://acct.blob.core.windows.net/output?sv=2024&sig=WRITESIG",
-		StdoutURL:          "https://acct.blob.core.windows.net/logs?sv=2024&sig=OUTLOGSIG",
-		StderrURL:          "https://acct.blob.core.windows.net/logs?sv=2024&sig=ERRLOGSIG",
-		ResultURL:          "https://acct.blob.core.windows.net/logs?sv=2024&sig=RESLOGSIG",
-		Constraints:        Constraints{MaxWallClock: 30 * time.Minute, MaxRetries: 2},
-	}
+		Key:         r.Key(account),
+		Request:     r,
+		Profile:     p,
+		Outputs:     outs,
+		InputURL:    "https://acct.blob.core.windows.net/" + container + "/blob?sv=2024&sig=READSIG",
+		OutputURLs:  urls,
+		StdoutURL:   "https://acct.blob.core.windows.net/logs?sv=2024&sig=OUTLOGSIG",
+		StderrURL:   "https://acct.blob.core.windows.net/logs?sv=2024&sig=ERRLOGSIG",
+		ResultURL:   "https://acct.blob.core.windows.net/logs?sv=2024&sig=RESLOGSIG",
+		Constraints: Constraints{MaxWallClock: 30 * time.Minute, MaxRetries: 2},
+	}, nil
 }
 
 func marshalIndent(t testing.TB, v any) []byte {
@@ -86,10 +105,12 @@ func TestTaskContentGolden(t *testing.T) {
 			s.Enqueued = time.Date(2026, 3, 1, 11, 12, 33, 123456700, time.FixedZone("CET", 2*3600))
 		}},
 		{name: "thumbnail-sas", blob: "a.mp4", preset: "thumbnail"},
+		{name: "web-sas", blob: "v/a.mp4", preset: "web"},
+		{name: "hls-sas", blob: "v/a.mp4", preset: "hls", mutate: func(s *TaskSpec) { s.Constraints.RequiredSlots = 4 }},
 		{name: "aac-identity", blob: "dir/ü b.mp4", preset: "aac", mutate: func(s *TaskSpec) {
 			s.NodeIdentity = "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/ffpipe-pool"
 			s.InputURL = "https://acct.blob.core.windows.net/input/dir/%C3%BC%20b.mp4"
-			s.OutputContainerURL = "https://acct.blob.core.windows.net/output"
+			s.OutputURLs = []string{"https://acct.blob.core.windows.net/output"}
 			s.StdoutURL = "https://acct.blob.core.windows.net/logs"
 			s.StderrURL = "https://acct.blob.core.windows.net/logs"
 			s.ResultURL = "https://acct.blob.core.windows.net/logs"
@@ -212,10 +233,16 @@ func TestTaskSpecValidate(t *testing.T) {
 		{"bad key", func(s *TaskSpec) { s.Key = "Videos-A" }},
 		{"no output", func(s *TaskSpec) { s.Request.Output = request.Output{} }},
 		{"no etag", func(s *TaskSpec) { s.Request.Source.ETag = "" }},
-		{"preset mismatch", func(s *TaskSpec) { s.Preset, _ = presets.Default().Get("wav") }},
-		{"invalid preset", func(s *TaskSpec) { s.Preset.Args = []string{"-i", "/etc/passwd"}; s.Request.Preset = s.Preset.Name }},
+		{"profile mismatch", func(s *TaskSpec) { s.Profile, _ = presets.DefaultProfiles().Get("wav") }},
+		{"invalid profile", func(s *TaskSpec) { s.Profile.Outputs[0].Args = []string{"-i", "/etc/passwd"} }},
+		{"outputs missing", func(s *TaskSpec) { s.Outputs = nil }},
+		{"output URLs missing", func(s *TaskSpec) { s.OutputURLs = nil }},
+		{"output differs from the request", func(s *TaskSpec) { s.Outputs[0].Blob = "b.mp3" }},
+		{"file output with a folder", func(s *TaskSpec) { s.Outputs[0].Folder = "a" }},
+		{"too many slots", func(s *TaskSpec) { s.Constraints.RequiredSlots = 65 }},
 		{"relative input URL", func(s *TaskSpec) { s.InputURL = "input/a.mp4" }},
-		{"file URL", func(s *TaskSpec) { s.OutputContainerURL = "file:///tmp" }},
+		{"file URL", func(s *TaskSpec) { s.OutputURLs[0] = "file:///tmp" }},
+		{"no result URL", func(s *TaskSpec) { s.ResultURL = "" }},
 		{"no stdout URL", func(s *TaskSpec) { s.StdoutURL = "" }},
 		{"no stderr URL", func(s *TaskSpec) { s.StderrURL = "" }},
 		{"negative wall clock", func(s *TaskSpec) { s.Constraints.MaxWallClock = -time.Second }},
@@ -302,8 +329,11 @@ func FuzzTaskSpec(f *testing.F) {
 		f.Add(seed.container, seed.blob, "mp3")
 	}
 	f.Add("input", "a.mp4", "thumbnail")
+	for _, p := range []string{"web", "hls", "podcast"} {
+		f.Add("input", "$(touch x)/a b.mp4", p)
+	}
 	ref := map[string]string{}
-	for _, p := range presets.Default().Names() {
+	for _, p := range presets.DefaultProfiles().Names() {
 		ref[p] = invariant(f, mustContent(f, spec(f, "input", "reference.mp4", p)))
 	}
 	f.Fuzz(func(t *testing.T, container, blob, presetName string) {
@@ -313,22 +343,11 @@ func FuzzTaskSpec(f *testing.F) {
 		if request.ValidateContainer(container) != nil || request.ValidateBlob(blob) != nil {
 			return
 		}
-		set := presets.Default()
-		r, err := request.Request{Source: request.Source{Container: container, Blob: blob, ETag: "0x1"}, Preset: presetName}.
-			WithDefaults(request.Defaults{Preset: "mp3", OutputContainer: "output", Ext: set.Ext})
+		s, err := buildSpec(container, blob, presetName)
 		if err != nil {
 			return // e.g. the output name would be too long: a failure record, no task
 		}
-		p, _ := set.Get(presetName)
-		s := TaskSpec{
-			Key: r.Key(account), Request: r, Preset: p,
-			InputURL:           "https://acct.blob.core.windows.net/x?sig=s",
-			OutputContainerURL: "https://acct.blob.core.windows.net/output?sig=s",
-			StdoutURL:          "https://acct.blob.core.windows.net/logs?sig=s",
-			StderrURL:          "https://acct.blob.core.windows.net/logs?sig=s",
-			ResultURL:          "https://acct.blob.core.windows.net/logs?sig=r",
-			Enqueued:           fuzzEnqueued,
-		}
+		s.Enqueued = fuzzEnqueued
 		c, err := s.Content()
 		if err != nil {
 			t.Fatalf("Content(%q, %q): %v", container, blob, err)
@@ -339,15 +358,24 @@ func FuzzTaskSpec(f *testing.F) {
 		if *c.ID != s.Key || !request.IsKey(*c.ID) {
 			t.Fatalf("task id %q is not the key %q", *c.ID, s.Key)
 		}
-		if got := *c.OutputFiles[0].Destination.Container.Path; got != r.Output.Blob {
-			t.Fatalf("output path = %q, want %q", got, r.Output.Blob)
-		}
 		stdout, stderr := LogBlobs(s.Key)
-		if got := *c.OutputFiles[1].Destination.Container.Path; got != stdout {
-			t.Fatalf("stdout path = %q, want %q", got, stdout)
+		paths := map[string]string{StdoutPattern: stdout, StderrPattern: stderr, presets.ResultFile: ResultBlob(s.Key)}
+		for i, o := range s.Outputs {
+			if o.Folder == "" {
+				paths[s.Profile.OutputFile(i)] = o.Blob
+			} else {
+				for _, p := range []string{presets.HLSMasterPattern, presets.HLSPlaylistsPattern, presets.HLSSegmentsPattern} {
+					paths[p] = o.Folder
+				}
+			}
 		}
-		if got := *c.OutputFiles[2].Destination.Container.Path; got != stderr {
-			t.Fatalf("stderr path = %q, want %q", got, stderr)
+		if len(c.OutputFiles) != len(paths) {
+			t.Fatalf("%d output files, want %d", len(c.OutputFiles), len(paths))
+		}
+		for _, of := range c.OutputFiles {
+			if got, want := *of.Destination.Container.Path, paths[*of.FilePattern]; got != want {
+				t.Fatalf("%s goes to %q, want %q", *of.FilePattern, got, want)
+			}
 		}
 		for _, e := range c.EnvironmentSettings {
 			if *e.Name == EnvEnqueued {

@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -70,6 +71,17 @@ type Config struct {
 	OutputTemplate string
 	// Presets is optional JSON that overrides or adds presets.
 	Presets string
+	// Profiles is optional JSON that adds or replaces media profiles.
+	Profiles string
+	// Routes choose a profile by blob-name prefix (FFPIPE_ROUTES), longest
+	// prefix first.
+	Routes []Route
+	// ProfileMetadata: Dispatch reads an upload's ffpipe_profile metadata
+	// when the request names no profile (one Get Blob Properties each).
+	ProfileMetadata bool
+	// TaskMaxSlots is the pool's taskSlotsPerNode: a profile's
+	// requiredSlots is capped to it, or its tasks would never run.
+	TaskMaxSlots int
 
 	TaskMaxWallClock time.Duration
 	TaskMaxRetries   int
@@ -155,13 +167,37 @@ var table = []setting{
 		c.MaxInputBytes = n
 		return nil
 	}},
-	{Setting{"FFPIPE_DEFAULT_PRESET", "mp3", "preset used when a request names none", false}, func(c *Config, v string) error { c.DefaultPreset = v; return nil }},
+	{Setting{"FFPIPE_DEFAULT_PRESET", "mp3", "profile (or preset) used when neither the request, the upload's metadata nor FFPIPE_ROUTES names one", false}, func(c *Config, v string) error { c.DefaultPreset = v; return nil }},
 	{Setting{"FFPIPE_OUTPUT_TEMPLATE", "{dir}/{stem}.{ext}", "output blob name template ({dir}, {stem}, {ext})", false}, func(c *Config, v string) error { c.OutputTemplate = v; return nil }},
 	{Setting{"FFPIPE_PRESETS", "", "optional JSON object overriding or adding presets", false}, func(c *Config, v string) error {
 		if v != "" && !json.Valid([]byte(v)) {
 			return errors.New("not valid JSON")
 		}
 		c.Presets = v
+		return nil
+	}},
+	{Setting{"FFPIPE_PROFILES", "", "optional JSON object adding or replacing media profiles (docs/profiles.md)", false}, func(c *Config, v string) error {
+		if v != "" && !json.Valid([]byte(v)) {
+			return errors.New("not valid JSON")
+		}
+		c.Profiles = v
+		return nil
+	}},
+	{Setting{"FFPIPE_ROUTES", "", `optional JSON object from blob-name prefix to profile, e.g. {"videos/": "web"}; the longest matching prefix wins`, false}, setRoutes},
+	{Setting{"FFPIPE_PROFILE_METADATA", "true", "read an upload's ffpipe_profile metadata when the request names no profile (one Get Blob Properties per upload)", false}, func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("want true or false, got %q", v)
+		}
+		c.ProfileMetadata = b
+		return nil
+	}},
+	{Setting{"FFPIPE_TASK_MAX_SLOTS", "2", "the pool's taskSlotsPerNode: a profile's requiredSlots is capped to it", false}, func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 256 {
+			return fmt.Errorf("want a number in [1, 256], got %q", v)
+		}
+		c.TaskMaxSlots = n
 		return nil
 	}},
 	{Setting{"FFPIPE_TASK_MAX_WALLCLOCK", "PT30M", "task maxWallClockTime: ISO 8601 (PT30M) or Go duration (30m)", false}, func(c *Config, v string) error { return setDuration(&c.TaskMaxWallClock, v) }},
@@ -391,6 +427,54 @@ func setSuffixes(c *Config, v string) error {
 
 // setDuration accepts Go durations (90s, 30m, 2h) and the ISO 8601 forms
 // Batch uses (PT30M, PT1H30M, P1D).
+// Route maps a blob-name prefix of the input container to a profile.
+type Route struct {
+	Prefix  string
+	Profile string
+}
+
+// MaxRoutes bounds FFPIPE_ROUTES.
+const MaxRoutes = 256
+
+func setRoutes(c *Config, v string) error {
+	c.Routes = nil
+	if strings.TrimSpace(v) == "" {
+		return nil
+	}
+	var m map[string]string
+	if err := json.Unmarshal([]byte(v), &m); err != nil {
+		return fmt.Errorf("want a JSON object from prefix to profile name: %w", err)
+	}
+	if len(m) > MaxRoutes {
+		return fmt.Errorf("%d routes, at most %d", len(m), MaxRoutes)
+	}
+	for prefix, profile := range m {
+		if prefix == "" || len(prefix) > 1024 {
+			return fmt.Errorf("route prefix %q: want 1-1024 characters", prefix)
+		}
+		c.Routes = append(c.Routes, Route{Prefix: prefix, Profile: profile})
+	}
+	// Longest prefix first; equal lengths in byte order, so the choice is stable.
+	slices.SortFunc(c.Routes, func(a, b Route) int {
+		if n := len(b.Prefix) - len(a.Prefix); n != 0 {
+			return n
+		}
+		return strings.Compare(a.Prefix, b.Prefix)
+	})
+	return nil
+}
+
+// Route returns the profile of the longest FFPIPE_ROUTES prefix of blob,
+// or "".
+func (c Config) Route(blob string) string {
+	for _, r := range c.Routes {
+		if strings.HasPrefix(blob, r.Prefix) {
+			return r.Profile
+		}
+	}
+	return ""
+}
+
 func setDuration(d *time.Duration, v string) error {
 	x, err := ParseDuration(v)
 	if err != nil {

@@ -142,6 +142,7 @@ func TestSettingsTableIsComplete(t *testing.T) {
 		"FFPIPE_BATCH_POOL", "FFPIPE_BATCH_JOB", "FFPIPE_QUEUE", "FFPIPE_QUEUE_LOCK_DURATION", "FFPIPE_INPUT_CONTAINER", "FFPIPE_OUTPUT_CONTAINER",
 		"FFPIPE_STATUS_CONTAINER", "FFPIPE_INDEX_CONTAINER", "FFPIPE_RECORD_RETENTION", "FFPIPE_LOGS_CONTAINER", "FFPIPE_QUARANTINE_CONTAINER", "FFPIPE_ALLOWED_SUFFIXES",
 		"FFPIPE_MAX_INPUT_BYTES", "FFPIPE_DEFAULT_PRESET", "FFPIPE_OUTPUT_TEMPLATE", "FFPIPE_PRESETS",
+		"FFPIPE_PROFILES", "FFPIPE_ROUTES", "FFPIPE_PROFILE_METADATA", "FFPIPE_TASK_MAX_SLOTS",
 		"FFPIPE_TASK_MAX_WALLCLOCK", "FFPIPE_TASK_MAX_RETRIES", "FFPIPE_SAS_EXPIRY", "FFPIPE_NODE_IDENTITY",
 		"FFPIPE_SWEEP_MAX_TASKS", "FFPIPE_SWEEP_PARALLELISM", "FFPIPE_SWEEP_BUDGET", "FFPIPE_RECONCILE_AFTER", "SweepSchedule", "FFPIPE_LOG_FORMAT", "FFPIPE_LOG_LEVEL"}
 	have := map[string]Setting{}
@@ -291,4 +292,39 @@ func FuzzParseStorageConnectionString(f *testing.F) {
 			t.Fatalf("ParseStorageConnectionString(%q) = %+v without error", s, c)
 		}
 	})
+}
+
+func TestRoutes(t *testing.T) {
+	tests := []struct {
+		routes string
+		blob   string
+		want   string
+		err    bool
+	}{
+		{routes: "", blob: "a.mp4", want: ""},
+		{routes: `{"videos/": "web", "videos/hls/": "hls", "pod": "podcast"}`, blob: "videos/hls/a.mp4", want: "hls"},
+		{routes: `{"videos/": "web", "videos/hls/": "hls"}`, blob: "videos/a.mp4", want: "web"},
+		{routes: `{"videos/": "web"}`, blob: "Videos/a.mp4", want: ""},
+		{routes: `{"pod": "podcast"}`, blob: "podcasts/x.mp4", want: "podcast"},
+		{routes: `{"": "web"}`, err: true},
+		{routes: `["web"]`, err: true},
+		{routes: `{"a/": 1}`, err: true},
+	}
+	for _, tt := range tests {
+		m := localSettings()
+		m["FFPIPE_ROUTES"] = tt.routes
+		c, err := Load(FromMap(m))
+		if tt.err {
+			if err == nil {
+				t.Errorf("Load(routes %s) = nil error, want one", tt.routes)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("Load(routes %s): %v", tt.routes, err)
+		}
+		if got := c.Route(tt.blob); got != tt.want {
+			t.Errorf("routes %s: Route(%q) = %q, want %q", tt.routes, tt.blob, got, tt.want)
+		}
+	}
 }

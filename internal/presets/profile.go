@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ffpipe/ffpipe/internal/request"
 )
 
 // Output is one output of a profile: a preset, named uniquely within the
@@ -132,8 +134,8 @@ func (p Profile) clone() Profile {
 	return p
 }
 
-// Weights of the wall-clock budget, in minutes per started 100 MiB of
-// input: audio 1, video 4, an HLS rung 2 (the ladder 8); images nothing.
+// Weights of the wall-clock budget, in minutes per 100 MiB of input:
+// audio 1, video 4, an HLS rung 2 (the default ladder 8); images nothing.
 const wallChunk = 100 << 20
 
 func (o Output) wallWeight() int {
@@ -149,17 +151,22 @@ func (o Output) wallWeight() int {
 }
 
 // MaxWallClock is the Batch maxWallClockTime of a task of this profile on
-// an input of size bytes: base plus, for every started 100 MiB, a minute
-// per audio output, four per video output and two per HLS rung. It is
-// capped at a week (Batch's default task lifetime on a node is 7 days).
+// an input of size bytes: base plus, per 100 MiB of input, a minute per
+// audio output, four per video output and two per HLS rung, rounded up to
+// the second. It is capped at a week (Batch's default task lifetime).
 func (p Profile) MaxWallClock(base time.Duration, size int64) time.Duration {
 	w := 0
 	for _, o := range p.Outputs {
 		w += o.wallWeight()
 	}
-	chunks := (max(size, 0) + wallChunk - 1) / wallChunk
-	d := base + time.Duration(chunks)*time.Duration(w)*time.Minute
-	return min(d, 7*24*time.Hour)
+	const week = 7 * 24 * time.Hour
+	extra := float64(max(size, 0)) / wallChunk * float64(w) * float64(time.Minute)
+	if extra >= float64(week) {
+		return week
+	}
+	d := base + time.Duration(extra)
+	d = d.Truncate(time.Second) + time.Duration(min(d%time.Second, 1)*time.Second)
+	return min(d, week)
 }
 
 // OneOutput is the one-output profile of a preset.
@@ -343,6 +350,25 @@ func (ps *Profiles) Get(name string) (Profile, bool) {
 		return Profile{}, false
 	}
 	return p.clone(), true
+}
+
+// Lookup returns what naming needs of the outputs of the profile called
+// name; it fits request.Defaults.Profile.
+func (ps *Profiles) Lookup(name string) ([]request.OutputKind, bool) {
+	p, ok := ps.m[name]
+	if !ok {
+		return nil, false
+	}
+	return p.OutputKinds(), true
+}
+
+// OutputKinds is what naming needs of the profile's outputs.
+func (p Profile) OutputKinds() []request.OutputKind {
+	kinds := make([]request.OutputKind, len(p.Outputs))
+	for i, o := range p.Outputs {
+		kinds[i] = request.OutputKind{Name: o.Name, Ext: o.Ext, HLS: o.Kind == KindHLS}
+	}
+	return kinds
 }
 
 // Names returns the profile names, sorted.

@@ -130,12 +130,12 @@ func TestMaxWallClock(t *testing.T) {
 		want    time.Duration
 	}{
 		{"mp3", 0, base},
-		{"mp3", 1, base + time.Minute},
+		{"mp3", 1, base + time.Second},
 		{"mp3", 100 << 20, base + time.Minute},
-		{"mp3", 100<<20 + 1, base + 2*time.Minute},
+		{"mp3", 150 << 20, base + 90*time.Second},
 		{"thumbnail", 10 << 30, base},
-		{"web", 1 << 30, base + 11*4*time.Minute},
-		{"hls", 1 << 30, base + 11*8*time.Minute},
+		{"web", 1 << 30, base + 40*time.Minute + 58*time.Second}, // 40.96 min, rounded up
+		{"hls", 500 << 20, base + 5*8*time.Minute},
 		{"podcast", 300 << 20, base + 3*2*time.Minute},
 		{"hls", 1 << 50, 7 * 24 * time.Hour},
 	}

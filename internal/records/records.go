@@ -85,19 +85,38 @@ type Timings struct {
 	Swept      *time.Time `json:"swept,omitempty"`      // Sweep finished with it
 }
 
+// OutputInfo is one verified output of a done key: a file, an HLS
+// output's master playlist, or one of its rungs (Blob its playlist).
+type OutputInfo struct {
+	// Name is the output's name in its profile ("mp3", "thumbnail",
+	// "hls"; "hls/720p" for a rung).
+	Name string `json:"name"`
+	Blob string `json:"blob"`
+	// Size in bytes (a rung's: its playlist's).
+	Size int64 `json:"size,omitempty"`
+	// Duration in seconds, as probed on the node; 0 for images.
+	Duration float64 `json:"duration,omitempty"`
+	// Height in lines; 0 for audio.
+	Height int `json:"height,omitempty"`
+}
+
 // Record is the status of one key.
 type Record struct {
-	Key           string    `json:"key"`
-	Source        Blob      `json:"source"`
-	Output        Blob      `json:"output,omitzero"`
-	Preset        string    `json:"preset,omitempty"`
-	State         State     `json:"state"`
-	Reason        string    `json:"reason,omitempty"`
-	ExitCode      *int      `json:"exitCode,omitempty"`
-	Attempts      int       `json:"attempts,omitempty"`
-	Timings       Timings   `json:"timings"`
-	CorrelationID string    `json:"correlationId,omitempty"`
-	Updated       time.Time `json:"updated"`
+	Key    string `json:"key"`
+	Source Blob   `json:"source"`
+	// Output is the first output (the only one of a one-output profile).
+	Output Blob `json:"output,omitzero"`
+	// Preset names the profile (every preset is a one-output profile).
+	Preset string `json:"preset,omitempty"`
+	// Outputs lists every output of a done key (docs/profiles.md).
+	Outputs       []OutputInfo `json:"outputs,omitempty"`
+	State         State        `json:"state"`
+	Reason        string       `json:"reason,omitempty"`
+	ExitCode      *int         `json:"exitCode,omitempty"`
+	Attempts      int          `json:"attempts,omitempty"`
+	Timings       Timings      `json:"timings"`
+	CorrelationID string       `json:"correlationId,omitempty"`
+	Updated       time.Time    `json:"updated"`
 }
 
 // InFlight is how a key whose work Batch holds is shown: Dispatch writes

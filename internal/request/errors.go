@@ -18,6 +18,9 @@ var (
 	ErrNameTooLong = errors.New("blob name too long")
 	// ErrUnknownPreset: the request names a preset that is not configured.
 	ErrUnknownPreset = errors.New("unknown preset")
+	// ErrUnknownProfile: the request's profile field, the upload's
+	// metadata or a route names a profile that is not configured.
+	ErrUnknownProfile = errors.New("unknown profile")
 	// ErrTooLarge: the message body exceeds MaxBodyBytes.
 	ErrTooLarge = errors.New("message too large")
 	// ErrBadName: a blob name that Azure rejects or that is unsafe
@@ -60,6 +63,8 @@ func (e *BadRequestError) Code() failure.Reason {
 		return failure.NameTooLong
 	case errors.Is(e.Err, ErrUnknownPreset):
 		return failure.UnknownPreset
+	case errors.Is(e.Err, ErrUnknownProfile):
+		return failure.UnknownProfile
 	case errors.Is(e.Err, ErrTooLarge):
 		return failure.TooLarge
 	case errors.Is(e.Err, ErrBadName):

@@ -39,10 +39,15 @@ const (
 // Request is the queue message body:
 //
 //	{"v":1,"source":{"container":"input","blob":"videos/a.mp4","etag":"0x8DC...","size":1234},
-//	 "preset":"mp3","output":{"container":"output","blob":"videos/a.mp3"},"correlationId":"..."}
+//	 "profile":"mp3","output":{"container":"output","blob":"videos/a.mp3"},"correlationId":"..."}
+//
+// "profile" names a media profile; "preset", its older name, is still
+// accepted (every preset is a one-output profile). WithDefaults sets both
+// to the profile chosen.
 type Request struct {
 	V             int    `json:"v"`
 	Source        Source `json:"source"`
+	Profile       string `json:"profile,omitempty"`
 	Preset        string `json:"preset,omitempty"`
 	Output        Output `json:"output,omitzero"`
 	CorrelationID string `json:"correlationId,omitempty"`
@@ -73,6 +78,7 @@ type wire struct {
 		ETag      string `json:"etag"`
 		Size      *int64 `json:"size"`
 	} `json:"source"`
+	Profile       string `json:"profile"`
 	Preset        string `json:"preset"`
 	Output        Output `json:"output"`
 	CorrelationID string `json:"correlationId"`
@@ -108,6 +114,7 @@ func Decode(body []byte) (Request, error) {
 	}
 	r := Request{
 		V:             Version,
+		Profile:       w.Profile,
 		Preset:        w.Preset,
 		Output:        w.Output,
 		CorrelationID: w.CorrelationID,
@@ -192,6 +199,12 @@ func (r Request) Validate() error {
 	if r.Preset != "" && !ValidPresetName(r.Preset) {
 		return bad("preset", "must match [a-z0-9-]{1,%d}, got %s", MaxPresetNameLen, quoteExcerpt(r.Preset))
 	}
+	if r.Profile != "" && !ValidPresetName(r.Profile) {
+		return bad("profile", "must match [a-z0-9-]{1,%d}, got %s", MaxPresetNameLen, quoteExcerpt(r.Profile))
+	}
+	if r.Profile != "" && r.Preset != "" && r.Profile != r.Preset {
+		return bad("profile", "profile %s and preset %s differ; give one of them", quoteExcerpt(r.Profile), quoteExcerpt(r.Preset))
+	}
 	if r.Output.Container != "" {
 		if err := ValidateContainer(r.Output.Container); err != nil {
 			return bad("output.container", "%v", err)
@@ -261,12 +274,27 @@ func ValidPresetName(s string) bool {
 	return true
 }
 
+// Named returns the profile the request names ("profile", else "preset"),
+// or "" when it names none.
+func (r Request) Named() string {
+	if r.Profile != "" {
+		return r.Profile
+	}
+	return r.Preset
+}
+
 // Defaults are the configured values WithDefaults fills in.
 type Defaults struct {
 	// Account is the storage account name; needed only for a {key} template.
 	Account string
-	// Preset is used when the request names none (e.g. "mp3").
+	// Preset is the profile used when the request names none (e.g. "mp3").
+	// The dispatcher sets it per request from the upload's metadata or a
+	// route before calling WithDefaults.
 	Preset string
+	// Profile returns the outputs of a configured profile, and false for
+	// an unknown one. When nil, Ext makes every preset a one-output
+	// profile.
+	Profile func(name string) ([]OutputKind, bool)
 	// OutputContainer is used when the request names none (e.g. "output").
 	OutputContainer string
 	// Template builds the output blob name; nil means DefaultTemplate.
@@ -281,75 +309,169 @@ type Defaults struct {
 
 var defaultTemplate = MustParseTemplate(DefaultTemplate)
 
-// WithDefaults returns r completed from d: version, preset, output
-// container and output blob (from the template), then validates the
-// result. An unknown preset, an output name over 1,024 characters or an
-// output equal to the source is a *BadRequestError. For a {key} template
-// the eTag must already be set.
+// WithDefaults returns r completed from d: version, profile (Profile and
+// Preset both name it), output container and output blob (the first
+// output's name, from the template), then validates the result. An unknown
+// profile or preset, an output name over 1,024 characters, an output equal
+// to the source, or an output.blob given for a profile with several
+// outputs is a *BadRequestError. For a {key} template the eTag must
+// already be set. Outputs gives every output's name.
 func (r Request) WithDefaults(d Defaults) (Request, error) {
+	r, _, err := r.withOutputs(d)
+	return r, err
+}
+
+// Outputs returns the names of every output of a request completed by
+// WithDefaults with the same d, in the profile's order.
+func (r Request) Outputs(d Defaults) ([]OutputBlob, error) {
+	_, outs, err := r.withOutputs(d)
+	return outs, err
+}
+
+func (r Request) withOutputs(d Defaults) (Request, []OutputBlob, error) {
+	r, kinds, err := r.withProfile(d)
+	if err != nil {
+		return Request{}, nil, err
+	}
+	if r.Output.Container == "" {
+		r.Output.Container = d.OutputContainer
+	}
+	if r.Output.Container == "" {
+		return Request{}, nil, bad("output.container", "no output container given and no default configured")
+	}
+	outs, err := r.outputNames(d, kinds)
+	if err != nil {
+		return Request{}, nil, err
+	}
+	switch {
+	case r.Output.Blob == "":
+		r.Output.Blob = outs[0].Blob
+	case len(kinds) == 1 && !kinds[0].HLS:
+		outs[0].Blob = r.Output.Blob // chosen by the sender, as before profiles
+	case r.Output.Blob != outs[0].Blob:
+		return Request{}, nil, bad("output.blob", "can only be chosen for a profile with one file output; profile %s names its outputs from FFPIPE_OUTPUT_TEMPLATE", quoteExcerpt(r.Profile))
+	}
+	if err := r.Validate(); err != nil {
+		return Request{}, nil, err
+	}
+	seen := map[string]bool{}
+	for _, o := range outs {
+		if err := validateBlobField("output.blob", o.Blob); err != nil {
+			return Request{}, nil, err
+		}
+		if r.Output.Container == r.Source.Container && o.Blob == r.Source.Blob {
+			return Request{}, nil, bad("output.blob", "the output must not overwrite the source")
+		}
+		if seen[o.Blob] {
+			return Request{}, nil, bad("output.blob", "two outputs of profile %s get the same name %s (FFPIPE_OUTPUT_TEMPLATE)", quoteExcerpt(r.Profile), quoteExcerpt(o.Blob))
+		}
+		seen[o.Blob] = true
+	}
+	return r, outs, nil
+}
+
+// withProfile checks the source name, picks the profile and looks it up.
+func (r Request) withProfile(d Defaults) (Request, []OutputKind, error) {
 	if r.V == 0 {
 		r.V = Version
 	}
 	if err := r.Validate(); err != nil {
-		return Request{}, err
+		return Request{}, nil, err
 	}
 	suffixes := d.Suffixes
 	if len(suffixes) == 0 {
 		suffixes = DefaultSuffixes
 	}
 	if !HasSuffix(r.Source.Blob, suffixes) {
-		return Request{}, &BadRequestError{Field: "source.blob", Err: ErrBadName,
+		return Request{}, nil, &BadRequestError{Field: "source.blob", Err: ErrBadName,
 			Reason: fmt.Sprintf("the name must end in one of %s (FFPIPE_ALLOWED_SUFFIXES)", strings.Join(suffixes, ", "))}
 	}
-	if r.Preset == "" {
-		r.Preset = d.Preset
+	name, field, sentinel := r.Named(), "profile", ErrUnknownProfile
+	if r.Profile == "" && r.Preset != "" {
+		field, sentinel = "preset", ErrUnknownPreset
 	}
-	if r.Preset == "" {
-		return Request{}, bad("preset", "no preset given and no default configured")
+	if name == "" {
+		name = d.Preset
 	}
-	if d.Ext == nil {
-		return Request{}, fmt.Errorf("fill request defaults: no preset lookup configured")
+	if name == "" {
+		return Request{}, nil, bad("profile", "no profile given and no default configured")
 	}
-	ext, ok := d.Ext(r.Preset)
-	if !ok {
-		return Request{}, &BadRequestError{Field: "preset", Reason: fmt.Sprintf("preset %s is not configured", quoteExcerpt(r.Preset)), Err: ErrUnknownPreset}
-	}
-	if r.Output.Container == "" {
-		r.Output.Container = d.OutputContainer
-	}
-	if r.Output.Container == "" {
-		return Request{}, bad("output.container", "no output container given and no default configured")
-	}
-	if r.Output.Blob == "" {
-		t := d.Template
-		if t == nil {
-			t = defaultTemplate
+	lookup := d.Profile
+	if lookup == nil && d.Ext != nil {
+		lookup = func(n string) ([]OutputKind, bool) {
+			ext, ok := d.Ext(n)
+			return []OutputKind{{Name: n, Ext: ext}}, ok
 		}
-		v := Vars{Blob: r.Source.Blob, Ext: ext, Preset: r.Preset, Suffixes: d.Suffixes}
+	}
+	if lookup == nil {
+		return Request{}, nil, fmt.Errorf("fill request defaults: no profile lookup configured")
+	}
+	kinds, ok := lookup(name)
+	if !ok || len(kinds) == 0 {
+		return Request{}, nil, &BadRequestError{Field: field, Reason: fmt.Sprintf("%s %s is not configured", field, quoteExcerpt(name)), Err: sentinel}
+	}
+	r.Profile, r.Preset = name, name
+	return r, kinds, nil
+}
+
+// OutputKind is what naming needs of one output of a profile.
+type OutputKind struct {
+	// Name is the output's name within the profile (the template's {preset}).
+	Name string
+	// Ext is its extension (the template's {ext}).
+	Ext string
+	// HLS outputs are a folder: the template's name without ".m3u8", then
+	// "/hls/master.m3u8" and the rungs' playlists and segments beside it.
+	HLS bool
+}
+
+// OutputBlob is the blob name of one output.
+type OutputBlob struct {
+	// Name is the output's name within the profile.
+	Name string
+	// Blob is the output blob (an HLS output's master playlist).
+	Blob string
+	// Folder is an HLS output's folder (Blob is Folder + "/master.m3u8");
+	// "" for a file output.
+	Folder string
+}
+
+// HLSMaster is the master playlist's name in an HLS output's folder.
+const HLSMaster = "master.m3u8"
+
+func (r Request) outputNames(d Defaults, kinds []OutputKind) ([]OutputBlob, error) {
+	t := d.Template
+	if t == nil {
+		t = defaultTemplate
+	}
+	outs := make([]OutputBlob, len(kinds))
+	for i, k := range kinds {
+		v := Vars{Blob: r.Source.Blob, Ext: k.Ext, Preset: k.Name, Suffixes: d.Suffixes}
 		if t.Uses("key") {
 			if r.Source.ETag == "" {
-				return Request{}, bad("source.etag", "the output template uses {key}, which needs the eTag")
+				return nil, bad("source.etag", "the output template uses {key}, which needs the eTag")
 			}
 			v.Key = r.Key(d.Account)
 		}
 		out, err := t.Execute(v)
 		if err != nil {
-			return Request{}, fmt.Errorf("fill request defaults: %w", err)
+			return nil, fmt.Errorf("fill request defaults: %w", err)
 		}
-		r.Output.Blob = out
+		outs[i] = OutputBlob{Name: k.Name, Blob: out}
+		if k.HLS {
+			folder := strings.TrimSuffix(out, "."+k.Ext) + "/hls"
+			outs[i] = OutputBlob{Name: k.Name, Blob: folder + "/" + HLSMaster, Folder: folder}
+		}
 	}
-	if err := r.Validate(); err != nil {
-		return Request{}, err
-	}
-	return r, nil
+	return outs, nil
 }
 
 // String returns a short, log-safe description (names escaped and cut).
 func (r Request) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s/%s", logExcerpt(r.Source.Container), quoteExcerpt(r.Source.Blob))
-	if r.Preset != "" {
-		fmt.Fprintf(&b, " preset=%s", quoteExcerpt(r.Preset))
+	if n := r.Named(); n != "" {
+		fmt.Fprintf(&b, " preset=%s", quoteExcerpt(n))
 	}
 	return b.String()
 }
@@ -364,8 +486,8 @@ func (r Request) LogValue() slog.Value {
 	if r.Source.ETag != "" {
 		attrs = append(attrs, slog.String("etag", etags.Normalize(r.Source.ETag)))
 	}
-	if r.Preset != "" {
-		attrs = append(attrs, slog.String("preset", logExcerpt(r.Preset)))
+	if n := r.Named(); n != "" {
+		attrs = append(attrs, slog.String("preset", logExcerpt(n)))
 	}
 	if r.Output.Blob != "" {
 		attrs = append(attrs, slog.String("output", r.Output.Container+"/"+logExcerpt(r.Output.Blob)))

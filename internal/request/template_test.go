@@ -2,6 +2,7 @@ package request
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -179,6 +180,7 @@ func TestWithDefaults(t *testing.T) {
 			if err != nil {
 				t.Fatalf("WithDefaults: %v", err)
 			}
+			tt.want.Profile = tt.want.Preset // WithDefaults names the profile in both fields
 			if got != tt.want {
 				t.Errorf("WithDefaults:\ngot  %+v\nwant %+v", got, tt.want)
 			}
@@ -277,5 +279,69 @@ func TestOutputName(t *testing.T) {
 		if got := OutputName(blob, "mp3"); got != want {
 			t.Errorf("OutputName(%q) = %q, want %q", blob, got, want)
 		}
+	}
+}
+
+func TestOutputsOfProfiles(t *testing.T) {
+	profiles := map[string][]OutputKind{
+		"mp3":     {{Name: "mp3", Ext: "mp3"}},
+		"podcast": {{Name: "mp3", Ext: "mp3"}, {Name: "opus", Ext: "opus"}, {Name: "thumbnail", Ext: "jpg"}},
+		"web":     {{Name: "mp4-720", Ext: "mp4"}, {Name: "thumbnail", Ext: "jpg"}},
+		"hls":     {{Name: "hls", Ext: "m3u8", HLS: true}},
+	}
+	d := Defaults{Preset: "mp3", OutputContainer: "output", Profile: func(n string) ([]OutputKind, bool) { k, ok := profiles[n]; return k, ok }}
+	tests := []struct {
+		name     string
+		in       Request
+		d        *Defaults
+		want     []OutputBlob
+		sentinel error
+	}{
+		{name: "default", in: Request{Source: Source{Container: "input", Blob: "v/a.mp4"}}, want: []OutputBlob{{Name: "mp3", Blob: "v/a.mp3"}}},
+		{name: "podcast", in: Request{Source: Source{Container: "input", Blob: "v/a.mp4"}, Profile: "podcast"},
+			want: []OutputBlob{{Name: "mp3", Blob: "v/a.mp3"}, {Name: "opus", Blob: "v/a.opus"}, {Name: "thumbnail", Blob: "v/a.jpg"}}},
+		{name: "web by preset field", in: Request{Source: Source{Container: "input", Blob: "a.mp4"}, Preset: "web"},
+			want: []OutputBlob{{Name: "mp4-720", Blob: "a.mp4"}, {Name: "thumbnail", Blob: "a.jpg"}}},
+		{name: "hls folder", in: Request{Source: Source{Container: "input", Blob: "v/a.mp4"}, Profile: "hls"},
+			want: []OutputBlob{{Name: "hls", Blob: "v/a/hls/master.m3u8", Folder: "v/a/hls"}}},
+		{name: "hls at the root", in: Request{Source: Source{Container: "input", Blob: "a.mp4"}, Profile: "hls"},
+			want: []OutputBlob{{Name: "hls", Blob: "a/hls/master.m3u8", Folder: "a/hls"}}},
+		{name: "retry carries the computed output", in: Request{Source: Source{Container: "input", Blob: "a.mp4"}, Profile: "podcast", Output: Output{Blob: "a.mp3"}},
+			want: []OutputBlob{{Name: "mp3", Blob: "a.mp3"}, {Name: "opus", Blob: "a.opus"}, {Name: "thumbnail", Blob: "a.jpg"}}},
+		{name: "one-output profile keeps a chosen name", in: Request{Source: Source{Container: "input", Blob: "a.mp4"}, Profile: "mp3", Output: Output{Blob: "x/y.mp3"}},
+			want: []OutputBlob{{Name: "mp3", Blob: "x/y.mp3"}}},
+		{name: "chosen name for several outputs", in: Request{Source: Source{Container: "input", Blob: "a.mp4"}, Profile: "podcast", Output: Output{Blob: "x.mp3"}}, sentinel: ErrBadRequest},
+		{name: "chosen name for hls", in: Request{Source: Source{Container: "input", Blob: "a.mp4"}, Profile: "hls", Output: Output{Blob: "x.m3u8"}}, sentinel: ErrBadRequest},
+		{name: "unknown profile", in: Request{Source: Source{Container: "input", Blob: "a.mp4"}, Profile: "nope"}, sentinel: ErrUnknownProfile},
+		{name: "unknown preset field", in: Request{Source: Source{Container: "input", Blob: "a.mp4"}, Preset: "nope"}, sentinel: ErrUnknownPreset},
+		{name: "unknown default (metadata or route)", in: Request{Source: Source{Container: "input", Blob: "a.mp4"}}, d: &Defaults{Preset: "nope", OutputContainer: "output", Profile: d.Profile}, sentinel: ErrUnknownProfile},
+		{name: "profile and preset differ", in: Request{Source: Source{Container: "input", Blob: "a.mp4"}, Profile: "web", Preset: "mp3"}, sentinel: ErrBadRequest},
+		{name: "names collide", in: Request{Source: Source{Container: "input", Blob: "a.mp4"}, Profile: "podcast"},
+			d: &Defaults{OutputContainer: "output", Profile: d.Profile, Template: MustParseTemplate("{dir}/{stem}.out")}, sentinel: ErrBadRequest},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dd := d
+			if tt.d != nil {
+				dd = *tt.d
+			}
+			got, err := tt.in.Outputs(dd)
+			if tt.sentinel != nil {
+				if !errors.Is(err, tt.sentinel) {
+					t.Fatalf("Outputs error = %v, want %v", err, tt.sentinel)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("Outputs:\ngot  %+v\nwant %+v", got, tt.want)
+			}
+			full, err := tt.in.WithDefaults(dd)
+			if err != nil || full.Output.Blob != tt.want[0].Blob || full.Profile == "" || full.Profile != full.Preset {
+				t.Errorf("WithDefaults = %+v, %v; want output %s and the profile named", full, err, tt.want[0].Blob)
+			}
+		})
 	}
 }

@@ -310,12 +310,13 @@ func (r *runner) sweepTask(ctx context.Context, p *pipe, st *storage.Client, pre
 		return azbatch.CreateTaskContent{}, "", err
 	}
 	key := request.Key(p.cfg.StorageAccount(), p.cfg.InputContainer, blob, etag)
-	spec := batch.TaskSpec{Key: key, Request: req, Preset: preset, Enqueued: time.Now()}
+	spec := batch.TaskSpec{Key: key, Request: req, Profile: presets.OneOutput(preset), Enqueued: time.Now(),
+		Outputs: []request.OutputBlob{{Name: preset.Name, Blob: req.Output.Blob}}, OutputURLs: make([]string, 1)}
 	ttl := 2 * time.Hour
 	if spec.InputURL, err = st.ReadURL(ctx, req.Source.Container, req.Source.Blob, ttl); err != nil {
 		return azbatch.CreateTaskContent{}, "", err
 	}
-	if spec.OutputContainerURL, err = st.ContainerWriteURL(ctx, req.Output.Container, req.Output.Blob, ttl); err != nil {
+	if spec.OutputURLs[0], err = st.ContainerWriteURL(ctx, req.Output.Container, req.Output.Blob, ttl); err != nil {
 		return azbatch.CreateTaskContent{}, "", err
 	}
 	stdout, stderr := batch.LogBlobs(key)
@@ -323,6 +324,9 @@ func (r *runner) sweepTask(ctx context.Context, p *pipe, st *storage.Client, pre
 		return azbatch.CreateTaskContent{}, "", err
 	}
 	if spec.StderrURL, err = st.ContainerWriteURL(ctx, p.cfg.LogsContainer, stderr, ttl); err != nil {
+		return azbatch.CreateTaskContent{}, "", err
+	}
+	if spec.ResultURL, err = st.ContainerWriteURL(ctx, p.cfg.LogsContainer, batch.ResultBlob(key), ttl); err != nil {
 		return azbatch.CreateTaskContent{}, "", err
 	}
 	c, err := spec.Content()
