@@ -1,6 +1,9 @@
 // Package batch is a local stand-in for the Azure Batch data plane: a REST
-// service that the unmodified azbatch v0.1.0 SDK talks to, and that really
-// runs tasks as local processes on N local "nodes".
+// service that the unmodified azbatch v0.1.0 SDK and the Python azure-batch
+// 13 SDK talk to (both are tested against it; the Python one runs the ffmpeg
+// tutorial's workflow, python_test.go), and that really runs tasks as local
+// processes on N local "nodes". docs/batch-standin.md gives the Batch
+// behaviour each edge is modelled on, with its source.
 //
 // It is shaped like httptest.Server:
 //
