@@ -32,6 +32,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	info := fs.String("info", defaultStackInfo, "where to write endpoints and connection strings for upload/submit/status")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	sbPort := fs.Int("servicebus-port", 5672, "Service Bus (AMQP) port")
+	sbTLSPort := fs.Int("servicebus-tls-port", 5671, "Service Bus AMQPS (TLS) port; 0 = no TLS listener")
 	batchPort := fs.Int("batch-port", 8090, "Batch REST port")
 	azPort := fs.Int("azurite-port", 10000, "Azurite blob port")
 	hostPort := fs.Int("host-port", 7071, "Functions host port")
@@ -52,7 +53,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	s, err := stack.Start(ctx, stack.Options{
-		Dir: dir, AppDir: appDir, Slots: *slots, Logger: log,
+		Dir: dir, AppDir: appDir, Slots: *slots, Logger: log, ServiceBusTLSPort: *sbTLSPort,
 		Ports: stack.Ports{Azurite: *azPort, ServiceBus: *sbPort, Batch: *batchPort, Host: *hostPort},
 	})
 	if err != nil {
@@ -82,6 +83,10 @@ func printStack(w io.Writer, s *stack.Stack, info, dir string) {
 	fmt.Fprintf(w, "  %-11s %s/api/status?code=%s\n", "status", in.HostURL, in.MasterKey)
 	fmt.Fprintf(w, "\nconnection strings (local, throw-away):\n  DataStorage=%s\n  ServiceBusConnection=%s\n  FFPIPE_BATCH_TOKEN=%s\n",
 		in.Settings["DataStorage"], in.Settings["ServiceBusConnection"], in.Settings["FFPIPE_BATCH_TOKEN"])
+	if in.ServiceBusTLS != "" {
+		fmt.Fprintf(w, "\nService Bus over TLS (AMQPS; clients trust the certificate, e.g. SSL_CERT_FILE for Python):\n  %s\n  certificate: %s\n",
+			in.ServiceBusTLS, in.ServiceBusCert)
+	}
 	fmt.Fprintf(w, "\nstate in %s; clients read %s\ntry: ffpipe upload my.mp4 · ffpipe status · Ctrl-C to stop\n", dir, info)
 }
 

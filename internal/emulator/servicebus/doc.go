@@ -1,7 +1,11 @@
 // Package servicebus is a local stand-in for Azure Service Bus: an AMQP 1.0
-// broker for queues, topics and subscriptions that the unmodified
-// azservicebus SDK uses through a connection string with
-// UseDevelopmentEmulator=true.
+// broker for queues, topics and subscriptions that the official SDKs use
+// unchanged: Go's azservicebus and JavaScript's @azure/service-bus through a
+// connection string with UseDevelopmentEmulator=true (plain AMQP), and
+// Python's azure-servicebus (uamqp) through the AMQPS listener
+// (Options.TLSAddr). docs/servicebus-clients.md lists the versions tested,
+// how each client differs on the wire and the conformance suite that runs
+// through every SDK.
 //
 //	s, _ := servicebus.New(servicebus.Options{DataDir: dir}) // "" = in memory
 //	_ = s.Start(ctx)
@@ -22,11 +26,21 @@
 //
 // # Compatibility
 //
-// Modelled (tested through the azservicebus SDK):
+// SDKs tested: Go azservicebus v1.11.0 (every feature below), JavaScript
+// @azure/service-bus 7.9.5 and Python azure-servicebus 7.8.2 on uamqp
+// 1.5.3 (the scenarios of testdata/conformance/scenarios.json). .NET
+// Azure.Messaging.ServiceBus is modelled from its source, not run.
 //
 //	| Feature                                                           | Status   |
 //	|-------------------------------------------------------------------|----------|
-//	| SASL ANONYMOUS and PLAIN (key name / key), plain TCP              | modelled |
+//	| SASL ANONYMOUS, MSSBCBS (uamqp, .NET) and PLAIN (key name / key)  | modelled |
+//	| plain AMQP, and AMQPS with a given or generated certificate       | modelled |
+//	| CBS/management responses by reply-to = target address or link     | modelled |
+//	| name (rhea); without reply-to, on the paired receiver (uamqp)     |          |
+//	| an unanswerable request rejected at once (never dropped)          | modelled |
+//	| link addresses relative, absolute (amqps://host/q) or /q (.NET)   | modelled |
+//	| put-token for a missing entity: 404, after the signature check    | modelled |
+//	| a claim covers its path and below (namespace token: everything)   | modelled |
 //	| open/begin/attach/flow/transfer/disposition/detach/end/close      | modelled |
 //	| heartbeats (15 s, or half the client idle-time-out; ours is 60 s) | modelled |
 //	| max-frame-size 65536, multi-frame transfers both ways             | modelled |
@@ -61,7 +75,7 @@
 //	| sessions (RequiresSession)                          | configuration refused                |
 //	| other $management operations (sessions, rules, ...) | status 501                           |
 //	| transactions, ForwardTo, auto-forwarding            | not implemented (ForwardTo ignored)  |
-//	| TLS, WebSockets, the HTTP management API on 5300    | not implemented                      |
+//	| WebSockets, the HTTP management API on 5300         | not implemented                      |
 //	| per-claim rights (Send/Listen/Manage)               | any valid token grants all           |
 //	| the real service's 20 s put-token deadline          | not enforced                         |
 //	| quotas other than message size                      | not enforced                         |

@@ -118,11 +118,16 @@ func (s *Stack) childArgs(name string) ([]string, error) {
 	addr := func(p int) string { return "127.0.0.1:" + strconv.Itoa(p) }
 	switch name {
 	case ServiceBus:
-		args := []string{"emulator", "servicebus", "--listen", addr(s.opts.Ports.ServiceBus), "--config", s.serviceBusConfigPath()}
-		if s.opts.InMemoryBroker {
-			return append(args, "--in-memory"), nil
+		args := []string{"emulator", "servicebus", "--listen", addr(s.opts.Ports.ServiceBus), "--config", s.serviceBusConfigPath(),
+			"--data", s.dir("servicebus")}
+		if s.opts.ServiceBusTLSPort != 0 {
+			args = append(args, "--tls", "--tls-listen", addr(s.opts.ServiceBusTLSPort))
 		}
-		return append(args, "--data", s.dir("servicebus")), nil
+		if s.opts.InMemoryBroker {
+			// --data then only holds the generated TLS certificate.
+			args = append(args, "--in-memory")
+		}
+		return args, nil
 	case Batch:
 		return []string{"emulator", "batch", "--listen", addr(s.opts.Ports.Batch), "--data", s.dir("batch"),
 			"--max-slots", strconv.Itoa(s.opts.Slots)}, nil

@@ -68,6 +68,10 @@ type Options struct {
 	Settings map[string]string
 	// InMemoryBroker keeps Service Bus state in memory (faster, not durable).
 	InMemoryBroker bool
+	// ServiceBusTLSPort, when not 0, adds the broker's AMQPS listener on
+	// 127.0.0.1 with a self-signed certificate generated into Dir/servicebus
+	// (see docs/servicebus-clients.md).
+	ServiceBusTLSPort int
 	// Logger receives every component's logs. Default: discard.
 	Logger *slog.Logger
 	// AzuriteLog, if set, receives Azurite's own output.
@@ -248,6 +252,10 @@ type Info struct {
 	MasterKey  string            `json:"masterKey"`
 	StartedAt  time.Time         `json:"startedAt"`
 	Components map[string]string `json:"components"`
+	// ServiceBusTLS is the AMQPS connection string and ServiceBusCert the
+	// certificate clients trust, when the broker has a TLS listener.
+	ServiceBusTLS  string `json:"serviceBusTls,omitempty"`
+	ServiceBusCert string `json:"serviceBusCert,omitempty"`
 }
 
 // Info describes the running stack.
@@ -263,7 +271,30 @@ func (s *Stack) Info() Info {
 			Batch:      s.BatchURL(),
 			Host:       s.HostURL(),
 		},
+		ServiceBusTLS:  s.sbTLSConnectionString(),
+		ServiceBusCert: s.sbCertFile(),
 	}
+}
+
+// sbTLSConnectionString is the broker's AMQPS connection string, or "".
+func (s *Stack) sbTLSConnectionString() string {
+	p := s.opts.ServiceBusTLSPort
+	if p == 0 {
+		return ""
+	}
+	host := "127.0.0.1"
+	if p != 5671 {
+		host += ":" + strconv.Itoa(p)
+	}
+	return fmt.Sprintf("Endpoint=sb://%s/;SharedAccessKeyName=%s;SharedAccessKey=%s", host, servicebus.DefaultKeyName, servicebus.DefaultKey)
+}
+
+// sbCertFile is the certificate the AMQPS listener serves, or "".
+func (s *Stack) sbCertFile() string {
+	if s.opts.ServiceBusTLSPort == 0 {
+		return ""
+	}
+	return filepath.Join(s.dir("servicebus"), servicebus.GeneratedCertFile)
 }
 
 // WriteInfo writes Info as JSON to path (0600: it holds local keys).
@@ -366,12 +397,16 @@ func (s *Stack) startComponent(ctx context.Context, name string) error {
 		if s.opts.InMemoryBroker {
 			dataDir = ""
 		}
-		sb, err := servicebus.New(servicebus.Options{
+		sbOpts := servicebus.Options{
 			Addr:    "127.0.0.1:" + strconv.Itoa(s.opts.Ports.ServiceBus),
 			Config:  s.serviceBusConfig(),
 			DataDir: dataDir,
 			Logger:  s.logger(name),
-		})
+		}
+		if s.opts.ServiceBusTLSPort != 0 {
+			sbOpts.TLSAddr, sbOpts.TLSDir = "127.0.0.1:"+strconv.Itoa(s.opts.ServiceBusTLSPort), s.dir("servicebus")
+		}
+		sb, err := servicebus.New(sbOpts)
 		if err != nil {
 			return fmt.Errorf("start service bus: %w", err)
 		}
