@@ -51,6 +51,8 @@ func TestRouteTableCatchAll(t *testing.T) {
 		{"modelled route", "GET", "/jobs/j", 200, ""},
 		{"modelled route with escapes", "GET", "/jobs/%6A", 200, ""},
 		{"missing entity", "GET", "/jobs/nope/tasks/t", 404, "JobNotFound"},
+		{"escaped traversal in a file path", "GET", "/jobs/j/tasks/t/files/..%2F..%2Fstate.jsonl", 400, "InvalidQueryParameterValue"},
+		{"account operation", "GET", "/supportedimages", 200, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
