@@ -8,6 +8,7 @@ import (
 	"github.com/Azure/go-amqp"
 
 	enc "github.com/ffpipe/ffpipe/internal/emulator/servicebus/amqp/encoding"
+	"github.com/ffpipe/ffpipe/internal/emulator/servicebus/sqlfilter"
 )
 
 func marshalMsg(t testing.TB, m *amqp.Message) []byte {
@@ -144,9 +145,21 @@ func FuzzParseMessage(f *testing.F) {
 	f.Add(marshalMsg(f, &amqp.Message{Header: &amqp.MessageHeader{TTL: time.Second}, Value: int64(1), ApplicationProperties: map[string]any{"a": "b"}}))
 	f.Add([]byte{0x00, 0x53, 0x75, 0xa0, 0x01, 0x00})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		in, err := parseIncoming(b, false)
+		in, err := parseIncoming(b, true)
 		if err != nil {
 			return
+		}
+		if in.props == nil {
+			t.Fatal("parsed message without its filter view")
+		}
+		changed, err := annotate(in.bare, []sqlfilter.Change{{Name: "a", Value: int64(1)}, {Name: "b", Remove: true}})
+		if err != nil {
+			t.Fatalf("annotate a parsed message: %v", err)
+		}
+		if again, err := parseIncoming(changed, true); err != nil {
+			t.Fatalf("parse the annotated message: %v", err)
+		} else if v, _ := again.props.User("A"); v != int64(1) {
+			t.Fatalf("annotated property a = %v, want 1", v)
 		}
 		if in.messageID == "" {
 			t.Fatal("parsed message without a message id")

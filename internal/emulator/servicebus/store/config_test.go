@@ -280,6 +280,12 @@ func FuzzParseConfig(f *testing.F) {
 	f.Add([]byte(wrap(`{"Name":"q","Properties":{"LockDuration":"PT30S"}}`)))
 	f.Add([]byte(`{"UserConfig":{"Namespaces":[{"Name":"a","Queues":[{"Name":"q"}]}]}} // x`))
 	f.Add([]byte(`{ /* "x" */ }`))
+	if bad, err := os.ReadFile(filepath.Join("testdata", "ConfigBadSQL.json")); err == nil {
+		f.Add(bad)
+	}
+	f.Add([]byte(wrapTopics(`{"Name":"t","Properties":{"RequiresDuplicateDetection":true},"Subscriptions":[{"Name":"s","Rules":[
+		{"Name":"r","Properties":{"FilterType":"Sql","SqlFilter":{"SqlExpression":"a = 1 OR sys.Label LIKE 'x%'"},"Action":{"SqlExpression":"SET b = 2"}}},
+		{"Name":"c","Properties":{"FilterType":"Correlation","CorrelationFilter":{"To":"x","Properties":{"n":1,"f":1.0,"g":2e30}}}}]}]}`)))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := ParseConfig(data)
 		if err != nil {
@@ -294,12 +300,24 @@ func FuzzParseConfig(f *testing.F) {
 				t.Fatalf("queue %+v has a zero or negative property", q)
 			}
 		}
-		if len(c.Queues) > 0 {
+		if len(c.Queues) > 0 || len(c.Topics) > 0 {
 			s, err := Open(Options{Config: c})
 			if err != nil {
 				t.Fatalf("Open(parsed config): %v", err)
 			}
 			s.Close()
+		}
+		// What FormatConfig writes parses back to the same configuration.
+		out, err := FormatConfig(c)
+		if err != nil {
+			t.Fatalf("FormatConfig(parsed config): %v", err)
+		}
+		back, err := ParseConfig(out)
+		if err != nil {
+			t.Fatalf("parse FormatConfig's output: %v\n%s", err, out)
+		}
+		if !reflect.DeepEqual(back, c) {
+			t.Fatalf("round trip:\n got  %+v\n want %+v", back, c)
 		}
 	})
 }

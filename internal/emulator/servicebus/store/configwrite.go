@@ -3,6 +3,9 @@ package store
 import (
 	"encoding/json"
 	"fmt"
+	"math"
+	"strconv"
+	"strings"
 )
 
 // FormatConfig writes c as a Config.json in the official emulator's format
@@ -81,7 +84,14 @@ func ruleProps(r RuleConfig) map[string]any {
 			}
 		}
 		if len(r.Correlation.Properties) > 0 {
-			cf["Properties"] = r.Correlation.Properties
+			props := make(map[string]any, len(r.Correlation.Properties))
+			for k, v := range r.Correlation.Properties {
+				if f, ok := v.(float64); ok {
+					v = floatJSON(f)
+				}
+				props[k] = v
+			}
+			cf["Properties"] = props
 		}
 		p["FilterType"] = string(FilterCorrelation)
 		p["CorrelationFilter"] = cf
@@ -100,4 +110,19 @@ func ruleProps(r RuleConfig) map[string]any {
 		p["Action"] = map[string]any{"SqlExpression": r.Action}
 	}
 	return p
+}
+
+// floatJSON writes a float so that it reads back as a float: 1 is written
+// 1.0 (ParseConfig reads numbers without a point or exponent as int64).
+// JSON has no NaN or infinities; they are written as strings, which the
+// configuration refuses.
+func floatJSON(f float64) any {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return strconv.FormatFloat(f, 'g', -1, 64)
+	}
+	s := strconv.FormatFloat(f, 'g', -1, 64)
+	if !strings.ContainsAny(s, ".eE") {
+		s += ".0"
+	}
+	return json.Number(s)
 }
