@@ -467,3 +467,69 @@ func TestTopicRuleActions(t *testing.T) {
 		t.Errorf("got\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
 	}
 }
+
+// TestKill9TopicKeepsCopies: acknowledged sends to the default events
+// topic survive kill -9 in its subscription, once each, and so does the
+// topic's duplicate detection and sequence numbering.
+func TestKill9TopicKeepsCopies(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts broker processes")
+	}
+	t.Parallel()
+	dir := t.TempDir()
+	cmd, cs := startChild(t, dir)
+	ctx := ctxT(t, 60*time.Second)
+	c, err := azservicebus.NewClientFromConnectionString(cs, &azservicebus.ClientOptions{RetryOptions: azservicebus.RetryOptions{MaxRetries: -1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snd := sender(t, c, store.DefaultEventsTopic)
+	const n = 50
+	for i := 0; i < n; i++ {
+		id := fmt.Sprint("event-", i)
+		if err := snd.SendMessage(ctx, &azservicebus.Message{Body: []byte(id), MessageID: &id}, nil); err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	_ = c.Close(ctx)
+
+	_, cs2 := startChild(t, dir)
+	c2, err := azservicebus.NewClientFromConnectionString(cs2, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close(context.Background())
+	snd2 := sender(t, c2, store.DefaultEventsTopic)
+	for _, id := range []string{"event-0", "event-new"} { // a duplicate, then a new event
+		id := id
+		if err := snd2.SendMessage(ctx, &azservicebus.Message{Body: []byte(id), MessageID: &id}, nil); err != nil {
+			t.Fatalf("send %s after the restart: %v", id, err)
+		}
+	}
+	r := subReceiver(t, c2, store.DefaultEventsTopic, store.DefaultEventsSubscription,
+		&azservicebus.ReceiverOptions{ReceiveMode: azservicebus.ReceiveModeReceiveAndDelete})
+	got := map[string]int{}
+	var last int64
+	for _, m := range receiveN(t, ctx, r, n+1) {
+		got[string(m.Body)]++
+		if *m.SequenceNumber <= last {
+			t.Errorf("sequence number %d after %d", *m.SequenceNumber, last)
+		}
+		last = *m.SequenceNumber
+	}
+	for i := 0; i < n; i++ {
+		if id := fmt.Sprint("event-", i); got[id] != 1 {
+			t.Errorf("%s: received %d times, want once", id, got[id])
+		}
+	}
+	if got["event-new"] != 1 {
+		t.Errorf("event-new: received %d times, want once", got["event-new"])
+	}
+	if p, err := r.PeekMessages(ctx, 10, nil); err != nil || len(p) != 0 {
+		t.Errorf("left in the subscription: %d messages, %v; want none", len(p), err)
+	}
+}
