@@ -55,6 +55,7 @@ func (r Result) plots() ([]*plot.Plot, error) {
 			groups: []barGroup{
 				{"Dispatch tasks", []bar{{"measured", r.DispatchTasksPerS}, {"target", t[TargetDispatch].Target}}},
 				{"SB msgs (alone)", []bar{{"measured", r.ServiceBusMsgsPerS}}},
+				{"SB msgs, JS SDK (alone)", []bar{{"measured", r.ServiceBusJSMsgsPerS}}},
 				{"Batch tasks (alone)", []bar{{"measured", r.BatchTasksPerS}}},
 			},
 		}.plot,

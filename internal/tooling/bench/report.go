@@ -185,7 +185,11 @@ type Result struct {
 	ServiceBusMsgsPerS    float64 `json:"servicebus_msgs_per_s"`
 	ServiceBusSendPerS    float64 `json:"servicebus_send_msgs_per_s"`
 	ServiceBusReceivePerS float64 `json:"servicebus_receive_complete_msgs_per_s"`
-	BatchTasksPerS        float64 `json:"batch_tasks_per_s"`
+	// The same through the JavaScript SDK (@azure/service-bus).
+	ServiceBusJSMsgsPerS    float64 `json:"servicebus_js_msgs_per_s"`
+	ServiceBusJSSendPerS    float64 `json:"servicebus_js_send_msgs_per_s"`
+	ServiceBusJSReceivePerS float64 `json:"servicebus_js_receive_complete_msgs_per_s"`
+	BatchTasksPerS          float64 `json:"batch_tasks_per_s"`
 	// Azurite alone: what bounds Dispatch (reads and durable writes per task).
 	AzuriteReadPerS  float64 `json:"azurite_properties_per_s"`
 	AzuritePutPerS   float64 `json:"azurite_put_per_s"`
@@ -269,6 +273,7 @@ func (r Result) WriteTable(w io.Writer) error {
 	row("  sweep CPU per file (ms) / Azurite's bound", fmt.Sprintf("%v / %.0f files/s", r.SweepCPUMsPerFile, r.SweepStorageBoundFilesPerS), "")
 	row("  sweep rate", fmt.Sprintf("%.0f files/s", r.SweepFilesPerS), tgt(TargetSweep))
 	row("service bus stand-in send+receive+complete", fmt.Sprintf("%.0f msg/s (send %.0f, receive+complete %.0f)", r.ServiceBusMsgsPerS, r.ServiceBusSendPerS, r.ServiceBusReceivePerS), "")
+	row("  through the JavaScript SDK", fmt.Sprintf("%.0f msg/s (send %.0f, receive+complete %.0f)", r.ServiceBusJSMsgsPerS, r.ServiceBusJSSendPerS, r.ServiceBusJSReceivePerS), "")
 	row("batch stand-in addtaskcollection", fmt.Sprintf("%.0f tasks/s", r.BatchTasksPerS), "")
 	row("azurite alone: properties / small put (16, 64 in flight)", fmt.Sprintf("%.0f / %.0f, %.0f ops/s", r.AzuriteReadPerS, r.AzuritePutPerS, r.AzuritePut64PerS), "")
 	if err := tw.Flush(); err != nil {

@@ -29,6 +29,9 @@ func (r *runner) standins(ctx context.Context) error {
 	if err := r.serviceBusAlone(ctx); err != nil {
 		return fmt.Errorf("service bus: %w", err)
 	}
+	if err := r.serviceBusJS(ctx); err != nil {
+		return fmt.Errorf("service bus through the JavaScript SDK: %w", err)
+	}
 	if err := r.batchAlone(ctx); err != nil {
 		return fmt.Errorf("batch: %w", err)
 	}

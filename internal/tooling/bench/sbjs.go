@@ -1,0 +1,110 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/ffpipe/ffpipe/internal/emulator/servicebus"
+)
+
+// servicebusBenchJS is the JavaScript half of serviceBusJS.
+//
+//go:embed servicebus_bench.js
+var servicebusBenchJS []byte
+
+// jsResult is what servicebus_bench.js prints.
+type jsResult struct {
+	N         int     `json:"n"`
+	SendMs    float64 `json:"sendMs"`
+	ReceiveMs float64 `json:"receiveMs"`
+}
+
+// serviceBusJS measures the durable broker through the JavaScript SDK:
+// N messages sent in batches of 100, then received in batches of 100 and
+// completed (docs/servicebus-clients.md).
+func (r *runner) serviceBusJS(ctx context.Context) error {
+	modules, err := findNodeModules("@azure/service-bus")
+	if err != nil {
+		return err
+	}
+	n := r.o.StandinMessages
+	dir := filepath.Join(r.o.WorkDir, "standin-servicebus-js")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	script := filepath.Join(dir, "servicebus_bench.js")
+	if err := os.WriteFile(script, servicebusBenchJS, 0o644); err != nil {
+		return err
+	}
+	sb, err := servicebus.New(servicebus.Options{DataDir: filepath.Join(dir, "data"), Logger: r.o.Logger.With("standin", "servicebus-js")})
+	if err != nil {
+		return err
+	}
+	if err := sb.Start(ctx); err != nil {
+		return err
+	}
+	defer sb.Close()
+	r.progress("service bus alone, JavaScript SDK: %d messages …", n)
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(cctx, "node", script, strconv.Itoa(n))
+	cmd.Env = append(os.Environ(), "NODE_PATH="+modules, "SB_CONNECTION="+sb.ConnectionString(), "SB_QUEUE=transcode")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("node servicebus_bench.js: %w: %s", err, bytes.TrimSpace(stderr.Bytes()))
+	}
+	var res jsResult
+	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil || res.N != n || res.SendMs <= 0 || res.ReceiveMs <= 0 {
+		return fmt.Errorf("node servicebus_bench.js: got %q (%v), want the counts and times of %d messages", stdout.Bytes(), err, n)
+	}
+	send, recv := time.Duration(res.SendMs*float64(time.Millisecond)), time.Duration(res.ReceiveMs*float64(time.Millisecond))
+	r.res.ServiceBusJSSendPerS = round(Rate(n, send), 1)
+	r.res.ServiceBusJSReceivePerS = round(Rate(n, recv), 1)
+	r.res.ServiceBusJSMsgsPerS = round(Rate(n, send+recv), 1)
+	r.progress("service bus alone, JavaScript SDK: send %.0f msg/s, receive+complete %.0f msg/s, overall %.0f msg/s",
+		r.res.ServiceBusJSSendPerS, r.res.ServiceBusJSReceivePerS, r.res.ServiceBusJSMsgsPerS)
+	return nil
+}
+
+// findNodeModules returns the node_modules directory that holds pkg: in
+// the working directory or a parent, or beside the running executable or
+// a parent (bin/ffpipe finds the repository's node_modules).
+func findNodeModules(pkg string) (string, error) {
+	var starts []string
+	if wd, err := os.Getwd(); err == nil {
+		starts = append(starts, wd)
+	}
+	if exe, err := os.Executable(); err == nil {
+		if exe, err := filepath.EvalSymlinks(exe); err == nil {
+			starts = append(starts, filepath.Dir(exe))
+		}
+	}
+	for _, dir := range starts {
+		for {
+			nm := filepath.Join(dir, "node_modules")
+			if _, err := os.Stat(filepath.Join(nm, pkg, "package.json")); err == nil {
+				return nm, nil
+			}
+			parent := filepath.Dir(dir)
+			if parent == dir {
+				break
+			}
+			dir = parent
+		}
+	}
+	if _, err := exec.LookPath("node"); err != nil {
+		return "", errors.New("node is not installed")
+	}
+	return "", fmt.Errorf("node_modules/%s not found; run `make deps` (npm ci) in the repository root", pkg)
+}
