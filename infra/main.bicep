@@ -78,9 +78,11 @@ param sweepSchedule string = '0 */1 * * * *'
 param logLevel string = 'info'
 
 // Capacity and cost.
-@description('Batch node VM size.')
+@description('Batch node VM size. Standard_D2s_v5 (2 vCPUs) runs two audio tasks or one video task at a time; for mostly video work take more vCPUs per node, e.g. Standard_D4s_v5 with taskSlotsPerNode 4 (docs/deploy.md, sizing the pool).')
 param poolVmSize string = 'Standard_D2s_v5'
-@description('Concurrent ffmpeg tasks per node (ffmpeg audio transcodes are mostly single-threaded).')
+@description('Task slots per node, at most 4 x the VM size\'s vCPUs. An audio task takes 1 slot; a video or HLS profile takes 2 (its requiredSlots), and a custom profile its "slots", which must not exceed this or its tasks never run.')
+@minValue(2)
+@maxValue(256)
 param taskSlotsPerNode int = 2
 @description('Most nodes the pool scales out to.')
 param poolMaxNodes int = 10

@@ -36,8 +36,9 @@ param poolIdentityId string
 @description('VM size of a node. Avoid the A/D/Dv2 families Batch is retiring (docs/infra.md).')
 param vmSize string = 'Standard_D2s_v5'
 
-@description('Tasks that run at once on one node (at most min(4 x cores, 256)).')
-@minValue(1)
+@description('Task slots per node (at most min(4 x vCPUs, 256)); a task takes its requiredSlots: 1 for audio, 2 for video profiles.')
+@minValue(2)
+@maxValue(256)
 param taskSlotsPerNode int = 2
 
 @description('Most nodes the autoscale formula asks for (Spot, plus any dedicated ones).')

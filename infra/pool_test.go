@@ -1,0 +1,106 @@
+package infra
+
+import (
+	"regexp"
+	"strconv"
+	"testing"
+
+	"github.com/ffpipe/ffpipe/internal/presets"
+)
+
+// vmCPUs reads the vCPU count from an Azure VM size name such as
+// Standard_D2s_v5 or Standard_F4s_v2 (the number after the family letters).
+func vmCPUs(size string) (int, bool) {
+	m := regexp.MustCompile(`^(?i)standard_[a-z]+(\d+)`).FindStringSubmatch(size)
+	if m == nil {
+		return 0, false
+	}
+	n, err := strconv.Atoi(m[1])
+	return n, err == nil && n > 0
+}
+
+func TestVMCPUs(t *testing.T) {
+	tests := []struct {
+		size string
+		want int
+		ok   bool
+	}{
+		{"Standard_D2s_v5", 2, true},
+		{"standard_d4ds_v5", 4, true},
+		{"Standard_F16s_v2", 16, true},
+		{"Standard_E8as_v5", 8, true},
+		{"Basic_A1", 0, false},
+	}
+	for _, tt := range tests {
+		got, ok := vmCPUs(tt.size)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("vmCPUs(%q) = %d, %v; want %d, %v", tt.size, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+// The default pool can run every built-in profile: a task's requiredSlots
+// must fit one node's taskSlotsPerNode, or Batch leaves it active for ever;
+// and the slots stay within Batch's limit of 4 per vCPU.
+func TestPoolFitsProfiles(t *testing.T) {
+	files := loadAll(t)
+	main := files["main.bicep"]
+	d, ok := main.find("param", "taskSlotsPerNode")
+	if !ok || !d.hasValue {
+		t.Fatal("main.bicep: param taskSlotsPerNode has no default")
+	}
+	slots, err := strconv.Atoi(main.text(d.value))
+	if err != nil {
+		t.Fatalf("main.bicep taskSlotsPerNode = %q: %v", main.text(d.value), err)
+	}
+	size, _ := main.paramDefault("poolVmSize")
+	cpus, ok := vmCPUs(size)
+	if !ok {
+		t.Fatalf("main.bicep poolVmSize = %q: no vCPU count in the name", size)
+	}
+	if slots > 4*cpus || slots > 256 {
+		t.Errorf("taskSlotsPerNode %d exceeds Batch's min(4 x %d vCPUs, 256)", slots, cpus)
+	}
+	ps := presets.DefaultProfiles()
+	heaviest := 0
+	for _, name := range ps.Names() {
+		p, _ := ps.Get(name)
+		heaviest = max(heaviest, p.Slots)
+		if p.Slots > slots {
+			t.Errorf("profile %s needs %d slots; the default pool has %d per node, so its tasks would never run", name, p.Slots, slots)
+		}
+	}
+	if heaviest < 2 {
+		t.Errorf("no built-in profile needs more than %d slot; want the video profiles at 2 (is the profile set empty?)", heaviest)
+	}
+	// Both templates refuse a pool that cannot run a video task.
+	for _, f := range []*bicepFile{main, files["modules/batch.bicep"]} {
+		if !hasDecorator(f, "taskSlotsPerNode", "minValue", strconv.Itoa(heaviest)) {
+			t.Errorf("%s: param taskSlotsPerNode wants @minValue(%d), the heaviest built-in profile", f.path, heaviest)
+		}
+	}
+}
+
+// hasDecorator reports whether param name is preceded by @dec(arg).
+func hasDecorator(f *bicepFile, name, dec, arg string) bool {
+	d, ok := f.find("param", name)
+	if !ok {
+		return false
+	}
+	i := 0
+	for i < len(f.toks) && f.toks[i].line < d.line {
+		i++
+	}
+	// Walk back over the decorators right above the declaration.
+	for j := i - 1; j >= 0; j-- {
+		t := f.toks[j]
+		if t.kind == tIdent && t.text == dec && j > 0 && f.toks[j-1].text == "@" &&
+			j+2 < len(f.toks) && f.toks[j+2].text == arg {
+			return true
+		}
+		if t.kind == tIdent && (t.text == "param" || t.text == "var" || t.text == "resource" || t.text == "module" || t.text == "output") {
+			return false
+		}
+	}
+	return false
+}
