@@ -35,6 +35,10 @@ const (
 	delegationKey  = "Microsoft.Storage/storageAccounts/blobServices/generateUserDelegationKey/action"
 	sbSend         = "Microsoft.ServiceBus/namespaces/messages/send/action"
 	sbReceive      = "Microsoft.ServiceBus/namespaces/messages/receive/action"
+	batchJobsRead  = "Microsoft.Batch/batchAccounts/jobs/read"
+	batchJobsWrite = "Microsoft.Batch/batchAccounts/jobs/write"
+	batchPoolsRead = "Microsoft.Batch/batchAccounts/pools/read"
+	telemetry      = "Microsoft.Insights/Telemetry/Write"
 )
 
 // roleDef is a built-in role: its control-plane actions and data actions
@@ -170,11 +174,15 @@ var otherNeeds = []struct {
 	{"func", "", "OnBlobCreated and Sweep send requests", need{sbSend, "queue"}},
 	{"func", "", "Dispatch receives requests", need{sbReceive, "queue"}},
 	{"func", "", "Sweep publishes completion events", need{sbSend, "topic"}},
+	{"func", "", "Dispatch creates the job and adds tasks", need{batchJobsWrite, "batch"}},
+	{"func", "", "Sweep and Status list and read tasks", need{batchJobsRead, "batch"}},
+	{"func", "", "Dispatch checks the pool", need{batchPoolsRead, "batch"}},
+	{"func", "", "the host sends telemetry with Entra ID", need{telemetry, "appinsights"}},
 }
 
 // grant is one role assignment: principal (func, pool, eventgrid,
 // operator), role GUID and scope (as in need; "host" for the Functions host
-// account, "other" for scopes no check names).
+// account, "batch" the Batch account, "appinsights" the component).
 type grant struct{ principal, role, scope string }
 
 func (g grant) allows(n need) bool {
@@ -275,8 +283,8 @@ var resourceScopes = map[string]string{
 	"hostStorage":  "host",
 	"queue":        "queue",
 	"eventsTopic":  "topic",
-	"batchAccount": "other",
-	"appInsights":  "other",
+	"batchAccount": "batch",
+	"appInsights":  "appinsights",
 }
 
 // bicepEval evaluates the few expressions roles.bicep uses in conditions
@@ -580,6 +588,8 @@ func TestRolesCoverageDetectsGaps(t *testing.T) {
 			"needs " + blobWrite + " at container:quarantine"},
 		{"no events sender", "identity", func(g grant) bool { return g.scope == "topic" },
 			"Sweep publishes completion events (func identity) needs " + sbSend + " at topic"},
+		{"no batch role", "sas", func(g grant) bool { return g.scope == "batch" && g.principal == "func" },
+			"Dispatch creates the job and adds tasks (func identity) needs " + batchJobsWrite + " at batch"},
 		{"pool cannot read", "identity", func(g grant) bool { return g.principal == "pool" && g.scope == "container:input" },
 			"Batch downloads the input resource file (pool identity) needs " + blobRead + " at container:input"},
 	}
