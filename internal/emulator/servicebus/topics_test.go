@@ -260,6 +260,19 @@ func TestTopicScheduleCancelAndDuplicates(t *testing.T) {
 			t.Errorf("subscription %s: got %v, want [y/2 dup0/0] (y scheduled, x cancelled, one dup)", name, desc)
 		}
 	}
+	// A message scheduled a moment ahead becomes receivable in every
+	// subscription at its time.
+	soon := time.Now().Add(time.Second)
+	if _, err := snd.ScheduleMessages(ctx, []*azservicebus.Message{{Body: []byte("soon")}}, soon, nil); err != nil {
+		t.Fatalf("schedule: %v", err)
+	}
+	for _, name := range []string{"a", "b"} {
+		r := subReceiver(t, c, "orders", name, &azservicebus.ReceiverOptions{ReceiveMode: azservicebus.ReceiveModeReceiveAndDelete})
+		got := receiveN(t, ctx, r, 2) // dup0 at once, then soon
+		if string(got[1].Body) != "soon" || time.Now().Before(soon.Truncate(time.Millisecond)) {
+			t.Errorf("subscription %s: got %q then %q at %v, want soon after %v", name, got[0].Body, got[1].Body, time.Now(), soon)
+		}
+	}
 }
 
 func TestTopicAddressErrors(t *testing.T) {
