@@ -144,7 +144,7 @@ func (a *app) prepare(ctx context.Context, inv *invocation, m message) prepared 
 	if err != nil {
 		key := fallbackKey(m)
 		cid := m.correlationID
-		if !validCorrelationID(cid) {
+		if !request.ValidCorrelationID(cid) {
 			cid = key
 		}
 		log := a.fileLog(FuncDispatch, key, cid).With("messageId", m.messageID)
@@ -152,9 +152,9 @@ func (a *app) prepare(ctx context.Context, inv *invocation, m message) prepared 
 		return prepared{err: a.fail(ctx, inv, log, key, request.Request{CorrelationID: cid}, records.StateBadRequest, reason, time.Time{})}
 	}
 	if req.CorrelationID == "" {
-		if validCorrelationID(m.correlationID) {
+		if request.ValidCorrelationID(m.correlationID) {
 			req.CorrelationID = m.correlationID
-		} else if validCorrelationID(m.messageID) {
+		} else if request.ValidCorrelationID(m.messageID) {
 			req.CorrelationID = m.messageID
 		}
 	}

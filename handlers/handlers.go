@@ -299,20 +299,6 @@ func tp(t time.Time) *time.Time {
 	return &u
 }
 
-// validCorrelationID mirrors request's rule: printable ASCII, no spaces,
-// at most 128 bytes.
-func validCorrelationID(s string) bool {
-	if s == "" || len(s) > request.MaxCorrelationIDLen {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x21 || c > 0x7e {
-			return false
-		}
-	}
-	return true
-}
-
 // parallel runs fn for 0..n-1 with at most limit goroutines.
 func parallel(n, limit int, fn func(i int)) {
 	var wg sync.WaitGroup

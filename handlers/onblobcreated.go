@@ -102,7 +102,7 @@ func (a *app) handleBlobEvent(ctx context.Context, inv *invocation, e BlobEvent)
 		}
 	}
 	correlationID := e.ID
-	if !validCorrelationID(correlationID) {
+	if !request.ValidCorrelationID(correlationID) {
 		correlationID = ""
 	}
 	req := request.Request{

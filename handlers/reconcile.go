@@ -81,7 +81,7 @@ func (a *app) reconcile(ctx context.Context, inv *invocation) (int, error) {
 			return
 		}
 		cid := rec.CorrelationID
-		if !validCorrelationID(cid) {
+		if !request.ValidCorrelationID(cid) {
 			cid = key
 		}
 		req := request.Request{

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ffpipe/ffpipe/internal/config"
+	"github.com/ffpipe/ffpipe/internal/ports"
 )
 
 // azureSettings need no network at start-up (identity-based clients are
@@ -29,12 +30,11 @@ func azureSettings(port string) map[string]string {
 
 func freePort(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := ports.Free()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	return strconv.Itoa(p)
 }
 
 type syncBuffer struct {

@@ -11,6 +11,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/batch/azbatch"
 
+	"github.com/ffpipe/ffpipe/internal/isoduration"
 	"github.com/ffpipe/ffpipe/internal/presets"
 	"github.com/ffpipe/ffpipe/internal/request"
 )
@@ -356,34 +357,7 @@ func DecodeRequestEnv(s string) (request.Request, error) {
 
 // ISODuration formats d as an ISO-8601 duration ("PT1H30M", "PT45S"),
 // rounded up to whole seconds. Zero or negative gives "PT0S".
-func ISODuration(d time.Duration) string {
-	if d <= 0 {
-		return "PT0S"
-	}
-	secs := int64((d + time.Second - 1) / time.Second)
-	days, secs := secs/86400, secs%86400
-	h, secs := secs/3600, secs%3600
-	m, secs := secs/60, secs%60
-	var b strings.Builder
-	b.WriteByte('P')
-	if days > 0 {
-		fmt.Fprintf(&b, "%dD", days)
-	}
-	if h == 0 && m == 0 && secs == 0 {
-		return b.String()
-	}
-	b.WriteByte('T')
-	if h > 0 {
-		fmt.Fprintf(&b, "%dH", h)
-	}
-	if m > 0 {
-		fmt.Fprintf(&b, "%dM", m)
-	}
-	if secs > 0 {
-		fmt.Fprintf(&b, "%dS", secs)
-	}
-	return b.String()
-}
+func ISODuration(d time.Duration) string { return isoduration.FormatSeconds(d) }
 
 // logFile uploads one of the task's log files, whatever the outcome, to
 // exactly the blob path in the logs container.

@@ -24,6 +24,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ffpipe/ffpipe/internal/isoduration"
 )
 
 // Config is everything the function app reads from its app settings.
@@ -487,59 +489,17 @@ func setDuration(d *time.Duration, v string) error {
 	return nil
 }
 
-// ParseDuration parses a Go duration or an ISO 8601 duration (PnDTnHnMnS).
+// ParseDuration parses a Go duration (90s, 30m, 2h) or an ISO 8601
+// duration (PT30M, P1DT2H; package isoduration).
 func ParseDuration(v string) (time.Duration, error) {
 	if d, err := time.ParseDuration(v); err == nil {
 		return d, nil
 	}
-	s := strings.ToUpper(v)
-	if !strings.HasPrefix(s, "P") || len(s) < 3 {
+	d, err := isoduration.Parse(v)
+	if err != nil {
 		return 0, fmt.Errorf("want a duration like 30m or PT30M, got %q", v)
 	}
-	s = s[1:]
-	var total time.Duration
-	inTime := false
-	num := ""
-	for _, r := range s {
-		switch {
-		case r == 'T':
-			if inTime || num != "" {
-				return 0, fmt.Errorf("bad ISO 8601 duration %q", v)
-			}
-			inTime = true
-		case (r >= '0' && r <= '9') || r == '.':
-			num += string(r)
-		default:
-			if num == "" {
-				return 0, fmt.Errorf("bad ISO 8601 duration %q", v)
-			}
-			f, err := strconv.ParseFloat(num, 64)
-			if err != nil {
-				return 0, fmt.Errorf("bad ISO 8601 duration %q", v)
-			}
-			var unit time.Duration
-			switch {
-			case r == 'D' && !inTime:
-				unit = 24 * time.Hour
-			case r == 'W' && !inTime:
-				unit = 7 * 24 * time.Hour
-			case r == 'H' && inTime:
-				unit = time.Hour
-			case r == 'M' && inTime:
-				unit = time.Minute
-			case r == 'S' && inTime:
-				unit = time.Second
-			default:
-				return 0, fmt.Errorf("bad ISO 8601 duration %q", v)
-			}
-			total += time.Duration(f * float64(unit))
-			num = ""
-		}
-	}
-	if num != "" {
-		return 0, fmt.Errorf("bad ISO 8601 duration %q", v)
-	}
-	return total, nil
+	return d, nil
 }
 
 // validContainer checks Azure's container naming rules: 3–63 characters,

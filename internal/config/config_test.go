@@ -218,18 +218,6 @@ func TestParseDuration(t *testing.T) {
 	}
 }
 
-func FuzzParseDuration(f *testing.F) {
-	for _, s := range []string{"30m", "PT30M", "P1DT2H3M4.5S", "P", "PT1.2.3S", "1h2m"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		d, err := ParseDuration(s)
-		if err != nil && d != 0 {
-			t.Fatalf("ParseDuration(%q): error %v with non-zero %v", s, err, d)
-		}
-	})
-}
-
 func TestLoggerRedacts(t *testing.T) {
 	var buf bytes.Buffer
 	log := NewLogger(Config{LogFormat: "json", LogLevel: "info"}, &buf)

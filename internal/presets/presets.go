@@ -25,6 +25,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/ffpipe/ffpipe/internal/request"
 )
 
 // Fixed node-local file names (relative to the task working directory).
@@ -147,11 +149,6 @@ func Builtins() []Preset {
 	}
 }
 
-var nameRE = regexp.MustCompile(`^[a-z0-9-]{1,32}$`)
-
-// ValidName reports whether s is a valid preset name.
-func ValidName(s string) bool { return nameRE.MatchString(s) }
-
 // normalize fills Kind and ContentType from Ext.
 func (p Preset) normalize() Preset {
 	f, ok := formats[p.Ext]
@@ -178,7 +175,7 @@ var contentTypeRE = regexp.MustCompile(`^(audio|image|video)/[a-z0-9][a-z0-9.+-]
 // Validate checks a preset: its name, extension, kind, content type and
 // every argument against the allow-list.
 func (p Preset) Validate() error {
-	if !ValidName(p.Name) {
+	if !request.ValidPresetName(p.Name) {
 		return fmt.Errorf("preset %q: name must match [a-z0-9-]{1,32}", p.Name)
 	}
 	f, ok := formats[p.Ext]

@@ -72,7 +72,7 @@ func (p Profile) HLS() int {
 // distinct extensions for the file outputs (their names differ only by
 // extension under the default template), at most one HLS output, slots.
 func (p Profile) Validate() error {
-	if !ValidName(p.Name) {
+	if !request.ValidPresetName(p.Name) {
 		return fmt.Errorf("profile %q: name must match [a-z0-9-]{1,32}", p.Name)
 	}
 	if len(p.Outputs) == 0 || len(p.Outputs) > MaxOutputs {

@@ -89,3 +89,25 @@ func TestQuoteExcerptEscapes(t *testing.T) {
 		t.Errorf("quoteExcerpt length = %d, want ≤ 60", len(got))
 	}
 }
+
+func TestValidCorrelationID(t *testing.T) {
+	tests := []struct {
+		in   string
+		want bool
+	}{
+		{"corr-1", true},
+		{"b0bc43d7edcd08834d321f2e38d8a6a3", true},
+		{strings.Repeat("x", MaxCorrelationIDLen), true},
+		{strings.Repeat("x", MaxCorrelationIDLen+1), false},
+		{"", false},
+		{"a b", false},
+		{"a\tb", false},
+		{"é", false},
+		{"a\x7f", false},
+	}
+	for _, tt := range tests {
+		if got := ValidCorrelationID(tt.in); got != tt.want {
+			t.Errorf("ValidCorrelationID(%q) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+}

@@ -218,15 +218,30 @@ func (r Request) Validate() error {
 	if r.Output.Container != "" && r.Output.Container == r.Source.Container && r.Output.Blob == r.Source.Blob {
 		return bad("output.blob", "the output must not overwrite the source")
 	}
-	if len(r.CorrelationID) > MaxCorrelationIDLen {
+	switch {
+	case r.CorrelationID == "" || ValidCorrelationID(r.CorrelationID):
+	case len(r.CorrelationID) > MaxCorrelationIDLen:
 		return bad("correlationId", "longer than %d bytes", MaxCorrelationIDLen)
-	}
-	for i := 0; i < len(r.CorrelationID); i++ {
-		if c := r.CorrelationID[i]; c < 0x21 || c > 0x7e {
-			return bad("correlationId", "must be printable ASCII without spaces")
-		}
+	default:
+		return bad("correlationId", "must be printable ASCII without spaces")
 	}
 	return nil
+}
+
+// ValidCorrelationID reports whether s may be a request's correlation id:
+// 1 to MaxCorrelationIDLen bytes of printable ASCII without spaces. Ids
+// taken from a message's properties are checked with it too, so that no
+// unchecked text reaches a record or a log line.
+func ValidCorrelationID(s string) bool {
+	if s == "" || len(s) > MaxCorrelationIDLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x21 || c > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 func validateBlobField(field, name string) error {
@@ -259,8 +274,10 @@ func validateETag(etag string) error {
 	return nil
 }
 
-// ValidPresetName reports whether s is a syntactically valid preset name:
-// 1–32 of [a-z0-9-].
+// ValidPresetName reports whether s is a valid preset or profile name: 1
+// to MaxPresetNameLen of [a-z0-9-]. It is the one rule for those names:
+// internal/presets checks configured presets and profiles with it, and
+// Validate checks a request's preset and profile.
 func ValidPresetName(s string) bool {
 	if s == "" || len(s) > MaxPresetNameLen {
 		return false

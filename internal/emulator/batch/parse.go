@@ -3,46 +3,27 @@ package batch
 import (
 	"errors"
 	"fmt"
-	"math"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ffpipe/ffpipe/internal/isoduration"
 )
 
 // unlimitedDuration is how Batch writes "no limit" (TimeSpan.MaxValue).
 const unlimitedDuration = "P10675199DT2H48M5.4775807S"
 
-var durationRE = regexp.MustCompile(`^P(?:(\d+(?:\.\d+)?)W)?(?:(\d+(?:\.\d+)?)D)?(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)?$`)
-
-// parseDuration parses an ISO-8601 duration (weeks, days, hours, minutes,
-// seconds). Values of 100 years or more mean "unlimited" (0, true).
+// parseDuration parses an ISO-8601 duration. Values of 100 years or more,
+// and those beyond time.Duration, mean "unlimited" (0, true).
 func parseDuration(s string) (d time.Duration, unlimited bool, err error) {
-	m := durationRE.FindStringSubmatch(strings.ToUpper(strings.TrimSpace(s)))
-	if m == nil || s == "P" || strings.HasSuffix(strings.ToUpper(s), "T") {
-		return 0, false, fmt.Errorf("%q is not an ISO-8601 duration such as PT30M", s)
-	}
-	units := []float64{7 * 86400, 86400, 3600, 60, 1}
-	var secs float64
-	any := false
-	for i, u := range units {
-		if m[i+1] == "" {
-			continue
-		}
-		any = true
-		v, err := strconv.ParseFloat(m[i+1], 64)
-		if err != nil {
-			return 0, false, fmt.Errorf("%q is not an ISO-8601 duration", s)
-		}
-		secs += v * u
-	}
-	if !any {
-		return 0, false, fmt.Errorf("%q is not an ISO-8601 duration such as PT30M", s)
-	}
-	if secs >= 100*365*86400 || math.IsInf(secs, 0) {
+	d, err = isoduration.Parse(s)
+	switch {
+	case errors.Is(err, isoduration.ErrTooLong) || err == nil && d >= 100*365*24*time.Hour:
 		return 0, true, nil
+	case err != nil:
+		return 0, false, fmt.Errorf("%q is not an ISO-8601 duration such as PT30M", s)
 	}
-	return time.Duration(secs * float64(time.Second)), false, nil
+	return d, false, nil
 }
 
 var idRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)

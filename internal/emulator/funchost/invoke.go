@@ -3,7 +3,6 @@ package funchost
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +13,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // HostVersion is the version the local host reports in
@@ -254,14 +255,6 @@ func (h *Host) send(ctx context.Context, fn *function, id string, body []byte) (
 	}
 }
 
-func newUUID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return formatUUID(b)
-}
+func newUUID() string { return uuid.NewString() }
 
-func formatUUID(b [16]byte) string {
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
-}
+func formatUUID(b [16]byte) string { return uuid.UUID(b).String() }

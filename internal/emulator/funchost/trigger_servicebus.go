@@ -14,6 +14,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
 	"github.com/ffpipe/ffpipe/internal/secret"
+	"github.com/ffpipe/ffpipe/internal/sleep"
 )
 
 // Receiver is the consumer side of a serviceBusTrigger; *azservicebus.Receiver
@@ -188,16 +189,7 @@ func (h *Host) runServiceBus(ctx context.Context, fn *function) {
 	}
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
+func sleepCtx(ctx context.Context, d time.Duration) bool { return sleep.For(ctx, d) }
 
 // sbSingleLoop receives with up to maxConcurrent invocations in flight.
 func (h *Host) sbSingleLoop(ctx context.Context, fn *function, recv Receiver, maxConcurrent int, maxRenew time.Duration) error {

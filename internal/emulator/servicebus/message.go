@@ -1,10 +1,11 @@
 package servicebus
 
 import (
-	"crypto/rand"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/google/uuid"
 
 	enc "github.com/ffpipe/ffpipe/internal/emulator/servicebus/amqp/encoding"
 	"github.com/ffpipe/ffpipe/internal/emulator/servicebus/sqlfilter"
@@ -350,11 +351,7 @@ func tail(l []any, from int) []any {
 }
 
 // newID returns a random 32-hex-digit message id.
-func newID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return fmt.Sprintf("%x", b)
-}
+func newID() string { return strings.ReplaceAll(uuid.NewString(), "-", "") }
 
 // deliveryInfo is what the broker adds to a stored message when it
 // delivers it (reference §7.3).

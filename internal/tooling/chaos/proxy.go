@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ffpipe/ffpipe/internal/sleep"
 )
 
 // tcpProxy forwards 127.0.0.1:<port> to a target address and can drop
@@ -326,13 +328,4 @@ func (p *egProxy) close() {
 }
 
 // waitCtx waits d or until ctx ends; false if ctx ended.
-func waitCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
+func waitCtx(ctx context.Context, d time.Duration) bool { return sleep.For(ctx, d) }

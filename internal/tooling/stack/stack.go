@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -33,6 +32,7 @@ import (
 	"github.com/ffpipe/ffpipe/internal/emulator/eventgrid"
 	"github.com/ffpipe/ffpipe/internal/emulator/funchost"
 	"github.com/ffpipe/ffpipe/internal/emulator/servicebus"
+	"github.com/ffpipe/ffpipe/internal/ports"
 	"github.com/ffpipe/ffpipe/internal/tooling/cpuset"
 )
 
@@ -590,11 +590,4 @@ func (s *Stack) Close() error {
 // whose port must be known before the stack starts).
 func FreePort() (int, error) { return freePort() }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
+func freePort() (int, error) { return ports.Free() }

@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/ffpipe/ffpipe/internal/isoduration"
 )
 
 // Defaults of Microsoft's Service Bus emulator (Config.json schema).
@@ -282,7 +284,7 @@ func validateQueue(p string, q *QueueConfig, dedup bool) error {
 		q.LockDuration = DefaultLockDuration
 	}
 	if q.LockDuration < time.Second || q.LockDuration > 5*time.Minute {
-		return fmt.Errorf("validate config: %s.LockDuration: %s out of range PT1S…PT5M", p, FormatISODuration(q.LockDuration))
+		return fmt.Errorf("validate config: %s.LockDuration: %s out of range PT1S…PT5M", p, isoduration.Format(q.LockDuration))
 	}
 	if q.MaxDeliveryCount == 0 {
 		q.MaxDeliveryCount = DefaultMaxDeliveryCount
@@ -316,7 +318,7 @@ func validateTTL(p string, ttl *time.Duration) error {
 		*ttl = DefaultMessageTimeToLive
 	}
 	if *ttl < time.Second {
-		return fmt.Errorf("validate config: %s.DefaultMessageTimeToLive: %s is shorter than PT1S", p, FormatISODuration(*ttl))
+		return fmt.Errorf("validate config: %s.DefaultMessageTimeToLive: %s is shorter than PT1S", p, isoduration.Format(*ttl))
 	}
 	return nil
 }
@@ -326,7 +328,7 @@ func validateWindow(p string, w *time.Duration) error {
 		*w = DefaultDuplicateDetectionWindow
 	}
 	if *w < time.Second || *w > 7*24*time.Hour {
-		return fmt.Errorf("validate config: %s.DuplicateDetectionHistoryTimeWindow: %s out of range PT1S…P7D", p, FormatISODuration(*w))
+		return fmt.Errorf("validate config: %s.DuplicateDetectionHistoryTimeWindow: %s out of range PT1S…P7D", p, isoduration.Format(*w))
 	}
 	return nil
 }

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ffpipe/ffpipe/internal/isoduration"
 )
 
 // LoadConfig reads and parses a Config.json file. An empty path gives
@@ -327,7 +329,7 @@ func jsonDuration(raw json.RawMessage) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
-	d, err := ParseISODuration(s)
+	d, err := isoduration.Parse(s)
 	if err == nil && d <= 0 {
 		err = fmt.Errorf("%q: must be longer than zero", s)
 	}

@@ -6,6 +6,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/ffpipe/ffpipe/internal/isoduration"
 )
 
 // FormatConfig writes c as a Config.json in the official emulator's format
@@ -33,8 +35,8 @@ func FormatConfig(c *Config) ([]byte, error) {
 		topics = append(topics, map[string]any{
 			"Name": t.Name,
 			"Properties": map[string]any{
-				"DefaultMessageTimeToLive":            FormatISODuration(t.DefaultMessageTimeToLive),
-				"DuplicateDetectionHistoryTimeWindow": FormatISODuration(t.DuplicateDetectionHistoryTimeWindow),
+				"DefaultMessageTimeToLive":            isoduration.Format(t.DefaultMessageTimeToLive),
+				"DuplicateDetectionHistoryTimeWindow": isoduration.Format(t.DuplicateDetectionHistoryTimeWindow),
 				"RequiresDuplicateDetection":          t.RequiresDuplicateDetection,
 			},
 			"Subscriptions": subs,
@@ -54,15 +56,15 @@ func FormatConfig(c *Config) ([]byte, error) {
 func queueProps(q QueueConfig, dedup bool) map[string]any {
 	p := map[string]any{
 		"DeadLetteringOnMessageExpiration": q.DeadLetteringOnMessageExpiration,
-		"DefaultMessageTimeToLive":         FormatISODuration(q.DefaultMessageTimeToLive),
+		"DefaultMessageTimeToLive":         isoduration.Format(q.DefaultMessageTimeToLive),
 		"ForwardDeadLetteredMessagesTo":    q.ForwardDeadLetteredMessagesTo,
 		"ForwardTo":                        q.ForwardTo,
-		"LockDuration":                     FormatISODuration(q.LockDuration),
+		"LockDuration":                     isoduration.Format(q.LockDuration),
 		"MaxDeliveryCount":                 q.MaxDeliveryCount,
 		"RequiresSession":                  false,
 	}
 	if dedup {
-		p["DuplicateDetectionHistoryTimeWindow"] = FormatISODuration(q.DuplicateDetectionHistoryTimeWindow)
+		p["DuplicateDetectionHistoryTimeWindow"] = isoduration.Format(q.DuplicateDetectionHistoryTimeWindow)
 		p["RequiresDuplicateDetection"] = q.RequiresDuplicateDetection
 	}
 	return p

@@ -2,13 +2,14 @@ package store
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"log/slog"
 	"sort"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // DefaultMaxMessageSize is the official emulator's fixed message size limit.
@@ -316,9 +317,7 @@ func (s *Store) Compact(ctx context.Context) error {
 type LockToken [16]byte
 
 // String formats the token as 8-4-4-4-12 hex.
-func (t LockToken) String() string {
-	return fmt.Sprintf("%x-%x-%x-%x-%x", t[0:4], t[4:6], t[6:8], t[8:10], t[10:16])
-}
+func (t LockToken) String() string { return uuid.UUID(t).String() }
 
 // DotNetBytes returns the token in .NET Guid.ToByteArray layout (bytes
 // 0–3 reversed, 4↔5 and 6↔7 swapped), the layout of a PeekLock delivery tag.
@@ -337,10 +336,4 @@ func LockTokenFromDotNet(b [16]byte) LockToken {
 
 // NewUUID returns a random version-4 UUID in RFC byte order; the engine may
 // use it for missing message-ids.
-func NewUUID() LockToken {
-	var t LockToken
-	_, _ = rand.Read(t[:])
-	t[6] = t[6]&0x0f | 0x40
-	t[8] = t[8]&0x3f | 0x80
-	return t
-}
+func NewUUID() LockToken { return LockToken(uuid.New()) }

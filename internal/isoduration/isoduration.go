@@ -1,6 +1,14 @@
-package store
+// Package isoduration owns ISO-8601 durations ("PT30M", "P1DT2H"), the form
+// Azure's REST APIs and configuration files use for time spans: Batch's
+// task constraints and pool settings, Service Bus's Config.json entity
+// properties, and FFPIPE_* settings that accept them.
+//
+// It imports nothing of ffpipe, so the stand-ins may use it
+// (docs/architecture.md).
+package isoduration
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -8,13 +16,18 @@ import (
 	"time"
 )
 
-// ParseISODuration parses an ISO-8601 duration as Config.json uses it:
-// P[nY][nM][nW][nD][T[nH][nM][nS]], e.g. "PT1M", "P1D", "PT1H30M".
-// A year is 365 days and a month 30 days, as .NET's XmlConvert does.
-// Leniency beyond Microsoft's schema: lower-case letters, weeks, and a
-// fraction on the last component ("PT0.5S"). Negative durations, empty
-// durations ("P", "PT") and values that overflow time.Duration are errors.
-func ParseISODuration(s string) (time.Duration, error) {
+// ErrTooLong: the duration does not fit a time.Duration (about 292
+// years), like .NET's TimeSpan.MaxValue that Batch writes for "no limit".
+var ErrTooLong = errors.New("duration too long")
+
+// Parse parses P[nY][nM][nW][nD][T[nH][nM][nS]], e.g. "PT1M", "P1D",
+// "PT1H30M". A year is 365 days and a month 30 days, as .NET's XmlConvert
+// does. Leniency beyond the schemas: surrounding white space, lower-case
+// letters, weeks, and a fraction (with "." or ",") on the last component
+// ("PT0.5S"). Negative durations, empty durations ("P", "PT"), components
+// out of order and anything else are errors; a value beyond time.Duration
+// is ErrTooLong.
+func Parse(s string) (time.Duration, error) {
 	in := s
 	s = strings.ToUpper(strings.TrimSpace(s))
 	if len(s) < 2 || s[0] != 'P' {
@@ -87,7 +100,7 @@ func ParseISODuration(s string) (time.Duration, error) {
 		seen = true
 		total += v * mult
 		if total >= math.MaxInt64 {
-			return 0, fmt.Errorf("parse duration %q: too long", in)
+			return 0, fmt.Errorf("parse duration %q: %w", in, ErrTooLong)
 		}
 	}
 	if !seen {
@@ -96,9 +109,10 @@ func ParseISODuration(s string) (time.Duration, error) {
 	return time.Duration(math.Round(total)), nil
 }
 
-// FormatISODuration formats d as an ISO-8601 duration ("PT1M", "P1DT2H").
-// Sub-second parts are written as fractional seconds.
-func FormatISODuration(d time.Duration) string {
+// Format writes d as an ISO-8601 duration ("PT1M", "P1DT2H", "PT1.5S"):
+// days, hours, minutes and seconds, sub-second parts as fractional seconds,
+// "PT0S" for zero or less. Parse(Format(d)) == d for d >= 0.
+func Format(d time.Duration) string {
 	if d <= 0 {
 		return "PT0S"
 	}
@@ -130,4 +144,13 @@ func FormatISODuration(d time.Duration) string {
 		}
 	}
 	return b.String()
+}
+
+// FormatSeconds is Format of d rounded up to whole seconds, for APIs that
+// keep whole seconds only.
+func FormatSeconds(d time.Duration) string {
+	if d <= 0 {
+		return Format(0)
+	}
+	return Format((d + time.Second - 1) / time.Second * time.Second)
 }
