@@ -15,10 +15,6 @@ import (
 	"github.com/ffpipe/ffpipe/internal/storage"
 )
 
-// MetadataProfile is the blob metadata key an upload names its profile
-// with (`ffpipe upload --profile`). Metadata keys are case-insensitive.
-const MetadataProfile = "ffpipe_profile"
-
 // metadataMatters reports whether the upload's metadata can choose req's
 // profile: the request names none and FFPIPE_PROFILE_METADATA is on. Only
 // then does Dispatch read the blob's properties for a request that
@@ -36,7 +32,7 @@ func (a *app) chooseProfile(req request.Request, meta map[string]string) (name, 
 		return n, "request"
 	}
 	for k, v := range meta {
-		if strings.EqualFold(k, MetadataProfile) && v != "" {
+		if strings.EqualFold(k, request.MetadataProfile) && v != "" {
 			return v, "metadata"
 		}
 	}

@@ -29,7 +29,7 @@ import (
 func init() {
 	commands = append(commands,
 		command{name: "upload", summary: "upload files into the input container (they are transcoded)", run: runUpload},
-		command{name: "submit", summary: "send a request message for <container>/<blob> [--preset P]", run: runSubmit},
+		command{name: "submit", summary: "send a request message for <container>/<blob> [--profile P]", run: runSubmit},
 		command{name: "status", summary: "counts by state and recent records, or one record (--key)", run: runStatus},
 	)
 }
@@ -74,11 +74,19 @@ func runUpload(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.SetOutput(stderr)
 	info := fs.String("info", defaultStackInfo, "stack info written by `ffpipe dev`")
 	prefix := fs.String("prefix", "", "blob name prefix (a folder), e.g. videos/")
-	if err := fs.Parse(args); err != nil {
+	profile := fs.String("profile", "", "media profile (the blob's ffpipe_profile metadata; default: FFPIPE_ROUTES, then FFPIPE_DEFAULT_PRESET)")
+	if err := fs.Parse(reorderFlags(args)); err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {
 		return errors.New("upload: name one or more files")
+	}
+	var meta map[string]string
+	if *profile != "" {
+		if !request.ValidPresetName(*profile) {
+			return fmt.Errorf("upload: --profile %q: want 1-32 of [a-z0-9-]", *profile)
+		}
+		meta = map[string]string{request.MetadataProfile: *profile}
 	}
 	cfg, set, err := connect(*info)
 	if err != nil {
@@ -87,20 +95,20 @@ func runUpload(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	defer set.Close(context.WithoutCancel(ctx))
 	for _, file := range fs.Args() {
 		name := path.Join(*prefix, filepath.Base(file))
-		if err := uploadFile(ctx, set.Blobs, cfg, file, name, stdout); err != nil {
+		if err := uploadFile(ctx, set.Blobs, cfg, file, name, meta, stdout); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func uploadFile(ctx context.Context, c *storage.Client, cfg config.Config, file, name string, stdout io.Writer) error {
+func uploadFile(ctx context.Context, c *storage.Client, cfg config.Config, file, name string, meta map[string]string, stdout io.Writer) error {
 	f, err := os.Open(file)
 	if err != nil {
 		return fmt.Errorf("upload: %w", err)
 	}
 	defer f.Close()
-	etag, err := c.UploadFile(ctx, cfg.InputContainer, name, f, "video/mp4")
+	etag, err := c.UploadFile(ctx, cfg.InputContainer, name, f, "video/mp4", meta)
 	if err != nil {
 		return fmt.Errorf("upload %s: %w", file, err)
 	}
@@ -113,7 +121,8 @@ func runSubmit(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := flag.NewFlagSet("submit", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	info := fs.String("info", defaultStackInfo, "stack info written by `ffpipe dev`")
-	preset := fs.String("preset", "", "preset name (default: the app's FFPIPE_DEFAULT_PRESET)")
+	profile := fs.String("profile", "", "media profile (default: the upload's ffpipe_profile metadata, FFPIPE_ROUTES, then FFPIPE_DEFAULT_PRESET)")
+	preset := fs.String("preset", "", "older name of --profile")
 	output := fs.String("output", "", "output as <container>/<blob> (default: from the output name template)")
 	correlation := fs.String("correlation-id", "", "correlation id (default: random)")
 	if err := fs.Parse(reorderFlags(args)); err != nil {
@@ -135,7 +144,8 @@ func runSubmit(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return fmt.Errorf("submit: %s/%s: %w", cont, name, err)
 	}
-	req := request.Request{V: 1, Source: request.Source{Container: cont, Blob: name, ETag: props.ETag, Size: props.Size}, Preset: *preset, CorrelationID: *correlation}
+	req := request.Request{V: 1, Source: request.Source{Container: cont, Blob: name, ETag: props.ETag, Size: props.Size},
+		Profile: *profile, Preset: *preset, CorrelationID: *correlation}
 	if req.CorrelationID == "" {
 		req.CorrelationID = randomID()
 	}
@@ -272,8 +282,12 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "UPDATED\tSTATE\tSOURCE\tOUTPUT\tREASON\tKEY")
 	for _, r := range sum.Recent {
+		out := joinBlob(r.Output)
+		if n := len(r.Outputs); n > 1 {
+			out += fmt.Sprintf(" (+%d)", n-1)
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s/%s\t%s\t%s\t%s\n", r.Updated.Local().Format(time.TimeOnly), r.State,
-			r.Source.Container, r.Source.Blob, joinBlob(r.Output), r.Reason, r.Key)
+			r.Source.Container, r.Source.Blob, out, r.Reason, r.Key)
 	}
 	return tw.Flush()
 }

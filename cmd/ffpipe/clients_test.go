@@ -74,12 +74,26 @@ func TestClientCommands(t *testing.T) {
 		t.Errorf("submitted record: preset %q output %q, want opus and cli/sub.opus", rec.Preset, rec.Output.Blob)
 	}
 
-	// status: the two records are listed and counted.
+	// upload --profile: the blob's metadata chooses the profile; the
+	// record lists every output.
+	out.Reset()
+	if err := run(ctx, []string{"upload", "--info", info, "--prefix", "cli/web", clips[1].Path, "--profile", "web"}, &out, &out); err != nil {
+		t.Fatalf("upload --profile: %v\n%s", err, out.String())
+	}
+	if m = keyRE.FindStringSubmatch(out.String()); m == nil {
+		t.Fatalf("upload printed no key: %q", out.String())
+	}
+	rec = waitDone(ctx, t, info, m[1])
+	if rec.Preset != "web" || len(rec.Outputs) != 2 || rec.Outputs[0].Height == 0 || !strings.HasSuffix(rec.Outputs[1].Blob, ".jpg") {
+		t.Errorf("web record: profile %q outputs %+v, want an MP4 and a JPEG", rec.Preset, rec.Outputs)
+	}
+
+	// status: the three records are listed and counted.
 	out.Reset()
 	if err := run(ctx, []string{"status", "--info", info}, &out, &out); err != nil {
 		t.Fatalf("status: %v", err)
 	}
-	if !strings.Contains(out.String(), "done 2") || !strings.Contains(out.String(), "cli/sub.mp4") {
+	if !strings.Contains(out.String(), "done 3") || !strings.Contains(out.String(), "cli/sub.mp4") {
 		t.Errorf("status output lacks the counts or the records:\n%s", out.String())
 	}
 
@@ -88,6 +102,7 @@ func TestClientCommands(t *testing.T) {
 		{"submit", "--info", info, "no-slash"},
 		{"submit", "--info", info, cfg.InputContainer + "/missing.mp4"},
 		{"upload", "--info", info},
+		{"upload", "--info", info, "--profile", "Web!", clips[0].Path},
 		{"status", "--info", filepath.Join(t.TempDir(), "absent.json")},
 	} {
 		if err := run(ctx, args, &out, &out); err == nil {

@@ -453,6 +453,10 @@ type OutputBlob struct {
 	Folder string
 }
 
+// MetadataProfile is the blob metadata key an upload names its profile
+// with (`ffpipe upload --profile`). Metadata keys are case-insensitive.
+const MetadataProfile = "ffpipe_profile"
+
 // HLSMaster is the master playlist's name in an HLS output's folder.
 const HLSMaster = "master.m3u8"
 

@@ -311,10 +311,20 @@ func (c *Client) put(ctx context.Context, cont, name string, data []byte, conten
 
 // UploadFile streams a local file into a block blob (in blocks, in
 // parallel, so any size works) and returns the new blob's eTag without quotes.
-func (c *Client) UploadFile(ctx context.Context, cont, name string, f *os.File, contentType string) (string, error) {
+func (c *Client) UploadFile(ctx context.Context, cont, name string, f *os.File, contentType string, metadata map[string]string) (string, error) {
 	bb := c.svc.NewContainerClient(cont).NewBlockBlobClient(name)
+	var md map[string]*string
+	for k, v := range metadata {
+		if md == nil {
+			md = map[string]*string{}
+		}
+		md[k] = to.Ptr(v)
+	}
+	// The metadata is committed with the blob (Put Block List), so it is
+	// there when BlobCreated fires.
 	resp, err := bb.UploadFile(ctx, f, &blockblob.UploadFileOptions{
 		HTTPHeaders: &blob.HTTPHeaders{BlobContentType: to.Ptr(contentType)},
+		Metadata:    md,
 	})
 	if err != nil {
 		return "", fmt.Errorf("upload %s/%s: %w", cont, name, classify(err))

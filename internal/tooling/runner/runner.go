@@ -13,6 +13,7 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -37,6 +38,10 @@ type File struct {
 	Blob string
 	// AudioDuration is what the output must last (0: measured with ffprobe).
 	AudioDuration time.Duration
+	// Profile is set as the blob's ffpipe_profile metadata (as `ffpipe
+	// upload --profile` does); "" leaves the choice to the routes and the
+	// default.
+	Profile string
 }
 
 // Options configure Run.
@@ -64,6 +69,10 @@ type Result struct {
 	State         records.State
 	Reason        string
 	Output        string
+	// Profile is the profile the record names; Outputs every output it
+	// lists (done only).
+	Profile string
+	Outputs []records.OutputInfo
 	// UploadStart and Uploaded bracket the upload; Finished is when the
 	// output was complete (the task's end) or the record turned terminal.
 	UploadStart, Uploaded, Finished time.Time
@@ -181,15 +190,15 @@ func uploadAll(ctx context.Context, c *azblob.Client, cfg config.Config, opts Op
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			errs[i] = uploadOne(ctx, c, cfg, opts.Files[i].Path, &results[i])
+			errs[i] = uploadOne(ctx, c, cfg, opts.Files[i], &results[i])
 		}()
 	}
 	wg.Wait()
 	return errors.Join(errs...)
 }
 
-func uploadOne(ctx context.Context, c *azblob.Client, cfg config.Config, file string, r *Result) error {
-	f, err := os.Open(file)
+func uploadOne(ctx context.Context, c *azblob.Client, cfg config.Config, file File, r *Result) error {
+	f, err := os.Open(file.Path)
 	if err != nil {
 		return err
 	}
@@ -200,7 +209,11 @@ func uploadOne(ctx context.Context, c *azblob.Client, cfg config.Config, file st
 	}
 	r.Size = fi.Size()
 	r.UploadStart = time.Now()
-	resp, err := c.UploadFile(ctx, cfg.InputContainer, r.Blob, f, nil)
+	var opts *azblob.UploadFileOptions
+	if file.Profile != "" {
+		opts = &azblob.UploadFileOptions{Metadata: map[string]*string{request.MetadataProfile: &file.Profile}}
+	}
+	resp, err := c.UploadFile(ctx, cfg.InputContainer, r.Blob, f, opts)
 	if err != nil {
 		return fmt.Errorf("upload %s: %w", r.Blob, err)
 	}
@@ -245,7 +258,7 @@ func follow(ctx context.Context, s *stack.Stack, recs *records.Store, cfg config
 				continue
 			}
 			r.Seen = time.Now()
-			r.Output = rec.Output.Blob
+			r.Output, r.Profile, r.Outputs = rec.Output.Blob, rec.Preset, rec.Outputs
 			r.Finished = r.Seen
 			if rec.Timings.Ended != nil && rec.Timings.Ended.After(r.Uploaded) {
 				r.Finished = *rec.Timings.Ended
@@ -300,6 +313,10 @@ func verifyAll(ctx context.Context, c *azblob.Client, cfg config.Config, results
 	for i := range results {
 		r := &results[i]
 		if r.State != records.StateDone {
+			continue
+		}
+		if len(r.Outputs) > 1 || len(r.Outputs) == 1 && path.Ext(r.Output) != ".mp3" {
+			r.Verify = verifyOutputs(ctx, c, cfg, r, filepath.Join(dir, strconv.Itoa(i)))
 			continue
 		}
 		local := filepath.Join(dir, fmt.Sprintf("%d.mp3", i))

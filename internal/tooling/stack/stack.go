@@ -335,6 +335,9 @@ func (s *Stack) appSettings() map[string]string {
 		"FFPIPE_RECONCILE_AFTER":   "2m",
 		// Dispatch's time budget is half the lock (handlers/budget.go).
 		"FFPIPE_QUEUE_LOCK_DURATION": s.opts.LockDuration.String(),
+		// The pool's taskSlotsPerNode: a video profile's requiredSlots is
+		// capped to it, so one local node can run it.
+		"FFPIPE_TASK_MAX_SLOTS": strconv.Itoa(s.opts.Slots),
 	}
 	for k, v := range s.opts.Settings {
 		m[k] = v
