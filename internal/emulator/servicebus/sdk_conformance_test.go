@@ -23,12 +23,31 @@ import (
 const conformanceDir = "testdata/conformance"
 
 type conformanceSpec struct {
+	RefusalTimeoutMs int `json:"refusalTimeoutMs"`
+	RoundTrip        struct {
+		Body                  string                `json:"body"`
+		MessageID             string                `json:"messageId"`
+		CorrelationID         string                `json:"correlationId"`
+		Subject               string                `json:"subject"`
+		ContentType           string                `json:"contentType"`
+		To                    string                `json:"to"`
+		ReplyTo               string                `json:"replyTo"`
+		TimeToLiveMs          int64                 `json:"timeToLiveMs"`
+		ApplicationProperties []conformanceProperty `json:"applicationProperties"`
+	} `json:"roundTrip"`
 	Scenarios []struct {
 		Name           string `json:"name"`
 		TimeoutSeconds int    `json:"timeoutSeconds"`
 		Queue          string `json:"queue"`
 		Does           string `json:"does"`
 	} `json:"scenarios"`
+}
+
+// conformanceProperty is one typed application property of the round trip.
+type conformanceProperty struct {
+	Name  string `json:"name"`
+	Type  string `json:"type"`
+	Value any    `json:"value"`
 }
 
 // sdkRunner runs one scenario through one official SDK.
@@ -83,22 +102,27 @@ var sdkRunners = []sdkRunner{
 }
 
 // TestSDKConformance runs every scenario of scenarios.json through every
-// SDK runner, each against a fresh broker. An SDK that is not installed
+// SDK, each against a fresh broker: Go in process (goScenarios), the others
+// through their runner scripts. An SDK that is not installed
 // skips, unless FFPIPE_REQUIRE_SDKS=1 (make test sets it) makes that a
 // failure.
 func TestSDKConformance(t *testing.T) {
-	specPath := filepath.Join(conformanceDir, "scenarios.json")
-	raw, err := os.ReadFile(specPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var spec conformanceSpec
-	if err := json.Unmarshal(raw, &spec); err != nil {
-		t.Fatalf("parse %s: %v", specPath, err)
-	}
-	if len(spec.Scenarios) == 0 {
-		t.Fatalf("%s lists no scenarios", specPath)
-	}
+	specPath, spec := loadConformanceSpec(t)
+	t.Run("go", func(t *testing.T) {
+		for _, sc := range spec.Scenarios {
+			t.Run(sc.Name, func(t *testing.T) {
+				t.Parallel()
+				run := goScenarios[sc.Name]
+				if run == nil {
+					t.Fatalf("the Go runner does not implement scenario %s", sc.Name)
+				}
+				s := startConformanceBroker(t, false)
+				ctx := ctxT(t, time.Duration(sc.TimeoutSeconds)*time.Second)
+				c := target{connStr: s.ConnectionString()}.client(t)
+				run(t, ctx, c, s.ConnectionString(), sc.Queue, spec)
+			})
+		}
+	})
 	for _, sdk := range sdkRunners {
 		t.Run(sdk.name, func(t *testing.T) {
 			if why := sdk.missing(); why != "" {
@@ -138,6 +162,23 @@ func TestSDKConformance(t *testing.T) {
 			}
 		})
 	}
+}
+
+func loadConformanceSpec(t *testing.T) (string, conformanceSpec) {
+	t.Helper()
+	specPath := filepath.Join(conformanceDir, "scenarios.json")
+	raw, err := os.ReadFile(specPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var spec conformanceSpec
+	if err := json.Unmarshal(raw, &spec); err != nil {
+		t.Fatalf("parse %s: %v", specPath, err)
+	}
+	if len(spec.Scenarios) == 0 || spec.RefusalTimeoutMs <= 0 || len(spec.RoundTrip.ApplicationProperties) == 0 {
+		t.Fatalf("%s: want scenarios, refusalTimeoutMs and roundTrip properties", specPath)
+	}
+	return specPath, spec
 }
 
 // startConformanceBroker starts an in-memory broker with the suite's
