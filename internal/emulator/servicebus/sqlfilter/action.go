@@ -76,7 +76,7 @@ func (p *parser) parseSet(t token) (stmt, error) {
 	if err != nil {
 		return st, err
 	}
-	if v.kind == kBool {
+	if v.kind == kBool && v.op != opConst {
 		return st, errorAt(p.src, v.off, "SET takes a value, found a condition")
 	}
 	st.value = v

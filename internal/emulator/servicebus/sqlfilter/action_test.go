@@ -21,6 +21,7 @@ func TestAction(t *testing.T) {
 		{"SET a = 1 SET a = 2", "[{a 2 false}]", "a", int64(2)},
 		{"SET [my prop] = sys.Label + '!'", "[{my prop order.created! false}]", "my prop", "order.created!"},
 		{"SET x = missing", "[{x <nil> false}]", "x", nil},
+		{"SET flag = TRUE", "[{flag true false}]", "flag", true},
 		{"SET user.price = price * 2;;", "[{price 5 false}]", "price", 5.0},
 	}
 	for _, tt := range tests {

@@ -39,9 +39,10 @@ const RuleNameProperty = "RuleName"
 // evaluation error, the real service's FilterException) gives no copy;
 // the failure is logged.
 func (t *topic) copies(in *Incoming) []subCopy {
-	var out []subCopy
+	var out, actioned []subCopy
 	for i, sub := range t.subs {
 		plain := false
+		actioned = actioned[:0]
 		for _, r := range sub.rules {
 			if plain && r.action == nil {
 				continue
@@ -51,7 +52,7 @@ func (t *topic) copies(in *Incoming) []subCopy {
 				var body []byte
 				body, err = t.applyAction(in, r)
 				if err == nil {
-					out = append(out, subCopy{sub: i, body: body})
+					actioned = append(actioned, subCopy{sub: i, body: body})
 				}
 			} else if err == nil && ok {
 				plain = true
@@ -61,9 +62,11 @@ func (t *topic) copies(in *Incoming) []subCopy {
 					"subscription", sub.q.cfg.Name, "rule", r.name, "message_id", in.MessageID, "err", err)
 			}
 		}
+		// The unchanged copy first: it keeps the message's sequence number.
 		if plain {
 			out = append(out, subCopy{sub: i})
 		}
+		out = append(out, actioned...)
 	}
 	return out
 }

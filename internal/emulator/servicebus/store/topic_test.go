@@ -188,3 +188,44 @@ func TestEntityResolution(t *testing.T) {
 		t.Errorf("listing: got %v %v %v", te.s.Queues(), te.s.Topics(), te.t.Subscriptions())
 	}
 }
+
+// TestTopicActionCopies: the unchanged copy keeps the message's sequence
+// number, each action copy gets its own; a failing action gives no copy.
+func TestTopicActionCopies(t *testing.T) {
+	s := DefaultSubscriptionConfig("s")
+	s.Rules = []RuleConfig{
+		{Name: "tag", FilterType: FilterTrue, Action: "SET tagged = TRUE"},
+		{Name: "plain", FilterType: FilterTrue},
+		{Name: "broken", FilterType: FilterTrue, Action: "SET x = 1 / n"},
+	}
+	st, err := Open(Options{Config: &Config{Topics: []TopicConfig{{Name: "t", Subscriptions: []SubscriptionConfig{s}}}}})
+	ok(t, err)
+	defer st.Close()
+	top, err := st.Topic("t")
+	ok(t, err)
+	var rewrites []string
+	in := Incoming{Body: []byte("m"), Props: &sqlfilter.Message{}, Annotate: func(body []byte, ch []sqlfilter.Change) ([]byte, error) {
+		rewrites = append(rewrites, fmt.Sprint(ch))
+		return append(append([]byte(nil), body...), "+annotated"...), nil
+	}}
+	in.Props.SetUser("n", int64(0))
+	res, err := top.Send(bg, []Incoming{in})
+	ok(t, err)
+	q, err := st.Queue("t/Subscriptions/s")
+	ok(t, err)
+	msgs, err := q.Peek(0, 10)
+	ok(t, err)
+	if len(msgs) != 2 || string(msgs[0].Body) != "m" || msgs[0].SequenceNumber != res[0].SequenceNumber ||
+		string(msgs[1].Body) != "m+annotated" || msgs[1].SequenceNumber <= res[0].SequenceNumber {
+		t.Fatalf("got %+v, want the plain copy with seq %d, then the annotated one", msgs, res[0].SequenceNumber)
+	}
+	if fmt.Sprint(rewrites) != "[[{tagged true false} {RuleName tag false}]]" {
+		t.Errorf("rewrites: got %v", rewrites)
+	}
+	// The next message is numbered after the extra copy.
+	res2, err := top.Send(bg, []Incoming{{Body: []byte("next")}})
+	ok(t, err)
+	if res2[0].SequenceNumber <= msgs[1].SequenceNumber {
+		t.Errorf("next message: seq %d, want above %d", res2[0].SequenceNumber, msgs[1].SequenceNumber)
+	}
+}
