@@ -77,7 +77,8 @@
 // Parse refuses, with an *Error naming the line and column of the
 // offending token: syntax errors, unknown sys. properties, unknown scopes
 // or functions, parameters (@name: Config.json cannot give them values),
-// reserved words used as names, and type errors visible in the text
+// comments (-- and /*, which would otherwise read as operators), reserved
+// words used as names, and type errors visible in the text
 // ('a' = 1, arithmetic on a condition, a property used as a condition).
 // Type errors that only the message's values reveal (a string property
 // compared with a number) make Match return an *EvalError, the real

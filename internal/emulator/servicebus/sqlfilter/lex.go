@@ -162,6 +162,11 @@ func lexOne(src string, i int) (token, int, error) {
 		}
 		return token{kind: tParam, off: i, text: src[i+1 : j]}, j, nil
 	}
+	if strings.HasPrefix(src[i:], "--") || strings.HasPrefix(src[i:], "/*") {
+		// Not in the grammar; refused rather than read as operators (a - -x)
+		// that would silently change the filter.
+		return token{}, 0, errorAt(src, i, "comments are not supported (write a - -1 with a space for a double minus)")
+	}
 	for _, op := range []string{"<>", "!=", "<=", ">=", "=", "<", ">", "+", "-", "*", "/", "%", "(", ")", ",", ".", ";"} {
 		if strings.HasPrefix(src[i:], op) {
 			return token{kind: tOp, off: i, text: op}, i + len(op), nil
