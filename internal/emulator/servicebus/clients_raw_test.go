@@ -1,6 +1,7 @@
 package servicebus_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -197,4 +198,21 @@ func hasSymbol[S ~string](list []S, s string) bool {
 		}
 	}
 	return false
+}
+
+// TestSessionReceiverRefused checks that a session receiver is refused at
+// once (sessions are not modelled) instead of receiving as if sessionless.
+func TestSessionReceiverRefused(t *testing.T) {
+	t.Parallel()
+	s := sbtest.Start(t)
+	c := client(t, s)
+	ctx := ctxT(t, 20*time.Second)
+	_, err := c.AcceptNextSessionForQueue(ctx, queue, nil)
+	// The SDK reports the detach as connlost with the broker's error inside.
+	if err == nil || !strings.Contains(err.Error(), "amqp:not-implemented") || !strings.Contains(err.Error(), "sessions are not supported") {
+		t.Fatalf("accept next session: got %v, want amqp:not-implemented naming sessions", err)
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("accept next session waited out its deadline: %v", err)
+	}
 }

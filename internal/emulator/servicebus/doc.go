@@ -73,6 +73,7 @@
 //	|-----------------------------------------------------|--------------------------------------|
 //	| rule management ($management add-rule, ...)         | status 501; rules come from Config   |
 //	| sessions (RequiresSession)                          | configuration refused                |
+//	| session receivers (com.microsoft:session-filter)    | attach refused: amqp:not-implemented |
 //	| other $management operations (sessions, rules, ...) | status 501                           |
 //	| transactions, ForwardTo, auto-forwarding            | not implemented (ForwardTo ignored)  |
 //	| WebSockets, the HTTP management API on 5300         | not implemented                      |

@@ -215,6 +215,12 @@ func (s *session) classifyLocked(l *link, a *frames.Attach) *frames.Error {
 	if e := checkUse(ent, l.kind, l.entity); e != nil {
 		return e
 	}
+	if l.kind == kindEntityOut && sessionFilter(a.Source) {
+		// A session receiver (AcceptSession, AcceptNextSession) would
+		// otherwise get messages as if sessions did not exist.
+		return &frames.Error{Condition: condNotImplemented, Description: fmt.Sprintf(
+			"sessions are not supported by this emulator: '%s' cannot be received from with a session receiver", l.entity)}
+	}
 	l.q = ent.Queue
 	if ent.Kind == store.KindTopic {
 		l.target, l.topic = ent.Topic, true
@@ -222,6 +228,22 @@ func (s *session) classifyLocked(l *link, a *frames.Attach) *frames.Error {
 		l.target = ent.Queue
 	}
 	return nil
+}
+
+// sessionFilter reports whether a receiver's source carries the
+// com.microsoft:session-filter every SDK's session receiver sends.
+func sessionFilter(source any) bool {
+	d, ok := source.(*enc.Described)
+	if !ok {
+		return false
+	}
+	l, _ := d.Value.([]any)
+	if len(l) <= 7 {
+		return false
+	}
+	m, _ := l[7].(enc.Map)
+	_, has := m.Get("com.microsoft:session-filter")
+	return has
 }
 
 // topUpLocked refreshes a client sender's credit when it runs low. For
