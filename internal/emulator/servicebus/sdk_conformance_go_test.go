@@ -94,7 +94,9 @@ func send(t *testing.T, ctx context.Context, c *azservicebus.Client, entity stri
 	}
 }
 
-func msg(id string) *azservicebus.Message { return &azservicebus.Message{Body: []byte(id), MessageID: to(id)} }
+func msg(id string) *azservicebus.Message {
+	return &azservicebus.Message{Body: []byte(id), MessageID: to(id)}
+}
 
 // goValue is the Go value of a typed application property of the spec.
 func goValue(t *testing.T, p conformanceProperty) any {
