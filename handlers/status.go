@@ -282,7 +282,10 @@ var statusPage = template.Must(template.New("status").Funcs(template.FuncMap{
 <tr><th>reason</th><td>{{.Reason}}</td></tr>
 <tr><th>source</th><td>{{.Source.Container}}/{{.Source.Blob}} ({{.Source.Size}} bytes, eTag {{.Source.ETag}})</td></tr>
 <tr><th>output</th><td>{{.Output.Container}}/{{.Output.Blob}}{{if .Output.Size}} ({{.Output.Size}} bytes){{end}}</td></tr>
-<tr><th>preset</th><td>{{.Preset}}</td></tr>
+<tr><th>profile</th><td>{{.Preset}}</td></tr>
+{{- with .Outputs}}
+<tr><th>outputs</th><td>{{range .}}{{.Name}}: {{.Blob}}{{if .Size}} · {{.Size}} bytes{{end}}{{if .Height}} · {{.Height}}p{{end}}{{if .Duration}} · {{printf "%.2f" .Duration}} s{{end}}<br>{{end}}</td></tr>
+{{- end}}
 <tr><th>exit code</th><td>{{with .ExitCode}}{{.}}{{end}}</td></tr>
 <tr><th>attempts</th><td>{{.Attempts}}</td></tr>
 <tr><th>correlation id</th><td><code>{{.CorrelationID}}</code></td></tr>

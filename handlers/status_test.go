@@ -88,6 +88,21 @@ func TestStatus(t *testing.T) {
 			t.Errorf("got %d %s", hr.StatusCode, hr.Body)
 		}
 	})
+	t.Run("a record's outputs, JSON and HTML", func(t *testing.T) {
+		k := "00000000000000000000000000000009"
+		outs := []records.OutputInfo{{Name: "hls", Blob: "v/a/hls/master.m3u8", Size: 321},
+			{Name: "hls/720p", Blob: "v/a/hls/720p/index.m3u8", Size: 245, Duration: 8, Height: 720}}
+		putIndexed(t, e, records.Record{Key: k, State: records.StateDone, Preset: "hls", Outputs: outs})
+		hr := e.status(statusEnvelope("http://localhost/api/status/"+k+"?format=json", map[string]string{"key": k}, nil))
+		var r records.Record
+		if err := json.Unmarshal([]byte(hr.Body), &r); err != nil || len(r.Outputs) != 2 || r.Outputs[1] != outs[1] {
+			t.Errorf("JSON outputs: got %+v %v, want %+v", r.Outputs, err, outs)
+		}
+		hr = e.status(statusEnvelope("http://localhost/api/status/"+k, map[string]string{"key": k}, nil))
+		if !strings.Contains(hr.Body, "hls/720p: v/a/hls/720p/index.m3u8 · 245 bytes · 720p · 8.00 s") {
+			t.Errorf("HTML lacks the rung: %s", hr.Body)
+		}
+	})
 	t.Run("unknown key: 404", func(t *testing.T) {
 		hr := e.status(statusEnvelope("http://localhost/api/status/ffffffffffffffffffffffffffffffff?format=json", map[string]string{"key": "ffffffffffffffffffffffffffffffff"}, nil))
 		if hr.StatusCode != 404 {
