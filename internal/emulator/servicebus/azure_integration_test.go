@@ -46,3 +46,32 @@ func drain(t *testing.T, tg target) {
 		}
 	}
 }
+
+// TestSDKConformanceAzure runs scenarios.json through the Go SDK against a
+// real namespace: go test -tags integration with FFPIPE_SB_CONNECTION and
+// FFPIPE_SB_CONFORMANCE_ENTITIES=1, which promises that the namespace holds
+// the queues and the topic of testdata/conformance/Config.json with those
+// properties (their messages are deleted before each scenario).
+func TestSDKConformanceAzure(t *testing.T) {
+	cs := os.Getenv("FFPIPE_SB_CONNECTION")
+	if cs == "" || os.Getenv("FFPIPE_SB_CONFORMANCE_ENTITIES") != "1" {
+		t.Skip("set FFPIPE_SB_CONNECTION and FFPIPE_SB_CONFORMANCE_ENTITIES=1 to run the scenarios against Azure")
+	}
+	_, spec := loadConformanceSpec(t)
+	tg := target{connStr: cs}
+	for _, sc := range spec.Scenarios {
+		t.Run(sc.Name, func(t *testing.T) {
+			for _, e := range []string{"conformance", "dedup", "shortlock", "expiring"} {
+				drain(t, target{connStr: cs, queue: e})
+				drain(t, target{connStr: cs, queue: e + "/$DeadLetterQueue"})
+			}
+			for _, sub := range []string{"all", "audit", "retried-failures", "mp3"} {
+				drain(t, target{connStr: cs, queue: "events/Subscriptions/" + sub})
+				drain(t, target{connStr: cs, queue: "events/Subscriptions/" + sub + "/$DeadLetterQueue"})
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Duration(sc.TimeoutSeconds)*time.Second)
+			defer cancel()
+			goScenarios[sc.Name](t, ctx, tg.client(t), cs, sc.Queue, spec)
+		})
+	}
+}

@@ -6,8 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"regexp"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -406,7 +406,11 @@ func refusedGo(t *testing.T, cs, entity string, spec conformanceSpec, code azser
 }
 
 func goWrongKeyRefused(t *testing.T, _ context.Context, _ *azservicebus.Client, cs, q string, spec conformanceSpec) {
-	refusedGo(t, strings.Replace(cs, "SharedAccessKey=SAS_KEY_VALUE", "SharedAccessKey=wrong-key", 1), q, spec, azservicebus.CodeUnauthorizedAccess)
+	bad := regexp.MustCompile(`SharedAccessKey=[^;]*`).ReplaceAllString(cs, "SharedAccessKey=wrong-key")
+	if bad == cs {
+		t.Fatalf("connection string has no SharedAccessKey to spoil")
+	}
+	refusedGo(t, bad, q, spec, azservicebus.CodeUnauthorizedAccess)
 }
 
 func goMissingEntityRefused(t *testing.T, _ context.Context, _ *azservicebus.Client, cs, q string, spec conformanceSpec) {
