@@ -2,7 +2,10 @@
 // host.json points at. It reads its configuration from the environment
 // (the app settings), connects to Storage, Service Bus and Batch, and serves
 // the custom-handler protocol on 127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT
-// until SIGTERM.
+// until SIGTERM. The Functions host never sends SIGTERM: it stops and
+// restarts the handler with SIGKILL (docs/localhost.md), so no state may
+// wait for the drain here; an invocation cut short fails, and the host
+// redelivers its messages or events.
 //
 // Locally it runs the same way against the stand-ins (connection strings
 // and FFPIPE_BATCH_TOKEN instead of identities); see docs/readme/functions.md.
