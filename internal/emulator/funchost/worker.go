@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/ffpipe/ffpipe/internal/ports"
@@ -222,9 +221,7 @@ func (w *worker) once(ctx context.Context) (exitKind, error) {
 		"FUNCTIONS_CUSTOMHANDLER_WORKER_ID="+id,
 		"FUNCTIONS_HTTPWORKER_ID="+id,
 	)
-	// Own process group: Ctrl-C in a terminal reaches the host, which then
-	// stops the handler itself.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = handlerAttr()
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return exitFailed, fmt.Errorf("start handler: %w", err)

@@ -176,7 +176,10 @@ func (s *Stack) startChild(ctx context.Context, name string) error {
 	cmd := exec.Command(s.opts.Exec, args...)
 	cmd.Stderr = logf
 	cmd.Env = os.Environ()
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Own process group (a kill reaches what it started), and killed when
+	// the harness dies, so a test that panics or times out leaves no
+	// stand-in running on a shared machine (the tooling is Linux-only).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		logf.Close()
