@@ -38,6 +38,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	taskSlots := fs.Int("task-slots", 0, "task slots of the local pool, taskSlotsPerNode (default: --slots)")
 	nodeRounds := fs.Int("node-rounds", 3, "interleaved baseline/pipeline rounds per slot count in the node phase")
 	sweepTasks := fs.Int("sweep-tasks", 0, "completed tasks the sweep phase settles (default 5000; quick 500)")
+	statusRecords := fs.Int("status-records", 0, "records the status phase seeds (default 100000; quick 5000)")
 	phases := fs.String("phases", "", "comma list of phases: "+strings.Join(bench.AllPhases(), ",")+" (default all)")
 	settings := map[string]string{}
 	fs.Func("set", "NAME=VALUE app setting for every stack (repeatable), e.g. AzureFunctionsJobHost__extensions__serviceBus__maxMessageBatchSize=1000", func(v string) error {
@@ -72,7 +73,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("bench: %w", err)
 	}
 	opts := bench.Options{
-		Exec: exe, NodeRounds: *nodeRounds, SweepTasks: *sweepTasks,
+		Exec: exe, NodeRounds: *nodeRounds, SweepTasks: *sweepTasks, StatusRecords: *statusRecords,
 		AppDir: appDir, Keep: *keep, CacheDir: *cache, Seed: *seed,
 		Files: *files, ClipDuration: *clip, LatencyFiles: *latency, DispatchMessages: *dispatch,
 		StandinMessages: *standin, StandinTasks: *standin, Preset: *preset, Slots: *slots, TaskSlots: *taskSlots,

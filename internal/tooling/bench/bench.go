@@ -36,13 +36,14 @@ const (
 	PhaseLatency    = "latency"
 	PhaseDispatch   = "dispatch"
 	PhaseStandins   = "standins"
-	PhaseNode       = "node"  // node/cloud split: node_throughput_ratio and the slot study
-	PhaseSweep      = "sweep" // Sweep's settle rate
+	PhaseNode       = "node"   // node/cloud split: node_throughput_ratio and the slot study
+	PhaseSweep      = "sweep"  // Sweep's settle rate
+	PhaseStatus     = "status" // Status over many records (statusphase.go)
 )
 
 // AllPhases in run order.
 func AllPhases() []string {
-	return []string{PhaseThroughput, PhaseLatency, PhaseDispatch, PhaseStandins, PhaseNode, PhaseSweep}
+	return []string{PhaseThroughput, PhaseLatency, PhaseDispatch, PhaseStandins, PhaseNode, PhaseSweep, PhaseStatus}
 }
 
 // Options configure Run. Zero values take the defaults of a full run.
@@ -78,6 +79,9 @@ type Options struct {
 	// SweepTasks is the number of completed tasks the sweep phase settles.
 	// Default 5,000 (quick 500).
 	SweepTasks int
+	// StatusRecords is the number of records the status phase seeds.
+	// Default 100,000 (quick 5,000).
+	StatusRecords int
 	// Preset is the preset every task runs. Default presets.DefaultName.
 	Preset string
 	// Slots is the number of baseline processes (xargs -P). Default: cores.
@@ -130,6 +134,9 @@ func (o Options) QuickMode() Options {
 	if o.StandinTasks == 0 {
 		o.StandinTasks = 2000
 	}
+	if o.StatusRecords == 0 {
+		o.StatusRecords = 5000
+	}
 	if o.SweepTasks == 0 {
 		o.SweepTasks = 500
 	}
@@ -169,6 +176,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.NodeRounds <= 0 {
 		o.NodeRounds = 3
+	}
+	if o.StatusRecords <= 0 {
+		o.StatusRecords = 100000
 	}
 	if o.SweepTasks <= 0 {
 		o.SweepTasks = 5000
@@ -249,7 +259,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 			LatencyFiles: o.LatencyFiles, DispatchMessages: o.DispatchMessages,
 			StandinMessages: o.StandinMessages, StandinTasks: o.StandinTasks,
 			Slots: o.Slots, TaskSlots: o.TaskSlots, Phases: o.Phases, Settings: o.Settings,
-			NodeRounds: o.NodeRounds, SweepTasks: o.SweepTasks,
+			NodeRounds: o.NodeRounds, SweepTasks: o.SweepTasks, StatusRecords: o.StatusRecords,
 		},
 	}
 	res.Machine.LoadStart = loadAverage()
@@ -275,6 +285,8 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 			err = r.nodePhase(ctx)
 		case PhaseSweep:
 			err = r.sweepPhase(ctx)
+		case PhaseStatus:
+			err = r.statusPhase(ctx)
 		}
 		if err != nil {
 			res.finish()

@@ -20,6 +20,7 @@ const (
 	TargetNode       = "node_throughput_ratio"
 	TargetVideoNode  = "video_node_throughput_ratio"
 	TargetSweep      = "sweep_files_per_s"
+	TargetStatus     = "status_p50_ms"
 )
 
 // Target is one goal and whether the run met it.
@@ -46,6 +47,7 @@ func DefaultTargets() map[string]Target {
 		TargetNode:       {Op: "<=", Target: 1.05},
 		TargetVideoNode:  {Op: "<=", Target: 1.03},
 		TargetSweep:      {Op: ">=", Target: 200},
+		TargetStatus:     {Op: "<=", Target: 300},
 	}
 }
 
@@ -108,6 +110,7 @@ type Config struct {
 	Phases           []string          `json:"phases"`
 	NodeRounds       int               `json:"node_rounds"`
 	SweepTasks       int               `json:"sweep_tasks"`
+	StatusRecords    int               `json:"status_records_seeded"`
 	Settings         map[string]string `json:"settings,omitempty"`
 }
 
@@ -198,6 +201,7 @@ type Result struct {
 	// Node: the node/cloud split (node.go) and Sweep's rate (sweeprate.go).
 	NodeFigures
 	SweepFigures
+	StatusFigures
 
 	Targets map[string]Target `json:"targets"`
 	Skipped []string          `json:"skipped,omitempty"`
@@ -217,6 +221,7 @@ func (r *Result) evaluateTargets() {
 	t[TargetNode] = t[TargetNode].evaluate(r.NodeThroughputRatio, !ran(PhaseNode), r.NodeThroughputRatio > 0)
 	t[TargetVideoNode] = t[TargetVideoNode].evaluate(r.VideoNodeThroughputRatio, !ran(PhaseNode), r.VideoNodeThroughputRatio > 0)
 	t[TargetSweep] = t[TargetSweep].evaluate(r.SweepFilesPerS, !ran(PhaseSweep), r.SweepFilesPerS > 0)
+	t[TargetStatus] = t[TargetStatus].evaluate(r.StatusP50Ms, !ran(PhaseStatus), r.StatusRecords > 0)
 	r.Targets = t
 }
 
@@ -272,6 +277,8 @@ func (r Result) WriteTable(w io.Writer) error {
 	row("sweep: files settled", fmt.Sprintf("%d in %.2f s; %.2f storage + %.2f Batch calls per file", r.SweepFiles, r.SweepSeconds, r.SweepStorageCallsPerFile, r.SweepBatchCallsPerFile), "")
 	row("  sweep CPU per file (ms) / Azurite's bound", fmt.Sprintf("%v / %.0f files/s", r.SweepCPUMsPerFile, r.SweepStorageBoundFilesPerS), "")
 	row("  sweep rate", fmt.Sprintf("%.0f files/s", r.SweepFilesPerS), tgt(TargetSweep))
+	row("status: records (seeded at / index rebuilt in)", fmt.Sprintf("%d (%.0f/s / %.1f s)", r.StatusRecords, r.StatusSeedPerS, r.StatusRebuildSeconds), "")
+	row("  status summary p50 / p95; one key; HTML", fmt.Sprintf("%.0f / %.0f ms; %.0f ms; %.0f ms", r.StatusP50Ms, r.StatusP95Ms, r.StatusKeyP50Ms, r.StatusHTMLP50Ms), tgt(TargetStatus))
 	row("service bus stand-in send+receive+complete", fmt.Sprintf("%.0f msg/s (send %.0f, receive+complete %.0f)", r.ServiceBusMsgsPerS, r.ServiceBusSendPerS, r.ServiceBusReceivePerS), "")
 	row("  through the JavaScript SDK", fmt.Sprintf("%.0f msg/s (send %.0f, receive+complete %.0f)", r.ServiceBusJSMsgsPerS, r.ServiceBusJSSendPerS, r.ServiceBusJSReceivePerS), "")
 	row("batch stand-in addtaskcollection", fmt.Sprintf("%.0f tasks/s", r.BatchTasksPerS), "")

@@ -1,0 +1,202 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"slices"
+	"time"
+
+	"github.com/ffpipe/ffpipe/internal/records"
+	"github.com/ffpipe/ffpipe/internal/storage"
+	"github.com/ffpipe/ffpipe/internal/tooling/stack"
+)
+
+// The status phase measures Status at scale: N records (default 100,000)
+// are written straight into the status container of a fresh stack, spread
+// over the last 30 days and over the states, the index is rebuilt from
+// them (records.Store.Rebuild, what `ffpipe status --rebuild` does), and
+// then Status is asked through the Functions host, as a user asks it: the
+// summary (counts and the 50 latest records) and single keys, each
+// statusCalls times. The summary's total must equal N.
+
+// statusCalls is how many times each Status request is timed.
+const statusCalls = 41
+
+// StatusFigures are the status phase's results (flattened into Result's JSON).
+type StatusFigures struct {
+	// StatusRecords is the number of records Status counted (= seeded).
+	StatusRecords int `json:"status_records"`
+	// StatusP50Ms and StatusP95Ms time the summary (GET /api/status,
+	// JSON): counts, the 50 latest records and Batch's task counts.
+	StatusP50Ms float64 `json:"status_p50_ms"`
+	StatusP95Ms float64 `json:"status_p95_ms"`
+	// StatusKeyP50Ms times the lookup of one key (GET /api/status/<key>).
+	StatusKeyP50Ms float64 `json:"status_key_p50_ms"`
+	// StatusHTMLP50Ms times the summary as the HTML page.
+	StatusHTMLP50Ms float64 `json:"status_html_p50_ms"`
+	// StatusSeedPerS is how fast the records were written into Azurite
+	// (64 in flight), StatusRebuildSeconds how long Rebuild took (one
+	// listing of every record).
+	StatusSeedPerS       float64 `json:"status_seed_records_per_s"`
+	StatusRebuildSeconds float64 `json:"status_rebuild_seconds"`
+}
+
+var seedStates = []records.State{records.StateDone, records.StateDone, records.StateDone, records.StateDone,
+	records.StateDone, records.StateDone, records.StateFailed, records.StateInputMissing, records.StateRejected, records.StateQueued}
+
+func (r *runner) statusPhase(ctx context.Context) error {
+	n := r.o.StatusRecords
+	p, err := r.startStack(ctx, "status", stack.Options{})
+	if err != nil {
+		return err
+	}
+	defer p.s.Close()
+	st, err := storage.NewFromConnectionString(p.s.StorageConnectionString(), storage.Options{})
+	if err != nil {
+		return err
+	}
+	recs := records.New(st, p.cfg.StatusContainer, nil).WithIndex(records.NewIndex(st, p.cfg.IndexContainer, p.cfg.RecordRetention, nil), nil)
+
+	r.progress("status: writing %d records …", n)
+	rng := rand.New(rand.NewPCG(r.o.Seed, 17))
+	now := time.Now().UTC()
+	keys := make([]string, n)
+	ages := make([]time.Duration, n)
+	for i := range n {
+		keys[i] = fmt.Sprintf("%016x%016x", rng.Uint64(), rng.Uint64())
+		ages[i] = time.Duration(rng.Int64N(int64(30 * 24 * time.Hour)))
+	}
+	t0 := time.Now()
+	lastPrint := t0
+	err = parallelN(ctx, n, 64, func(i int) error {
+		upd := now.Add(-ages[i])
+		state := seedStates[i%len(seedStates)]
+		rec := records.Record{Key: keys[i], State: state, Preset: "mp3", Updated: upd,
+			Source: records.Blob{Container: p.cfg.InputContainer, Blob: fmt.Sprintf("seed/%07d.mp4", i), Size: 1 << 20}}
+		if state == records.StateDone {
+			rec.Output = records.Blob{Container: p.cfg.OutputContainer, Blob: fmt.Sprintf("seed/%07d.mp3", i), Size: 1 << 18}
+		}
+		body, err := json.Marshal(rec)
+		if err != nil {
+			return err
+		}
+		// What records.Store writes, with the update time of the record's
+		// age rather than now.
+		md := map[string]string{"state": string(state), "updated": upd.Format(time.RFC3339Nano)}
+		if err := st.Put(ctx, p.cfg.StatusContainer, keys[i], body, "application/json", md); err != nil {
+			return err
+		}
+		if i%5000 == 0 && time.Since(lastPrint) > 5*time.Second {
+			r.progress("status: ~%d records written", i)
+			lastPrint = time.Now()
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("seed records: %w", err)
+	}
+	r.res.StatusSeedPerS = round(float64(n)/time.Since(t0).Seconds(), 1)
+	r.progress("status: %d records in %.1fs (%.0f/s); rebuilding the index …", n, time.Since(t0).Seconds(), r.res.StatusSeedPerS)
+
+	t0 = time.Now()
+	res, err := recs.Rebuild(ctx)
+	if err != nil {
+		return err
+	}
+	r.res.StatusRebuildSeconds = round(time.Since(t0).Seconds(), 2)
+	r.progress("status: index of %d records over %d days in %.1fs; timing Status …", res.Records, res.Days, r.res.StatusRebuildSeconds)
+	return r.timeStatus(ctx, p, keys)
+}
+
+// timeStatus times the summary, one key and the HTML page through the host.
+func (r *runner) timeStatus(ctx context.Context, p *pipe, keys []string) error {
+	base := p.s.HostURL() + "/api/status"
+	code := url.Values{"code": {p.s.HostMasterKey()}}
+	var sum records.Summary
+	summary := func() error { return getStatus(ctx, base+"?format=json&"+code.Encode(), &sum) }
+	// A first call warms the handler's connections.
+	if err := summary(); err != nil {
+		return err
+	}
+	d, err := timeCalls(summary)
+	if err != nil {
+		return err
+	}
+	r.res.StatusP50Ms, r.res.StatusP95Ms = pct(d, 50), pct(d, 95)
+	r.res.StatusRecords = sum.Total
+	if sum.Total != len(keys) || len(sum.Recent) == 0 {
+		return fmt.Errorf("status counted %d records and listed %d recent ones, want %d and some", sum.Total, len(sum.Recent), len(keys))
+	}
+	i := 0
+	d, err = timeCalls(func() error {
+		i++
+		var rec records.Record
+		if err := getStatus(ctx, base+"/"+keys[(i*7919)%len(keys)]+"?format=json&"+code.Encode(), &rec); err != nil {
+			return err
+		}
+		if rec.Key != keys[(i*7919)%len(keys)] {
+			return fmt.Errorf("status of key %s answered key %q", keys[(i*7919)%len(keys)], rec.Key)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	r.res.StatusKeyP50Ms = pct(d, 50)
+	d, err = timeCalls(func() error { return getStatus(ctx, base+"?"+code.Encode(), nil) })
+	if err != nil {
+		return err
+	}
+	r.res.StatusHTMLP50Ms = pct(d, 50)
+	r.progress("status: summary p50 %.0f ms (p95 %.0f), one key %.0f ms, HTML %.0f ms over %d records",
+		r.res.StatusP50Ms, r.res.StatusP95Ms, r.res.StatusKeyP50Ms, r.res.StatusHTMLP50Ms, r.res.StatusRecords)
+	return nil
+}
+
+func timeCalls(call func() error) ([]time.Duration, error) {
+	var d []time.Duration
+	for range statusCalls {
+		t0 := time.Now()
+		if err := call(); err != nil {
+			return nil, err
+		}
+		d = append(d, time.Since(t0))
+	}
+	slices.Sort(d)
+	return d, nil
+}
+
+// pct is the p-th percentile of sorted durations, in ms.
+func pct(d []time.Duration, p int) float64 {
+	i := min(len(d)-1, (len(d)-1)*p/100)
+	return round(float64(d[i].Microseconds())/1000, 1)
+}
+
+// getStatus GETs u and decodes the JSON answer into v (nil: read and drop).
+func getStatus(ctx context.Context, u string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("status: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("status: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status: %s: %.300s", resp.Status, body)
+	}
+	if v == nil {
+		return nil
+	}
+	return json.Unmarshal(body, v)
+}
