@@ -255,6 +255,12 @@ func (q *fakeQueue) Send(_ context.Context, m queue.Message) error {
 	return nil
 }
 
+func (q *fakeQueue) fail(err error) {
+	q.mu.Lock()
+	q.err = err
+	q.mu.Unlock()
+}
+
 func (q *fakeQueue) messages() []queue.Message {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -429,6 +435,7 @@ type env struct {
 	now     time.Time
 	blobs   *fakeBlobs
 	queue   *fakeQueue
+	events  *fakeQueue
 	batch   *fakeBatch
 	records *records.Store
 	logs    *bytes.Buffer
@@ -467,6 +474,7 @@ func newEnv(t *testing.T, change func(m map[string]string)) *env {
 	clock := func() time.Time { return e.now }
 	e.blobs = newFakeBlobs(clock)
 	e.queue = &fakeQueue{}
+	e.events = &fakeQueue{}
 	e.batch = newFakeBatch(clock)
 	e.records = records.New(e.blobs, e.cfg.StatusContainer, clock).WithIndex(
 		records.NewIndex(e.blobs, e.cfg.IndexContainer, e.cfg.RecordRetention, clock),
@@ -481,6 +489,8 @@ func newEnv(t *testing.T, change func(m map[string]string)) *env {
 		Sweeper:   e.batch,
 		Tasks:     e.batch,
 		Presets:   presets.Default(),
+		Events:    e.events,
+		Outbox:    e.records.Index(),
 		Now:       clock,
 	}
 	if err := Check(e.cfg, d); err != nil {

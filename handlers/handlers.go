@@ -129,6 +129,11 @@ type Deps struct {
 	// Profiles are the media profiles (FFPIPE_PROFILES over Presets); nil
 	// means the built-in profiles over Presets.
 	Profiles *presets.Profiles
+	// Events publishes completion events (the FFPIPE_EVENTS_TOPIC topic);
+	// nil when the topic setting is empty. Outbox keeps the events it
+	// could not take; required with Events.
+	Events Sender
+	Outbox Outbox
 	// Now replaces time.Now (tests).
 	Now func() time.Time
 }
@@ -151,6 +156,8 @@ type app struct {
 
 	// expireAt is the next part of the records Sweep expires.
 	expireAt *expireCursor
+	// events pauses publishing after a failure (completion.go).
+	events eventsGate
 }
 
 // Check reports what is wrong with cfg and d for New: call it first.
@@ -190,6 +197,9 @@ func build(cfg config.Config, d Deps) (*app, error) {
 		if missing {
 			errs = append(errs, fmt.Errorf("handlers: Deps.%s is required", name))
 		}
+	}
+	if d.Events != nil && d.Outbox == nil {
+		errs = append(errs, errors.New("handlers: Deps.Outbox is required with Deps.Events"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err

@@ -42,6 +42,9 @@ func (a *app) sweep(r *http.Request, inv *invocation) error {
 		}
 	}
 	a.expire(ctx)
+	if n := a.drainOutbox(ctx, a.log.With("function", FuncSweep)); n > 0 {
+		inv.logf("sweep: %d completion events published from the outbox", n)
+	}
 	msg := fmt.Sprintf("sweep: %d completed tasks (%d done, %d failed), %d inputs re-enqueued", listed, done, failed, requeued)
 	if listed == 0 && requeued == 0 {
 		// The timer runs every few seconds: a run that found nothing is

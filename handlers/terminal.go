@@ -38,6 +38,11 @@ func (a *app) writeTerminal(ctx context.Context, key string, req request.Request
 	if err != nil {
 		return records.Record{}, fmt.Errorf("write %s record %s: %w", e.State, key, err)
 	}
+	// The record first, then its event (again, if this is a re-run: the
+	// same id, which the topic drops as a duplicate).
+	if err := a.publishEnd(ctx, rec); err != nil {
+		return rec, err
+	}
 	return rec, nil
 }
 

@@ -45,9 +45,7 @@ var hostSettings = map[string]string{
 // aheadOfCode are app settings main.bicep sets before internal/config reads
 // them, with the code default they will have; once config reads one, the
 // test fails until it is removed from here (and then the usual checks apply).
-var aheadOfCode = map[string]string{
-	"FFPIPE_EVENTS_TOPIC": "transcode-events", // completion events (issue 17)
-}
+var aheadOfCode = map[string]string{}
 
 // azureDiffers are settings whose Azure value deliberately differs from the
 // code default (the default suits the local stack).
@@ -225,8 +223,8 @@ func TestAppSettingsMatchConfig(t *testing.T) {
 	}
 	sb := loadAll(t)["modules/servicebus.bicep"]
 	for f, name := range map[*bicepFile]string{main: "main.bicep", sb: "modules/servicebus.bicep"} {
-		if got, _ := f.paramDefault("eventsTopicName"); got != aheadOfCode["FFPIPE_EVENTS_TOPIC"] {
-			t.Errorf("%s eventsTopicName = %q, want %q", name, got, aheadOfCode["FFPIPE_EVENTS_TOPIC"])
+		if got, _ := f.paramDefault("eventsTopicName"); got != read["FFPIPE_EVENTS_TOPIC"].Default {
+			t.Errorf("%s eventsTopicName = %q, want %q (internal/config's default)", name, got, read["FFPIPE_EVENTS_TOPIC"].Default)
 		}
 		if got, _ := f.paramDefault("eventsSubscriptionName"); got != "all" {
 			t.Errorf("%s eventsSubscriptionName = %q, want all (the local stack's subscription)", name, got)

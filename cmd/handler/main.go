@@ -140,6 +140,10 @@ func wire(ctx context.Context, cfg config.Config, log *slog.Logger) (handlers.De
 		defer cancel()
 		_ = set.Close(ctx)
 	}
+	var events handlers.Sender
+	if set.Events != nil {
+		events = set.Events // a nil *queue.Sender must not become a non-nil interface
+	}
 	return handlers.Deps{
 		Log:       log,
 		Queue:     set.Queue,
@@ -151,6 +155,8 @@ func wire(ctx context.Context, cfg config.Config, log *slog.Logger) (handlers.De
 		Tasks:     set.Batch,
 		Presets:   ps,
 		Profiles:  profiles,
+		Events:    events,
+		Outbox:    set.Records.Index(),
 	}, closeAll, nil
 }
 

@@ -6,6 +6,7 @@ package clients
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -27,6 +28,9 @@ type Set struct {
 	Queue   *queue.Sender
 	Batch   *batch.Client
 	Records *records.Store
+	// Events publishes completion events; nil when FFPIPE_EVENTS_TOPIC is
+	// empty.
+	Events *queue.Sender
 }
 
 // Options configure New.
@@ -67,6 +71,19 @@ func New(cfg config.Config, o Options) (*Set, error) {
 	if err != nil {
 		return nil, fmt.Errorf("service bus: %w", err)
 	}
+	if cfg.EventsTopic != "" {
+		// Quick retries: the outbox takes what the topic cannot.
+		if cfg.ServiceBusConnection != "" {
+			s.Events, err = queue.NewFromConnectionStringOptions(cfg.ServiceBusConnection, cfg.EventsTopic, queue.QuickRetries)
+		} else if c, cerr := id.get(); cerr != nil {
+			err = cerr
+		} else {
+			s.Events, err = queue.NewWithCredentialOptions(cfg.ServiceBusNamespace, cfg.EventsTopic, c, queue.QuickRetries)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("service bus events topic: %w", err)
+		}
+	}
 	var batchCred azcore.TokenCredential
 	if cfg.BatchToken != "" {
 		batchCred = batch.NewStaticToken(cfg.BatchToken)
@@ -88,7 +105,13 @@ func New(cfg config.Config, o Options) (*Set, error) {
 }
 
 // Close releases the Service Bus connection.
-func (s *Set) Close(ctx context.Context) error { return s.Queue.Close(ctx) }
+func (s *Set) Close(ctx context.Context) error {
+	var errs []error
+	if s.Events != nil {
+		errs = append(errs, s.Events.Close(ctx))
+	}
+	return errors.Join(append(errs, s.Queue.Close(ctx))...)
+}
 
 // identity creates the Entra ID credential once, on first use, so a fully
 // local configuration never touches azidentity.

@@ -51,6 +51,9 @@ type Config struct {
 
 	// Queue is the Service Bus queue of request messages.
 	Queue string
+	// EventsTopic is the Service Bus topic of completion events; empty
+	// publishes none.
+	EventsTopic string
 
 	InputContainer  string
 	OutputContainer string
@@ -153,6 +156,7 @@ var table = []setting{
 		}
 		return nil
 	}},
+	{Setting{"FFPIPE_EVENTS_TOPIC", "transcode-events", "Service Bus topic of completion events (one CloudEvent per file that reaches a final state, docs/events.md); empty publishes none", false}, func(c *Config, v string) error { c.EventsTopic = v; return nil }},
 	{Setting{"FFPIPE_INPUT_CONTAINER", "input", "container watched for uploads", false}, func(c *Config, v string) error { c.InputContainer = v; return nil }},
 	{Setting{"FFPIPE_OUTPUT_CONTAINER", "output", "container for transcoded files", false}, func(c *Config, v string) error { c.OutputContainer = v; return nil }},
 	{Setting{"FFPIPE_STATUS_CONTAINER", "status", "container of status records (one JSON blob per key)", false}, func(c *Config, v string) error { c.StatusContainer = v; return nil }},

@@ -5,6 +5,7 @@
 package queue
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -35,6 +36,9 @@ type Message struct {
 	// NotBefore, when set, schedules the message: it becomes receivable at
 	// that time (Service Bus ScheduledEnqueueTime).
 	NotBefore time.Time
+	// ContentType overrides ContentType (completion events are
+	// application/cloudevents+json).
+	ContentType string
 }
 
 // Sender sends to one queue. It is safe for concurrent use.
@@ -50,7 +54,19 @@ type Sender struct {
 // NewFromConnectionString connects with a connection string (the local
 // stand-in, or SAS in Azure).
 func NewFromConnectionString(cs, queue string) (*Sender, error) {
-	c, err := azservicebus.NewClientFromConnectionString(cs, nil)
+	return NewFromConnectionStringOptions(cs, queue, nil)
+}
+
+// QuickRetries are client options for a sender that must not hold its
+// caller up: one retry after 200 ms (the SDK's default retries for
+// minutes). The completion-events publisher uses them and falls back on
+// its outbox.
+var QuickRetries = &azservicebus.ClientOptions{RetryOptions: azservicebus.RetryOptions{MaxRetries: 1, RetryDelay: 200 * time.Millisecond, MaxRetryDelay: time.Second}}
+
+// NewFromConnectionStringOptions is NewFromConnectionString with client
+// options (nil: the SDK's defaults).
+func NewFromConnectionStringOptions(cs, queue string, o *azservicebus.ClientOptions) (*Sender, error) {
+	c, err := azservicebus.NewClientFromConnectionString(cs, o)
 	if err != nil {
 		return nil, fmt.Errorf("service bus client: %s", secret.Redact(err.Error()))
 	}
@@ -60,7 +76,12 @@ func NewFromConnectionString(cs, queue string) (*Sender, error) {
 // NewWithCredential connects to <ns>.servicebus.windows.net with an Entra
 // credential (the managed identity).
 func NewWithCredential(namespace, queue string, cred azcore.TokenCredential) (*Sender, error) {
-	c, err := azservicebus.NewClient(namespace, cred, nil)
+	return NewWithCredentialOptions(namespace, queue, cred, nil)
+}
+
+// NewWithCredentialOptions is NewWithCredential with client options.
+func NewWithCredentialOptions(namespace, queue string, cred azcore.TokenCredential, o *azservicebus.ClientOptions) (*Sender, error) {
+	c, err := azservicebus.NewClient(namespace, cred, o)
 	if err != nil {
 		return nil, fmt.Errorf("service bus client: %w", err)
 	}
@@ -85,7 +106,7 @@ func (s *Sender) Send(ctx context.Context, m Message) error {
 	}
 	msg := &azservicebus.Message{
 		MessageID:             to.Ptr(m.ID),
-		ContentType:           to.Ptr(ContentType),
+		ContentType:           to.Ptr(cmp.Or(m.ContentType, ContentType)),
 		Body:                  m.Body,
 		ApplicationProperties: m.Properties,
 	}
