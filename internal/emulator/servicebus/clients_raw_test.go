@@ -216,3 +216,92 @@ func TestSessionReceiverRefused(t *testing.T) {
 		t.Fatalf("accept next session waited out its deadline: %v", err)
 	}
 }
+
+// TestRawDotNetDialect sends what .NET's Azure.Messaging.ServiceBus sends
+// (docs/servicebus-clients.md): SASL MSSBCBS with no initial response, a
+// CBS reply link whose target is a GUID named by reply-to, an expiration
+// timestamp in the put-token, links addressed by absolute path ("/q") with
+// GUID counterpart addresses, and PeekLock as rcv-settle-mode second.
+func TestRawDotNetDialect(t *testing.T) {
+	t.Parallel()
+	s := sbtest.Start(t)
+	r := dialRaw(t, s.Addr())
+	r.write(frames.ProtoSASL[:])
+	r.header()
+	r.until(func(f frames.Frame) bool { _, ok := f.Body.(*frames.SASLMechanisms); return ok })
+	r.send(frames.TypeSASL, 0, &frames.SASLInit{Mechanism: "MSSBCBS"}, nil)
+	if f := r.until(func(f frames.Frame) bool { _, ok := f.Body.(*frames.SASLOutcome); return ok }); f.Body.(*frames.SASLOutcome).Code != 0 {
+		t.Fatalf("MSSBCBS: got outcome %d, want 0", f.Body.(*frames.SASLOutcome).Code)
+	}
+	r.write(frames.ProtoAMQP[:])
+	r.header()
+	r.send(frames.TypeAMQP, 0, &frames.Open{ContainerID: "sb://host/-1a2b3c4d", MaxFrameSize: 65536}, nil)
+	r.until(func(f frames.Frame) bool { _, ok := f.Body.(*frames.Open); return ok })
+	r.begin(0)
+
+	const replyTo = "0f8fad5bd9cb469fa16570867728950e"
+	r.attachNamed(0, "cbs:sender", 0, frames.RoleSender, "", "$cbs")
+	r.attachNamed(0, "cbs:receiver", 1, frames.RoleReceiver, "$cbs", replyTo)
+	r.credit(0, 1)
+	audience := "sb://" + s.Addr() + "/transcode"
+	req := &amqp.Message{
+		Properties: &amqp.MessageProperties{MessageID: "cbs:1", ReplyTo: to(replyTo)},
+		ApplicationProperties: map[string]any{"operation": "put-token", "type": "servicebus.windows.net:sastoken", "name": audience,
+			"expiration": time.Now().Add(time.Hour)},
+		Value: sasToken(audience, servicebus.DefaultKeyName, servicebus.DefaultKey, time.Now().Add(time.Hour)),
+	}
+	payload, err := req.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.send(frames.TypeAMQP, 0, &frames.Transfer{Handle: 0, DeliveryID: ptrU32(0), DeliveryTag: []byte{1}, MessageFormat: ptrU32(0)}, payload)
+	f := r.until(func(f frames.Frame) bool { tr, ok := f.Body.(*frames.Transfer); return ok && tr.Handle == 1 })
+	var resp amqp.Message
+	if err := resp.UnmarshalBinary(f.Payload); err != nil {
+		t.Fatal(err)
+	}
+	if resp.Properties.CorrelationID != "cbs:1" || resp.ApplicationProperties["status-code"] != int32(202) {
+		t.Fatalf("put-token response: correlation %v status %v, want cbs:1 and int32 202", resp.Properties.CorrelationID, resp.ApplicationProperties["status-code"])
+	}
+
+	// Send on a link whose target is the absolute path.
+	if a := r.attachNamed(0, "sender", 2, frames.RoleSender, "7d444840-9dc0-11d1-b245-5ffdce74fad2", "/transcode"); a.MaxMessageSize != servicebus.MaxMessageSize {
+		t.Fatalf("sender attach: got max-message-size %d, want %d", a.MaxMessageSize, servicebus.MaxMessageSize)
+	}
+	body, err := (&amqp.Message{Data: [][]byte{[]byte("from .NET")}, Properties: &amqp.MessageProperties{MessageID: "n1"}}).MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.send(frames.TypeAMQP, 0, &frames.Transfer{Handle: 2, DeliveryID: ptrU32(1), DeliveryTag: []byte{2}, MessageFormat: ptrU32(0)}, body)
+	d := r.until(func(f frames.Frame) bool { d, ok := f.Body.(*frames.Disposition); return ok && d.First == 1 }).Body.(*frames.Disposition)
+	if _, ok := d.State.(*frames.Accepted); !ok || !d.Settled {
+		t.Fatalf("send: got %#v, want settled accepted", d)
+	}
+
+	// Receive in PeekLock as .NET does (rcv-settle-mode second), complete
+	// with an unsettled accepted disposition: the broker settles it.
+	a := &frames.Attach{Name: "receiver", Handle: 3, Role: frames.RoleReceiver, SndSettleMode: ptrU8(0), RcvSettleMode: ptrU8(1),
+		Source: terminus(frames.CodeSource, "/transcode"), Target: terminus(frames.CodeTarget, "9b2a5e3e-0c1d-4f7a-8e63-0d3c1f2b4a59")}
+	r.send(frames.TypeAMQP, 0, a, nil)
+	r.until(func(f frames.Frame) bool { at, ok := f.Body.(*frames.Attach); return ok && at.Handle == 3 })
+	r.credit(0, 3)
+	tr := r.until(func(f frames.Frame) bool { tr, ok := f.Body.(*frames.Transfer); return ok && tr.Handle == 3 })
+	if tr.Body.(*frames.Transfer).Settled || len(tr.Body.(*frames.Transfer).DeliveryTag) != 16 {
+		t.Fatalf("peek-lock delivery: got %+v, want unsettled with a 16-byte lock token tag", tr.Body)
+	}
+	id := *tr.Body.(*frames.Transfer).DeliveryID
+	r.send(frames.TypeAMQP, 0, &frames.Disposition{Role: frames.RoleReceiver, First: id, State: &frames.Accepted{}}, nil)
+	d = r.until(func(f frames.Frame) bool {
+		d, ok := f.Body.(*frames.Disposition)
+		return ok && d.Role == frames.RoleSender && d.First == id
+	}).Body.(*frames.Disposition)
+	if _, ok := d.State.(*frames.Accepted); !ok || !d.Settled {
+		t.Fatalf("complete: got %#v, want the broker's settled accepted", d)
+	}
+	r.send(frames.TypeAMQP, 0, &frames.Disposition{Role: frames.RoleReceiver, First: id, Settled: true, State: &frames.Accepted{}}, nil)
+
+	// The message is gone.
+	if p, err := receiver(t, client(t, s), queue, nil).PeekMessages(ctxT(t, 10*time.Second), 10, nil); err != nil || len(p) != 0 {
+		t.Fatalf("after complete: peeked %d (%v), want 0", len(p), err)
+	}
+}
