@@ -132,7 +132,7 @@ func TestTaskCommandLineTransient(t *testing.T) {
 	if err != nil {
 		t.Skip(err)
 	}
-	for _, tool := range []string{"ffprobe", "sh", "awk", "grep", "head", "cat", "rm", "mkdir"} {
+	for _, tool := range []string{"ffprobe", "sh", "awk", "grep", "head", "cat", "cut", "tr", "rm", "mkdir"} {
 		path := probe
 		if tool != "ffprobe" {
 			if path, err = exec.LookPath(tool); err != nil {

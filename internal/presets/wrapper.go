@@ -22,6 +22,7 @@ const (
 	// scratch files, removed before the wrapper exits
 	scratchLog = "v.txt"
 	scratchRes = "v.res"
+	probeOut   = "v.probe"
 )
 
 // DurationTolerance is how far an output's duration may be from the
@@ -142,7 +143,7 @@ func (p Profile) script() string {
 		}
 		files = append(files, f)
 	}
-	files = append(files, scratchLog, scratchRes)
+	files = append(files, scratchLog, scratchRes, probeOut)
 	s.add("set -f")
 	s.add(`O="%s"`, strings.Join(files, " "))
 	s.add("rm -rf $O %s %s", ResultFile, errLog)
@@ -154,22 +155,30 @@ func (p Profile) script() string {
 		`if [ $1 -ne 0 ]; then %s %s && T "ffmpeg hit a node problem (exit $1)" $1; F decode_error "ffmpeg failed on the input (exit $1)"; fi; `+
 		`if %s %s | grep -q "[^[:space:]]"; then F decode_error "ffmpeg reported errors (damaged input), outputs discarded"; fi; }`,
 		errLog, grepAny("-q -i", nodeTrouble), errLog, grepAny("-v", benignStderr), errLog)
-	// Q: one value of the input; W: of an output file; X: of an HLS playlist.
+	// S: the input's demuxer and decoders, pinned as for ffmpeg.
 	s.add(`S="-v error %s"`, strings.Join(inputArgs(decoders[KindHLS])[:len(inputArgs(""))-2], " "))
-	s.add(`Q() { ffprobe $S -select_streams $1 -show_entries $2 -of default=nw=1:nk=1 %s 2>/dev/null | head -n 1; }`, InputFile)
-	s.add(`W() { ffprobe -v error -protocol_whitelist file -select_streams $2 -show_entries $3 -of default=nw=1:nk=1 "$1" 2>/dev/null | head -n 1; }`)
-	s.add(`X() { ffprobe -v error -protocol_whitelist file -f hls -select_streams $2 -show_entries $3 -of default=nw=1:nk=1 "$1" 2>/dev/null | head -n 1; }`)
+	// G: a value from the probe file ($1 its flat key; quotes removed);
+	// K: the index of the first stream of type $1 there. ffprobe and
+	// ffmpeg cost ~60 ms of CPU each to start (their shared libraries), so
+	// every file is opened by one process that answers every question,
+	// never one process per question.
+	s.add(`G() { grep -m 1 "^$1=" %s | cut -d= -f2- | tr -d "\""; }`, probeOut)
+	s.add(`K() { grep -m 1 "^streams.stream.[0-9]*.codec_type=.$1.$" %s | cut -d. -f3; }`, probeOut)
 	// M: are two durations within DurationTolerance of the second?
 	s.add(`M() { awk -v a="$1" -v b="$2" "BEGIN{d=a-b; if(d<0)d=-d; exit !(b>0 && d<=%g+b*%g)}"; }`, DurationSlack, float64(DurationTolerancePermille)/1000)
-	// D: does an output decode without an error? ($1 the file, $2 "-f hls" or nothing)
-	s.add(`D() { ffmpeg -nostdin -v error -xerror -protocol_whitelist file $2 -i "$1" -f null - 2>%s && [ ! -s %[1]s ]; }`, scratchLog)
+	// D: does an output decode without an error, and what is it? ($1 the
+	// file, $2 "-f hls" or nothing): one ffprobe decodes every frame of
+	// every stream (-count_frames) and reports AI/VI (first audio/video
+	// stream), OD (duration) and OH (first video stream's height).
+	s.add(`D() { ffprobe -v error -protocol_whitelist file $2 -count_frames -show_entries stream=codec_type,height,nb_read_frames:format=duration -of flat "$1" >%s 2>%s && [ ! -s %[2]s ] || return 1; `+
+		`AI=$(K audio); VI=$(K video); OD=$(G format.duration); OH=""; [ -n "$VI" ] && OH=$(G streams.stream.$VI.height); return 0; }`, probeOut, scratchLog)
 	p.probeSource(&s)
 	p.encode(&s)
 	for i, o := range p.Outputs {
 		p.verify(&s, i, o)
 	}
 	s.add(`{ echo "ffpipe-result 1"; echo "source audio=$A video=$V height=$H duration=$FD"; cat %s; echo ok; } > %s`, scratchRes, ResultFile)
-	s.add("rm -f %s %s", scratchLog, scratchRes)
+	s.add("rm -f %s %s %s", scratchLog, scratchRes, probeOut)
 	return strings.Join(s.stmts, "; ")
 }
 
@@ -178,10 +187,12 @@ func (p Profile) script() string {
 // audio and video durations), and fails early for what no output can
 // survive.
 func (p Profile) probeSource(s *script) {
-	s.add(`ffprobe $S -show_entries format=duration -of default=nw=1:nk=1 %s >%s 2>%s; rc=$?`, InputFile, scratchLog, errLog)
+	s.add(`ffprobe $S -show_entries format=duration:stream=codec_type,duration,height:stream_disposition=attached_pic -of flat %s >%s 2>%s; rc=$?`, InputFile, probeOut, errLog)
 	s.add(`if [ $rc -ne 0 ]; then cat %s >&2; if [ $rc -ge 126 ]; then T "ffprobe could not run (exit $rc)" $rc; fi; %s %s && T "ffprobe hit a node problem" $rc; `+
 		`F not_media "the input is not an MP4 or QuickTime file ffmpeg can read"; fi`, errLog, grepAny("-q -i", nodeTrouble), errLog)
-	s.add(`FD=$(head -n 1 %s); AD=$(Q a:0 stream=duration); VD=$(Q v:0 stream=duration); H=$(Q v:0 stream=height); PIC=$(Q v:0 stream_disposition=attached_pic)`, scratchLog)
+	s.add(`FD=$(G format.duration); AI=$(K audio); VI=$(K video); AD=""; VD=""; H=""; PIC=""`)
+	s.add(`if [ -n "$AI" ]; then AD=$(G streams.stream.$AI.duration); [ -n "$AD" ] || AD=N/A; fi`)
+	s.add(`if [ -n "$VI" ]; then VD=$(G streams.stream.$VI.duration); H=$(G streams.stream.$VI.height); PIC=$(G streams.stream.$VI.disposition.attached_pic); fi`)
 	s.add(`A=0; [ -n "$AD" ] && A=1`)
 	s.add(`case "$H" in ""|*[!0-9]*) H=0;; esac`)
 	s.add(`V=0; [ "$H" -gt 0 ] && [ "$PIC" != 1 ] && V=1`)
@@ -276,12 +287,12 @@ func (p Profile) verify(s *script, i int, o Output) {
 	case KindAudio:
 		s.add(`[ -s %s ] || %s`, f, fail("is missing or empty"))
 		s.add("%s", decodes(f, "", ""))
-		s.add(`[ -n "$(W %s a:0 stream=codec_type)" ] || %s`, f, fail("has no audio stream"))
-		s.add(`OD=$(W %s a:0 format=duration); M "$OD" "$AD" || %s`, f, fail("lasts $OD s, the source audio $AD s"))
+		s.add(`[ -n "$AI" ] || %s`, fail("has no audio stream"))
+		s.add(`M "$OD" "$AD" || %s`, fail("lasts $OD s, the source audio $AD s"))
 		s.add(`echo "output %d duration=$OD" >> %s`, i, scratchRes)
 	case KindImage:
-		check := fmt.Sprintf(`[ -s %s ] || %s; %s; OH=$(W %s v:0 stream=height); [ -n "$OH" ] || %s; echo "output %d height=$OH" >> %s`,
-			f, fail("is missing or empty"), decodes(f, "", ""), f, fail("has no picture"), i, scratchRes)
+		check := fmt.Sprintf(`[ -s %s ] || %s; %s; [ -n "$OH" ] || %s; echo "output %d height=$OH" >> %s`,
+			f, fail("is missing or empty"), decodes(f, "", ""), fail("has no picture"), i, scratchRes)
 		if o.Optional {
 			check = fmt.Sprintf(`if [ $V = 1 ]; then %s; else echo "output %d skipped" >> %s; fi`, check, i, scratchRes)
 		}
@@ -289,13 +300,13 @@ func (p Profile) verify(s *script, i int, o Output) {
 	case KindVideo:
 		s.add(`[ -s %s ] || %s`, f, fail("is missing or empty"))
 		s.add("%s", decodes(f, "", ""))
-		s.add(`OH=$(W %s v:0 stream=height); [ -n "$OH" ] || %s`, f, fail("has no video stream"))
+		s.add(`[ -n "$OH" ] || %s`, fail("has no video stream"))
 		s.add(`[ "$OH" -le "$H" ] || %s`, fail("is $OH lines high, above the source ($H)"))
 		if want := o.wantHeight(); want != "" {
 			s.add(`E=%s; [ "$OH" = "$E" ] || %s`, want, fail("is $OH lines high, want $E"))
 		}
-		s.add(`[ $A = 0 ] || [ -n "$(W %s a:0 stream=codec_type)" ] || %s`, f, fail("lost the audio"))
-		s.add(`OD=$(W %s v:0 format=duration); M "$OD" "$VD" || %s`, f, fail("lasts $OD s, the source video $VD s"))
+		s.add(`[ $A = 0 ] || [ -n "$AI" ] || %s`, fail("lost the audio"))
+		s.add(`M "$OD" "$VD" || %s`, fail("lasts $OD s, the source video $VD s"))
 		s.add(`echo "output %d duration=$OD height=$OH" >> %s`, i, scratchRes)
 	case KindHLS:
 		master := HLSDir + "/" + HLSMaster
@@ -310,9 +321,9 @@ func (p Profile) verify(s *script, i int, o Output) {
 			c = append(c, fmt.Sprintf(`while read l; do case "$l" in "#"*|"") ;; seg_[0-9]*.ts) [ -s "%s/$l" ] || %s;; *) %s;; esac; done < %s`,
 				HLSDir+"/"+name, rf("lists a missing segment"), rf("lists an unexpected entry"), pl))
 			c = append(c, decodes(pl, "-f hls", name))
-			c = append(c, fmt.Sprintf(`OH=$(X %s v:0 stream=height); [ "$OH" = %d ] || %s`, pl, h, rf("is $OH lines high")))
-			c = append(c, fmt.Sprintf(`[ $A = 0 ] || [ -n "$(X %s a:0 stream=codec_type)" ] || %s`, pl, rf("lost the audio")))
-			c = append(c, fmt.Sprintf(`OD=$(X %s v:0 format=duration); M "$OD" "$VD" || %s`, pl, rf("lasts $OD s, the source video $VD s")))
+			c = append(c, fmt.Sprintf(`[ "$OH" = %d ] || %s`, h, rf("is $OH lines high")))
+			c = append(c, fmt.Sprintf(`[ $A = 0 ] || [ -n "$AI" ] || %s`, rf("lost the audio")))
+			c = append(c, fmt.Sprintf(`M "$OD" "$VD" || %s`, rf("lasts $OD s, the source video $VD s")))
 			c = append(c, fmt.Sprintf(`echo "output %d rung=%d duration=$OD height=$OH" >> %s`, i, h, scratchRes))
 			s.add("if [ $N -ge %d ]; then %s; fi", k+1, strings.Join(c, "; "))
 		}
