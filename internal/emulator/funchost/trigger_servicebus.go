@@ -535,6 +535,17 @@ func sbBatchPayload(fn *function, msgs []*azservicebus.ReceivedMessage) (map[str
 		"TransactionPartitionKeyArray": encJSONText(txKey),
 	}
 	sdkObjects(meta, fn)
+	value, err := sbBatchValue(fn, msgs, raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	return map[string]json.RawMessage{fn.Trigger.Name: value}, meta, nil
+}
+
+// sbBatchValue renders the bodies of a batch for dataType: string[],
+// byte[][] (base64), or object[] (every body must be JSON).
+func sbBatchValue(fn *function, msgs []*azservicebus.ReceivedMessage, raw [][]byte) (json.RawMessage, error) {
+	n := len(msgs)
 	var value json.RawMessage
 	switch strings.ToLower(fn.Trigger.DataType) {
 	case "string":
@@ -551,11 +562,11 @@ func sbBatchPayload(fn *function, msgs []*azservicebus.ReceivedMessage) (map[str
 		bodies := make([]json.RawMessage, n)
 		for i, m := range msgs {
 			if !json.Valid(raw[i]) {
-				return nil, nil, fmt.Errorf("message %s: body is not JSON and the binding has no dataType (object[]): %w", m.MessageID, ErrInvocation)
+				return nil, fmt.Errorf("message %s: body is not JSON and the binding has no dataType (object[]): %w", m.MessageID, ErrInvocation)
 			}
 			bodies[i] = raw[i]
 		}
 		value = encJSONText(bodies)
 	}
-	return map[string]json.RawMessage{fn.Trigger.Name: value}, meta, nil
+	return value, nil
 }
