@@ -61,11 +61,15 @@ const (
 	indexAttempts = 30
 )
 
-// Change is one entry of a day's recent list.
+// Change is one entry of a day's recent list: the record as written, so
+// that Status lists the latest records without reading them again.
 type Change struct {
 	Key     string    `json:"key"`
 	State   State     `json:"state"`
 	Updated time.Time `json:"updated"`
+	// Record is the record as written; nil in an entry Rebuild derived
+	// from a listing for a day Status does not list from.
+	Record *Record `json:"record,omitempty"`
 }
 
 // Day is one day of the index: the records last written that day (UTC).
@@ -86,6 +90,7 @@ type move struct {
 	from, to       State
 	fromEnd, toEnd int // hour of the day a terminal record counts in; -1: not terminal
 	updated        time.Time
+	rec            *Record // the record written
 }
 
 // Index is the records' index. Its methods are safe for concurrent use;
@@ -139,7 +144,7 @@ func endHour(r Record) int {
 // A write that keeps the record's day, state and hour changes no count
 // but still enters the day's recent list.
 func moveOf(old Record, found bool, r Record) move {
-	m := move{key: r.Key, toDay: dayOf(r.Updated), to: r.State, fromEnd: -1, toEnd: endHour(r), updated: r.Updated}
+	m := move{key: r.Key, toDay: dayOf(r.Updated), to: r.State, fromEnd: -1, toEnd: endHour(r), updated: r.Updated, rec: &r}
 	if found {
 		m.fromDay, m.from, m.fromEnd = dayOf(old.Updated), old.State, endHour(old)
 	}
@@ -210,7 +215,7 @@ func (x *Index) apply(ctx context.Context, moves []move) error {
 		}
 		d := get(m.toDay)
 		d.counts[m.to]++
-		d.recent = append(d.recent, Change{Key: m.key, State: m.to, Updated: m.updated.UTC()})
+		d.recent = append(d.recent, Change{Key: m.key, State: m.to, Updated: m.updated.UTC(), Record: m.rec})
 		if m.toEnd >= 0 {
 			d.ended[m.toEnd]++
 		}
@@ -416,8 +421,9 @@ func endedLastHour(b Day, now time.Time) int {
 // summaryReaders bounds the record reads of one Summarize.
 const summaryReaders = 16
 
-// summarizeIndexed is Summarize from the index: the counts and the latest
-// changes from the day buckets, then the recent records read in parallel.
+// summarizeIndexed is Summarize from the index: the counts, the latest
+// changes and the records as written, from the day buckets (records are
+// read only for entries that Rebuild derived from a listing).
 func (s *Store) summarizeIndexed(ctx context.Context, recent int) (Summary, error) {
 	v, err := s.index.View(ctx, recent)
 	if err != nil {
@@ -430,6 +436,11 @@ func (s *Store) summarizeIndexed(ctx context.Context, recent int) (Summary, erro
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, summaryReaders)
 	for i, c := range v.Recent {
+		if c.Record != nil {
+			recs[i] = *c.Record
+			continue
+		}
+		// An entry Rebuild derived from a listing: read the record.
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {

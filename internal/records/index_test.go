@@ -258,9 +258,24 @@ func TestSummarizeFromIndex(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	reads := blobs.readsOf("status")
 	sum, err := s.Summarize(ctx, 3)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if n := blobs.readsOf("status") - reads; n != 0 {
+		t.Errorf("Summarize read %d records, want none (the index holds them)", n)
+	}
+	if _, err := s.Rebuild(ctx); err != nil {
+		t.Fatal(err)
+	}
+	reads = blobs.readsOf("status")
+	again, err := s.Summarize(ctx, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := blobs.readsOf("status") - reads; n != 0 || !slices.EqualFunc(again.Recent, sum.Recent, func(a, b Record) bool { return a.Key == b.Key && a.Updated.Equal(b.Updated) }) {
+		t.Errorf("after Rebuild: Summarize read %d records (want none) and listed %v, want %v", n, again.Recent, sum.Recent)
 	}
 	var got []string
 	for _, r := range sum.Recent {

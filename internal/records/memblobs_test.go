@@ -18,8 +18,10 @@ type memBlobs struct {
 	mu    sync.Mutex
 	seq   int
 	blobs map[string]memBlob // container + "/" + name
-	// puts counts writes per name (contention checks).
-	puts map[string]int
+	// puts counts writes per name (contention checks), reads per
+	// container.
+	puts  map[string]int
+	reads map[string]int
 }
 
 type memBlob struct {
@@ -35,7 +37,7 @@ var (
 )
 
 func newMemBlobs() *memBlobs {
-	return &memBlobs{blobs: map[string]memBlob{}, puts: map[string]int{}}
+	return &memBlobs{blobs: map[string]memBlob{}, puts: map[string]int{}, reads: map[string]int{}}
 }
 
 func (m *memBlobs) write(cont, name string, data []byte, md map[string]string) {
@@ -70,6 +72,7 @@ func (m *memBlobs) Get(ctx context.Context, cont, name string) ([]byte, error) {
 func (m *memBlobs) GetWithETag(_ context.Context, cont, name string) ([]byte, string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.reads[cont]++
 	b, ok := m.blobs[cont+"/"+name]
 	if !ok {
 		return nil, "", storage.ErrNotFound
@@ -119,6 +122,12 @@ func (m *memBlobs) DeleteIfMatch(_ context.Context, cont, name, etag string) err
 	}
 	delete(m.blobs, cont+"/"+name)
 	return nil
+}
+
+func (m *memBlobs) readsOf(cont string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.reads[cont]
 }
 
 func (m *memBlobs) count(cont, prefix string) int {

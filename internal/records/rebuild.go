@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ffpipe/ffpipe/internal/storage"
@@ -76,6 +77,39 @@ func (s *Store) Recount(ctx context.Context) (map[string]Day, error) {
 	return days, nil
 }
 
+// withRecords reads the records of the recent entries of the newest days,
+// until RecentCap entries have one: the entries Status lists.
+func (s *Store) withRecords(ctx context.Context, days map[string]Day) error {
+	names := slices.Sorted(maps.Keys(days))
+	filled := 0
+	for i := len(names) - 1; i >= 0 && filled < RecentCap; i-- {
+		b := days[names[i]]
+		errs := make([]error, len(b.Recent))
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, summaryReaders)
+		for j := range b.Recent {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				r, err := s.Get(ctx, b.Recent[j].Key)
+				if err == nil {
+					b.Recent[j].Record = &r
+				} else if !errors.Is(err, ErrNotFound) {
+					errs[j] = err
+				}
+			}()
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
+		filled += len(b.Recent)
+	}
+	return nil
+}
+
 // RebuildResult says what Rebuild changed.
 type RebuildResult struct {
 	Records int
@@ -101,6 +135,9 @@ func (s *Store) Rebuild(ctx context.Context) (RebuildResult, error) {
 	days, err := s.Recount(ctx)
 	if err != nil {
 		return RebuildResult{}, err
+	}
+	if err := s.withRecords(ctx, days); err != nil {
+		return RebuildResult{}, fmt.Errorf("rebuild: %w", err)
 	}
 	res := RebuildResult{Days: len(days), Before: before.Counts, After: map[State]int{}}
 	for _, d := range slices.Sorted(maps.Keys(days)) {
