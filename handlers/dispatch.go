@@ -78,6 +78,12 @@ func (a *app) dispatchBatch(r *http.Request, inv *invocation) error {
 		inv.logf("dispatch: %d messages, no tasks", len(msgs))
 		return nil
 	}
+	if spent, amount := a.budgetSpent(ctx); spent {
+		if err := a.deferForBudget(ctx, inv, specs, logs, amount); err != nil {
+			return retry(err)
+		}
+		return nil
+	}
 	if err := a.ensureJob(ctx); err != nil {
 		return retry(err)
 	}

@@ -491,6 +491,7 @@ func newEnv(t *testing.T, change func(m map[string]string)) *env {
 		Presets:   presets.Default(),
 		Events:    e.events,
 		Outbox:    e.records.Index(),
+		Spend:     e.records.Index(),
 		Now:       clock,
 	}
 	if err := Check(e.cfg, d); err != nil {

@@ -134,6 +134,9 @@ type Deps struct {
 	// could not take; required with Events.
 	Events Sender
 	Outbox Outbox
+	// Spend reads today's node time for FFPIPE_DAILY_BUDGET (records.Index);
+	// nil checks no budget.
+	Spend SpendReader
 	// Now replaces time.Now (tests).
 	Now func() time.Time
 }
@@ -158,6 +161,8 @@ type app struct {
 	expireAt *expireCursor
 	// events pauses publishing after a failure (completion.go).
 	events eventsGate
+	// budget caches today's spend (budget.go).
+	budget budgetGuard
 }
 
 // Check reports what is wrong with cfg and d for New: call it first.

@@ -99,6 +99,7 @@ func (a *app) status(r *http.Request, inv *invocation) error {
 	if err != nil {
 		a.log.Warn("status: batch task counts", "err", err)
 	}
+	view.Cost = a.costView(sum)
 	inv.output(BindingResponse, a.render(wantJSON, http.StatusOK, view, &page{Summary: &view, States: storedStates}))
 	return nil
 }
@@ -113,6 +114,9 @@ var storedStates = slices.DeleteFunc(slices.Clone(records.States), func(s record
 type Summary struct {
 	records.Summary
 	Batch *batch.TaskCounts `json:"batch,omitempty"`
+	// Cost is node time and estimated cost today and over 30 days, and the
+	// daily budget (budget.go); nil without the records' index.
+	Cost *CostView `json:"cost,omitempty"`
 }
 
 // WithTasks adds the job's task counts to sum. The error says why they
@@ -267,6 +271,16 @@ var statusPage = template.Must(template.New("status").Funcs(template.FuncMap{
 <h2>Batch tasks (dispatched, not yet swept)</h2>
 <table><tr><th>active</th><th>running</th><th>completed</th></tr>
 <tr><td>{{.Active}}</td><td>{{.Running}}</td><td>{{.Completed}}</td></tr></table>
+{{- end}}
+{{- if .Indexed}}
+<p>Ended in the last hour: <span id="ended-last-hour">{{.EndedLastHour}}</span> · records of the last {{.RetentionDays}} days</p>
+{{- end}}
+{{- with .Cost}}
+<h2>Cost (node time, estimates)</h2>
+<table><tr><th></th><th>node hours</th><th>at spot prices</th><th>at dedicated prices</th></tr>
+<tr><th>today (UTC)</th><td>{{.NodeHoursToday}}</td><td>{{with .SpotToday}}{{.}}{{end}}</td><td>{{with .DedicatedToday}}{{.}}{{end}}</td></tr>
+<tr><th>last 30 days</th><td>{{.NodeHoursLast30Days}}</td><td>{{with .SpotLast30Days}}{{.}}{{end}}</td><td>{{with .DedicatedLast30Days}}{{.}}{{end}}</td></tr></table>
+{{- if .DailyBudget}}<p>Daily budget: {{.BudgetSpentToday}} of {{.DailyBudget}} spent today{{with .DispatchPausedUntil}}; <strong class="failed">dispatch paused until {{.}}</strong>: new work is rescheduled, not dropped{{end}}.</p>{{end}}
 {{- end}}
 <h2>Recent</h2>
 <table><tr><th>updated</th><th>state</th><th>source</th><th>output</th><th>reason</th><th>key</th></tr>

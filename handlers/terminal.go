@@ -33,7 +33,13 @@ type ending struct {
 func (a *app) writeTerminal(ctx context.Context, key string, req request.Request, e ending) (records.Record, error) {
 	now := a.now()
 	rec, err := a.d.Records.Update(ctx, key, func(old records.Record, _ bool) records.Record {
-		return terminalRecord(old, req, e, now)
+		r := terminalRecord(old, req, e, now)
+		if t := e.Task; t != nil {
+			if c, ok := records.NewCost(t.Start, t.End, t.RequiredSlots, a.cfg.TaskMaxSlots, a.prices()); ok {
+				r.Cost = &c
+			}
+		}
+		return r
 	})
 	if err != nil {
 		return records.Record{}, fmt.Errorf("write %s record %s: %w", e.State, key, err)

@@ -71,6 +71,10 @@ param sweepParallelism string = '16'
 @description('Time one Sweep run keeps settling rounds while they come back full; keep it under the timer period (sweepSchedule) and functionTimeout.')
 param sweepBudget string = '30s'
 param reconcileAfter string = '15m'
+@description('Price of one pool node-hour for the cost estimate of each file: spot=<p>,dedicated=<p> (FFPIPE_NODE_PRICE_PER_HOUR); empty: node time only.')
+param nodePricePerHour string = ''
+@description('Estimated spend per UTC day after which Dispatch adds no tasks until the next day (FFPIPE_DAILY_BUDGET); 0: none.')
+param dailyBudget string = '0'
 @description('Peek-lock duration of the request queue (at most PT5M); Dispatch keeps each invocation to half of it (FFPIPE_QUEUE_LOCK_DURATION).')
 param queueLockDuration string = 'PT5M'
 @description('Sweep\'s 6-field NCRONTAB schedule. Once a minute in Azure (the local stack uses every 10 s).')
@@ -257,6 +261,8 @@ var appSettings = {
   FFPIPE_RECONCILE_AFTER: reconcileAfter
   FFPIPE_QUEUE_LOCK_DURATION: queueLockDuration
   SweepSchedule: sweepSchedule
+  FFPIPE_NODE_PRICE_PER_HOUR: nodePricePerHour
+  FFPIPE_DAILY_BUDGET: dailyBudget
   FFPIPE_LOG_FORMAT: 'json'
   FFPIPE_LOG_LEVEL: logLevel
 }

@@ -275,6 +275,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fmt.Fprintln(stdout)
 	if sum.Indexed {
 		fmt.Fprintf(stdout, "(records of the last %d days) ended in the last hour: %d\n", sum.RetentionDays, sum.EndedLastHour)
+		fmt.Fprintf(stdout, "node hours: today %.2f, last 30 days %.2f\n", sum.NodeSecondsToday/3600, sum.NodeSecondsLast30Days/3600)
 	}
 	if tc := view.Batch; tc != nil {
 		fmt.Fprintf(stdout, "batch tasks (dispatched, not yet swept): active %d  running %d  completed %d\n", tc.Active, tc.Running, tc.Completed)

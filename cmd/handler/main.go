@@ -157,6 +157,7 @@ func wire(ctx context.Context, cfg config.Config, log *slog.Logger) (handlers.De
 		Profiles:  profiles,
 		Events:    events,
 		Outbox:    set.Records.Index(),
+		Spend:     set.Records.Index(),
 	}, closeAll, nil
 }
 

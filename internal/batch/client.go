@@ -480,6 +480,9 @@ type CompletedTask struct {
 	Start, End   time.Time
 	RetryCount   int
 	RequeueCount int
+	// RequiredSlots is the task's requiredSlots (0 when Batch did not say:
+	// one slot).
+	RequiredSlots int
 }
 
 // ListCompleted returns up to max completed tasks of jobID (max ≤ 0 means
@@ -490,7 +493,7 @@ func (c *Client) ListCompleted(ctx context.Context, jobID string, max int) ([]Co
 	}
 	pager := c.c.NewListTasksPager(jobID, &azbatch.ListTasksOptions{
 		Filter:      to.Ptr("state eq 'completed'"),
-		SelectParam: []string{"id", "state", "creationTime", "environmentSettings", "executionInfo"},
+		SelectParam: []string{"id", "state", "creationTime", "environmentSettings", "executionInfo", "requiredSlots"},
 		MaxResults:  to.Ptr(int32(min(max, 1000))),
 	})
 	var out []CompletedTask
@@ -516,7 +519,7 @@ func (c *Client) ListCompleted(ctx context.Context, jobID string, max int) ([]Co
 }
 
 func completedTask(t azbatch.Task) CompletedTask {
-	ct := CompletedTask{Key: deref(t.ID), Created: deref(t.CreationTime)}
+	ct := CompletedTask{Key: deref(t.ID), Created: deref(t.CreationTime), RequiredSlots: int(deref(t.RequiredSlots))}
 	st := ffpipeSettings(t.EnvironmentSettings)
 	ct.Enqueued = st.enqueued
 	if st.found {

@@ -113,6 +113,14 @@ type Config struct {
 	// here so that it is documented and checked with the rest.
 	SweepSchedule string
 
+	// NodePriceSpot and NodePriceDedicated are the price of a node-hour
+	// (FFPIPE_NODE_PRICE_PER_HOUR; 0: not set).
+	NodePriceSpot, NodePriceDedicated float64
+	// DailyBudget is the spend (at the dedicated price, or spot when only
+	// that is set) after which Dispatch adds no tasks until the next UTC
+	// day; 0: no budget.
+	DailyBudget float64
+
 	// LogFormat is json or text.
 	LogFormat string
 	// LogLevel is debug, info, warn or error.
@@ -242,6 +250,19 @@ var table = []setting{
 		c.SweepSchedule = v
 		return nil
 	}},
+	{Setting{"FFPIPE_NODE_PRICE_PER_HOUR", "", "price of one node-hour for the cost estimate of each file: spot=<p>,dedicated=<p>, or one price for both; empty: node time only", false}, func(c *Config, v string) error {
+		var err error
+		c.NodePriceSpot, c.NodePriceDedicated, err = ParsePrices(v)
+		return err
+	}},
+	{Setting{"FFPIPE_DAILY_BUDGET", "0", "estimated spend per UTC day after which Dispatch adds no tasks and reschedules its messages to the next day (0: no budget; needs FFPIPE_NODE_PRICE_PER_HOUR)", false}, func(c *Config, v string) error {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f < 0 {
+			return fmt.Errorf("want an amount ≥ 0, got %q", v)
+		}
+		c.DailyBudget = f
+		return nil
+	}},
 	{Setting{"FFPIPE_LOG_FORMAT", "json", "json (Azure) or text (local)", false}, func(c *Config, v string) error {
 		v = strings.ToLower(v)
 		if v != "json" && v != "text" {
@@ -364,6 +385,9 @@ func (c Config) Validate() error {
 	}
 	if c.SASExpiry > 7*24*time.Hour {
 		errs = append(errs, fmt.Errorf("setting FFPIPE_SAS_EXPIRY (%s) must be at most 7 days (user delegation key lifetime)", c.SASExpiry))
+	}
+	if c.DailyBudget > 0 && c.NodePriceSpot == 0 && c.NodePriceDedicated == 0 {
+		errs = append(errs, errors.New("setting FFPIPE_DAILY_BUDGET needs FFPIPE_NODE_PRICE_PER_HOUR (a budget of money needs a price)"))
 	}
 	return errors.Join(errs...)
 }
@@ -519,4 +543,35 @@ func validContainer(s string) bool {
 		}
 	}
 	return true
+}
+
+// ParsePrices reads FFPIPE_NODE_PRICE_PER_HOUR: "spot=0.02,dedicated=0.10"
+// (either may be left out), or one number for both; "" sets none.
+func ParsePrices(v string) (spot, dedicated float64, err error) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, 0, nil
+	}
+	if f, err := strconv.ParseFloat(v, 64); err == nil {
+		if f < 0 {
+			return 0, 0, fmt.Errorf("want a price ≥ 0, got %q", v)
+		}
+		return f, f, nil
+	}
+	for _, part := range strings.Split(v, ",") {
+		k, val, ok := strings.Cut(strings.TrimSpace(part), "=")
+		f, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
+		if !ok || err != nil || f < 0 {
+			return 0, 0, fmt.Errorf("want spot=<price>,dedicated=<price> or one price, got %q", v)
+		}
+		switch strings.ToLower(strings.TrimSpace(k)) {
+		case "spot", "lowpriority":
+			spot = f
+		case "dedicated":
+			dedicated = f
+		default:
+			return 0, 0, fmt.Errorf("unknown price %q (want spot or dedicated)", k)
+		}
+	}
+	return spot, dedicated, nil
 }

@@ -144,7 +144,7 @@ func TestSettingsTableIsComplete(t *testing.T) {
 		"FFPIPE_MAX_INPUT_BYTES", "FFPIPE_DEFAULT_PRESET", "FFPIPE_OUTPUT_TEMPLATE", "FFPIPE_PRESETS",
 		"FFPIPE_PROFILES", "FFPIPE_ROUTES", "FFPIPE_PROFILE_METADATA", "FFPIPE_TASK_MAX_SLOTS",
 		"FFPIPE_TASK_MAX_WALLCLOCK", "FFPIPE_TASK_MAX_RETRIES", "FFPIPE_SAS_EXPIRY", "FFPIPE_NODE_IDENTITY",
-		"FFPIPE_SWEEP_MAX_TASKS", "FFPIPE_SWEEP_PARALLELISM", "FFPIPE_SWEEP_BUDGET", "FFPIPE_RECONCILE_AFTER", "SweepSchedule", "FFPIPE_LOG_FORMAT", "FFPIPE_LOG_LEVEL"}
+		"FFPIPE_SWEEP_MAX_TASKS", "FFPIPE_SWEEP_PARALLELISM", "FFPIPE_SWEEP_BUDGET", "FFPIPE_RECONCILE_AFTER", "SweepSchedule", "FFPIPE_NODE_PRICE_PER_HOUR", "FFPIPE_DAILY_BUDGET", "FFPIPE_LOG_FORMAT", "FFPIPE_LOG_LEVEL"}
 	have := map[string]Setting{}
 	for _, s := range Settings() {
 		if _, dup := have[s.Name]; dup {
@@ -314,5 +314,45 @@ func TestRoutes(t *testing.T) {
 		if got := c.Route(tt.blob); got != tt.want {
 			t.Errorf("routes %s: Route(%q) = %q, want %q", tt.routes, tt.blob, got, tt.want)
 		}
+	}
+}
+
+func TestParsePrices(t *testing.T) {
+	for _, tc := range []struct {
+		in        string
+		spot, ded float64
+		wantErr   bool
+	}{
+		{"", 0, 0, false},
+		{"0.1", 0.1, 0.1, false},
+		{"spot=0.02, dedicated=0.1", 0.02, 0.1, false},
+		{"dedicated=0.3", 0, 0.3, false},
+		{"spot=x", 0, 0, true},
+		{"cheap=1", 0, 0, true},
+		{"-1", 0, 0, true},
+	} {
+		spot, ded, err := ParsePrices(tc.in)
+		if (err != nil) != tc.wantErr || spot != tc.spot || ded != tc.ded {
+			t.Errorf("ParsePrices(%q): got %v, %v, %v; want %v, %v, error %v", tc.in, spot, ded, err, tc.spot, tc.ded, tc.wantErr)
+		}
+	}
+}
+
+func TestDailyBudgetNeedsAPrice(t *testing.T) {
+	m := map[string]string{"DataStorage": "UseDevelopmentStorage=true", "ServiceBusConnection": "Endpoint=sb://127.0.0.1;SharedAccessKeyName=k;SharedAccessKey=v;UseDevelopmentEmulator=true",
+		"FFPIPE_BATCH_ENDPOINT": "http://127.0.0.1:1", "FFPIPE_DAILY_BUDGET": "5"}
+	c, err := Load(FromMap(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "FFPIPE_DAILY_BUDGET") {
+		t.Errorf("budget without a price: got %v, want an error naming FFPIPE_DAILY_BUDGET", err)
+	}
+	m["FFPIPE_NODE_PRICE_PER_HOUR"] = "spot=0.02,dedicated=0.1"
+	if c, err = Load(FromMap(m)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil || c.DailyBudget != 5 || c.NodePriceDedicated != 0.1 {
+		t.Errorf("budget with prices: got %v (%+v)", err, c)
 	}
 }

@@ -80,6 +80,8 @@ type Day struct {
 	// Ended counts, per hour of the day (UTC), the terminal records last
 	// written in it: throughput.
 	Ended [24]int `json:"ended"`
+	// NodeSeconds totals the node time of the day's records (Cost).
+	NodeSeconds float64 `json:"nodeSeconds,omitempty"`
 }
 
 // move is one record changing (day, state, hour of ending): fromDay is
@@ -90,6 +92,7 @@ type move struct {
 	from, to       State
 	fromEnd, toEnd int // hour of the day a terminal record counts in; -1: not terminal
 	updated        time.Time
+	fromNS, toNS   float64 // node seconds
 	rec            *Record // the record written
 }
 
@@ -123,6 +126,23 @@ func NewIndex(blobs IndexBlobs, container string, retention time.Duration, now f
 // Retention is how long records are kept and counted.
 func (x *Index) Retention() time.Duration { return x.retention }
 
+// NodeSecondsToday is the node time of the records written today (UTC),
+// from today's bucket alone: what a budget check needs.
+func (x *Index) NodeSecondsToday(ctx context.Context) (float64, error) {
+	raw, _, err := x.blobs.GetWithETag(ctx, x.container, dayPrefix+dayOf(x.now()))
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return 0, nil
+	case err != nil:
+		return 0, fmt.Errorf("index today: %w", err)
+	}
+	var b Day
+	if err := json.Unmarshal(raw, &b); err != nil {
+		return 0, fmt.Errorf("index today: %w", err)
+	}
+	return b.NodeSeconds, nil
+}
+
 func dayOf(t time.Time) string { return t.UTC().Format(dayLayout) }
 
 // windowStart is the first day counted at now: the retention ends with
@@ -144,9 +164,9 @@ func endHour(r Record) int {
 // A write that keeps the record's day, state and hour changes no count
 // but still enters the day's recent list.
 func moveOf(old Record, found bool, r Record) move {
-	m := move{key: r.Key, toDay: dayOf(r.Updated), to: r.State, fromEnd: -1, toEnd: endHour(r), updated: r.Updated, rec: &r}
+	m := move{key: r.Key, toDay: dayOf(r.Updated), to: r.State, fromEnd: -1, toEnd: endHour(r), updated: r.Updated, rec: &r, toNS: r.nodeSeconds()}
 	if found {
-		m.fromDay, m.from, m.fromEnd = dayOf(old.Updated), old.State, endHour(old)
+		m.fromDay, m.from, m.fromEnd, m.fromNS = dayOf(old.Updated), old.State, endHour(old), old.nodeSeconds()
 	}
 	return m
 }
@@ -189,9 +209,10 @@ func (x *Index) record(ctx context.Context, m move) error {
 
 // delta is what a batch of moves changes in one day.
 type delta struct {
-	counts map[State]int
-	recent []Change
-	ended  [24]int
+	counts      map[State]int
+	recent      []Change
+	ended       [24]int
+	nodeSeconds float64
 }
 
 func (x *Index) apply(ctx context.Context, moves []move) error {
@@ -206,6 +227,7 @@ func (x *Index) apply(ctx context.Context, moves []move) error {
 		if m.fromDay != "" {
 			d := get(m.fromDay)
 			d.counts[m.from]--
+			d.nodeSeconds -= m.fromNS
 			if m.fromEnd >= 0 {
 				d.ended[m.fromEnd]--
 			}
@@ -215,6 +237,7 @@ func (x *Index) apply(ctx context.Context, moves []move) error {
 		}
 		d := get(m.toDay)
 		d.counts[m.to]++
+		d.nodeSeconds += m.toNS
 		d.recent = append(d.recent, Change{Key: m.key, State: m.to, Updated: m.updated.UTC(), Record: m.rec})
 		if m.toEnd >= 0 {
 			d.ended[m.toEnd]++
@@ -240,6 +263,7 @@ func (b *Day) add(dl *delta) {
 	for h, n := range dl.ended {
 		b.Ended[h] += n
 	}
+	b.NodeSeconds = max(0, b.NodeSeconds+dl.nodeSeconds)
 }
 
 // latest keeps the newest change of each key, newest first, at most n.
@@ -308,6 +332,9 @@ func (x *Index) put(ctx context.Context, b Day, etag string, conditional bool) e
 	for st, n := range b.Counts {
 		md[metaCount+string(st)] = strconv.Itoa(n)
 	}
+	if b.NodeSeconds > 0 {
+		md[metaNodeSeconds] = strconv.FormatFloat(b.NodeSeconds, 'f', 3, 64)
+	}
 	name := dayPrefix + b.Day
 	if conditional {
 		err = x.blobs.PutIf(ctx, x.container, name, raw, "application/json", md, etag)
@@ -343,6 +370,9 @@ type IndexView struct {
 	EndedLastHour int
 	// Days is how many day buckets were counted.
 	Days int
+	// NodeSecondsToday and NodeSecondsLast30Days total the node time of
+	// the records written today and in the last 30 days (UTC days).
+	NodeSecondsToday, NodeSecondsLast30Days float64
 }
 
 // View reads the counts (one listing of the day buckets' metadata) and
@@ -350,6 +380,7 @@ type IndexView struct {
 func (x *Index) View(ctx context.Context, n int) (IndexView, error) {
 	now := x.now().UTC()
 	from := x.windowStart(now)
+	today, month := dayOf(now), dayOf(now.Add(-29*24*time.Hour))
 	v := IndexView{Counts: map[State]int{}}
 	var days []string
 	err := x.blobs.List(ctx, x.container, dayPrefix, func(it storage.Item) bool {
@@ -358,6 +389,14 @@ func (x *Index) View(ctx context.Context, n int) (IndexView, error) {
 			return true
 		}
 		days = append(days, d)
+		if ns, err := strconv.ParseFloat(it.Metadata[metaNodeSeconds], 64); err == nil {
+			if d == today {
+				v.NodeSecondsToday += ns
+			}
+			if d >= month {
+				v.NodeSecondsLast30Days += ns
+			}
+		}
 		for k, s := range it.Metadata {
 			st, ok := strings.CutPrefix(k, metaCount)
 			if !ok {
@@ -377,7 +416,7 @@ func (x *Index) View(ctx context.Context, n int) (IndexView, error) {
 	}
 	v.Days = len(days)
 	slices.Sort(days)
-	today, yesterday := dayOf(now), dayOf(now.Add(-24*time.Hour))
+	yesterday := dayOf(now.Add(-24 * time.Hour))
 	var recent []Change
 	for i := len(days) - 1; i >= 0; i-- {
 		d := days[i]
@@ -430,7 +469,7 @@ func (s *Store) summarizeIndexed(ctx context.Context, recent int) (Summary, erro
 		return Summary{}, fmt.Errorf("summarize records: %w", err)
 	}
 	sum := Summary{Counts: v.Counts, Total: v.Total, Indexed: true, EndedLastHour: v.EndedLastHour,
-		RetentionDays: int(s.index.retention / (24 * time.Hour))}
+		RetentionDays: int(s.index.retention / (24 * time.Hour)), NodeSecondsToday: v.NodeSecondsToday, NodeSecondsLast30Days: v.NodeSecondsLast30Days}
 	recs := make([]Record, len(v.Recent))
 	errs := make([]error, len(v.Recent))
 	var wg sync.WaitGroup

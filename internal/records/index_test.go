@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"sync"
 	"testing"
@@ -31,8 +32,9 @@ func (c *testClock) add(d time.Duration) {
 
 func testKey(i int) string { return fmt.Sprintf("%032x", uint64(i)*2654435761) }
 
-// recounted sums a Recount into counts and the latest n changes.
-func recounted(t *testing.T, s *Store, n int) (map[State]int, []Change) {
+// recounted sums a Recount into counts, the latest n changes and the
+// node time.
+func recounted(t *testing.T, s *Store, n int) (map[State]int, []Change, float64) {
 	t.Helper()
 	days, err := s.Recount(context.Background())
 	if err != nil {
@@ -40,13 +42,15 @@ func recounted(t *testing.T, s *Store, n int) (map[State]int, []Change) {
 	}
 	counts := map[State]int{}
 	var recent []Change
+	ns := 0.0
 	for _, d := range days {
 		for st, c := range d.Counts {
 			counts[st] += c
 		}
 		recent = append(recent, d.Recent...)
+		ns += d.NodeSeconds
 	}
-	return counts, latest(recent, n)
+	return counts, latest(recent, n), ns
 }
 
 // checkAgrees fails unless the index says what the records say.
@@ -56,7 +60,10 @@ func checkAgrees(t *testing.T, s *Store, when string) IndexView {
 	if err != nil {
 		t.Fatalf("%s: view: %v", when, err)
 	}
-	counts, recent := recounted(t, s, RecentCap)
+	counts, recent, ns := recounted(t, s, RecentCap)
+	if math.Abs(v.NodeSecondsLast30Days-ns) > 0.01 {
+		t.Errorf("%s: index node seconds %.3f, records say %.3f", when, v.NodeSecondsLast30Days, ns)
+	}
 	if !maps.Equal(v.Counts, counts) {
 		t.Errorf("%s: index counts %v, records say %v", when, v.Counts, counts)
 	}
@@ -108,6 +115,9 @@ func TestIndexRebuiltFromRecords(t *testing.T) {
 		_, err := st.Update(ctx, testKey(i), func(old Record, _ bool) Record {
 			old.State = state
 			old.Source = Blob{Container: "input", Blob: fmt.Sprintf("f%d.mp4", i)}
+			if state.Terminal() {
+				old.Cost = &Cost{NodeSeconds: float64(i%7) + 0.25}
+			}
 			return old
 		})
 		if err != nil {
@@ -286,5 +296,40 @@ func TestSummarizeFromIndex(t *testing.T) {
 	}
 	if !sum.Indexed || sum.Total != 5 || sum.Counts[StateDone] != 3 || sum.EndedLastHour != 3 || sum.RetentionDays != 90 {
 		t.Errorf("summary: got %+v, want 5 records, 3 done and ended, 90 days, indexed", sum)
+	}
+}
+
+func TestNewCost(t *testing.T) {
+	start := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name              string
+		wall              time.Duration
+		required, perNode int
+		prices            Prices
+		wantNode          float64
+		wantSpot, wantDed float64 // -1: nil
+	}{
+		{"audio: one of two slots for an hour", time.Hour, 1, 2, Prices{Spot: 0.04, Dedicated: 0.2}, 1800, 0.02, 0.1},
+		{"video: both slots", 30 * time.Minute, 2, 2, Prices{Dedicated: 0.2}, 1800, -1, 0.1},
+		{"no slots known counts one", time.Minute, 0, 4, Prices{}, 15, -1, -1},
+	} {
+		c, ok := NewCost(start, start.Add(tc.wall), tc.required, tc.perNode, tc.prices)
+		if !ok || math.Abs(c.NodeSeconds-tc.wantNode) > 1e-9 {
+			t.Errorf("%s: node seconds %v (ok %v), want %v", tc.name, c.NodeSeconds, ok, tc.wantNode)
+		}
+		for name, pair := range map[string]struct {
+			got  *float64
+			want float64
+		}{"spot": {c.Spot, tc.wantSpot}, "dedicated": {c.Dedicated, tc.wantDed}} {
+			switch {
+			case pair.want < 0 && pair.got != nil:
+				t.Errorf("%s: %s got %v, want none", tc.name, name, *pair.got)
+			case pair.want >= 0 && (pair.got == nil || math.Abs(*pair.got-pair.want) > 1e-9):
+				t.Errorf("%s: %s got %v, want %v", tc.name, name, pair.got, pair.want)
+			}
+		}
+	}
+	if _, ok := NewCost(time.Time{}, start, 1, 1, Prices{}); ok {
+		t.Errorf("NewCost without a start: got ok, want not")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -16,10 +17,11 @@ import (
 // listed is a record as a listing of the records container shows it:
 // state and update time from its metadata.
 type listed struct {
-	key     string
-	etag    string
-	state   State
-	updated time.Time
+	key         string
+	etag        string
+	state       State
+	updated     time.Time
+	nodeSeconds float64
 }
 
 // listRecords lists the records under prefix ("" for all) with their state
@@ -33,6 +35,7 @@ func (s *Store) listRecords(ctx context.Context, prefix string, fn func(listed) 
 		if l.state == "" {
 			l.state = "unknown"
 		}
+		l.nodeSeconds, _ = strconv.ParseFloat(it.Metadata[metaNodeSeconds], 64)
 		return fn(l)
 	})
 }
@@ -57,6 +60,7 @@ func (s *Store) Recount(ctx context.Context) (map[string]Day, error) {
 			b = Day{Day: d, Counts: map[State]int{}}
 		}
 		b.Counts[l.state]++
+		b.NodeSeconds += l.nodeSeconds
 		b.Recent = append(b.Recent, Change{Key: l.key, State: l.state, Updated: l.updated.UTC()})
 		if l.state.Terminal() {
 			b.Ended[l.updated.UTC().Hour()]++

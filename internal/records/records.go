@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/ffpipe/ffpipe/internal/storage"
@@ -117,6 +118,9 @@ type Record struct {
 	Timings       Timings      `json:"timings"`
 	CorrelationID string       `json:"correlationId,omitempty"`
 	Updated       time.Time    `json:"updated"`
+	// Cost is the node time the task used (a terminal record of work that
+	// ran; cost.go).
+	Cost *Cost `json:"cost,omitempty"`
 }
 
 // InFlight is how a key whose work Batch holds is shown: Dispatch writes
@@ -222,7 +226,11 @@ func (s *Store) encode(r *Record) ([]byte, map[string]string, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("put record %s: %w", r.Key, err)
 	}
-	return b, map[string]string{metaState: string(r.State), metaUpdated: r.Updated.Format(time.RFC3339Nano)}, nil
+	md := map[string]string{metaState: string(r.State), metaUpdated: r.Updated.Format(time.RFC3339Nano)}
+	if r.Cost != nil && r.Cost.NodeSeconds > 0 {
+		md[metaNodeSeconds] = strconv.FormatFloat(r.Cost.NodeSeconds, 'f', -1, 64)
+	}
+	return b, md, nil
 }
 
 // Get reads the record for key; ErrNotFound if there is none.
@@ -321,6 +329,10 @@ type Summary struct {
 	Indexed       bool `json:"indexed,omitempty"`
 	RetentionDays int  `json:"retentionDays,omitempty"`
 	EndedLastHour int  `json:"endedLastHour"`
+	// NodeSecondsToday and NodeSecondsLast30Days total the node time of
+	// the records written today and in the last 30 days (UTC).
+	NodeSecondsToday      float64 `json:"nodeSecondsToday"`
+	NodeSecondsLast30Days float64 `json:"nodeSecondsLast30Days"`
 }
 
 // Summarize counts records by state and loads the recent most recently
