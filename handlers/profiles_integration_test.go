@@ -293,7 +293,7 @@ func TestProfilesAgainstStandIns(t *testing.T) {
 func TestTransientFailuresRetry(t *testing.T) {
 	t.Run("node without ffmpeg", func(t *testing.T) {
 		bin := t.TempDir()
-		for _, tool := range []string{"ffprobe", "awk", "grep", "head", "cat", "rm", "mkdir"} {
+		for _, tool := range []string{"ffprobe", "awk", "grep", "head", "cat", "cut", "tr", "rm", "mkdir"} {
 			p, err := exec.LookPath(tool)
 			if err != nil {
 				t.Skip(err)

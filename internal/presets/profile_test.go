@@ -230,7 +230,7 @@ func FuzzLoadProfiles(f *testing.F) {
 			if strings.Count(cl, "'") != 2 || !strings.HasPrefix(cl, "/bin/sh -c '") || strings.ContainsAny(cl, "\n\x00`") {
 				t.Fatalf("profile %s: command line %q", n, cl)
 			}
-			if c := strings.Count(cl, " -i input.mp4 "); c == 0 {
+			if c := strings.Count(cl, " -i input.mp4"); c == 0 {
 				t.Fatalf("profile %s: no pinned input", n)
 			}
 		}

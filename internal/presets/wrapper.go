@@ -2,6 +2,7 @@ package presets
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -40,6 +41,9 @@ const (
 // the decoder for a stream the task does not use (the codec whitelist at
 // work) and ffmpeg's repeat counter.
 var benignStderr = []string{"not on whitelist", "Last message repeated"}
+
+// nodeTools are the programs the wrapper runs (besides sh's built-ins).
+var nodeTools = []string{Program, "ffprobe", "awk", "grep", "cut", "tr", "cat", "rm", "mkdir"}
 
 // nodeTrouble are stderr phrases of failures that belong to the node, not
 // to the input: the task exits non-zero and Batch runs it again.
@@ -150,6 +154,10 @@ func (p Profile) script() string {
 	// F: a deterministic failure; T: a transient one.
 	s.add(`F() { rm -rf $O; echo "ffpipe-result 1" > %s; echo "failed $1 $2" >> %[1]s; echo "ffpipe: $1: $2" >&2; exit 0; }`, ResultFile)
 	s.add(`T() { rm -rf $O %s; echo "ffpipe: $1 (transient: the task runs again)" >&2; exit $2; }`, ResultFile)
+	// A node without the tools is the node's problem: retried elsewhere,
+	// never taken for a fact about the input (a missing grep would read as
+	// "no audio").
+	s.add(`for c in %s; do command -v $c >/dev/null || T "$c is missing on the node" 127; done`, strings.Join(nodeTools, " "))
 	// C: judge an ffmpeg run by its exit code and stderr.
 	s.add(`C() { cat %s >&2; if [ $1 -ge 126 ]; then T "ffmpeg could not run or was killed (exit $1)" $1; fi; `+
 		`if [ $1 -ne 0 ]; then %s %s && T "ffmpeg hit a node problem (exit $1)" $1; F decode_error "ffmpeg failed on the input (exit $1)"; fi; `+
@@ -226,7 +234,7 @@ func (p Profile) encode(s *script) {
 		head := append(globalArgs(), inputArgs(dec)...)
 		h := p.HLS()
 		if h < 0 {
-			argv := head
+			argv := slices.Clone(head)
 			for _, i := range main {
 				argv = append(argv, p.Outputs[i].fileArgs(p.OutputFile(i))...)
 			}
@@ -239,10 +247,13 @@ func (p Profile) encode(s *script) {
 			}
 			s.add(`[ $N -gt 0 ] || F no_rung "the input is $H lines high, below the lowest rung (%dp); HLS never upscales"`, ladder[0])
 			s.add("mkdir %s", HLSDir)
+			// The shared head once (plain words: set -f, no quoting needed),
+			// then one argv per number of rungs, with and without audio.
+			s.add(`I="%s"`, shJoin(head[1:]))
 			var cases []string
 			for n := 1; n <= len(ladder); n++ {
 				for _, audio := range []bool{true, false} {
-					argv := head
+					var argv []string
 					for _, i := range main {
 						if i == h {
 							argv = append(argv, p.Outputs[i].hlsArgs(n, audio)...)
@@ -251,7 +262,7 @@ func (p Profile) encode(s *script) {
 						}
 					}
 					a := map[bool]string{true: "1", false: "0"}[audio]
-					cases = append(cases, fmt.Sprintf("%d%s) %s 2>%s;;", n, a, shJoin(argv), errLog))
+					cases = append(cases, fmt.Sprintf("%d%s) %s $I %s 2>%s;;", n, a, Program, shJoin(argv), errLog))
 				}
 			}
 			s.add(`case "$N$A" in %s esac; C $?`, strings.Join(cases, " "))
