@@ -579,7 +579,7 @@ func TestDispatchSingleMessage(t *testing.T) {
 
 // TestDispatchRedeliveredAfterSweep: an event or message that comes back
 // after Sweep settled the work and deleted the input must not turn the
-// done record into input_missing, nor start a task (reliability doc §6.6).
+// done record into input_missing, nor start a task (docs/reliability.md#duplicates-and-reordering).
 func TestDispatchRedeliveredAfterSweep(t *testing.T) {
 	for _, settled := range []records.State{records.StateDone, records.StateFailed} {
 		t.Run(string(settled), func(t *testing.T) {

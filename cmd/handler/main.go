@@ -8,7 +8,7 @@
 // redelivers its messages or events.
 //
 // Locally it runs the same way against the stand-ins (connection strings
-// and FFPIPE_BATCH_TOKEN instead of identities); see docs/readme/functions.md.
+// and FFPIPE_BATCH_TOKEN instead of identities); see docs/functions.md.
 package main
 
 import (

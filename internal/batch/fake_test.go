@@ -16,8 +16,8 @@ import (
 )
 
 // fakeBatch is a hand-written Batch REST fake that answers with the wire
-// shapes recorded from the real service (docs/reference azure-batch.md
-// §2): "Success"/"ClientError"/"ServerError" in PascalCase, lowercase
+// shapes of the real service (docs/platform.md#batchs-rest-wire-shapes):
+// "Success"/"ClientError"/"ServerError" in PascalCase, lowercase
 // task states, OData error bodies, absolute nextLinks.
 type fakeBatch struct {
 	t   *testing.T

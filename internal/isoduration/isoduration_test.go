@@ -98,7 +98,6 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-
 func TestTooLong(t *testing.T) {
 	// .NET's TimeSpan.MaxValue, what Batch writes for "no limit".
 	for _, s := range []string{"P10675199DT2H48M5.4775807S", "P99999999999Y", "P300Y"} {

@@ -131,7 +131,7 @@ func TestPresetsRunFFmpeg(t *testing.T) {
 				t.Fatalf("ffmpeg failed: %v\n%s", err, out)
 			}
 			// The decoder of the stream the preset does not use stays
-			// closed even during probing (reliability doc §4.8, an
+			// closed even during probing (docs/presets.md#the-batch-task, an
 			// UNCONFIRMED item there): ffmpeg reports the refusal.
 			if unused := map[Kind]string{KindAudio: "h264", KindImage: "aac"}[p.Kind]; unused != "" && !strings.Contains(out, "Codec ("+unused+") not on whitelist") {
 				t.Errorf("no sign that the %s decoder was refused; stderr:\n%s", unused, out)

@@ -245,7 +245,7 @@ func FuzzTemplate(f *testing.F) {
 }
 
 // FuzzOutputNameInjective: with the default template two different input
-// names never share an output name (reliability-security.md §6.6, §6.9): a
+// names never share an output name (docs/reliability.md#duplicates-and-reordering, #fuzz-targets): a
 // shared output would be written by two keys.
 func FuzzOutputNameInjective(f *testing.F) {
 	f.Add("a.mp4", "a.MP4")

@@ -259,7 +259,7 @@ func TestPutIfAgainstAzurite(t *testing.T) {
 	}
 }
 
-// FuzzSASBuilder (reliability-security.md §6.9): for any container, blob name
+// FuzzSASBuilder (docs/reliability.md#fuzz-targets): for any container, blob name
 // and lifetime, a read SAS grants exactly read on exactly that blob, a write
 // SAS exactly create and write on exactly that blob, and no SAS outlives the
 // cap.

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
+
 	"github.com/ffpipe/ffpipe/internal/emulator/azurite/azuritetest"
 )
 

@@ -15,7 +15,7 @@ import (
 var update = flag.Bool("update", false, "rewrite testdata/golden")
 
 // TestGoldenPayloads renders the invocation bodies the host sends for fixed
-// inputs (the reference's §1.3 examples) and compares them with
+// inputs (the examples of docs/functions-host-protocol.md#trigger-payloads) and compares them with
 // testdata/golden/*.json, which handler tests may reuse. sys and the SDK
 // Client object are normalised because they hold a time and random ids.
 func TestGoldenPayloads(t *testing.T) {

@@ -102,7 +102,7 @@ func newControl(t testing.TB) *control {
 		var cl call
 		b, _ := io.ReadAll(r.Body)
 		if err := json.Unmarshal(b, &cl); err != nil {
-			http.Error(w, err.Error(), 400)
+			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
 		c.mu.Lock()

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime"
 	"net"
 	"net/http"
@@ -22,7 +23,7 @@ import (
 const HostVersion = "4.1040.100.0"
 
 // Value encoders reproducing the host's GetHttpScriptInvocationContextValue
-// (reference §1.2.1). Each returns the JSON that goes on the wire.
+// (docs/functions-host-protocol.md#value-encoding). Each returns the JSON that goes on the wire.
 
 // marshal is json.Marshal without HTML escaping (Json.NET does not escape <>&).
 func marshal(v any) json.RawMessage {
@@ -168,7 +169,13 @@ func (h *Host) invoke(ctx context.Context, fn *function, data map[string]json.Ra
 	for _, line := range res.Logs {
 		log.Info(line, "source", "Function."+fn.Name+".User")
 	}
-	log.Info("invocation succeeded", "trigger", fn.Trigger.Type, "duration", time.Since(start))
+	// A timer run that logged nothing (Sweep finding no work, every few
+	// seconds locally) is not news: debug, so a person watching sees files.
+	level := slog.LevelInfo
+	if len(res.Logs) == 0 && fn.Trigger.Type == "timerTrigger" {
+		level = slog.LevelDebug
+	}
+	log.Log(ctx, level, "invocation succeeded", "trigger", fn.Trigger.Type, "duration", time.Since(start))
 	return res, nil
 }
 

@@ -104,7 +104,7 @@ func (h *Host) applyHostJSON(hc hostConfig) error {
 }
 
 // newWorker describes the handler process: executable, working directory,
-// arguments and environment (§1.1).
+// arguments and environment (docs/functions-host-protocol.md#startup).
 func (h *Host) newWorker(appDir string, hc hostConfig, settings map[string]string) *worker {
 	desc := hc.CustomHandler.Description
 	exe := expandArg(desc.DefaultExecutablePath, h.lookup)

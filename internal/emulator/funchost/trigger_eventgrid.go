@@ -16,7 +16,7 @@ import (
 var knownOrigins = []string{"eventgrid.azure.net", "eventgrid.azure.us", "eventgrid.azure.cn"}
 
 // serveEventGrid is POST /runtime/webhooks/eventgrid?functionName=X, the
-// Event Grid extension's webhook (reference §1.3.4).
+// Event Grid extension's webhook (docs/functions-host-protocol.md#trigger-payloads).
 func (h *Host) serveEventGrid(w http.ResponseWriter, r *http.Request) {
 	if k := h.opts.Keys.System["eventgrid_extension"]; k != "" {
 		if !keyMatches(requestKey(r), k, h.opts.Keys.Master) {

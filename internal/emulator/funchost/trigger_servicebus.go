@@ -392,7 +392,7 @@ func bindType(fn *function) string {
 	return "string"
 }
 
-// sbTriggerValue renders one body for dataType (reference §1.2.2).
+// sbTriggerValue renders one body for dataType (docs/functions-host-protocol.md#value-encoding).
 func sbTriggerValue(fn *function, body []byte) json.RawMessage {
 	switch strings.ToLower(fn.Trigger.DataType) {
 	case "binary", "stream":

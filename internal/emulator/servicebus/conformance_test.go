@@ -558,7 +558,7 @@ func TestAuthAndErrors(t *testing.T) {
 	})
 }
 
-// sasToken builds a token the way the SDK does (reference §5.2).
+// sasToken builds a token the way the SDK does (docs/servicebus-wire.md#sas-tokens).
 func sasToken(audience, keyName, key string, expiry time.Time) string {
 	sr := strings.ToLower(url.QueryEscape(audience))
 	se := fmt.Sprint(expiry.Unix())

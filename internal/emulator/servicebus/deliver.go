@@ -122,7 +122,7 @@ func (l *link) push(msgs []store.Message) {
 	c.flushLocked()
 }
 
-// encodeStored builds the wire form of a stored message (§7.3). withToken
+// encodeStored builds the wire form of a stored message (docs/servicebus-wire.md#what-a-delivered-message-carries). withToken
 // adds the lock token as the x-opt-lock-token delivery annotation.
 func encodeStored(m *store.Message, locked, withToken bool) ([]byte, error) {
 	info := deliveryInfo{

@@ -354,7 +354,7 @@ func tail(l []any, from int) []any {
 func newID() string { return strings.ReplaceAll(uuid.NewString(), "-", "") }
 
 // deliveryInfo is what the broker adds to a stored message when it
-// delivers it (reference §7.3).
+// delivers it (docs/servicebus-wire.md#what-a-delivered-message-carries).
 type deliveryInfo struct {
 	seq           int64
 	enqueued      time.Time

@@ -8,7 +8,7 @@ import (
 )
 
 func TestVerifySAS(t *testing.T) {
-	// Worked example from the reference (§5.2): key SAS_KEY_VALUE, se=1700000000.
+	// Worked example of docs/servicebus-wire.md#sas-tokens: key SAS_KEY_VALUE, se=1700000000.
 	const good = "SharedAccessSignature sr=amqp%3a%2f%2flocalhost%2fmyqueue&sig=kNYs3MpANbLA7qL2kRwrfHKa3yLA%2BH4KnistpCGII28%3D&se=1700000000&skn=RootManageSharedAccessKey"
 	before := time.Unix(1699999000, 0)
 	tests := []struct {

@@ -1,5 +1,5 @@
 // Package chaos is the ledger-checked fault-injection harness of
-// reliability-security.md §6 ("prove that nothing is lost"). It runs the
+// docs/reliability.md ("prove that nothing is lost"). It runs the
 // whole local stack with the stand-ins as child processes, drops N valid
 // clips and the poison set (media.PoisonSet) into the input container
 // (some also submitted as queue messages), SIGKILLs components at seeded
@@ -8,7 +8,7 @@
 // is processed and deletes one before dispatch. Then it stops the faults,
 // drains (until everything is resolved, nothing moved for QuietPeriod, or
 // the DrainTimeout cap; rows in flight at the cap are unfinished, not lost)
-// and checks the invariants of §6.1 with Check:
+// and checks the invariants of docs/reliability.md#invariants with Check:
 //
 //	lost, duplicate_outputs, unexpected_outputs, wrongly_deleted_inputs,
 //	wrong_outcome, invalid_outputs (ffprobe: one mp3 stream, decoded
@@ -180,7 +180,7 @@ func (o *Options) fill() error {
 }
 
 // Timing knobs of the stack under test (short, so a run recovers within
-// minutes; see the drain bound in reliability-security.md §6.1).
+// minutes; see the drain bound in docs/reliability.md#invariants).
 const (
 	lockDuration    = 10 * time.Second
 	dupWindow       = 30 * time.Second
@@ -201,7 +201,7 @@ type Report struct {
 	Seed   uint64 `json:"seed"`
 	Result
 	// DrainSeconds runs from the last fault (the end of the fault window
-	// when none was injected) until the ledger is resolved (§6.1);
+	// when none was injected) until the ledger is resolved (docs/reliability.md#invariants);
 	// DrainWaitSeconds is the time spent in the drain phase itself.
 	DrainSeconds float64 `json:"drain_seconds"`
 	// DrainEnd is how the drain ended: DrainResolved, DrainQuiescent or

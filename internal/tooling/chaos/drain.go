@@ -47,7 +47,7 @@ func (h *harness) drain(ctx context.Context) error {
 	deadline := t0.Add(h.opts.DrainTimeout)
 	end, last, err := h.settle(ctx, deadline)
 	if end == DrainResolved {
-		// Late duplicates: events for work that is finished (§6.6).
+		// Late duplicates: events for work that is finished (docs/reliability.md#duplicates-and-reordering).
 		h.report.EventFaults["replayed"] = h.egProxy.replay(ctx, replayFraction)
 		end, last, err = h.settle(ctx, deadline)
 	}

@@ -21,7 +21,7 @@ const (
 )
 
 // Row is one input the harness created, with what must become of it
-// (reliability-security.md §6.1).
+// (docs/reliability.md#invariants).
 type Row struct {
 	ID       string        `json:"id"`
 	Kind     string        `json:"kind"`

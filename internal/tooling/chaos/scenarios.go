@@ -54,7 +54,7 @@ func (h *harness) prepareMedia(ctx context.Context) error {
 
 // poisonExpectations adjusts media.PoisonSet's defaults where ffpipe's
 // documented behaviour differs from the generic recommendation. There is
-// none today: the pipeline's reasons carry the recommended codes of §6.7
+// none today: the pipeline's reasons carry the recommended codes of docs/reasons.md
 // (decode_error, not_media, no_audio, bad_name, too_large, empty). An
 // override here must say why; a pipeline that disagrees is a bug.
 func poisonExpectations() map[string]media.Expect {
@@ -239,7 +239,7 @@ func (h *harness) exercise(ctx context.Context) error {
 			}
 		}
 	}()
-	// Edge cases of §6.6/§6.7 that need the harness's timing.
+	// Edge cases of docs/reliability.md#duplicates-and-reordering and #poison-and-edge-case-inputs that need the harness's timing.
 	uwg.Add(1)
 	go func() {
 		defer uwg.Done()

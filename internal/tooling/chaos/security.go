@@ -18,7 +18,7 @@ import (
 )
 
 // SecurityCheck is one negative test run against the live stack after the
-// drain (reliability-security.md §6.10).
+// drain (docs/reliability.md#security-negative-tests).
 type SecurityCheck struct {
 	Name   string `json:"name"`
 	OK     bool   `json:"ok"`

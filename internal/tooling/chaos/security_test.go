@@ -14,7 +14,7 @@ import (
 	"github.com/ffpipe/ffpipe/internal/storage"
 )
 
-// TestSASEnforcement checks reliability-security.md §6.10 "SAS and
+// TestSASEnforcement checks docs/reliability.md#security-negative-tests "SAS and
 // storage" against a real storage service (Azurite): the SAS URLs ffpipe
 // hands to Batch tasks (internal/storage ReadURL, WriteURL,
 // ContainerWriteURL) allow exactly their one job.

@@ -14,12 +14,12 @@ import (
 	"github.com/ffpipe/ffpipe/internal/tooling/stack/stacktest"
 )
 
-// TestSmoke is the PR tier of reliability-security.md §6.2, cut to fit
+// TestSmoke is the PR tier of docs/reliability.md#tiers, cut to fit
 // `make test` on a small machine: 40 short valid clips plus the poison set,
 // 10 random faults (kill -9 of every component, the handler and ffmpeg,
 // dropped Service Bus connections), duplicated, delayed and replayed
 // events, an overwrite while processing and a delete before dispatch. It
-// fails on any invariant breach of §6.1 and on any secret in a log line.
+// fails on any invariant breach of docs/reliability.md#invariants and on any secret in a log line.
 //
 // FFPIPE_CHAOS_SEED picks another seed; FFPIPE_CHAOS_KEEP=1 keeps the run
 // directory (logs, stack state) for inspection.

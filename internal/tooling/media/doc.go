@@ -14,7 +14,7 @@
 //     VerifyAudio and VerifyImage check pipeline outputs, and
 //     ExpectedAudioDuration gives the number to check them against.
 //   - PoisonSet builds the edge-case inputs of the test plan
-//     (reliability-security.md §6.7), each with the outcome the pipeline
+//     (docs/reliability.md#poison-and-edge-case-inputs), each with the outcome the pipeline
 //     must reach.
 //   - Baseline and TimeFFmpeg time plain ffmpeg runs: the "xargs -P cores
 //     ffmpeg" throughput baseline and ffmpeg's own share of a latency.

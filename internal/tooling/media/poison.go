@@ -134,7 +134,7 @@ func (o PoisonOptions) outputName(name string) string {
 	return strings.TrimSuffix(name, path.Ext(name)) + "." + o.OutputExt
 }
 
-// PoisonSet writes the edge-case inputs of reliability-security.md §6.7 to
+// PoisonSet writes the edge-case inputs of docs/reliability.md#poison-and-edge-case-inputs to
 // dir and returns them with the outcome the pipeline must reach. Content
 // cases get their own file (<ID>.mp4 in dir); name cases share base.mp4.
 //
@@ -151,7 +151,7 @@ func (o PoisonOptions) outputName(name string) string {
 //     and an upper-case ".MP4" suffix (suffixes are case-insensitive).
 //   - Names with "." or ".." segments ("./x.mp4", "a/../b.mp4", …) and a
 //     literal "%2e%2e" segment: Done, or a failure record with "bad_name"
-//     (§6.7 allows either; the pipeline may refuse them at OnBlobCreated or
+//     (docs/reliability.md#poison-and-edge-case-inputs allows either; the pipeline may refuse them at OnBlobCreated or
 //     Dispatch). The azblob SDK and Azurite keep every name in the set
 //     verbatim, dot segments included (TestPoisonNamesSurviveAzurite);
 //     whether real Azure Storage folds dot segments is UNCONFIRMED.

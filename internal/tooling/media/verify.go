@@ -9,7 +9,7 @@ import (
 )
 
 // DefaultTolerance is the ±0.1 s audio duration tolerance of the test plan
-// (reliability-security.md §6.1, "output validity").
+// (docs/reliability.md#invariants, "output validity").
 const DefaultTolerance = 100 * time.Millisecond
 
 // ExpectedAudioDuration returns the decoded duration of an input's first

@@ -753,7 +753,7 @@ func TestReceiveWaitContext(t *testing.T) {
 }
 
 func TestLockToken(t *testing.T) {
-	// Example from the reference (§9.3).
+	// Example of docs/servicebus-wire.md#lock-token-byte-order.
 	tok := LockToken{0xDE, 0xE2, 0x66, 0x71, 0x06, 0x08, 0x4C, 0xDB, 0x8B, 0x02, 0xA7, 0xF5, 0x93, 0xFD, 0x1F, 0x19}
 	if got := tok.String(); got != "dee26671-0608-4cdb-8b02-a7f593fd1f19" {
 		t.Errorf("String() = %s", got)

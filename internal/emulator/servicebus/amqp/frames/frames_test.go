@@ -58,7 +58,7 @@ func TestAppendGolden(t *testing.T) {
 	}
 }
 
-// saslInit is the frame the SDK sends (reference §2.1).
+// saslInit is the frame the SDK sends (docs/servicebus-wire.md#sasl).
 const saslInit = "0000002a 02 01 0000 00 53 41 D0 0000001A 00000002 A3 09 414e4f4e594d4f5553 A0 09 616e6f6e796d6f7573"
 
 func TestDecodeSASLInitFromSDK(t *testing.T) {
