@@ -284,10 +284,12 @@ func (c *checker) strayRecords() {
 		}
 		rec := c.obs.Records[k]
 		r := c.idx.superseded[k]
-		if r == nil && rec.State != records.StateDone {
+		if r == nil {
 			// An upload whose answer was lost (the harness retried it and
-			// never learnt the first eTag): a record for the same name
-			// that did not convert is a superseded version too.
+			// never learnt the first eTag) is a superseded version too:
+			// the same bytes under the same name, so converting it writes
+			// the row's own output (checked below; for an overwritten
+			// name the final content is checked with the newest row).
 			r = c.idx.byName[rec.Source.Blob]
 		}
 		if r == nil {

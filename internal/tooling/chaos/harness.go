@@ -162,11 +162,16 @@ func (h *harness) close() {
 // retry runs op until it succeeds or the deadline passes (components
 // come and go while faults run).
 func retry(ctx context.Context, what string, op func(context.Context) error) error {
+	return retryEach(ctx, what, 15*time.Second, op)
+}
+
+// retryEach is retry with each attempt bounded by each.
+func retryEach(ctx context.Context, what string, each time.Duration, op func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, opRetryDeadline)
 	defer cancel()
 	var err error
 	for attempt := 0; ; attempt++ {
-		actx, c := context.WithTimeout(ctx, 15*time.Second)
+		actx, c := context.WithTimeout(ctx, each)
 		err = op(actx)
 		c()
 		if err == nil {

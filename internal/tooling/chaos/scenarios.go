@@ -144,7 +144,11 @@ func (h *harness) upload(ctx context.Context, r *Row, path string) error {
 	h.mu.Lock()
 	r.path = path
 	h.mu.Unlock()
-	return retry(ctx, "upload "+r.ID, func(ctx context.Context) error {
+	// An attempt cut short may still be stored (its answer is lost, and
+	// the retry makes a second version): give big files time on a loaded
+	// machine, where Azurite takes seconds per MiB.
+	each := 15*time.Second + time.Duration(len(data)>>20)*5*time.Second
+	return retryEach(ctx, "upload "+r.ID, each, func(ctx context.Context) error {
 		resp, err := h.blob.ServiceClient().NewContainerClient(h.cfg.InputContainer).NewBlockBlobClient(r.Name).UploadBuffer(ctx, data, nil)
 		if err != nil {
 			return err
