@@ -179,14 +179,16 @@ func (a *app) prepare(ctx context.Context, inv *invocation, m message) prepared 
 		return prepared{err: a.fail(ctx, inv, log, key, req, records.StateBadRequest, reason, time.Time{})}
 	}
 	// The source facts a request lacks come from storage; a request that
-	// carries both (OnBlobCreated's, from the event) costs no storage call,
-	// which is what lets one Dispatch keep up with thousands of requests a
-	// second (docs/performance.md), unless the upload's metadata may choose
-	// its profile (docs/profiles.md). A blob deleted or replaced since then
-	// fails its task's download or keeps its new version; Sweep records
-	// either (input_missing, or done without deleting the newer input).
+	// carries both (OnBlobCreated's, from the event; it read the upload's
+	// metadata already) costs no storage call, which is what lets one
+	// Dispatch keep up with thousands of requests a second
+	// (docs/performance.md). The metadata of a request that Dispatch looks
+	// up anyway may choose its profile (docs/profiles.md). A blob deleted
+	// or replaced since then fails its task's download or keeps its new
+	// version; Sweep records either (input_missing, or done without
+	// deleting the newer input).
 	var meta map[string]string
-	if req.Source.ETag == "" || req.Source.Size <= 0 || a.metadataMatters(req) {
+	if req.Source.ETag == "" || req.Source.Size <= 0 {
 		var p *prepared
 		if p, meta = a.lookupSource(ctx, inv, m, &req); p != nil {
 			return *p

@@ -207,10 +207,9 @@ func TestDispatchBranches(t *testing.T) {
 		},
 		{
 			// OnBlobCreated's requests carry the eTag and size from the
-			// event: Dispatch takes them as they are, with no storage call,
-			// when the metadata cannot choose the profile.
-			name:   "complete request: no storage call",
-			config: func(m map[string]string) { m["FFPIPE_PROFILE_METADATA"] = "false" },
+			// event (and the profile its metadata names): Dispatch takes
+			// them as they are, with no storage call.
+			name: "complete request: no storage call",
 			prepare: func(s *setup) {
 				s.e.blobs.fail["props"] = errTransient // would fail the batch if called
 			},
@@ -237,7 +236,7 @@ func TestDispatchBranches(t *testing.T) {
 			wantCode: http.StatusOK,
 		},
 		{
-			name: "metadata chooses the profile of a complete request",
+			name: "metadata chooses the profile of a request Dispatch looks up",
 			prepare: func(s *setup) {
 				b, _ := s.e.blobs.get("input", "a.mp4")
 				b.meta["Ffpipe_Profile"] = "web"
@@ -306,7 +305,6 @@ func TestDispatchBranches(t *testing.T) {
 		},
 		{
 			name:     "complete request over the size limit: rejected without a storage call",
-			config:   func(m map[string]string) { m["FFPIPE_PROFILE_METADATA"] = "false" },
 			prepare:  func(s *setup) { s.e.blobs.fail["props"] = errTransient },
 			bodies:   []string{`{"v":1,"source":{"container":"input","blob":"big.mp4","etag":"0xABC","size":1000001}}`},
 			wantCode: http.StatusOK,

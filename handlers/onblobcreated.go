@@ -11,6 +11,7 @@ import (
 
 	"github.com/ffpipe/ffpipe/internal/config"
 	"github.com/ffpipe/ffpipe/internal/etags"
+	"github.com/ffpipe/ffpipe/internal/failure"
 	"github.com/ffpipe/ffpipe/internal/queue"
 	"github.com/ffpipe/ffpipe/internal/records"
 	"github.com/ffpipe/ffpipe/internal/request"
@@ -152,25 +153,34 @@ func (a *app) enqueue(ctx context.Context, inv *invocation, function, key string
 	if why := a.sizeProblem(req.Source.Size); why != "" {
 		return a.fail(ctx, inv, log, key, req, records.StateRejected, why, eventTime)
 	}
-	// Names are checked with the profile a route or the default gives; the
-	// message names no profile while the upload's metadata may still
-	// choose one (Dispatch reads it), so the queued record shows the
-	// profile and output known so far.
+	// The upload's ffpipe_profile metadata is read here, once per upload,
+	// and travels in the message, so that Dispatch makes no storage call
+	// for the request (docs/profiles.md, docs/performance.md).
+	req, from, err := a.profileFromMetadata(ctx, req)
+	if err != nil {
+		log.Warn("blob properties not read; the trigger will retry", "err", err)
+		return retry(err)
+	}
 	d := a.defaults
-	d.Preset, _ = a.chooseProfile(req, nil)
+	if req.Named() == "" {
+		d.Preset, from = a.chooseProfile(req, nil)
+	}
 	full, err := req.WithDefaults(d)
 	if err != nil {
 		var bre *request.BadRequestError
 		if errors.As(err, &bre) {
-			return a.fail(ctx, inv, log, key, req, records.StateBadRequest, bre.Code().With(bre.Error()), eventTime)
+			state, reason := records.StateBadRequest, bre.Code().With(bre.Error())
+			if bre.Code() == failure.UnknownProfile {
+				state, reason = records.StateFailed, reason+" (chosen by "+from+")"
+			}
+			return a.fail(ctx, inv, log, key, req, state, reason, eventTime)
 		}
 		return fmt.Errorf("request %s: %w", key, err)
 	}
-	msg := full
-	if a.metadataMatters(req) {
-		msg = req
-		msg.V, msg.CorrelationID = request.Version, full.CorrelationID
-	}
+	// The message names the profile only when the metadata chose it: a
+	// route or the default is applied by Dispatch with its configuration.
+	msg := req
+	msg.V, msg.CorrelationID = request.Version, full.CorrelationID
 	body, err := msg.Encode()
 	if err != nil {
 		return fmt.Errorf("encode request %s: %w", key, err)

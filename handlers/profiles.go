@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ffpipe/ffpipe/internal/batch"
+	"github.com/ffpipe/ffpipe/internal/etags"
 	"github.com/ffpipe/ffpipe/internal/failure"
 	"github.com/ffpipe/ffpipe/internal/records"
 	"github.com/ffpipe/ffpipe/internal/request"
@@ -16,11 +17,48 @@ import (
 )
 
 // metadataMatters reports whether the upload's metadata can choose req's
-// profile: the request names none and FFPIPE_PROFILE_METADATA is on. Only
-// then does Dispatch read the blob's properties for a request that
-// carries its eTag and size (Event Grid events carry no metadata).
+// profile: the request names none and FFPIPE_PROFILE_METADATA is on.
 func (a *app) metadataMatters(req request.Request) bool {
 	return req.Named() == "" && a.cfg.ProfileMetadata
+}
+
+// metadataProfile returns the ffpipe_profile metadata value, or "".
+func metadataProfile(meta map[string]string) string {
+	for k, v := range meta {
+		if strings.EqualFold(k, request.MetadataProfile) && v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// profileFromMetadata reads the upload's properties when its metadata can
+// choose the profile (Event Grid events carry no metadata) and, when it
+// names one, sets req.Profile. It reports where the profile came from
+// ("request" when it already named one, "metadata", or "" when neither).
+// A blob that is gone or replaced is left to Dispatch and Sweep, which
+// record it; a storage error is returned (transient).
+func (a *app) profileFromMetadata(ctx context.Context, req request.Request) (request.Request, string, error) {
+	if req.Named() != "" {
+		return req, "request", nil
+	}
+	if !a.metadataMatters(req) {
+		return req, "", nil
+	}
+	p, err := a.d.Blobs.Properties(ctx, req.Source.Container, req.Source.Blob)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return req, "", nil
+	case err != nil:
+		return req, "", fmt.Errorf("read properties of %s: %w", req.Source.Blob, err)
+	case req.Source.ETag != "" && etags.Normalize(req.Source.ETag) != p.ETag:
+		return req, "", nil // a newer upload, with its own metadata and key
+	}
+	if n := metadataProfile(p.Metadata); n != "" {
+		req.Profile = n
+		return req, "metadata", nil
+	}
+	return req, "", nil
 }
 
 // chooseProfile picks the profile of a request, in order: the request's
@@ -31,10 +69,8 @@ func (a *app) chooseProfile(req request.Request, meta map[string]string) (name, 
 	if n := req.Named(); n != "" {
 		return n, "request"
 	}
-	for k, v := range meta {
-		if strings.EqualFold(k, request.MetadataProfile) && v != "" {
-			return v, "metadata"
-		}
+	if n := metadataProfile(meta); n != "" && a.cfg.ProfileMetadata {
+		return n, "metadata"
 	}
 	if n := a.cfg.Route(req.Source.Blob); n != "" {
 		return n, "route"
