@@ -799,3 +799,22 @@ func TestReconcileThrottled(t *testing.T) {
 	e.now = e.now.Add(time.Second)
 	sweep(4, "the run after a failed listing")
 }
+
+// TestSweepQuietWhenIdle: a run that found nothing writes nothing to the
+// host's log (the timer fires every few seconds locally); a run that
+// settled a task says so.
+func TestSweepQuietWhenIdle(t *testing.T) {
+	e := newEnv(t, nil)
+	e.sweep() // the first run reconciles
+	code, resp := e.invoke(FuncSweep, golden(t, "timer.json"))
+	if code != http.StatusOK || len(resp.Logs) != 0 {
+		t.Errorf("idle run: got %d %q, want 200 and no log lines", code, resp.Logs)
+	}
+	f := e.dispatched("v/a.mp4")
+	e.blobs.put("output", "v/a.mp3", []byte("mp3-bytes"), e.now)
+	e.complete(f, true, 0, nil)
+	code, resp = e.invoke(FuncSweep, golden(t, "timer.json"))
+	if want := "sweep: 1 completed tasks (1 done, 0 failed)"; code != http.StatusOK || !strings.Contains(strings.Join(resp.Logs, "\n"), want) {
+		t.Errorf("busy run: got %d %q, want 200 and a line with %q", code, resp.Logs, want)
+	}
+}

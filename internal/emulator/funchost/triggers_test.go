@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -389,5 +390,71 @@ func TestRedact(t *testing.T) {
 	got := redact("bad conn " + sbConn + " url https://a/b?sv=1&sig=abc%2F&x=1")
 	if strings.Contains(got, "SAS_KEY_VALUE") || strings.Contains(got, "abc%2F") {
 		t.Fatalf("redact left a secret: %s", got)
+	}
+}
+
+// levelRecorder keeps the level of every "invocation succeeded" line.
+type levelRecorder struct {
+	mu     sync.Mutex
+	levels []slog.Level
+}
+
+func (r *levelRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (r *levelRecorder) WithAttrs([]slog.Attr) slog.Handler       { return r }
+func (r *levelRecorder) WithGroup(string) slog.Handler            { return r }
+func (r *levelRecorder) Handle(_ context.Context, rec slog.Record) error {
+	if rec.Message == "invocation succeeded" {
+		r.mu.Lock()
+		r.levels = append(r.levels, rec.Level)
+		r.mu.Unlock()
+	}
+	return nil
+}
+
+func (r *levelRecorder) first(t *testing.T) slog.Level {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		r.mu.Lock()
+		n := len(r.levels)
+		var l slog.Level
+		if n > 0 {
+			l = r.levels[0]
+		}
+		r.mu.Unlock()
+		if n > 0 {
+			return l
+		}
+		time.Sleep(10 * time.Millisecond) // poll
+	}
+	t.Fatal("no invocation logged within 20 s")
+	return 0
+}
+
+// TestTimerQuietWhenIdle: a timer invocation whose handler logged nothing
+// (Sweep finding no work, every second locally) is logged at debug, so
+// that `make dev` shows file events; one that logged something at info.
+func TestTimerQuietWhenIdle(t *testing.T) {
+	tests := []struct {
+		name string
+		body string
+		want slog.Level
+	}{
+		{"no logs", `{"Logs":[]}`, slog.LevelDebug},
+		{"logs", `{"Logs":["sweep: 1 completed tasks"]}`, slog.LevelInfo},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newControl(t)
+			c.fn = func(call) reply { return reply{status: 200, body: tt.body} }
+			dir := app{functions: map[string]string{
+				"Tick": `{"bindings":[{"type":"timerTrigger","direction":"in","name":"t","schedule":"* * * * * *"}]}`,
+			}}.write(t)
+			rec := &levelRecorder{}
+			startHost(t, dir, c, Options{Logger: slog.New(rec)})
+			if got := rec.first(t); got != tt.want {
+				t.Errorf("invocation succeeded logged at %v, want %v", got, tt.want)
+			}
+		})
 	}
 }
