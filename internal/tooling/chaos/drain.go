@@ -45,11 +45,11 @@ const drainPoll = 2 * time.Second
 func (h *harness) drain(ctx context.Context) error {
 	t0 := time.Now()
 	deadline := t0.Add(h.opts.DrainTimeout)
-	end, last, err := h.settle(ctx, deadline)
+	end, last, err := settle(ctx, h.snapshot, h.opts.QuietPeriod, deadline)
 	if end == DrainResolved {
 		// Late duplicates: events for work that is finished (docs/reliability.md#duplicates-and-reordering).
 		h.report.EventFaults["replayed"] = h.egProxy.replay(ctx, replayFraction)
-		end, last, err = h.settle(ctx, deadline)
+		end, last, err = settle(ctx, h.snapshot, h.opts.QuietPeriod, deadline)
 	}
 	h.report.DrainEnd = end
 	if end == DrainCap {
@@ -66,15 +66,15 @@ func (h *harness) drain(ctx context.Context) error {
 	return err
 }
 
-// settle polls until the pipeline is resolved (three polls in a row), has
-// not moved for QuietPeriod, or deadline passes. It returns how it ended
-// and the last snapshot that could be taken.
-func (h *harness) settle(ctx context.Context, deadline time.Time) (string, snapshot, error) {
+// settle polls with look until the pipeline is resolved (three looks in a
+// row), has not moved for quiet, or deadline passes. It returns how it
+// ended and the last snapshot that could be taken.
+func settle(ctx context.Context, look func(context.Context) (snapshot, error), quiet time.Duration, deadline time.Time) (string, snapshot, error) {
 	var last snapshot
 	stable := 0
 	moved := time.Now()
 	for {
-		s, err := h.snapshot(ctx)
+		s, err := look(ctx)
 		if err != nil {
 			// A look that failed (a component restarting, a slow machine)
 			// tells nothing: count it as movement, never as a stall.
@@ -91,11 +91,11 @@ func (h *harness) settle(ctx context.Context, deadline time.Time) (string, snaps
 				return DrainResolved, s, nil
 			}
 		}
-		if still := time.Since(moved); still >= h.opts.QuietPeriod {
+		if still := time.Since(moved); still >= quiet {
 			return DrainQuiescent, last, fmt.Errorf("nothing moved for %v: %s", still.Round(time.Second), last.why)
 		}
 		if !time.Now().Before(deadline) || !waitCtx(ctx, min(drainPoll, time.Until(deadline))) {
-			return DrainCap, last, fmt.Errorf("drain cap of %v reached while the pipeline was still moving: %s", h.opts.DrainTimeout, last.why)
+			return DrainCap, last, fmt.Errorf("drain cap reached while the pipeline was still moving: %s", last.why)
 		}
 	}
 }
