@@ -14,6 +14,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
+	"github.com/ffpipe/ffpipe/internal/secret"
 	"github.com/ffpipe/ffpipe/internal/tooling/stack"
 )
 
@@ -117,11 +118,7 @@ func redactErr(err error) string {
 	if err == nil {
 		return "<nil>"
 	}
-	s := err.Error()
-	if i := strings.Index(s, "SharedAccessKey="); i >= 0 {
-		s = s[:i] + "SharedAccessKey=REDACTED"
-	}
-	return s
+	return secret.Redact(err.Error())
 }
 
 // listenAddrs returns the IP addresses a process (and its threads) has
