@@ -37,6 +37,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	slots := fs.Int("slots", 0, "baseline processes, xargs -P (default: cores)")
 	taskSlots := fs.Int("task-slots", 0, "task slots of the local pool, taskSlotsPerNode (default: --slots)")
 	nodeRounds := fs.Int("node-rounds", 3, "interleaved baseline/pipeline rounds per slot count in the node phase")
+	videoFiles := fs.Int("video-files", 0, "clips the node phase's video study (web profile) runs (default 4; quick 2; -1 none)")
 	sweepTasks := fs.Int("sweep-tasks", 0, "completed tasks the sweep phase settles (default 5000; quick 500)")
 	statusRecords := fs.Int("status-records", 0, "records the status phase seeds (default 100000; quick 5000)")
 	phases := fs.String("phases", "", "comma list of phases: "+strings.Join(bench.AllPhases(), ",")+" (default all)")
@@ -73,7 +74,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("bench: %w", err)
 	}
 	opts := bench.Options{
-		Exec: exe, NodeRounds: *nodeRounds, SweepTasks: *sweepTasks, StatusRecords: *statusRecords,
+		Exec: exe, NodeRounds: *nodeRounds, SweepTasks: *sweepTasks, VideoFiles: *videoFiles, StatusRecords: *statusRecords,
 		AppDir: appDir, Keep: *keep, CacheDir: *cache, Seed: *seed,
 		Files: *files, ClipDuration: *clip, LatencyFiles: *latency, DispatchMessages: *dispatch,
 		StandinMessages: *standin, StandinTasks: *standin, Preset: *preset, Slots: *slots, TaskSlots: *taskSlots,

@@ -76,6 +76,9 @@ type Options struct {
 	// NodeRounds is how many interleaved baseline/pipeline rounds the node
 	// phase runs per slot count. Default 3.
 	NodeRounds int
+	// VideoFiles is how many of the clips the node phase's video study
+	// (the web profile) runs. Default 4 (quick 2).
+	VideoFiles int
 	// SweepTasks is the number of completed tasks the sweep phase settles.
 	// Default 5,000 (quick 500).
 	SweepTasks int
@@ -140,6 +143,9 @@ func (o Options) QuickMode() Options {
 	if o.SweepTasks == 0 {
 		o.SweepTasks = 500
 	}
+	if o.VideoFiles == 0 {
+		o.VideoFiles = 2
+	}
 	return o
 }
 
@@ -182,6 +188,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.SweepTasks <= 0 {
 		o.SweepTasks = 5000
+	}
+	if o.VideoFiles == 0 {
+		o.VideoFiles = 4
 	}
 	if o.Slots <= 0 {
 		o.Slots = runtime.NumCPU()

@@ -5,8 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
+	"sync"
 	"time"
+
+	"github.com/ffpipe/ffpipe/internal/presets"
+	"github.com/ffpipe/ffpipe/internal/records"
+	"github.com/ffpipe/ffpipe/internal/tooling/media"
 
 	"github.com/ffpipe/ffpipe/internal/tooling/cpuset"
 	"github.com/ffpipe/ffpipe/internal/tooling/stack"
@@ -44,6 +53,9 @@ type NodeStudy struct {
 	Profile      string      `json:"profile"`
 	SlotsPerCore int         `json:"slots_per_node_core"`
 	TaskSlots    int         `json:"task_slots"`
+	// RequiredSlots of the profile's tasks: TaskSlots / RequiredSlots
+	// tasks run at once, on the node and in the baseline.
+	RequiredSlots int `json:"required_slots"`
 	Rounds       []NodeRound `json:"rounds"`
 	RatioMedian  float64     `json:"ratio_median"`
 	RatioMin     float64     `json:"ratio_min"`
@@ -69,7 +81,14 @@ type NodeFigures struct {
 type nodeSet struct {
 	profile string
 	video   bool
-	argv    func(in, out string) []string
+	// script is the profile's task command line (sh -c script): the
+	// baseline runs it, in a directory per file, exactly as a node does.
+	script string
+	// slots is the profile's requiredSlots; perCore the slot counts per
+	// node core the study tries.
+	slots   int
+	perCore []int
+	clips   []media.Clip
 }
 
 func (r *runner) nodePhase(ctx context.Context) error {
@@ -94,16 +113,20 @@ func (r *runner) nodePhase(ctx context.Context) error {
 	defer func() { _ = cpuset.PinProcess(all) }()
 	r.progress("node phase: node cpus %s, cloud cpus %s, %d rounds", node, cloud, r.o.NodeRounds)
 
-	sets := []nodeSet{{profile: r.o.Preset, argv: r.argv}}
-	if v, err := r.videoSet(); err == nil {
+	audio, err := r.profileSet(r.o.Preset, r.clips)
+	if err != nil {
+		return err
+	}
+	sets := []nodeSet{audio}
+	if v, err := r.videoSet(ctx); err == nil {
 		sets = append(sets, v)
 	} else {
 		r.res.Notes = append(r.res.Notes, "video_node_throughput_ratio not measured: "+err.Error())
 	}
 	for _, set := range sets {
-		studies := make([]*NodeStudy, 0, 2)
-		for _, k := range []int{1, 2} {
-			studies = append(studies, &NodeStudy{Profile: set.profile, SlotsPerCore: k, TaskSlots: k * len(node)})
+		studies := make([]*NodeStudy, 0, len(set.perCore))
+		for _, k := range set.perCore {
+			studies = append(studies, &NodeStudy{Profile: set.profile, SlotsPerCore: k, TaskSlots: k * len(node), RequiredSlots: set.slots})
 		}
 		for round := range r.o.NodeRounds {
 			for _, st := range studies {
@@ -165,14 +188,13 @@ func Median(xs []float64) float64 {
 // fresh stack whose Batch stand-in runs on them.
 func (r *runner) nodeRound(ctx context.Context, set nodeSet, slots int, node, all cpuset.Set, rnd int) (NodeRound, error) {
 	var nr NodeRound
-	files := r.clipPaths()
-	// The baseline's ffmpeg processes inherit this process's mask at fork:
-	// pin it to the node for the baseline, then back to the cloud.
+	// The baseline's processes inherit this process's mask at fork: pin
+	// it to the node for the baseline, then back to the cloud.
 	cloud, _ := cpuset.Allowed()
 	if err := cpuset.PinProcess(node); err != nil {
 		return nr, err
 	}
-	wall, cpu, err := r.baselineRun(ctx, files, set.argv, slots)
+	wall, cpu, err := r.scriptBaseline(ctx, set, max(1, slots/set.slots))
 	if perr := cpuset.PinProcess(cloud); err == nil {
 		err = perr
 	}
@@ -223,10 +245,11 @@ func procCPU(pid int) time.Duration {
 // Event Grid paused, then released at once) and returns all uploaded →
 // the last task's end, after checking every output.
 func (r *runner) runSet(ctx context.Context, p *pipe, prefix string, set nodeSet) (time.Duration, error) {
+	profile := ""
 	if set.video {
-		return 0, fmt.Errorf("run %s: video sets are not wired yet", set.profile)
+		profile = set.profile // as the upload's ffpipe_profile metadata
 	}
-	keys, blobs, _, err := r.uploadPaused(ctx, p, prefix)
+	keys, blobs, _, err := r.uploadClips(ctx, p, prefix, set.clips, profile)
 	if err != nil {
 		return 0, err
 	}
@@ -234,14 +257,150 @@ func (r *runner) runSet(ctx context.Context, p *pipe, prefix string, set nodeSet
 	if err := p.s.Restart(ctx, stack.EventGrid); err != nil {
 		return 0, err
 	}
-	end, _, err := r.verifyAudioSet(ctx, p, keys, blobs)
-	if err != nil {
-		return 0, fmt.Errorf("%s: %w", prefix, err)
+	if !set.video {
+		end, _, err := r.verifyAudioSet(ctx, p, keys, blobs)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", prefix, err)
+		}
+		return end.Sub(uploaded), nil
+	}
+	// The node verified every output (decodes, streams, duration,
+	// height) before the task succeeded; the record lists them.
+	var end time.Time
+	for i, key := range keys {
+		rec, err := p.waitTerminal(ctx, key, 100*time.Millisecond)
+		if err != nil {
+			return 0, err
+		}
+		if rec.State != records.StateDone || rec.Timings.Ended == nil || len(rec.Outputs) == 0 {
+			return 0, fmt.Errorf("%s: %s: %s: %s (%d outputs)", prefix, blobs[i], rec.State, rec.Reason, len(rec.Outputs))
+		}
+		if rec.Timings.Ended.After(end) {
+			end = *rec.Timings.Ended
+		}
 	}
 	return end.Sub(uploaded), nil
 }
 
-// videoSet is the web profile's study, when the profile exists.
-func (r *runner) videoSet() (nodeSet, error) {
-	return nodeSet{}, errors.New("the web profile (media profiles) is not available in this build")
+// VideoProfile is the profile of the video study.
+const VideoProfile = "web"
+
+// profileSet is the study of a built-in profile on clips.
+func (r *runner) profileSet(name string, clips []media.Clip) (nodeSet, error) {
+	prof, ok := presets.DefaultProfiles().Get(name)
+	if !ok {
+		return nodeSet{}, fmt.Errorf("no built-in profile %q", name)
+	}
+	set := nodeSet{profile: name, script: prof.TaskCommandLine(), slots: max(1, prof.Slots), clips: clips}
+	for _, o := range prof.Outputs {
+		if o.Kind != presets.KindAudio && o.Kind != presets.KindImage {
+			set.video = true
+		}
+	}
+	// 1 and 2 tasks per node core.
+	set.perCore = []int{set.slots, 2 * set.slots}
+	return set, nil
+}
+
+// videoSet is the web profile's study on the first Options.VideoFiles
+// clips (a video encode costs ~25× an MP3's).
+func (r *runner) videoSet(ctx context.Context) (nodeSet, error) {
+	n := min(r.o.VideoFiles, len(r.clips))
+	if n <= 0 {
+		return nodeSet{}, errors.New("no video files asked for (--video-files -1)")
+	}
+	return r.profileSet(VideoProfile, r.clips[:n])
+}
+
+// scriptBaseline runs the set's task command line over its clips, each in
+// a directory of its own holding input.mp4 (a hard link, or a symlink
+// across file systems), parallel at a time: what the node runs, without
+// the transfers, the scheduling and the gaps. It returns the wall time
+// and the CPU of the scripts with everything they ran.
+func (r *runner) scriptBaseline(ctx context.Context, set nodeSet, parallel int) (wall, cpu time.Duration, err error) {
+	script, ok := strings.CutPrefix(set.script, "/bin/sh -c '")
+	if !ok || !strings.HasSuffix(script, "'") {
+		return 0, 0, fmt.Errorf("baseline %s: the command line is not one sh -c script", set.profile)
+	}
+	script = strings.TrimSuffix(script, "'")
+	r.progress("baseline %s: %d files, %d task(s) at a time …", set.profile, len(set.clips), parallel)
+	root, err := os.MkdirTemp(r.o.WorkDir, "baseline-")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer os.RemoveAll(root)
+	var mu sync.Mutex
+	var errs []error
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range min(parallel, len(set.clips)) {
+		wg.Go(func() {
+			for i := range jobs {
+				c, err := runScript(ctx, filepath.Join(root, strconv.Itoa(i)), set.clips[i].Path, script)
+				mu.Lock()
+				cpu += c
+				if err != nil {
+					errs = append(errs, fmt.Errorf("%s: %w", set.clips[i].Name, err))
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	for i := range set.clips {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	wall = time.Since(start)
+	if err := errors.Join(errs...); err != nil {
+		return 0, 0, fmt.Errorf("baseline %s: %w", set.profile, err)
+	}
+	r.progress("baseline %s: %.2fs wall, %.2fs CPU", set.profile, wall.Seconds(), cpu.Seconds())
+	return wall, cpu, nil
+}
+
+// runScript runs a task script in dir on input and checks its verdict.
+// The CPU is the script's with every process it waited for (wait4's
+// rusage includes the children a process reaped).
+func runScript(ctx context.Context, dir, input, script string) (time.Duration, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(dir)
+	in := filepath.Join(dir, presets.InputFile)
+	if err := os.Link(input, in); err != nil {
+		if err := os.Symlink(input, in); err != nil {
+			return 0, err
+		}
+	}
+	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", script)
+	cmd.Dir = dir
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var cpu time.Duration
+	if cmd.ProcessState != nil {
+		cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	}
+	if err != nil {
+		return cpu, fmt.Errorf("%w: %s", err, lastLines(stderr.String(), 3))
+	}
+	b, err := os.ReadFile(filepath.Join(dir, presets.ResultFile))
+	if err != nil {
+		return cpu, err
+	}
+	res, err := presets.ParseResult(b)
+	if err != nil {
+		return cpu, err
+	}
+	if !res.OK {
+		return cpu, fmt.Errorf("the task script failed: %s %s", res.Code, res.Message)
+	}
+	return cpu, nil
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], " | ")
 }

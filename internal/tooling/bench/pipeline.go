@@ -69,12 +69,21 @@ func (r *runner) startStack(ctx context.Context, name string, opts stack.Options
 
 // upload puts one local file into the input container and returns its key.
 func (p *pipe) upload(ctx context.Context, file, blob string) (key string, err error) {
+	return p.uploadAs(ctx, file, blob, "")
+}
+
+// uploadAs is upload with the ffpipe_profile metadata when profile is set.
+func (p *pipe) uploadAs(ctx context.Context, file, blob, profile string) (key string, err error) {
 	f, err := os.Open(file)
 	if err != nil {
 		return "", err
 	}
 	defer f.Close()
-	resp, err := p.blob.UploadFile(ctx, p.cfg.InputContainer, blob, f, nil)
+	var opts *azblob.UploadFileOptions
+	if profile != "" {
+		opts = &azblob.UploadFileOptions{Metadata: map[string]*string{request.MetadataProfile: &profile}}
+	}
+	resp, err := p.blob.UploadFile(ctx, p.cfg.InputContainer, blob, f, opts)
 	if err != nil {
 		return "", fmt.Errorf("upload %s: %w", blob, err)
 	}
@@ -286,22 +295,28 @@ func (r *runner) throughput(ctx context.Context, p *pipe) error {
 // nothing starts early) and returns their keys, blob names and how long the
 // uploads took. Event Grid stays stopped: the caller resumes it.
 func (r *runner) uploadPaused(ctx context.Context, p *pipe, prefix string) (keys, blobs []string, took time.Duration, err error) {
+	return r.uploadClips(ctx, p, prefix, r.clips, "")
+}
+
+// uploadClips is uploadPaused for clips, each with the upload's
+// ffpipe_profile metadata when profile is set.
+func (r *runner) uploadClips(ctx context.Context, p *pipe, prefix string, clips []media.Clip, profile string) (keys, blobs []string, took time.Duration, err error) {
 	if err := p.s.Stop(stack.EventGrid, false); err != nil {
 		return nil, nil, 0, err
 	}
-	r.progress("%s: uploading %d files (Event Grid paused) …", prefix, len(r.clips))
+	r.progress("%s: uploading %d files (Event Grid paused) …", prefix, len(clips))
 	t0 := time.Now()
-	keys = make([]string, len(r.clips))
-	blobs = make([]string, len(r.clips))
-	errs := make([]error, len(r.clips))
+	keys = make([]string, len(clips))
+	blobs = make([]string, len(clips))
+	errs := make([]error, len(clips))
 	sem := make(chan struct{}, 4)
 	var wg sync.WaitGroup
-	for i, c := range r.clips {
+	for i, c := range clips {
 		blobs[i] = path.Join(prefix, c.Name)
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			keys[i], errs[i] = p.upload(ctx, c.Path, blobs[i])
+			keys[i], errs[i] = p.uploadAs(ctx, c.Path, blobs[i], profile)
 		})
 	}
 	wg.Wait()

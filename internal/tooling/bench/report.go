@@ -269,7 +269,7 @@ func (r Result) WriteTable(w io.Writer) error {
 	row("handler peak RSS (throughput / dispatch)", fmt.Sprintf("%.1f MB (%.1f / %.1f)", r.HandlerPeakRSSMB, r.HandlerRSSThroughputMB, r.HandlerRSSDispatchMB), tgt(TargetMemory))
 	row("node phase: node cpus | cloud cpus", r.NodeCPUs+" | "+r.CloudCPUs, "")
 	for _, st := range r.NodeStudies {
-		row(fmt.Sprintf("  %s, %d slot(s) per node core: ratio median [min–max]", st.Profile, st.SlotsPerCore),
+		row(fmt.Sprintf("  %s, %d slot(s) per node core (requiredSlots %d): ratio median [min–max]", st.Profile, st.SlotsPerCore, st.RequiredSlots),
 			fmt.Sprintf("%.3f [%.3f–%.3f] over %d rounds; CPU ratio %.3f", st.RatioMedian, st.RatioMin, st.RatioMax, len(st.Rounds), st.CPURatioMed), "")
 	}
 	row("  node throughput ratio (audio, best slot count)", fmt.Sprintf("%.3f (%d slot/core)", r.NodeThroughputRatio, r.NodeSlotsPerCore), tgt(TargetNode))

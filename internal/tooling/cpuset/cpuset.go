@@ -161,8 +161,10 @@ func PinProcess(s Set) error {
 }
 
 // Start starts cmd with affinity s: the fork happens on a locked OS thread
-// that has s as its mask, so the child starts with it. The thread is
-// discarded afterwards (its goroutine exits while locked).
+// that has s as its mask, so the child starts with it. The thread gets its
+// old mask back before it is unlocked, and it lives on: a child started
+// with Pdeathsig dies when the thread that forked it exits, so the thread
+// must not be thrown away.
 func Start(cmd *exec.Cmd, s Set) error {
 	m, err := s.mask()
 	if err != nil {
@@ -171,13 +173,26 @@ func Start(cmd *exec.Cmd, s Set) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
-		// No UnlockOSThread: the thread dies with this goroutine, so its
-		// mask never leaks to other goroutines.
+		var old unix.CPUSet
+		if err := unix.SchedGetaffinity(0, &old); err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("read affinity: %w", err)
+			return
+		}
 		if err := unix.SchedSetaffinity(0, m); err != nil {
+			runtime.UnlockOSThread()
 			errc <- fmt.Errorf("pin to %s: %w", s, err)
 			return
 		}
-		errc <- cmd.Start()
+		err := cmd.Start()
+		if rerr := unix.SchedSetaffinity(0, &old); rerr != nil {
+			// The thread keeps the child's mask: let it die with this
+			// goroutine rather than run other goroutines there.
+			errc <- errors.Join(err, fmt.Errorf("restore affinity: %w", rerr))
+			return
+		}
+		runtime.UnlockOSThread()
+		errc <- err
 	}()
 	return <-errc
 }

@@ -2,6 +2,9 @@ package cpuset
 
 import (
 	"os/exec"
+	"runtime"
+	"syscall"
+	"time"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -93,6 +96,25 @@ func TestStartAndPin(t *testing.T) {
 		if got, _ := Parse(v); !slices.Equal(got, node) {
 			t.Errorf("child allowed %v, want %v", got, node)
 		}
+	}
+	// A child with Pdeathsig outlives Start: the forking thread lives on.
+	long := exec.Command("sleep", "30")
+	long.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := Start(long, node); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = long.Wait(); close(exited) }()
+	t.Cleanup(func() { _ = long.Process.Kill(); <-exited })
+	runtime.GC()
+	select {
+	case <-exited:
+		t.Fatalf("child with Pdeathsig died after Start: %v", waitErr)
+	case <-time.After(time.Second): // a dead thread kills it at once
+	}
+	if got := allowedList(t, strconv.Itoa(long.Process.Pid)); !slices.Equal(got, node) {
+		t.Errorf("child allowed %v, want %v", got, node)
 	}
 	// Starting a pinned child does not change this process.
 	if got := allowedList(t, "self"); !slices.Equal(got, all) {
