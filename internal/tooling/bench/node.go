@@ -50,17 +50,17 @@ type NodeRound struct {
 // NodeStudy is one profile at one slot count: every round, the median and
 // the spread of the round ratios.
 type NodeStudy struct {
-	Profile      string      `json:"profile"`
-	SlotsPerCore int         `json:"slots_per_node_core"`
-	TaskSlots    int         `json:"task_slots"`
+	Profile      string `json:"profile"`
+	SlotsPerCore int    `json:"slots_per_node_core"`
+	TaskSlots    int    `json:"task_slots"`
 	// RequiredSlots of the profile's tasks: TaskSlots / RequiredSlots
 	// tasks run at once, on the node and in the baseline.
-	RequiredSlots int `json:"required_slots"`
-	Rounds       []NodeRound `json:"rounds"`
-	RatioMedian  float64     `json:"ratio_median"`
-	RatioMin     float64     `json:"ratio_min"`
-	RatioMax     float64     `json:"ratio_max"`
-	CPURatioMed  float64     `json:"cpu_ratio_median"`
+	RequiredSlots int         `json:"required_slots"`
+	Rounds        []NodeRound `json:"rounds"`
+	RatioMedian   float64     `json:"ratio_median"`
+	RatioMin      float64     `json:"ratio_min"`
+	RatioMax      float64     `json:"ratio_max"`
+	CPURatioMed   float64     `json:"cpu_ratio_median"`
 }
 
 // NodeFigures are the node phase's results (flattened into Result's JSON).

@@ -2,14 +2,14 @@ package cpuset
 
 import (
 	"os/exec"
-	"runtime"
-	"syscall"
-	"time"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func TestParseString(t *testing.T) {
