@@ -38,6 +38,7 @@ func runChaos(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	maxDur := fs.Duration("max-duration", 2*time.Second, "longest valid clip")
 	long := fs.Duration("poison-long", 20*time.Minute, "length of the very-long poison clip (0: omit)")
 	noPoison := fs.Bool("no-poison", false, "leave the poison set out")
+	profiles := fs.Int("profiles", 0, "video clips uploaded with a media profile (web and hls in turn), every output verified")
 	window := fs.Duration("fault-window", 0, "how long faults run (default: max(30s, 0.5s per input))")
 	drain := fs.Duration("drain-timeout", 20*time.Minute, "cap of the drain: rows still in flight then are reported unfinished, apart from lost")
 	quiet := fs.Duration("quiet-period", 4*time.Minute, "the drain also ends when nothing moved for this long (what is left is then lost)")
@@ -63,7 +64,7 @@ func runChaos(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	opts := chaos.Options{
 		AppDir: appDir, Exec: exe, Dir: *dir, Keep: *keep || *dir != "",
 		Files: *files, Kills: *kills, Seed: *seed, Slots: *slots,
-		MinDuration: *minDur, MaxDuration: *maxDur, NoPoison: *noPoison,
+		MinDuration: *minDur, MaxDuration: *maxDur, NoPoison: *noPoison, Profiles: *profiles,
 		FaultWindow: *window, DrainTimeout: *drain, QuietPeriod: *quiet, Logger: log,
 	}
 	if *long > 0 {

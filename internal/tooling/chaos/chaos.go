@@ -102,6 +102,9 @@ type Options struct {
 	PoisonLong time.Duration
 	// NoPoison leaves the poison set out.
 	NoPoison bool
+	// Profiles is the number of video clips uploaded with a media profile
+	// in their metadata (web and hls in turn; profiles.go). Default 0.
+	Profiles int
 	// MaxInputBytes is FFPIPE_MAX_INPUT_BYTES (and the size poison
 	// cases). Default 8 MiB.
 	MaxInputBytes int64
@@ -133,8 +136,8 @@ func (o *Options) fill() error {
 	if o.AppDir == "" || o.Exec == "" {
 		return errors.New("chaos: Options.AppDir and Options.Exec are required")
 	}
-	if o.Files < 0 || o.Kills < 0 {
-		return fmt.Errorf("chaos: Files %d and Kills %d must not be negative", o.Files, o.Kills)
+	if o.Files < 0 || o.Kills < 0 || o.Profiles < 0 {
+		return fmt.Errorf("chaos: Files %d, Kills %d and Profiles %d must not be negative", o.Files, o.Kills, o.Profiles)
 	}
 	if len(o.Faults) == 0 {
 		o.Faults = AllFaults

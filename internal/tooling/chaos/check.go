@@ -42,11 +42,12 @@ func Check(rows []Row, obs Observed, tol time.Duration) Result {
 type ledgerIndex struct {
 	byKey, superseded, byID, byName map[string]*Row
 	writers                         map[string][]*Row
+	folders                         map[string]*Row // HLS folder prefix → row
 }
 
 func indexRows(rows []Row) ledgerIndex {
 	idx := ledgerIndex{byKey: map[string]*Row{}, superseded: map[string]*Row{}, byID: map[string]*Row{},
-		byName: map[string]*Row{}, writers: map[string][]*Row{}}
+		byName: map[string]*Row{}, writers: map[string][]*Row{}, folders: map[string]*Row{}}
 	for i := range rows {
 		r := &rows[i]
 		idx.byKey[r.Key] = r
@@ -59,6 +60,12 @@ func indexRows(rows []Row) ledgerIndex {
 		}
 		if r.Output != "" {
 			idx.writers[r.Output] = append(idx.writers[r.Output], r)
+		}
+		for _, o := range r.Outputs {
+			idx.writers[o] = append(idx.writers[o], r)
+		}
+		for _, f := range r.folders {
+			idx.folders[f] = r
 		}
 	}
 	return idx
@@ -159,6 +166,10 @@ func (c *checker) outcome(rs rowState) {
 // moot (the output was rolled back with the input's deletion).
 func (c *checker) output(rs rowState) bool {
 	r := rs.r
+	if r.Profile != "" {
+		c.profileOutput(rs)
+		return false
+	}
 	if !rs.done() {
 		if r.Output != "" && r.Pair == "" {
 			if _, ok := c.obs.Outputs[r.Output]; ok && !sharedOutputDone(c.idx.writers[r.Output], c.obs) {
@@ -231,12 +242,27 @@ func (c *checker) inputKept(rs rowState) {
 	case !present && !rs.done():
 		c.res.add("wrongly_deleted_inputs", r.ID, "%s (eTag %s): input gone, record %s", r.Name, r.ETag, rs.state)
 	case !present:
-		if ob, ok := c.obs.Outputs[rs.rec.Output.Blob]; !ok || ob.Err != nil {
+		if !c.outputsVerified(rs) {
 			c.res.add("wrongly_deleted_inputs", r.ID, "%s (eTag %s): input gone, output not verified", r.Name, r.ETag)
 		}
 	case rs.done() && inInput && etags.Equal(inTag, r.ETag):
 		c.res.InputsLeft++
 	}
+}
+
+// outputsVerified: the record's output (a profile row: every output of its
+// profile) is there and verifies.
+func (c *checker) outputsVerified(rs rowState) bool {
+	outs := []string{rs.rec.Output.Blob}
+	if rs.r.Profile != "" {
+		outs = rs.r.Outputs
+	}
+	for _, o := range outs {
+		if ob, ok := c.obs.Outputs[o]; !ok || ob.Err != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // strayOutputs: unexpected_outputs for an output no row should have
@@ -251,7 +277,9 @@ func (c *checker) strayOutputs() {
 	for _, n := range names {
 		ws := c.idx.writers[n]
 		if len(ws) == 0 {
-			c.res.add("unexpected_outputs", "", "output %q matches no ledger input", n)
+			if c.idx.folderOwner(n) == nil {
+				c.res.add("unexpected_outputs", "", "output %q matches no ledger input", n)
+			}
 			continue
 		}
 		var done []*Row

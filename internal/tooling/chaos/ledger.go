@@ -18,6 +18,7 @@ const (
 	KindOverwriteNew = "overwrite_new" // the version that replaced it
 	KindDeleted      = "deleted"       // deleted by the harness before dispatch; sent as a message
 	KindBadMessage   = "bad_message"   // a queue message that is not a request
+	KindProfile      = "profile"       // video clip uploaded with a media profile (profiles.go)
 )
 
 // Row is one input the harness created, with what must become of it
@@ -36,6 +37,10 @@ type Row struct {
 	Duration time.Duration `json:"audioDuration,omitempty"`
 	// Pair links the two rows of an overwrite (their ID).
 	Pair string `json:"pair,omitempty"`
+	// Profile rows: the media profile named in the upload's metadata and
+	// every output blob it makes (an HLS output's master playlist).
+	Profile string   `json:"profile,omitempty"`
+	Outputs []string `json:"outputs,omitempty"`
 
 	expect media.Expect
 	// wantState, when set, is the one acceptable terminal record state
@@ -49,6 +54,9 @@ type Row struct {
 	superseded []string
 	// path is the local file uploaded (to repeat an upload Azurite lost).
 	path string
+	// folders are a profile row's HLS folders ("…/hls/"): every blob in
+	// them is its output.
+	folders []string
 }
 
 // OutputBlob is one blob found in the output container after the drain.

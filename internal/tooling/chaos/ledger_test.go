@@ -61,6 +61,27 @@ func rolledBackAfter(o *Observed, key string, kill time.Duration) {
 	o.StorageKills = []time.Time{end.Add(kill)}
 }
 
+// addProfileRow puts a done "web"+"hls" profile row in the last slot of
+// rows (a copy of the valid row, which is then ignored) with its outputs:
+// an MP4, a thumbnail and an HLS folder; change alters the end state.
+func addProfileRow(rows []Row, o *Observed, change func(*Observed)) {
+	rows[len(rows)-1] = Row{ID: "profile-0", Kind: KindProfile, Name: "pr/v.mp4", ETag: "e9", Key: "k9", Profile: "web",
+		Outputs: []string{"pr/v-720.mp4", "pr/v.jpg", "pr/v/hls/master.m3u8"}, folders: []string{"pr/v/hls/"},
+		expect: media.Expect{Outcome: media.Done}}
+	// The overwrite pair's second row is replaced: its first row is then
+	// alone on its output, done; keep that consistent.
+	delete(o.Records, "k6")
+	o.Records["k5"] = records.Record{Key: "k5", State: records.StateInputMissing, Reason: "input_missing: the input changed"}
+	delete(o.Outputs, "o/w.mp3")
+	o.Records["k9"] = records.Record{Key: "k9", State: records.StateDone}
+	for _, n := range []string{"pr/v-720.mp4", "pr/v.jpg", "pr/v/hls/master.m3u8", "pr/v/hls/720p/index.m3u8", "pr/v/hls/720p/seg-0.ts"} {
+		o.Outputs[n] = OutputBlob{Size: 10}
+	}
+	if change != nil {
+		change(o)
+	}
+}
+
 func TestCheck(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -202,6 +223,22 @@ func TestCheck(t *testing.T) {
 		{"dead letter of finished work", func(_ []Row, o *Observed) {
 			o.DLQ = []DeadLetter{{MessageID: "k1", Reason: "MaxDeliveryCountExceeded"}}
 		}, nil},
+		{"profile: every output there", func(rows []Row, o *Observed) { addProfileRow(rows, o, nil) }, nil},
+		{"profile: one output missing", func(rows []Row, o *Observed) {
+			addProfileRow(rows, o, func(o *Observed) { delete(o.Outputs, "pr/v.jpg") })
+		}, map[string]int{"lost": 1, "wrongly_deleted_inputs": 1}},
+		{"profile: an output does not verify", func(rows []Row, o *Observed) {
+			addProfileRow(rows, o, func(o *Observed) { o.Outputs["pr/v-720.mp4"] = OutputBlob{Size: 1, Err: errors.New("no video stream")} })
+		}, map[string]int{"invalid_outputs": 1, "wrongly_deleted_inputs": 1}},
+		{"profile: a segment outside every HLS folder", func(rows []Row, o *Observed) {
+			addProfileRow(rows, o, func(o *Observed) { o.Outputs["pr/other/hls/720p/seg-0.ts"] = OutputBlob{Size: 1} })
+		}, map[string]int{"unexpected_outputs": 1}},
+		{"profile: failed, with an output left", func(rows []Row, o *Observed) {
+			addProfileRow(rows, o, func(o *Observed) {
+				o.Records["k9"] = records.Record{Key: "k9", State: records.StateFailed, Reason: "decode_error"}
+				o.Quarantine["pr/v.mp4"] = "e9"
+			})
+		}, map[string]int{"wrong_outcome": 1, "unexpected_outputs": 3}},
 		{"task still running at the drain's cap", func(_ []Row, o *Observed) {
 			o.Records["k1"] = records.Record{Key: "k1", State: records.StateQueued}
 			delete(o.Outputs, "v/a.mp3")

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -211,7 +212,7 @@ func (h *harness) verifyOutputs(ctx context.Context, names []string) (map[string
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			local := filepath.Join(dir, fmt.Sprintf("out-%05d.mp3", i))
+			local := filepath.Join(dir, fmt.Sprintf("out-%05d%s", i, path.Ext(n)))
 			var size int64
 			err := retry(ctx, "download "+n, func(ctx context.Context) error {
 				f, err := os.Create(local)
@@ -228,10 +229,7 @@ func (h *harness) verifyOutputs(ctx context.Context, names []string) (map[string
 				mu.Unlock()
 				return
 			}
-			ob := OutputBlob{Size: size}
-			if ob.Err = media.VerifyAudio(ctx, local, outputExt, 0, 0); ob.Err == nil {
-				ob.Duration, ob.Err = media.DecodedAudioDuration(ctx, local)
-			}
+			ob := verifyOutput(ctx, local, n, size)
 			_ = os.Remove(local)
 			mu.Lock()
 			out[n] = ob

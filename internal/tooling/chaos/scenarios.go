@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 
 	"github.com/ffpipe/ffpipe/internal/emulator/azurite"
 	"github.com/ffpipe/ffpipe/internal/etags"
@@ -149,7 +150,11 @@ func (h *harness) upload(ctx context.Context, r *Row, path string) error {
 	// machine, where Azurite takes seconds per MiB.
 	each := 15*time.Second + time.Duration(len(data)>>20)*5*time.Second
 	return retryEach(ctx, "upload "+r.ID, each, func(ctx context.Context) error {
-		resp, err := h.blob.ServiceClient().NewContainerClient(h.cfg.InputContainer).NewBlockBlobClient(r.Name).UploadBuffer(ctx, data, nil)
+		var opts *blockblob.UploadBufferOptions
+		if r.Profile != "" {
+			opts = &blockblob.UploadBufferOptions{Metadata: map[string]*string{request.MetadataProfile: &r.Profile}}
+		}
+		resp, err := h.blob.ServiceClient().NewContainerClient(h.cfg.InputContainer).NewBlockBlobClient(r.Name).UploadBuffer(ctx, data, opts)
 		if err != nil {
 			return err
 		}
@@ -248,6 +253,9 @@ func (h *harness) exercise(ctx context.Context) error {
 	go func() {
 		defer uwg.Done()
 		if err := h.edgeCases(ctx); err != nil {
+			errs <- err
+		}
+		if err := h.profileRows(ctx); err != nil {
 			errs <- err
 		}
 	}()

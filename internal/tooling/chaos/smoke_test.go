@@ -22,7 +22,8 @@ import (
 // fails on any invariant breach of docs/reliability.md#invariants and on any secret in a log line.
 //
 // FFPIPE_CHAOS_SEED picks another seed; FFPIPE_CHAOS_KEEP=1 keeps the run
-// directory (logs, stack state) for inspection.
+// directory (logs, stack state) for inspection; FFPIPE_CHAOS_PROFILES=N adds
+// N video clips uploaded with a media profile (web and hls in turn).
 func TestSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the whole stack with faults (~3 min)")
@@ -42,6 +43,13 @@ func TestSmoke(t *testing.T) {
 		Kills:  10,
 		Seed:   seed,
 		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	}
+	if v := os.Getenv("FFPIPE_CHAOS_PROFILES"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			t.Fatalf("FFPIPE_CHAOS_PROFILES=%q: %v", v, err)
+		}
+		opts.Profiles = n
 	}
 	if os.Getenv("FFPIPE_CHAOS_KEEP") == "1" {
 		opts.Keep = true
