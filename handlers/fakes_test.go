@@ -277,6 +277,7 @@ type fakeBatch struct {
 	addCalls  int
 	permanent map[string]error // key → client error for AddTasks
 	completed []batch.CompletedTask
+	progress  map[string]batch.Progress // running tasks' progress
 	listErr   error
 	lists     int    // ListCompleted calls
 	onList    func() // called by ListCompleted, outside the lock
@@ -372,6 +373,16 @@ func (b *fakeBatch) DeleteTask(_ context.Context, job, key string) error {
 	delete(b.tasks, key)
 	b.deleted = append(b.deleted, key)
 	return nil
+}
+
+func (b *fakeBatch) Progress(_ context.Context, job, key string, started time.Time) (batch.Progress, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	p, ok := b.progress[key]
+	if !ok {
+		return batch.Progress{}, batch.ErrTaskFileNotFound
+	}
+	return p, nil
 }
 
 func (b *fakeBatch) Task(_ context.Context, job, key string) (batch.TaskInfo, error) {

@@ -102,6 +102,9 @@ type TaskSweeper interface {
 type TaskReader interface {
 	Task(ctx context.Context, jobID, key string) (batch.TaskInfo, error)
 	TaskCounts(ctx context.Context, jobID string) (batch.TaskCounts, error)
+	// Progress reads a running task's progress from its node
+	// (batch.ErrTaskFileNotFound before ffmpeg starts).
+	Progress(ctx context.Context, jobID, key string, started time.Time) (batch.Progress, error)
 }
 
 var (

@@ -149,7 +149,16 @@ func InFlight(ctx context.Context, tasks TaskReader, jobID, key string, rec reco
 		if rec.Timings.Enqueued == nil {
 			rec.Timings.Enqueued = tp(ti.Enqueued)
 		}
-		return rec.InFlight(key, ti.State, ti.Created, ti.Started), true, nil
+		live := rec.InFlight(key, ti.State, ti.Created, ti.Started)
+		if strings.EqualFold(ti.State, "running") {
+			// Progress is a view: a task between its start and ffmpeg's
+			// first block has none yet, and a read that fails shows none.
+			if p, perr := tasks.Progress(ctx, jobID, key, ti.Started); perr == nil {
+				live.Progress = &records.Progress{Percent: round2(p.Percent), DoneSeconds: round2(p.DoneSeconds),
+					DurationSeconds: round2(p.DurationSeconds), ETASeconds: p.ETA.Seconds()}
+			}
+		}
+		return live, true, nil
 	case errors.Is(err, batch.ErrTaskNotFound), errors.Is(err, batch.ErrJobNotFound):
 		return rec, false, nil
 	}
@@ -293,6 +302,9 @@ var statusPage = template.Must(template.New("status").Funcs(template.FuncMap{
 <h2>Record <code>{{.Key}}</code></h2>
 <table>
 <tr><th>state</th><td class="{{.State}}">{{.State}}</td></tr>
+{{- with .Progress}}
+<tr><th>progress</th><td><progress max="100" value="{{.Percent}}">{{.Percent}}%</progress> {{.Percent}}% · {{.DoneSeconds}} of {{.DurationSeconds}} s{{if .ETASeconds}} · about {{.ETASeconds}} s left{{end}}</td></tr>
+{{- end}}
 <tr><th>reason</th><td>{{.Reason}}</td></tr>
 <tr><th>source</th><td>{{.Source.Container}}/{{.Source.Blob}} ({{.Source.Size}} bytes, eTag {{.Source.ETag}})</td></tr>
 <tr><th>output</th><td>{{.Output.Container}}/{{.Output.Blob}}{{if .Output.Size}} ({{.Output.Size}} bytes){{end}}</td></tr>

@@ -119,6 +119,18 @@ func TestStatus(t *testing.T) {
 			r.Reason != "batch task running" || r.Timings.Dispatched == nil || !r.Timings.Dispatched.Equal(e.now) || r.Timings.Started == nil {
 			t.Errorf("got %d %+v %v", hr.StatusCode, r, err)
 		}
+		if r.Progress != nil {
+			t.Errorf("progress before ffmpeg started: got %+v, want none", r.Progress)
+		}
+		// ffmpeg is a quarter through: percent and ETA from the node.
+		e.batch.mu.Lock()
+		e.batch.progress = map[string]batch.Progress{"00000000000000000000000000000004": {Percent: 25, DoneSeconds: 30, DurationSeconds: 120, ETA: 90 * time.Second}}
+		e.batch.mu.Unlock()
+		hr = e.status(statusEnvelope("http://localhost/api/status/00000000000000000000000000000004?format=json", map[string]string{"key": "00000000000000000000000000000004"}, nil))
+		r = records.Record{}
+		if err := json.Unmarshal([]byte(hr.Body), &r); err != nil || r.Progress == nil || r.Progress.Percent != 25 || r.Progress.ETASeconds != 90 || r.Progress.DurationSeconds != 120 {
+			t.Errorf("progress: got %+v (%v), want 25%% with 90 s left", r.Progress, err)
+		}
 	})
 	t.Run("request sent straight to the queue: the task supplies what a record would", func(t *testing.T) {
 		e := newEnv(t, nil) // its own tasks: the counts below stay as they are

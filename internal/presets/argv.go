@@ -83,10 +83,12 @@ const (
 // a hostile input cannot steer ffmpeg into HLS, concat or AVI probing.
 const pinnedDemuxer = "mov,mp4,m4a,3gp,3g2,mj2"
 
-// globalArgs start every ffmpeg argv. h8's progress reporting and other
-// run-wide options go here, in one place.
+// globalArgs start every ffmpeg argv: run-wide options, in one place.
+// -progress writes ffmpeg's progress (out_time_us=…, progress=continue|end)
+// to ProgressFile in the task's working directory, where Status reads it
+// through Batch's task-file API while the task runs.
 func globalArgs() []string {
-	return []string{Program, "-nostdin", "-hide_banner", "-nostats", "-loglevel", "error"}
+	return []string{Program, "-nostdin", "-hide_banner", "-nostats", "-loglevel", "error", "-progress", ProgressFile}
 }
 
 // inputArgs are the hardened input options and the input: local files

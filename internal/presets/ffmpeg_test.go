@@ -141,8 +141,12 @@ func TestPresetsRunFFmpeg(t *testing.T) {
 				t.Errorf("output streams = %q, want %q", got, want[name])
 			}
 			entries, _ := os.ReadDir(dir)
-			if len(entries) != 2 {
-				t.Errorf("working directory has %d entries, want 2 (input and output)", len(entries))
+			if len(entries) != 3 {
+				t.Errorf("working directory has %d entries, want 3 (input, output and %s)", len(entries), ProgressFile)
+			}
+			// -progress: ffmpeg's last block ends the run.
+			if b, err := os.ReadFile(filepath.Join(dir, ProgressFile)); err != nil || !strings.Contains(string(b), "progress=end") || !strings.Contains(string(b), "out_time_us=") {
+				t.Errorf("%s: got %q, %v; want ffmpeg's progress ending in progress=end", ProgressFile, b, err)
 			}
 		})
 	}

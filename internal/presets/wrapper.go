@@ -18,6 +18,11 @@ const (
 	// ResultFile holds the wrapper's verdict (see ParseResult). It is
 	// uploaded to the logs container whatever the outcome.
 	ResultFile = "result.txt"
+	// ProgressFile is ffmpeg's -progress output and DurationFile the
+	// source's duration in seconds (probed first): together the percent
+	// done of a running task (batch.Client.Progress).
+	ProgressFile = "progress.txt"
+	DurationFile = "duration.txt"
 	// errLog is where the wrapper keeps ffmpeg's and ffprobe's stderr.
 	errLog = "ffmpeg.log"
 	// scratch files, removed before the wrapper exits
@@ -147,7 +152,7 @@ func (p Profile) script() string {
 		}
 		files = append(files, f)
 	}
-	files = append(files, scratchLog, scratchRes, probeOut)
+	files = append(files, scratchLog, scratchRes, probeOut, ProgressFile, DurationFile)
 	s.add("set -f")
 	s.add(`O="%s"`, strings.Join(files, " "))
 	s.add("rm -rf $O %s %s", ResultFile, errLog)
@@ -199,6 +204,7 @@ func (p Profile) probeSource(s *script) {
 	s.add(`if [ $rc -ne 0 ]; then cat %s >&2; if [ $rc -ge 126 ]; then T "ffprobe could not run (exit $rc)" $rc; fi; %s %s && T "ffprobe hit a node problem" $rc; `+
 		`F not_media "the input is not an MP4 or QuickTime file ffmpeg can read"; fi`, errLog, grepAny("-q -i", nodeTrouble), errLog)
 	s.add(`FD=$(G format.duration); AI=$(K audio); VI=$(K video); AD=""; VD=""; H=""; PIC=""`)
+	s.add(`echo "$FD" > %s`, DurationFile)
 	s.add(`if [ -n "$AI" ]; then AD=$(G streams.stream.$AI.duration); [ -n "$AD" ] || AD=N/A; fi`)
 	s.add(`if [ -n "$VI" ]; then VD=$(G streams.stream.$VI.duration); H=$(G streams.stream.$VI.height); PIC=$(G streams.stream.$VI.disposition.attached_pic); fi`)
 	s.add(`A=0; [ -n "$AD" ] && A=1`)

@@ -121,6 +121,17 @@ type Record struct {
 	// Cost is the node time the task used (a terminal record of work that
 	// ran; cost.go).
 	Cost *Cost `json:"cost,omitempty"`
+	// Progress is how far a running task is (Status only; never stored).
+	Progress *Progress `json:"progress,omitempty"`
+}
+
+// Progress is a running task's progress as Status shows it.
+type Progress struct {
+	Percent         float64 `json:"percent"`
+	DoneSeconds     float64 `json:"doneSeconds"`
+	DurationSeconds float64 `json:"durationSeconds,omitempty"`
+	// ETASeconds is the estimated time left (0: unknown).
+	ETASeconds float64 `json:"etaSeconds,omitempty"`
 }
 
 // InFlight is how a key whose work Batch holds is shown: Dispatch writes
