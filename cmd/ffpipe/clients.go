@@ -206,6 +206,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	key := fs.String("key", "", "show one record")
 	recent := fs.Int("recent", 15, "how many recent records to list")
 	asJSON := fs.Bool("json", false, "print JSON")
+	watch := fs.Bool("watch", false, "show a progress bar per running file until interrupted")
 	rebuild := fs.Bool("rebuild", false, "rebuild the records' index from the records (after a crash or to start one over old records; run it when the pipeline is quiet)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -216,6 +217,9 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	defer set.Close(context.WithoutCancel(ctx))
 	recs := set.Records
+	if *watch {
+		return watchProgress(ctx, set.Batch, cfg.BatchJob, stdout, time.Second, false)
+	}
 	if *rebuild {
 		t0 := time.Now()
 		res, err := recs.Rebuild(ctx)

@@ -80,7 +80,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	for i, c := range clips {
 		in[i] = runner.File{Path: c.Path, AudioDuration: c.Spec.Duration}
 	}
-	rep, err := runner.Run(ctx, s, runner.Options{Files: in, Prefix: "demo/", Progress: stdout, Verify: true})
+	rep, err := runWithBars(ctx, s, runner.Options{Files: in, Prefix: "demo/", Verify: true}, stdout)
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
@@ -114,7 +114,7 @@ func demoProfiles(ctx context.Context, s *stack.Stack, dir string, stdout io.Wri
 		}
 		in = append(in, runner.File{Path: p, AudioDuration: time.Duration(c.secs) * time.Second, Profile: c.profile})
 	}
-	rep, err := runner.Run(ctx, s, runner.Options{Files: in, Prefix: "demo/profiles/", Progress: stdout, Verify: true})
+	rep, err := runWithBars(ctx, s, runner.Options{Files: in, Prefix: "demo/profiles/", Verify: true}, stdout)
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
@@ -129,4 +129,30 @@ func demoProfiles(ctx context.Context, s *stack.Stack, dir string, stdout io.Wri
 	}
 	fmt.Fprintln(stdout, "every output verified here with ffprobe and a full decode (heights, durations within 0.5 s, HLS segments present); inputs deleted.")
 	return nil
+}
+
+// runWithBars runs the files through the stack with a progress bar per
+// running file (read from the tasks' progress files through Batch); the
+// runner's lines print above the bars.
+func runWithBars(ctx context.Context, s *stack.Stack, o runner.Options, stdout io.Writer) (runner.Report, error) {
+	bc, err := s.BatchClient()
+	if err != nil {
+		return runner.Report{}, err
+	}
+	cfg, err := s.Config()
+	if err != nil {
+		return runner.Report{}, err
+	}
+	wctx, stop := context.WithCancel(ctx)
+	bars := newBars(wctx, stdout, 500*time.Millisecond)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = drawProgress(wctx, bc, cfg.BatchJob, bars, 500*time.Millisecond, false)
+	}()
+	o.Progress = bars
+	rep, err := runner.Run(ctx, s, o)
+	stop() // the watcher shuts the bars down
+	<-done
+	return rep, err
 }

@@ -117,3 +117,45 @@ func ParseProgress(b []byte, durationSeconds float64, started, now time.Time) Pr
 	}
 	return p
 }
+
+// RunningTask is a running task of the job.
+type RunningTask struct {
+	Key string
+	TaskInfo
+}
+
+// Running lists up to max running tasks of jobID (max ≤ 0: 1,000).
+func (c *Client) Running(ctx context.Context, jobID string, max int) ([]RunningTask, error) {
+	if max <= 0 {
+		max = 1000
+	}
+	pager := c.c.NewListTasksPager(jobID, &azbatch.ListTasksOptions{
+		Filter:      to.Ptr("state eq 'running'"),
+		SelectParam: []string{"id", "state", "creationTime", "environmentSettings", "executionInfo"},
+		MaxResults:  to.Ptr(int32(min(max, 1000))),
+	})
+	var out []RunningTask
+	for pager.More() && len(out) < max {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			if code, _ := errorCode(err); strings.EqualFold(code, "JobNotFound") {
+				return nil, fmt.Errorf("list running tasks: %w", ErrJobNotFound)
+			}
+			return nil, fmt.Errorf("list running tasks: %w", err)
+		}
+		for _, t := range page.Value {
+			if !strings.EqualFold(string(deref(t.State)), string(azbatch.TaskStateRunning)) {
+				continue
+			}
+			rt := RunningTask{Key: deref(t.ID), TaskInfo: TaskInfo{State: "running", Created: deref(t.CreationTime)}}
+			if ei := t.ExecutionInfo; ei != nil {
+				rt.Started = deref(ei.StartTime)
+			}
+			if st := ffpipeSettings(t.EnvironmentSettings); st.found {
+				rt.Request, _ = DecodeRequestEnv(st.request)
+			}
+			out = append(out, rt)
+		}
+	}
+	return out, nil
+}
