@@ -71,6 +71,16 @@ func (r Result) plots() ([]*plot.Plot, error) {
 		func() (*plot.Plot, error) {
 			return histPlot("Latency overhead over ffmpeg", "ms", r.overheads(), []target{{"p50 target", t[TargetOverhead].Target}})
 		},
+		r.nodePlot,
+		barSpec{
+			title: fmt.Sprintf("Sweep: %d completed tasks settled (%.1f storage + %.1f Batch calls per file)", r.SweepFiles, r.SweepStorageCallsPerFile, r.SweepBatchCallsPerFile),
+			unit:  "files/s",
+			groups: []barGroup{{label: "files settled per second", bars: []bar{
+				{"measured", r.SweepFilesPerS},
+				{"Azurite's bound (1 core)", r.SweepStorageBoundFilesPerS},
+			}}},
+			targets: []target{{"target", t[TargetSweep].Target}},
+		}.plot,
 	}
 	plots := make([]*plot.Plot, 0, len(specs))
 	for _, spec := range specs {
@@ -81,6 +91,37 @@ func (r Result) plots() ([]*plot.Plot, error) {
 		plots = append(plots, p)
 	}
 	return plots, nil
+}
+
+// nodePlot shows the node phase's median round ratio (pipeline over the
+// pinned baseline) per profile and slot count, with the two targets.
+func (r Result) nodePlot() (*plot.Plot, error) {
+	groups := map[string]*barGroup{}
+	var order []string
+	for _, st := range r.NodeStudies {
+		g, ok := groups[st.Profile]
+		if !ok {
+			g = &barGroup{label: st.Profile}
+			groups[st.Profile] = g
+			order = append(order, st.Profile)
+		}
+		g.bars = append(g.bars, bar{fmt.Sprintf("%d slot/core", st.SlotsPerCore), st.RatioMedian})
+	}
+	spec := barSpec{
+		title: fmt.Sprintf("Node (cpus %s) vs pinned baseline: median of %d rounds", r.NodeCPUs, r.Config.NodeRounds),
+		unit:  "ratio",
+		targets: []target{
+			{"audio target", r.Targets[TargetNode].Target},
+			{"video target", r.Targets[TargetVideoNode].Target},
+		},
+	}
+	for _, name := range order {
+		spec.groups = append(spec.groups, *groups[name])
+	}
+	if len(spec.groups) == 0 {
+		spec.groups = []barGroup{{label: "not measured", bars: []bar{{"-", 0}}}}
+	}
+	return spec.plot()
 }
 
 func (r Result) overheads() []float64 {

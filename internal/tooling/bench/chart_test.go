@@ -138,6 +138,12 @@ func TestResultChart(t *testing.T) {
 		LatencyP50Ms: 1200, OverheadP50Ms: 300, DispatchTasks: 5000,
 		Targets: DefaultTargets(),
 	}
+	full.NodeCPUs, full.Config.NodeRounds = "0", 3
+	full.NodeStudies = []NodeStudy{
+		{Profile: "mp3", SlotsPerCore: 1, RatioMedian: 1.04}, {Profile: "mp3", SlotsPerCore: 2, RatioMedian: 1.02},
+		{Profile: "web", SlotsPerCore: 2, RatioMedian: 1.01}, {Profile: "web", SlotsPerCore: 4, RatioMedian: 1.03},
+	}
+	full.SweepFiles, full.SweepFilesPerS, full.SweepStorageBoundFilesPerS = 5000, 150, 120
 	for i := range 20 {
 		full.Latencies = append(full.Latencies, FileLatency{LatencyMs: 1000 + float64(i*20), FFmpegMs: 700, OverheadMs: 300 + float64(i*5), StartedMs: 150})
 		full.DispatchCurve = append(full.DispatchCurve, Sample{T: float64(i) / 10, Tasks: i * 250})
@@ -160,11 +166,11 @@ func TestResultChart(t *testing.T) {
 			if err != nil {
 				t.Fatalf("decode: %v", err)
 			}
-			if b := img.Bounds(); b.Dx() != panelCols*panelW || b.Dy() != 3*panelH {
-				t.Errorf("size = %dx%d, want %dx%d", b.Dx(), b.Dy(), panelCols*panelW, 3*panelH)
+			if b := img.Bounds(); b.Dx() != panelCols*panelW || b.Dy() != 4*panelH {
+				t.Errorf("size = %dx%d, want %dx%d", b.Dx(), b.Dy(), panelCols*panelW, 4*panelH)
 			}
 			if ink, _ := inked(img, color.RGBA{}); ink < 5000 {
-				t.Errorf("%d pixels inked, want six drawn panels", ink)
+				t.Errorf("%d pixels inked, want eight drawn panels", ink)
 			}
 			if info, err := os.Stat(path); err != nil || info.Mode().Perm() != 0o644 {
 				t.Errorf("mode = %v (%v), want 0644", info.Mode().Perm(), err)
