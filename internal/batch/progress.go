@@ -4,12 +4,15 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/batch/azbatch"
 
@@ -52,14 +55,16 @@ func (c *Client) Progress(ctx context.Context, jobID, key string, started time.T
 }
 
 // ErrTaskFileNotFound: the task has no such file (yet).
-var ErrTaskFileNotFound = fmt.Errorf("task file not found")
+var ErrTaskFileNotFound = errors.New("task file not found")
 
 // taskFileTail reads the last n bytes of a task file (all of it when the
 // service ignores the range).
 func (c *Client) taskFileTail(ctx context.Context, jobID, key, name string, n int64) ([]byte, error) {
 	props, err := c.c.GetTaskFileProperties(ctx, jobID, key, name, nil)
 	if err != nil {
-		if code, _ := errorCode(err); strings.EqualFold(code, "FileNotFound") || strings.EqualFold(code, "TaskNotFound") {
+		// A HEAD answer has no body, so no error code: its 404 says it.
+		var re *azcore.ResponseError
+		if errors.As(err, &re) && re.StatusCode == http.StatusNotFound {
 			return nil, fmt.Errorf("task %s file %s: %w", key, name, ErrTaskFileNotFound)
 		}
 		return nil, fmt.Errorf("task %s file %s: %w", key, name, err)
