@@ -813,10 +813,13 @@ func (f *bicepFile) checkPool(t *testing.T) {
 	if !ok {
 		t.Fatal("modules/batch.bicep: autoScaleFormulaTemplate is not a plain string")
 	}
-	maxNodes, dedicated := intDefault("maxNodes"), intDefault("dedicatedNodes")
-	formula := strings.NewReplacer("{maxNodes}", strconv.Itoa(maxNodes), "{dedicatedNodes}", strconv.Itoa(dedicated)).Replace(template)
-	if want := batch.AutoScaleFormula(maxNodes, dedicated); formula != want {
-		t.Errorf("modules/batch.bicep autoscale formula differs from internal/batch AutoScaleFormula(%d, %d):\n got: %q\nwant: %q", maxNodes, dedicated, formula, want)
+	maxNodes, dedicated, perTask := intDefault("maxNodes"), intDefault("dedicatedNodes"), intDefault("slotsPerTask")
+	formula := strings.NewReplacer("{maxNodes}", strconv.Itoa(maxNodes), "{dedicatedNodes}", strconv.Itoa(dedicated), "{slotsPerTask}", strconv.Itoa(perTask)).Replace(template)
+	if want := batch.AutoScaleFormula(maxNodes, dedicated, perTask); formula != want {
+		t.Errorf("modules/batch.bicep autoscale formula differs from internal/batch AutoScaleFormula(%d, %d, %d):\n got: %q\nwant: %q", maxNodes, dedicated, perTask, formula, want)
+	}
+	if perTask != batch.DefaultSlotsPerTask {
+		t.Errorf("modules/batch.bicep slotsPerTask defaults to %d, internal/batch to %d", perTask, batch.DefaultSlotsPerTask)
 	}
 	statements := 0
 	for _, s := range strings.Split(formula, ";") {

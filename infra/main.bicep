@@ -92,6 +92,11 @@ param taskSlotsPerNode int = 2
 param poolMaxNodes int = 10
 @description('How many of the nodes, while there is work, are dedicated instead of Spot (0: Spot only). Idle pools scale to zero either way.')
 param poolDedicatedNodes int = 0
+
+@description('Task slots the pool\'s autoscale formula counts per pending task: the largest requiredSlots of the profiles in use (2 with the built-in video and HLS profiles; 1 for audio-only deployments). See docs/profiles.md.')
+@minValue(1)
+@maxValue(256)
+param poolSlotsPerTask int = 2
 @description('Most Function App instances.')
 param functionMaximumInstanceCount int = 40
 @description('Days before task logs are deleted.')
@@ -202,6 +207,7 @@ module batch 'modules/batch.bicep' = {
     taskSlotsPerNode: taskSlotsPerNode
     maxNodes: poolMaxNodes
     dedicatedNodes: poolDedicatedNodes
+    slotsPerTask: poolSlotsPerTask
     tags: tags
   }
 }

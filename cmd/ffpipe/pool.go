@@ -42,6 +42,7 @@ func runPoolEnsure(ctx context.Context, args []string, stdout, stderr io.Writer)
 	slots := fs.Int("slots", 0, "task slots per node (0 = the VM size's vCPUs)")
 	maxNodes := fs.Int("max-nodes", batch.DefaultMaxNodes, "autoscale upper bound")
 	dedicated := fs.Int("dedicated", 0, "dedicated (non-spot) nodes while there is work")
+	perTask := fs.Int("slots-per-task", batch.DefaultSlotsPerTask, "task slots the autoscale formula counts per pending task: the largest requiredSlots of the profiles in use")
 	interval := fs.Duration("interval", batch.DefaultEvaluationInterval, "autoscale evaluation interval (≥ 5m)")
 	identity := fs.String("node-identity", poolEnvOr("FFPIPE_NODE_IDENTITY", ""), "resource id of the pool's user-assigned identity; checked, not set (env FFPIPE_NODE_IDENTITY)")
 	printSpec := fs.Bool("print", false, "print the autoscale formula and exit")
@@ -53,14 +54,14 @@ func runPoolEnsure(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	cfg := batch.PoolConfig{
 		ID: *poolID, VMSize: *vmSize, TaskSlotsPerNode: *slots, MaxNodes: *maxNodes,
-		DedicatedNodes: *dedicated, EvaluationInterval: *interval, NodeIdentity: *identity,
+		DedicatedNodes: *dedicated, EvaluationInterval: *interval, NodeIdentity: *identity, SlotsPerTask: *perTask,
 	}
 	cfg, err := cfg.WithDefaults()
 	if err != nil {
 		return fmt.Errorf("pool ensure: %w", err)
 	}
 	if *printSpec {
-		fmt.Fprint(stdout, batch.AutoScaleFormula(cfg.MaxNodes, cfg.DedicatedNodes))
+		fmt.Fprint(stdout, batch.AutoScaleFormula(cfg.MaxNodes, cfg.DedicatedNodes, cfg.SlotsPerTask))
 		return nil
 	}
 	if *endpoint == "" {

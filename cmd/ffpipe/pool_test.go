@@ -54,7 +54,7 @@ func TestPoolEnsurePrintAndErrors(t *testing.T) {
 	if err := run(context.Background(), []string{"pool", "ensure", "--print", "--max-nodes", "7"}, &out, &errOut); err != nil {
 		t.Fatal(err)
 	}
-	if out.String() != batch.AutoScaleFormula(7, 0) {
+	if out.String() != batch.AutoScaleFormula(7, 0, batch.DefaultSlotsPerTask) {
 		t.Errorf("--print = %q, want the formula", out.String())
 	}
 	tests := [][]string{

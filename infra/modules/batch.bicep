@@ -45,6 +45,11 @@ param taskSlotsPerNode int = 2
 @minValue(1)
 param maxNodes int = 10
 
+@description('Task slots the autoscale formula counts per pending task: the largest requiredSlots of the profiles in use (2 with the built-in video and HLS profiles, 1 for audio only). Batch\'s $PendingTasks counts tasks, not slots.')
+@minValue(1)
+@maxValue(256)
+param slotsPerTask int = 2
+
 @description('How many of the nodes, while there is work, are dedicated rather than Spot (0: Spot only; the pool still scales to zero when idle).')
 @minValue(0)
 param dedicatedNodes int = 0
@@ -79,12 +84,14 @@ var autoScaleFormulaTemplate = '''
 maxNodes = {maxNodes};
 dedicatedNodes = {dedicatedNodes};
 slots = max(1, $TaskSlotsPerNode);
+// $PendingTasks counts tasks, not slots: each is counted as the largest requiredSlots in use (capped to a node)
+perTask = min(slots, max(1, {slotsPerTask}));
 // demand = active + running tasks: the last sample, or the 5-minute peak when samples are complete
 pct = $PendingTasks.GetSamplePercent(TimeInterval_Minute * 5);
 last = max(0, $PendingTasks.GetSample(1));
 recent = pct < 70 ? last : max(last, max($PendingTasks.GetSample(TimeInterval_Minute * 5)));
 // nodes for all pending tasks; (n + slots - 1) / slots rounds up when targets are truncated
-wanted = recent > 0 ? max(1, (recent + slots - 1) / slots) : 0;
+wanted = recent > 0 ? max(1, (recent * perTask + slots - 1) / slots) : 0;
 total = min(maxNodes, wanted);
 dedicated = min(total, dedicatedNodes);
 $TargetDedicatedNodes = dedicated;
@@ -92,7 +99,7 @@ $TargetLowPriorityNodes = total - dedicated;
 $NodeDeallocationOption = taskcompletion;
 '''
 
-var autoScaleFormula = replace(replace(autoScaleFormulaTemplate, '{maxNodes}', string(maxNodes)), '{dedicatedNodes}', string(dedicatedNodes))
+var autoScaleFormula = replace(replace(replace(autoScaleFormulaTemplate, '{maxNodes}', string(maxNodes)), '{dedicatedNodes}', string(dedicatedNodes)), '{slotsPerTask}', string(slotsPerTask))
 
 // Same as internal/batch StartTaskCommand: skip when ffmpeg is already there
 // (restarts), else install it, retrying apt (the boot-time unattended upgrade

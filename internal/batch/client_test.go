@@ -477,7 +477,7 @@ func TestEnsurePoolFake(t *testing.T) {
 		t.Errorf("second EnsurePool = %+v, %v; want nothing to do", res, err)
 	}
 	// A formula stored with CRLF line endings (as an ARM deployment may) is the same formula.
-	f.pool["autoScaleFormula"] = strings.ReplaceAll(strings.TrimSpace(AutoScaleFormula(4, 0)), "\n", "\r\n")
+	f.pool["autoScaleFormula"] = strings.ReplaceAll(strings.TrimSpace(AutoScaleFormula(4, 0, DefaultSlotsPerTask)), "\n", "\r\n")
 	if res, err = c.EnsurePool(ctx, PoolConfig{MaxNodes: 4}); err != nil || res.FormulaUpdated {
 		t.Errorf("EnsurePool with a CRLF formula = %+v, %v; want no update", res, err)
 	}
@@ -485,7 +485,7 @@ func TestEnsurePoolFake(t *testing.T) {
 	if err != nil || !res.FormulaUpdated || len(res.Drift) != 2 {
 		t.Errorf("EnsurePool with new settings = %+v, %v; want formula updated and 2 drifts (vm size, slots)", res, err)
 	}
-	if got := f.enableBody["autoScaleFormula"]; got != AutoScaleFormula(8, 0) {
+	if got := f.enableBody["autoScaleFormula"]; got != AutoScaleFormula(8, 0, DefaultSlotsPerTask) {
 		t.Errorf("enableautoscale formula = %v", got)
 	}
 	if _, err := c.EnsurePool(ctx, PoolConfig{NodeIdentity: "/subscriptions/x/id"}); !errors.Is(err, ErrNodeIdentityNeedsARM) {

@@ -20,6 +20,7 @@ const (
 	DefaultJobID              = "ffpipe"
 	DefaultVMSize             = "standard_d2s_v5"
 	DefaultMaxNodes           = 10
+	DefaultSlotsPerTask       = 2
 	DefaultEvaluationInterval = 5 * time.Minute // the service minimum
 	// MaxTaskSlotsPerNode is the service's upper bound (also ≤ 4 × cores).
 	MaxTaskSlotsPerNode = 256
@@ -67,6 +68,12 @@ type PoolConfig struct {
 	// DedicatedNodes: how many of the nodes, while there is work, are
 	// dedicated rather than spot (default 0: spot only). Idle → 0 nodes.
 	DedicatedNodes int
+	// SlotsPerTask is how many task slots the autoscale formula counts per
+	// pending task (Batch's $PendingTasks counts tasks, not slots): the
+	// largest requiredSlots of the profiles in use. Default
+	// DefaultSlotsPerTask, the built-in video and HLS profiles' 2; an
+	// audio-only deployment can set 1 (docs/profiles.md).
+	SlotsPerTask int
 	// EvaluationInterval of the autoscale formula (default and minimum 5m).
 	EvaluationInterval time.Duration
 	// Image defaults to Ubuntu2204.
@@ -98,6 +105,9 @@ func (c PoolConfig) WithDefaults() (PoolConfig, error) {
 	if c.MaxNodes == 0 {
 		c.MaxNodes = DefaultMaxNodes
 	}
+	if c.SlotsPerTask == 0 {
+		c.SlotsPerTask = DefaultSlotsPerTask
+	}
 	if c.EvaluationInterval == 0 {
 		c.EvaluationInterval = DefaultEvaluationInterval
 	}
@@ -126,6 +136,8 @@ func (c PoolConfig) Validate() error {
 		return invalid("task slots per node %d outside [1, %d]", c.TaskSlotsPerNode, MaxTaskSlotsPerNode)
 	case c.MaxNodes < 1 || c.MaxNodes > 1000:
 		return invalid("max nodes %d outside [1, 1000]", c.MaxNodes)
+	case c.SlotsPerTask < 1 || c.SlotsPerTask > 256:
+		return invalid("slots per task %d outside [1, 256]", c.SlotsPerTask)
 	case c.DedicatedNodes < 0 || c.DedicatedNodes > c.MaxNodes:
 		return invalid("dedicated nodes %d outside [0, max nodes %d]", c.DedicatedNodes, c.MaxNodes)
 	case c.EvaluationInterval < 5*time.Minute || c.EvaluationInterval > 168*time.Hour:
@@ -164,23 +176,25 @@ func VMCores(size string) (int, bool) {
 // capped at maxNodes, and zero nodes when nothing was pending for the last
 // five minutes. Nodes are released only when their tasks finish
 // (taskcompletion), so scale-in never kills a running ffmpeg.
-func AutoScaleFormula(maxNodes, dedicatedNodes int) string {
+func AutoScaleFormula(maxNodes, dedicatedNodes, slotsPerTask int) string {
 	return fmt.Sprintf(`// ffpipe: queue-driven autoscale, spot first, zero nodes when idle.
 maxNodes = %d;
 dedicatedNodes = %d;
 slots = max(1, $TaskSlotsPerNode);
+// $PendingTasks counts tasks, not slots: each is counted as the largest requiredSlots in use (capped to a node)
+perTask = min(slots, max(1, %d));
 // demand = active + running tasks: the last sample, or the 5-minute peak when samples are complete
 pct = $PendingTasks.GetSamplePercent(TimeInterval_Minute * 5);
 last = max(0, $PendingTasks.GetSample(1));
 recent = pct < 70 ? last : max(last, max($PendingTasks.GetSample(TimeInterval_Minute * 5)));
 // nodes for all pending tasks; (n + slots - 1) / slots rounds up when targets are truncated
-wanted = recent > 0 ? max(1, (recent + slots - 1) / slots) : 0;
+wanted = recent > 0 ? max(1, (recent * perTask + slots - 1) / slots) : 0;
 total = min(maxNodes, wanted);
 dedicated = min(total, dedicatedNodes);
 $TargetDedicatedNodes = dedicated;
 $TargetLowPriorityNodes = total - dedicated;
 $NodeDeallocationOption = taskcompletion;
-`, maxNodes, dedicatedNodes)
+`, maxNodes, dedicatedNodes, slotsPerTask)
 }
 
 // PoolSpec builds the CreatePoolContent for cfg (defaults applied).
@@ -210,7 +224,7 @@ func PoolSpec(cfg PoolConfig) (azbatch.CreatePoolContent, error) {
 		// pack fills a node before using the next, so idle nodes can go
 		TaskSchedulingPolicy:        &azbatch.TaskSchedulingPolicy{NodeFillType: to.Ptr(azbatch.NodeFillTypePack)},
 		EnableAutoScale:             to.Ptr(true),
-		AutoScaleFormula:            to.Ptr(AutoScaleFormula(c.MaxNodes, c.DedicatedNodes)),
+		AutoScaleFormula:            to.Ptr(AutoScaleFormula(c.MaxNodes, c.DedicatedNodes, c.SlotsPerTask)),
 		AutoScaleEvaluationInterval: to.Ptr(ISODuration(c.EvaluationInterval)),
 		StartTask: &azbatch.StartTask{
 			CommandLine:         to.Ptr(c.StartTask),

@@ -8,8 +8,8 @@ import (
 )
 
 func TestAutoScaleFormulaGolden(t *testing.T) {
-	checkGolden(t, "formula.golden", []byte(AutoScaleFormula(DefaultMaxNodes, 0)))
-	f := AutoScaleFormula(20, 2)
+	checkGolden(t, "formula.golden", []byte(AutoScaleFormula(DefaultMaxNodes, 0, DefaultSlotsPerTask)))
+	f := AutoScaleFormula(20, 2, DefaultSlotsPerTask)
 	for _, want := range []string{"maxNodes = 20;", "dedicatedNodes = 2;", "$TargetLowPriorityNodes = total - dedicated;", "$NodeDeallocationOption = taskcompletion;"} {
 		if !strings.Contains(f, want) {
 			t.Errorf("formula lacks %q:\n%s", want, f)

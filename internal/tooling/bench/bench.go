@@ -343,6 +343,9 @@ func (r *runner) argv(in, out string) []string {
 			argv[i] = in
 		case r.preset.OutputFile():
 			argv[i] = out + "." + r.preset.Ext
+		case presets.ProgressFile:
+			// Beside the output, not in the bench's working directory.
+			argv[i] = out + ".progress.txt"
 		}
 	}
 	return argv
