@@ -134,7 +134,8 @@ func (f *fakeBlobs) Move(_ context.Context, sc, sn, etag, dc, dn string) error {
 	if b.etag != etags.Normalize(etag) {
 		return storage.ErrConditionNotMet
 	}
-	f.blobs[dc+"/"+dn] = b
+	// A copy is a new blob: a new eTag, as in Blob Storage.
+	f.putLocked(dc, dn, b.data, b.meta)
 	delete(f.blobs, sc+"/"+sn)
 	return nil
 }

@@ -46,8 +46,9 @@ func (a *app) status(r *http.Request, inv *invocation) error {
 		inv.output(BindingResponse, jsonResponse(http.StatusBadRequest, map[string]string{"error": "unreadable request"}))
 		return nil
 	}
-	if m := strings.ToUpper(hr.Method); m != "" && m != http.MethodGet && m != http.MethodHead {
-		inv.output(BindingResponse, jsonResponse(http.StatusMethodNotAllowed, map[string]string{"error": "GET only"}))
+	method := strings.ToUpper(hr.Method)
+	if method != "" && method != http.MethodGet && method != http.MethodHead && method != http.MethodPost {
+		inv.output(BindingResponse, jsonResponse(http.StatusMethodNotAllowed, map[string]string{"error": "GET, or POST to redrive one file"}))
 		return nil
 	}
 	query := hr.query()
@@ -58,6 +59,11 @@ func (a *app) status(r *http.Request, inv *invocation) error {
 	}
 	if key == "" {
 		key = keyFromPath(hr.URL)
+	}
+	if method == http.MethodPost {
+		// The only change Status makes, and never on a GET.
+		inv.output(BindingResponse, a.redriveOne(ctx, strings.ToLower(key)))
+		return nil
 	}
 	if key != "" {
 		key = strings.ToLower(key)
@@ -302,6 +308,12 @@ var statusPage = template.Must(template.New("status").Funcs(template.FuncMap{
 <h2>Record <code>{{.Key}}</code></h2>
 <table>
 <tr><th>state</th><td class="{{.State}}">{{.State}}</td></tr>
+{{- if and .State.Terminal (ne .State "done")}}{{if not .RedrivenTo}}
+<tr><th>redrive</th><td><form method="post"><button type="submit" id="redrive">Redrive this file</button></form></td></tr>
+{{- end}}{{end}}
+{{- with .RedrivenTo}}
+<tr><th>redriven as</th><td><a href="{{.}}"><code>{{.}}</code></a></td></tr>
+{{- end}}
 {{- with .Progress}}
 <tr><th>progress</th><td><progress max="100" value="{{.Percent}}">{{.Percent}}%</progress> {{.Percent}}% · {{.DoneSeconds}} of {{.DurationSeconds}} s{{if .ETASeconds}} · about {{.ETASeconds}} s left{{end}}</td></tr>
 {{- end}}

@@ -83,7 +83,7 @@ func TestPackage(t *testing.T) {
 				QueueName: "%FFPIPE_QUEUE%", Connection: "ServiceBusConnection", Cardinality: "many", DataType: "string"}},
 			handlers.FuncSweep: {{Type: "timerTrigger", Direction: "in", Name: handlers.BindingTimer, Schedule: "%SweepSchedule%"}},
 			handlers.FuncStatus: {
-				{Type: "httpTrigger", Direction: "in", Name: handlers.BindingRequest, AuthLevel: "function", Methods: []string{"get"}, Route: "status/{key?}"},
+				{Type: "httpTrigger", Direction: "in", Name: handlers.BindingRequest, AuthLevel: "function", Methods: []string{"get", "post"}, Route: "status/{key?}"},
 				{Type: "http", Direction: "out", Name: handlers.BindingResponse},
 			},
 		}

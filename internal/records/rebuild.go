@@ -245,3 +245,19 @@ func (s *Store) Expire(ctx context.Context, prefix string) (int, error) {
 	}
 	return n, nil
 }
+
+// Matching returns the keys of the records in state last updated at or
+// after since (zero: any time), from one listing of their metadata.
+func (s *Store) Matching(ctx context.Context, state State, since time.Time) ([]string, error) {
+	var keys []string
+	err := s.listRecords(ctx, "", func(l listed) bool {
+		if l.state == state && !l.updated.Before(since) {
+			keys = append(keys, l.key)
+		}
+		return true
+	})
+	if err != nil {
+		return nil, fmt.Errorf("find %s records: %w", state, err)
+	}
+	return keys, nil
+}

@@ -121,6 +121,9 @@ type Record struct {
 	// Cost is the node time the task used (a terminal record of work that
 	// ran; cost.go).
 	Cost *Cost `json:"cost,omitempty"`
+	// RedrivenTo is the key of the input's new version after a redrive
+	// moved it back from quarantine (ffpipe redrive).
+	RedrivenTo string `json:"redrivenTo,omitempty"`
 	// Progress is how far a running task is (Status only; never stored).
 	Progress *Progress `json:"progress,omitempty"`
 }
