@@ -25,7 +25,7 @@ help: ## Show this help.
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
 
 .PHONY: deps
-deps: ffmpeg python3-azure $(AZURITE) ## Install what the local stack and the tests need (ffmpeg, python3-azure, npm packages).
+deps: ffmpeg python3-azure chromium $(AZURITE) ## Install what the local stack and the tests need (ffmpeg, python3-azure, chromium, npm packages).
 
 .PHONY: ffmpeg
 ffmpeg:
@@ -33,6 +33,16 @@ ffmpeg:
 		echo "installing ffmpeg (Debian package)"; \
 		SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq ffmpeg >/dev/null; \
+	fi
+
+# Debian's Chromium: the Status page test (handlers/statuspage_browser_test.go)
+# drives it headless through chromedp.
+.PHONY: chromium
+chromium:
+	@if ! command -v chromium >/dev/null; then \
+		echo "installing chromium (Debian package)"; \
+		SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
 	fi
 
 # Debian's Azure SDK for Python (azure-batch 13, azure-storage-blob 12,

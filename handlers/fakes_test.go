@@ -376,6 +376,18 @@ func (b *fakeBatch) DeleteTask(_ context.Context, job, key string) error {
 	return nil
 }
 
+func (b *fakeBatch) Running(_ context.Context, job string, max int) ([]batch.RunningTask, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []batch.RunningTask
+	for key, started := range b.running {
+		spec := b.tasks[key]
+		out = append(out, batch.RunningTask{Key: key, TaskInfo: batch.TaskInfo{State: "running", Created: b.created[key], Started: started, Request: spec.Request}})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out, nil
+}
+
 func (b *fakeBatch) Progress(_ context.Context, job, key string, started time.Time) (batch.Progress, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()

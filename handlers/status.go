@@ -106,7 +106,17 @@ func (a *app) status(r *http.Request, inv *invocation) error {
 		a.log.Warn("status: batch task counts", "err", err)
 	}
 	view.Cost = a.costView(sum)
-	inv.output(BindingResponse, a.render(wantJSON, http.StatusOK, view, &page{Summary: &view, States: storedStates}))
+	code, fstate, fname := pageQuery(query)
+	if fstate != "" || fname != "" {
+		view.Recent = filterRecent(view.Recent, fstate, fname)
+	}
+	view.Running = a.running(ctx)
+	view.Failures = failuresByReason(view.Recent)
+	pg := &page{Summary: &view, States: storedStates, Code: code, FilterState: fstate, FilterName: fname, Refresh: refreshSeconds}
+	if !wantJSON {
+		pg.Downloads = a.downloads(ctx, view.Recent)
+	}
+	inv.output(BindingResponse, a.render(wantJSON, http.StatusOK, view, pg))
 	return nil
 }
 
@@ -123,6 +133,10 @@ type Summary struct {
 	// Cost is node time and estimated cost today and over 30 days, and the
 	// daily budget (budget.go); nil without the records' index.
 	Cost *CostView `json:"cost,omitempty"`
+	// Running are the files Batch runs now, with their progress;
+	// Failures the recent failures grouped by reason code.
+	Running  []records.Record `json:"running,omitempty"`
+	Failures []ReasonCount    `json:"failuresByReason,omitempty"`
 }
 
 // WithTasks adds the job's task counts to sum. The error says why they
@@ -249,6 +263,12 @@ type page struct {
 	States  []records.State
 	Record  *records.Record
 	Error   string
+	// The summary page's function key (kept in its links and form), its
+	// filter, its refresh period and the output download links by key.
+	Code                    string
+	FilterState, FilterName string
+	Refresh                 int
+	Downloads               map[string]string
 }
 
 func (a *app) render(wantJSON bool, code int, v any, p *page) httpResponse {
@@ -271,9 +291,11 @@ func (a *app) render(wantJSON bool, code int, v any, p *page) httpResponse {
 }
 
 var statusPage = template.Must(template.New("status").Funcs(template.FuncMap{
-	"count": func(s *Summary, st records.State) int { return s.Counts[st] },
+	"count":   func(s *Summary, st records.State) int { return s.Counts[st] },
+	"timings": timingLine,
 }).Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>ffpipe status</title>
+{{- if .Refresh}}<meta http-equiv="refresh" content="{{.Refresh}}">{{end}}
 <style>body{font-family:system-ui,sans-serif;margin:2rem;color:#222}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:left;vertical-align:top}th{background:#f4f4f4}.done{color:#070}.failed,.rejected,.bad_request,.input_missing{color:#b00}code{font-size:.9em}</style>
 </head><body>
 <h1>ffpipe status</h1>
@@ -297,10 +319,27 @@ var statusPage = template.Must(template.New("status").Funcs(template.FuncMap{
 <tr><th>last 30 days</th><td>{{.NodeHoursLast30Days}}</td><td>{{with .SpotLast30Days}}{{.}}{{end}}</td><td>{{with .DedicatedLast30Days}}{{.}}{{end}}</td></tr></table>
 {{- if .DailyBudget}}<p>Daily budget: {{.BudgetSpentToday}} of {{.DailyBudget}} spent today{{with .DispatchPausedUntil}}; <strong class="failed">dispatch paused until {{.}}</strong>: new work is rescheduled, not dropped{{end}}.</p>{{end}}
 {{- end}}
+<h2>Running</h2>
+<table id="running"><tr><th>source</th><th>progress</th><th>started</th><th>key</th></tr>
+{{- range .Running}}
+<tr><td>{{.Source.Container}}/{{.Source.Blob}}</td><td>{{with .Progress}}<progress max="100" value="{{.Percent}}">{{.Percent}}%</progress> {{.Percent}}%{{if .ETASeconds}} · {{.ETASeconds}} s left{{end}}{{else}}starting{{end}}</td><td>{{with .Timings.Started}}{{.Format "15:04:05Z"}}{{end}}</td><td><code>{{.Key}}</code></td></tr>
+{{- else}}
+<tr><td colspan="4">nothing running</td></tr>
+{{- end}}
+</table>
+{{- with .Failures}}
+<h2>Failures by reason (latest records)</h2>
+<table id="failures"><tr><th>reason</th><th>files</th></tr>
+{{- range .}}<tr><td>{{.Reason}}</td><td>{{.Count}}</td></tr>{{end}}
+</table>
+{{- end}}
 <h2>Recent</h2>
-<table><tr><th>updated</th><th>state</th><th>source</th><th>output</th><th>reason</th><th>key</th></tr>
+<form method="get" id="filter">{{if $.Code}}<input type="hidden" name="code" value="{{$.Code}}">{{end}}
+<label>state <select name="state"><option value="">any</option>{{range $.States}}<option{{if eq (print .) $.FilterState}} selected{{end}}>{{.}}</option>{{end}}</select></label>
+<label>name <input name="name" value="{{$.FilterName}}"></label> <button type="submit">filter</button></form>
+<table id="recent"><tr><th>updated</th><th>state</th><th>source</th><th>output</th><th>reason</th><th>queued → dispatched → started → ended → swept</th><th>key</th></tr>
 {{- range .Recent}}
-<tr><td>{{.Updated.Format "2006-01-02 15:04:05Z"}}</td><td class="{{.State}}">{{.State}}</td><td>{{.Source.Container}}/{{.Source.Blob}}</td><td>{{if .Output.Blob}}{{.Output.Container}}/{{.Output.Blob}}{{end}}</td><td>{{.Reason}}</td><td><a href="status/{{.Key}}"><code>{{.Key}}</code></a></td></tr>
+<tr><td>{{.Updated.Format "2006-01-02 15:04:05Z"}}</td><td class="{{.State}}">{{.State}}</td><td>{{.Source.Container}}/{{.Source.Blob}}</td><td>{{if .Output.Blob}}{{with index $.Downloads .Key}}<a href="{{.}}">{{end}}{{.Output.Container}}/{{.Output.Blob}}{{with index $.Downloads .Key}}</a>{{end}}{{end}}</td><td>{{.Reason}}</td><td>{{timings .Timings}}</td><td><a href="status/{{.Key}}{{if $.Code}}?code={{$.Code}}{{end}}"><code>{{.Key}}</code></a></td></tr>
 {{- end}}
 </table>
 {{- end}}
