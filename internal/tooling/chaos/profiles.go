@@ -31,7 +31,10 @@ func (h *harness) profileRows(ctx context.Context) error {
 	}
 	for i := range h.opts.Profiles {
 		profile := chaosProfiles[i%len(chaosProfiles)]
-		spec := media.ClipSpec{CacheDir: h.opts.CacheDir, Name: fmt.Sprintf("prof-%d.mp4", i), Duration: 2 * time.Second, ToneHz: 700 + i}
+		// 360 lines: HLS's lowest rung (it never upscales: a smaller
+		// source fails no_rung, rightly).
+		spec := media.ClipSpec{CacheDir: h.opts.CacheDir, Name: fmt.Sprintf("prof-%d.mp4", i), Duration: 2 * time.Second,
+			ToneHz: 700 + i, Width: 640, Height: 360}
 		p, err := media.Generate(ctx, filepath.Join(h.dir, "media", "profiles"), spec)
 		if err != nil {
 			return err
