@@ -18,6 +18,36 @@ func init() {
 	commands = append(commands, command{name: "redrive", summary: "send failed files again: --state failed [--reason CODE] [--since DURATION] [--dry-run]", run: runRedrive})
 }
 
+// planned is one record and what redriving it does.
+type planned struct {
+	rec records.Record
+	act handlers.RedriveAction
+}
+
+// planRedrives reads the records of keys, keeps those with reason code
+// (any when ""), and plans each.
+func planRedrives(ctx context.Context, d handlers.RedriveDeps, recs *records.Store, keys []string, code string) ([]planned, error) {
+	var plan []planned
+	for _, k := range keys {
+		rec, err := recs.Get(ctx, k)
+		if errors.Is(err, records.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("redrive: %w", err)
+		}
+		if c, _ := failure.Parse(rec.Reason); code != "" && string(c) != code {
+			continue
+		}
+		act, err := handlers.PlanRedrive(ctx, d, rec)
+		if err != nil {
+			return nil, fmt.Errorf("redrive: %w", err)
+		}
+		plan = append(plan, planned{rec, act})
+	}
+	return plan, nil
+}
+
 func runRedrive(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("redrive", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -47,27 +77,9 @@ func runRedrive(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return fmt.Errorf("redrive: %w", err)
 	}
 	d := handlers.RedriveDeps{Blobs: set.Blobs, Queue: set.Queue, Records: set.Records, Config: cfg, Account: cfg.StorageAccount()}
-	type planned struct {
-		rec records.Record
-		act handlers.RedriveAction
-	}
-	var plan []planned
-	for _, k := range keys {
-		rec, err := set.Records.Get(ctx, k)
-		if errors.Is(err, records.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("redrive: %w", err)
-		}
-		if code, _ := failure.Parse(rec.Reason); *reason != "" && string(code) != *reason {
-			continue
-		}
-		act, err := handlers.PlanRedrive(ctx, d, rec)
-		if err != nil {
-			return fmt.Errorf("redrive: %w", err)
-		}
-		plan = append(plan, planned{rec, act})
+	plan, err := planRedrives(ctx, d, set.Records, keys, *reason)
+	if err != nil {
+		return err
 	}
 	if len(plan) == 0 {
 		fmt.Fprintf(stdout, "no %s records match\n", st)
