@@ -160,3 +160,37 @@ func TestTaskCommandLineTransient(t *testing.T) {
 		t.Errorf("stderr does not say transient:\n%s", out)
 	}
 }
+
+// An input with a stream the codec whitelist refuses (MagicYUV video beside
+// AAC) is still media: the audio profile converts its audio, and a video
+// profile fails on its first run with a failed result, not as not_media.
+func TestTaskCommandLineRefusedStream(t *testing.T) {
+	needFFmpeg(t)
+	dir := t.TempDir()
+	out, err := runIn(dir, []string{"ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+		"-f", "lavfi", "-i", "testsrc=duration=2:size=160x120:rate=10", "-f", "lavfi", "-i", "sine=frequency=440:duration=2",
+		"-c:v", "magicyuv", "-c:a", "aac", "-shortest", "-f", "mov", "magicyuv.mp4"})
+	if err != nil {
+		t.Skipf("this ffmpeg cannot write MagicYUV: %v %s", err, out)
+	}
+	input, err := os.ReadFile(filepath.Join(dir, "magicyuv.mp4"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mp3, _ := DefaultProfiles().Get("mp3")
+	exit, log, wd := runTask(t, mp3, input)
+	if exit != 0 {
+		t.Fatalf("mp3: exit %d\n%s", exit, log)
+	}
+	if r := readResult(t, wd); !r.OK || !r.Source.Audio || r.Source.Height != 120 {
+		t.Errorf("mp3: result %+v, want ok with the source's audio and its 120-line video seen\n%s", r, log)
+	}
+	web, _ := DefaultProfiles().Get("web")
+	exit, log, wd = runTask(t, web, input)
+	if exit != 0 {
+		t.Fatalf("web: exit %d (a refused codec is no reason to run again)\n%s", exit, log)
+	}
+	if r := readResult(t, wd); r.OK || r.Code == "not_media" {
+		t.Errorf("web: result %+v, want a failure other than not_media\n%s", r, log)
+	}
+}

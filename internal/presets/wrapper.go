@@ -170,6 +170,8 @@ func (p Profile) script() string {
 		errLog, grepAny("-q -i", nodeTrouble), errLog, grepAny("-v", benignStderr), errLog)
 	// S: the input's demuxer and decoders, pinned as for ffmpeg.
 	s.add(`S="-v error %s"`, strings.Join(inputArgs(decoders[KindHLS])[:len(inputArgs(""))-2], " "))
+	// SC: the same without the codec whitelist (see probeSource).
+	s.add(`SC="-v error %s"`, strings.Join(inputArgs("")[:len(inputArgs(""))-4], " "))
 	// G: a value from the probe file ($1 its flat key; quotes removed);
 	// K: the index of the first stream of type $1 there. ffprobe and
 	// ffmpeg cost ~60 ms of CPU each to start (their shared libraries), so
@@ -200,7 +202,15 @@ func (p Profile) script() string {
 // audio and video durations), and fails early for what no output can
 // survive.
 func (p Profile) probeSource(s *script) {
-	s.add(`ffprobe $S -show_entries format=duration:stream=codec_type,duration,height:stream_disposition=attached_pic -of flat %s >%s 2>%s; rc=$?`, InputFile, probeOut, errLog)
+	const entries = "format=duration:stream=codec_type,duration,height:stream_disposition=attached_pic"
+	s.add(`ffprobe $S -show_entries %s -of flat %s >%s 2>%s; rc=$?`, entries, InputFile, probeOut, errLog)
+	// ffprobe opens a decoder for every stream to print it, and one that
+	// the codec whitelist refuses (a MagicYUV video beside an AAC track)
+	// makes it exit 1 although the file is fine media for the streams the
+	// profile uses. Then read the container's facts alone: no stream
+	// information is looked for, so no packet is decoded; ffmpeg's
+	// whitelist still decides what gets decoded.
+	s.add(`if [ $rc -ne 0 ] && grep -q "not on whitelist" %s; then ffprobe $SC -nofind_stream_info -show_entries %s -of flat %s >%s 2>%[1]s; rc=$?; fi`, errLog, entries, InputFile, probeOut)
 	s.add(`if [ $rc -ne 0 ]; then cat %s >&2; if [ $rc -ge 126 ]; then T "ffprobe could not run (exit $rc)" $rc; fi; %s %s && T "ffprobe hit a node problem" $rc; `+
 		`F not_media "the input is not an MP4 or QuickTime file ffmpeg can read"; fi`, errLog, grepAny("-q -i", nodeTrouble), errLog)
 	s.add(`FD=$(G format.duration); AI=$(K audio); VI=$(K video); AD=""; VD=""; H=""; PIC=""`)
