@@ -192,7 +192,10 @@ func runWrapper(t *testing.T, script, outName string, input []byte) {
 		}
 	}
 	for _, name := range dirNames(t, work) {
-		if name != presets.InputFile && name != "ffmpeg.log" && name != presets.ResultFile && name != outName {
+		// ffmpeg's -progress file and the probed duration stay for Status
+		// to read through the task-file API while the task runs.
+		if name != presets.InputFile && name != "ffmpeg.log" && name != presets.ResultFile && name != outName &&
+			name != presets.ProgressFile && name != presets.DurationFile {
 			t.Errorf("working directory holds unexpected %q", name)
 		}
 	}
