@@ -63,13 +63,22 @@ func New(opts Options) *Server {
 }
 
 // FindBin locates the azurite-blob executable: $FFPIPE_AZURITE_BIN, then
-// node_modules/.bin/azurite-blob in the current directory or any parent,
-// then beside the running executable's directory or its parents (so
-// bin/ffpipe finds the repository's node_modules from anywhere).
+// node_modules/.bin/azurite-blob as FindInNodeModules finds it.
 func FindBin() (string, error) {
 	if p := os.Getenv("FFPIPE_AZURITE_BIN"); p != "" {
 		return p, nil
 	}
+	if p, ok := FindInNodeModules(filepath.Join(".bin", "azurite-blob")); ok {
+		return p, nil
+	}
+	return "", errors.New("find azurite: node_modules/.bin/azurite-blob not found; run `make deps` (npm ci) in the repository root, or set FFPIPE_AZURITE_BIN")
+}
+
+// FindInNodeModules finds node_modules/rel in the working directory or any
+// parent, then beside the running executable or its parents (so bin/ffpipe
+// finds the repository's node_modules from anywhere): the npm packages that
+// `make deps` installs with `npm ci`.
+func FindInNodeModules(rel string) (string, bool) {
 	var starts []string
 	if wd, err := os.Getwd(); err == nil {
 		starts = append(starts, wd)
@@ -81,9 +90,9 @@ func FindBin() (string, error) {
 	}
 	for _, dir := range starts {
 		for {
-			p := filepath.Join(dir, "node_modules", ".bin", "azurite-blob")
+			p := filepath.Join(dir, "node_modules", rel)
 			if _, err := os.Stat(p); err == nil {
-				return p, nil
+				return p, true
 			}
 			parent := filepath.Dir(dir)
 			if parent == dir {
@@ -92,7 +101,7 @@ func FindBin() (string, error) {
 			dir = parent
 		}
 	}
-	return "", errors.New("find azurite: node_modules/.bin/azurite-blob not found; run `make deps` (npm ci) in the repository root, or set FFPIPE_AZURITE_BIN")
+	return "", false
 }
 
 // Start launches Azurite and waits until its blob endpoint answers or ctx ends.

@@ -11,8 +11,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/ffpipe/ffpipe/internal/emulator/azurite"
 	"github.com/ffpipe/ffpipe/internal/emulator/servicebus"
 )
 
@@ -77,31 +79,13 @@ func (r *runner) serviceBusJS(ctx context.Context) error {
 	return nil
 }
 
-// findNodeModules returns the node_modules directory that holds pkg: in
-// the working directory or a parent, or beside the running executable or
-// a parent (bin/ffpipe finds the repository's node_modules).
+// findNodeModules returns the node_modules directory that holds pkg
+// (azurite.FindInNodeModules: the working directory, the executable's, and
+// their parents).
 func findNodeModules(pkg string) (string, error) {
-	var starts []string
-	if wd, err := os.Getwd(); err == nil {
-		starts = append(starts, wd)
-	}
-	if exe, err := os.Executable(); err == nil {
-		if exe, err := filepath.EvalSymlinks(exe); err == nil {
-			starts = append(starts, filepath.Dir(exe))
-		}
-	}
-	for _, dir := range starts {
-		for {
-			nm := filepath.Join(dir, "node_modules")
-			if _, err := os.Stat(filepath.Join(nm, pkg, "package.json")); err == nil {
-				return nm, nil
-			}
-			parent := filepath.Dir(dir)
-			if parent == dir {
-				break
-			}
-			dir = parent
-		}
+	rel := filepath.Join(pkg, "package.json")
+	if p, ok := azurite.FindInNodeModules(rel); ok {
+		return strings.TrimSuffix(p, string(filepath.Separator)+rel), nil
 	}
 	if _, err := exec.LookPath("node"); err != nil {
 		return "", errors.New("node is not installed")
