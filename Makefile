@@ -132,7 +132,7 @@ bench: deps build package ## Benchmarks of the whole pipeline and the stand-ins 
 
 .PHONY: chaos
 chaos: deps build package ## Larger fault-injection tier (ffpipe chaos).
-	$(BIN)/ffpipe chaos --app $(DIST) --files 500 --kills 100 --json chaos.json
+	$(BIN)/ffpipe chaos --app $(DIST) --files 500 --kills 100 --profiles 20 --json chaos.json
 
 .PHONY: deploy
 deploy: package ## Deploy to Azure (see docs/deploy.md).

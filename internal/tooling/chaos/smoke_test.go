@@ -22,8 +22,9 @@ import (
 // fails on any invariant breach of docs/reliability.md#invariants and on any secret in a log line.
 //
 // FFPIPE_CHAOS_SEED picks another seed; FFPIPE_CHAOS_KEEP=1 keeps the run
-// directory (logs, stack state) for inspection; FFPIPE_CHAOS_PROFILES=N adds
-// N video clips uploaded with a media profile (web and hls in turn).
+// directory (logs, stack state) for inspection. Two video clips go up with
+// a media profile (web and hls); FFPIPE_CHAOS_PROFILES=N makes it N (0
+// for none).
 func TestSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the whole stack with faults (~3 min)")
@@ -37,12 +38,13 @@ func TestSmoke(t *testing.T) {
 		seed = s
 	}
 	opts := chaos.Options{
-		AppDir: stacktest.AppDir(t),
-		Exec:   stacktest.Binary(t),
-		Files:  40,
-		Kills:  10,
-		Seed:   seed,
-		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		AppDir:   stacktest.AppDir(t),
+		Exec:     stacktest.Binary(t),
+		Files:    40,
+		Kills:    10,
+		Seed:     seed,
+		Profiles: 2,
+		Logger:   slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 	if v := os.Getenv("FFPIPE_CHAOS_PROFILES"); v != "" {
 		n, err := strconv.Atoi(v)
