@@ -112,7 +112,8 @@ func (a *app) status(r *http.Request, inv *invocation) error {
 	}
 	view.Running = a.running(ctx)
 	view.Failures = failuresByReason(view.Recent)
-	pg := &page{Summary: &view, States: storedStates, Code: code, FilterState: fstate, FilterName: fname, Refresh: refreshSeconds}
+	pg := &page{Summary: &view, States: storedStates, Code: code, FilterState: fstate, FilterName: fname, Refresh: refreshSeconds,
+		Chart: newThroughputChart(view.Throughput), Reasons: reasonRows(view.FailureCounts, view.Failures)}
 	if !wantJSON {
 		pg.Downloads = a.downloads(ctx, view.Recent)
 	}
@@ -134,7 +135,8 @@ type Summary struct {
 	// daily budget (budget.go); nil without the records' index.
 	Cost *CostView `json:"cost,omitempty"`
 	// Running are the files Batch runs now, with their progress;
-	// Failures the recent failures grouped by reason code.
+	// Failures the recent failures grouped by reason code (the records'
+	// FailureCounts has them over every record kept).
 	Running  []records.Record `json:"running,omitempty"`
 	Failures []ReasonCount    `json:"failuresByReason,omitempty"`
 }
@@ -269,6 +271,10 @@ type page struct {
 	FilterState, FilterName string
 	Refresh                 int
 	Downloads               map[string]string
+	// Chart is the last hour's throughput; Reasons the failures by reason
+	// over the records kept and the latest ones.
+	Chart   *throughputChart
+	Reasons []reasonRow
 }
 
 func (a *app) render(wantJSON bool, code int, v any, p *page) httpResponse {
@@ -327,10 +333,25 @@ var statusPage = template.Must(template.New("status").Funcs(template.FuncMap{
 <tr><td colspan="4">nothing running</td></tr>
 {{- end}}
 </table>
-{{- with .Failures}}
-<h2>Failures by reason (latest records)</h2>
-<table id="failures"><tr><th>reason</th><th>files</th></tr>
-{{- range .}}<tr><td>{{.Reason}}</td><td>{{.Count}}</td></tr>{{end}}
+{{- with $.Chart}}
+<h2>Throughput, last hour</h2>
+<figure><svg id="throughput" xmlns="http://www.w3.org/2000/svg" width="{{.Width}}" height="{{.Height}}" viewBox="0 0 {{.Width}} {{.Height}}" role="img" aria-label="files ended per {{.BinMinutes}} minutes, {{.From}} to {{.To}} UTC">
+<line x1="0" y1="{{.BaseY}}" x2="{{.Width}}" y2="{{.BaseY}}" stroke="#999"/>
+{{- range .Bars}}
+<rect class="bar" x="{{.X}}" y="{{.Y}}" width="{{.W}}" height="{{.H}}" fill="#2a6db0" data-count="{{.Count}}"><title>{{.Label}}</title></rect>
+{{- end}}
+<text x="0" y="{{.Height}}" font-size="11">{{.From}}</text><text x="{{.Width}}" y="{{.Height}}" font-size="11" text-anchor="end">{{.To}}</text>
+</svg>
+<figcaption>files ended per {{.BinMinutes}} minutes, {{.From}}–{{.To}} UTC bins (the last still filling): <span id="throughput-total">{{.Total}}</span> in all, at most {{.Max}} in a bin</figcaption></figure>
+{{- end}}
+{{- if or $.Reasons .Indexed}}
+<h2>Failures by reason</h2>
+<table id="failures"><tr><th>reason</th>{{if .Indexed}}<th>records of the last {{.RetentionDays}} days</th>{{end}}<th>latest {{len .Recent}} records</th></tr>
+{{- range $.Reasons}}
+<tr data-reason="{{.Reason}}"><td>{{.Reason}}</td>{{if .HasKeptInfo}}<td>{{.Kept}}</td>{{end}}<td>{{.Latest}}</td></tr>
+{{- else}}
+<tr><td colspan="3">no failures</td></tr>
+{{- end}}
 </table>
 {{- end}}
 <h2>Recent</h2>

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -33,8 +34,8 @@ func chromium(t *testing.T) string {
 }
 
 // TestStatusPageInBrowser loads the Status page in headless Chromium: the
-// counts, a running file's progress bar, the failures by reason and a
-// download link, and saves a screenshot (FFPIPE_SCREENSHOT_DIR, or the
+// counts, a running file's progress bar, the last hour's throughput chart,
+// the failures by reason and a download link, and saves a screenshot (FFPIPE_SCREENSHOT_DIR, or the
 // test's temporary directory).
 func TestStatusPageInBrowser(t *testing.T) {
 	bin := chromium(t)
@@ -98,6 +99,23 @@ func TestStatusPageInBrowser(t *testing.T) {
 	}
 	counts, running, failures := text("table"), text("#running"), text("#failures")
 	progress, link := attr("#running progress", "value"), attr("#recent a[href*='output']", "href")
+	// The throughput chart as laid out: every bar's rendered height (the
+	// five files ended in the current bin, the last bar), and the
+	// failures table's rows as shown.
+	bars, err := chromedp.Run(bctx, chromedp.Evaluate[[]float64](
+		`Array.from(document.querySelectorAll('#throughput rect.bar')).map(r => r.getBoundingClientRect().height)`))
+	if err != nil {
+		t.Fatalf("chromium: throughput bars: %v", err)
+	}
+	chartWidth, err := chromedp.Run(bctx, chromedp.Evaluate[float64](`document.querySelector('#throughput').getBoundingClientRect().width`))
+	if err != nil {
+		t.Fatalf("chromium: throughput chart: %v", err)
+	}
+	reasons, err := chromedp.Run(bctx, chromedp.Evaluate[[]string](
+		`Array.from(document.querySelectorAll('#failures tr[data-reason]')).map(r => r.innerText.replace(/\s+/g, ' ').trim())`))
+	if err != nil {
+		t.Fatalf("chromium: failures table: %v", err)
+	}
 	shot, err := chromedp.Run(bctx, chromedp.FullScreenshot(90))
 	if err != nil {
 		t.Fatalf("chromium: screenshot: %v", err)
@@ -108,8 +126,13 @@ func TestStatusPageInBrowser(t *testing.T) {
 	if progress != "40" || !strings.Contains(running, "videos/running.mp4") || !strings.Contains(running, "90 s left") {
 		t.Errorf("running: got %q with a bar at %q, want videos/running.mp4 at 40 with 90 s left", running, progress)
 	}
-	if !strings.Contains(failures, "decode_error") || !strings.Contains(failures, "2") {
-		t.Errorf("failures by reason: got %q", failures)
+	if !strings.Contains(failures, "records of the last 90 days") || !slices.Equal(reasons, []string{"decode_error 2 2", "empty 1 1"}) {
+		t.Errorf("failures by reason: got %q with rows %q, want decode_error 2 2 and empty 1 1 under the last 90 days and the latest records", failures, reasons)
+	}
+	wantBars := make([]float64, 12)
+	wantBars[11] = 88 // all five ended now: the highest bar
+	if !slices.Equal(bars, wantBars) || chartWidth <= 0 {
+		t.Errorf("throughput chart: %v px wide with bar heights %v, want 12 bars %v", chartWidth, bars, wantBars)
 	}
 	if !strings.HasPrefix(link, fakeBase) {
 		t.Errorf("download link: got %q, want a signed URL of the output", link)

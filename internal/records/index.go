@@ -23,8 +23,9 @@ import (
 // A record counts in the day (UTC) of its Updated time. Each day has one
 // bucket blob, days/YYYY-MM-DD, in the index container: counts by state
 // (also in the blob's metadata, so one listing of days/ gives every count),
-// the day's latest changes (the recent list) and the number of files that
-// ended in each hour. A record write moves the record from the Day of
+// the day's latest changes (the recent list), the number of files that
+// ended in each hour and in each 5 minutes (the throughput chart), and the
+// failures by reason code (also in metadata). A record write moves the record from the Day of
 // its old (day, state) to the Day of its new one. Records older than
 // the retention window are deleted (Expire), and their buckets leave the
 // window on the same day, so the counts always cover exactly the records
@@ -56,6 +57,9 @@ const (
 	// metaCount prefixes a state's count in a Day's metadata
 	// (metadata names must be identifiers: "n_done").
 	metaCount = "n_"
+	// metaFailures prefixes a failure reason's count in a Day's metadata
+	// ("f_decode_error"): reason codes are identifiers too.
+	metaFailures = "f_"
 	// indexAttempts bounds the optimistic-concurrency retries of one
 	// Day write when several instances write the same day.
 	indexAttempts = 30
@@ -80,6 +84,12 @@ type Day struct {
 	// Ended counts, per hour of the day (UTC), the terminal records last
 	// written in it: throughput.
 	Ended [24]int `json:"ended"`
+	// Ended5m counts the same ends per 5 minutes of the day (bin i covers
+	// i×5 to i×5+5 minutes after midnight UTC): the last hour's chart.
+	Ended5m [BinsPerDay]int `json:"ended5m"`
+	// Failures counts the day's records that ended other than done, by
+	// reason code (Record.FailureCode).
+	Failures map[string]int `json:"failures,omitempty"`
 	// NodeSeconds totals the node time of the day's records (Cost).
 	NodeSeconds float64 `json:"nodeSeconds,omitempty"`
 }
@@ -91,6 +101,9 @@ type move struct {
 	fromDay, toDay string
 	from, to       State
 	fromEnd, toEnd int // hour of the day a terminal record counts in; -1: not terminal
+	fromBin, toBin int // its 5-minute bin of the day; -1: not terminal
+	fromFail       string
+	toFail         string // failure reason code; "": not a failure
 	updated        time.Time
 	fromNS, toNS   float64 // node seconds
 	rec            *Record // the record written
@@ -164,9 +177,11 @@ func endHour(r Record) int {
 // A write that keeps the record's day, state and hour changes no count
 // but still enters the day's recent list.
 func moveOf(old Record, found bool, r Record) move {
-	m := move{key: r.Key, toDay: dayOf(r.Updated), to: r.State, fromEnd: -1, toEnd: endHour(r), updated: r.Updated, rec: &r, toNS: r.nodeSeconds()}
+	m := move{key: r.Key, toDay: dayOf(r.Updated), to: r.State, fromEnd: -1, toEnd: endHour(r), fromBin: -1, toBin: endBin(r),
+		toFail: r.FailureCode(), updated: r.Updated, rec: &r, toNS: r.nodeSeconds()}
 	if found {
 		m.fromDay, m.from, m.fromEnd, m.fromNS = dayOf(old.Updated), old.State, endHour(old), old.nodeSeconds()
+		m.fromBin, m.fromFail = endBin(old), old.FailureCode()
 	}
 	return m
 }
@@ -212,6 +227,8 @@ type delta struct {
 	counts      map[State]int
 	recent      []Change
 	ended       [24]int
+	ended5m     [BinsPerDay]int
+	failures    map[string]int
 	nodeSeconds float64
 }
 
@@ -219,7 +236,7 @@ func (x *Index) apply(ctx context.Context, moves []move) error {
 	days := map[string]*delta{}
 	get := func(d string) *delta {
 		if days[d] == nil {
-			days[d] = &delta{counts: map[State]int{}}
+			days[d] = &delta{counts: map[State]int{}, failures: map[string]int{}}
 		}
 		return days[d]
 	}
@@ -231,6 +248,12 @@ func (x *Index) apply(ctx context.Context, moves []move) error {
 			if m.fromEnd >= 0 {
 				d.ended[m.fromEnd]--
 			}
+			if m.fromBin >= 0 {
+				d.ended5m[m.fromBin]--
+			}
+			if m.fromFail != "" {
+				d.failures[m.fromFail]--
+			}
 		}
 		if m.toDay == "" {
 			continue
@@ -241,6 +264,12 @@ func (x *Index) apply(ctx context.Context, moves []move) error {
 		d.recent = append(d.recent, Change{Key: m.key, State: m.to, Updated: m.updated.UTC(), Record: m.rec})
 		if m.toEnd >= 0 {
 			d.ended[m.toEnd]++
+		}
+		if m.toBin >= 0 {
+			d.ended5m[m.toBin]++
+		}
+		if m.toFail != "" {
+			d.failures[m.toFail]++
 		}
 	}
 	var errs []error
@@ -263,6 +292,10 @@ func (b *Day) add(dl *delta) {
 	for h, n := range dl.ended {
 		b.Ended[h] += n
 	}
+	for i, n := range dl.ended5m {
+		b.Ended5m[i] += n
+	}
+	b.addFailures(dl.failures)
 	b.NodeSeconds = max(0, b.NodeSeconds+dl.nodeSeconds)
 }
 
@@ -332,6 +365,9 @@ func (x *Index) put(ctx context.Context, b Day, etag string, conditional bool) e
 	for st, n := range b.Counts {
 		md[metaCount+string(st)] = strconv.Itoa(n)
 	}
+	for code, n := range b.Failures {
+		md[metaFailures+code] = strconv.Itoa(n)
+	}
 	if b.NodeSeconds > 0 {
 		md[metaNodeSeconds] = strconv.FormatFloat(b.NodeSeconds, 'f', 3, 64)
 	}
@@ -370,6 +406,11 @@ type IndexView struct {
 	EndedLastHour int
 	// Days is how many day buckets were counted.
 	Days int
+	// Failures counts the records kept (the retention window) that ended
+	// other than done, by reason code.
+	Failures map[string]int
+	// Throughput is the files ended per 5 minutes over the last hour.
+	Throughput Throughput
 	// NodeSecondsToday and NodeSecondsLast30Days total the node time of
 	// the records written today and in the last 30 days (UTC days).
 	NodeSecondsToday, NodeSecondsLast30Days float64
@@ -381,7 +422,7 @@ func (x *Index) View(ctx context.Context, n int) (IndexView, error) {
 	now := x.now().UTC()
 	from := x.windowStart(now)
 	today, month := dayOf(now), dayOf(now.Add(-29*24*time.Hour))
-	v := IndexView{Counts: map[State]int{}}
+	v := IndexView{Counts: map[State]int{}, Failures: map[string]int{}}
 	var days []string
 	err := x.blobs.List(ctx, x.container, dayPrefix, func(it storage.Item) bool {
 		d := strings.TrimPrefix(it.Name, dayPrefix)
@@ -397,18 +438,7 @@ func (x *Index) View(ctx context.Context, n int) (IndexView, error) {
 				v.NodeSecondsLast30Days += ns
 			}
 		}
-		for k, s := range it.Metadata {
-			st, ok := strings.CutPrefix(k, metaCount)
-			if !ok {
-				continue
-			}
-			c, err := strconv.Atoi(s)
-			if err != nil {
-				continue
-			}
-			v.Counts[State(st)] += c
-			v.Total += c
-		}
+		v.countMetadata(it.Metadata)
 		return true
 	})
 	if err != nil {
@@ -418,6 +448,7 @@ func (x *Index) View(ctx context.Context, n int) (IndexView, error) {
 	slices.Sort(days)
 	yesterday := dayOf(now.Add(-24 * time.Hour))
 	var recent []Change
+	v.Throughput = newThroughput(now)
 	for i := len(days) - 1; i >= 0; i-- {
 		d := days[i]
 		if len(recent) >= n && d != today && d != yesterday {
@@ -436,25 +467,10 @@ func (x *Index) View(ctx context.Context, n int) (IndexView, error) {
 		}
 		recent = append(recent, b.Recent...)
 		v.EndedLastHour += endedLastHour(b, now)
+		v.Throughput.add(b)
 	}
 	v.Recent = latest(recent, n)
 	return v, nil
-}
-
-// endedLastHour is b's share of the last 60 minutes: the current hour in
-// full and the part of the previous hour still inside the window.
-func endedLastHour(b Day, now time.Time) int {
-	cur := now.Truncate(time.Hour)
-	prev := cur.Add(-time.Hour)
-	frac := 1 - float64(now.Sub(cur))/float64(time.Hour)
-	n := 0.0
-	if dayOf(cur) == b.Day {
-		n += float64(b.Ended[cur.Hour()])
-	}
-	if dayOf(prev) == b.Day {
-		n += frac * float64(b.Ended[prev.Hour()])
-	}
-	return int(n + 0.5)
 }
 
 // summaryReaders bounds the record reads of one Summarize.
@@ -469,6 +485,7 @@ func (s *Store) summarizeIndexed(ctx context.Context, recent int) (Summary, erro
 		return Summary{}, fmt.Errorf("summarize records: %w", err)
 	}
 	sum := Summary{Counts: v.Counts, Total: v.Total, Indexed: true, EndedLastHour: v.EndedLastHour,
+		Throughput: &v.Throughput, FailureCounts: v.Failures,
 		RetentionDays: int(s.index.retention / (24 * time.Hour)), NodeSecondsToday: v.NodeSecondsToday, NodeSecondsLast30Days: v.NodeSecondsLast30Days}
 	recs := make([]Record, len(v.Recent))
 	errs := make([]error, len(v.Recent))

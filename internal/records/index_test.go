@@ -2,6 +2,7 @@ package records
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"math"
@@ -32,25 +33,39 @@ func (c *testClock) add(d time.Duration) {
 
 func testKey(i int) string { return fmt.Sprintf("%032x", uint64(i)*2654435761) }
 
-// recounted sums a Recount into counts, the latest n changes and the
-// node time.
-func recounted(t *testing.T, s *Store, n int) (map[State]int, []Change, float64) {
+// recount is what the records say, summed over the days Recount derives.
+type recount struct {
+	counts     map[State]int
+	recent     []Change
+	ns         float64
+	failures   map[string]int
+	throughput Throughput // over the chart starting at the view's From
+}
+
+// recounted sums a Recount into counts, the latest n changes, the node
+// time, the failures by reason and the last hour's chart from from.
+func recounted(t *testing.T, s *Store, n int, from time.Time) recount {
 	t.Helper()
 	days, err := s.Recount(context.Background())
 	if err != nil {
 		t.Fatalf("recount: %v", err)
 	}
-	counts := map[State]int{}
+	rc := recount{counts: map[State]int{}, failures: map[string]int{},
+		throughput: Throughput{From: from, BinSeconds: BinMinutes * 60, Ended: make([]int, throughputBins)}}
 	var recent []Change
-	ns := 0.0
 	for _, d := range days {
 		for st, c := range d.Counts {
-			counts[st] += c
+			rc.counts[st] += c
+		}
+		for code, c := range d.Failures {
+			rc.failures[code] += c
 		}
 		recent = append(recent, d.Recent...)
-		ns += d.NodeSeconds
+		rc.ns += d.NodeSeconds
+		rc.throughput.add(d)
 	}
-	return counts, latest(recent, n), ns
+	rc.recent = latest(recent, n)
+	return rc
 }
 
 // checkAgrees fails unless the index says what the records say.
@@ -60,7 +75,14 @@ func checkAgrees(t *testing.T, s *Store, when string) IndexView {
 	if err != nil {
 		t.Fatalf("%s: view: %v", when, err)
 	}
-	counts, recent, ns := recounted(t, s, RecentCap)
+	rc := recounted(t, s, RecentCap, v.Throughput.From)
+	counts, recent, ns := rc.counts, rc.recent, rc.ns
+	if !maps.Equal(v.Failures, rc.failures) {
+		t.Errorf("%s: index failures by reason %v, records say %v", when, v.Failures, rc.failures)
+	}
+	if !slices.Equal(v.Throughput.Ended, rc.throughput.Ended) {
+		t.Errorf("%s: index throughput %v, records say %v", when, v.Throughput.Ended, rc.throughput.Ended)
+	}
 	if math.Abs(v.NodeSecondsLast30Days-ns) > 0.01 {
 		t.Errorf("%s: index node seconds %.3f, records say %.3f", when, v.NodeSecondsLast30Days, ns)
 	}
@@ -115,6 +137,14 @@ func TestIndexRebuiltFromRecords(t *testing.T) {
 		_, err := st.Update(ctx, testKey(i), func(old Record, _ bool) Record {
 			old.State = state
 			old.Source = Blob{Container: "input", Blob: fmt.Sprintf("f%d.mp4", i)}
+			switch state {
+			case StateFailed:
+				old.Reason = []string{"decode_error: exit code 65", "timeout", "a reason with no code"}[i%3]
+			case StateInputMissing:
+				old.Reason = "input_missing: gone"
+			default:
+				old.Reason = ""
+			}
 			if state.Terminal() {
 				old.Cost = &Cost{NodeSeconds: float64(i%7) + 0.25}
 			}
@@ -153,6 +183,11 @@ func TestIndexRebuiltFromRecords(t *testing.T) {
 		}
 	})
 	v := checkAgrees(t, s, "settled")
+	// Failed: i%6 == 0 (20 files), by i%3 == 0 all "decode_error"; the
+	// second settle (i%12 == 0) keeps the same code. Input missing: 20.
+	if want := map[string]int{"decode_error": n / 6, "input_missing": n / 6}; !maps.Equal(v.Failures, want) {
+		t.Errorf("failures by reason: got %v, want %v", v.Failures, want)
+	}
 	if got, want := v.Counts[StateQueued], n/6; got != want {
 		t.Errorf("queued: got %d, want %d", got, want)
 	}
@@ -196,6 +231,14 @@ func TestIndexRebuiltFromRecords(t *testing.T) {
 	if err := blobs.Delete(ctx, "status-index", dayPrefix+"2026-03-03"); err != nil {
 		t.Fatal(err)
 	}
+	// A failure written before records carried their reason code in
+	// metadata: Recount reads the record for it.
+	legacy := Record{Key: testKey(n + 2), State: StateFailed, Reason: "not_media: no moov", Updated: clock.now()}
+	raw, _ := json.Marshal(legacy)
+	if err := blobs.Put(ctx, "status", legacy.Key, raw, "application/json",
+		map[string]string{metaState: string(legacy.State), metaUpdated: legacy.Updated.Format(time.RFC3339Nano)}); err != nil {
+		t.Fatal(err)
+	}
 	res, err := s.Rebuild(ctx)
 	if err != nil {
 		t.Fatalf("rebuild: %v", err)
@@ -203,7 +246,10 @@ func TestIndexRebuiltFromRecords(t *testing.T) {
 	if res.Records != res.After[StateDone]+res.After[StateFailed]+res.After[StateInputMissing]+res.After[StateQueued] {
 		t.Errorf("rebuild result does not add up: %+v", res)
 	}
-	checkAgrees(t, s, "after rebuild")
+	v = checkAgrees(t, s, "after rebuild")
+	if v.Failures["not_media"] != 1 {
+		t.Errorf("after rebuild: failures by reason %v, want the unmarked record's not_media", v.Failures)
+	}
 	if len(indexErrs) > 0 {
 		t.Errorf("index writes failed: %v", indexErrs)
 	}
@@ -237,18 +283,47 @@ func TestIndexCombinesWrites(t *testing.T) {
 }
 
 func TestEndedLastHour(t *testing.T) {
-	now := time.Date(2026, 3, 2, 0, 15, 0, 0, time.UTC)
+	now := time.Date(2026, 3, 2, 0, 17, 30, 0, time.UTC)
 	var today, yesterday Day
 	today.Day, yesterday.Day = "2026-03-02", "2026-03-01"
-	today.Ended[0] = 10     // 00:00–00:15, all inside the hour
-	yesterday.Ended[23] = 8 // 23:00–00:00: the last 45 minutes count, 3/4
-	yesterday.Ended[22] = 100
+	today.Ended5m[binOf(now)] = 4                                               // 00:15–00:20, the current bin
+	today.Ended5m[0] = 10                                                       // 00:00–00:05
+	yesterday.Ended5m[binOf(now.Add(-55*time.Minute))] = 3                      // 23:20–23:25: inside
+	yesterday.Ended5m[binOf(now.Add(-60*time.Minute))] = 8                      // 23:15–23:20: its last 2.5 minutes, half
+	yesterday.Ended5m[binOf(now.Add(-65*time.Minute))] = 100                    // 23:10–23:15: outside
+	yesterday.Ended5m[binOf(now.Add(-70*time.Minute).Add(24*time.Hour))] = 1000 // another day's time of day
 	for _, tc := range []struct {
 		b    Day
 		want int
-	}{{today, 10}, {yesterday, 6}} {
+	}{{today, 14}, {yesterday, 7}} {
 		if got := endedLastHour(tc.b, now); got != tc.want {
 			t.Errorf("endedLastHour(%s): got %d, want %d", tc.b.Day, got, tc.want)
+		}
+	}
+	tp := newThroughput(now)
+	tp.add(today)
+	tp.add(yesterday)
+	// Bins from 23:20 to 00:15, oldest first.
+	want := []int{3, 0, 0, 0, 0, 0, 0, 0, 10, 0, 0, 4}
+	if !tp.From.Equal(time.Date(2026, 3, 1, 23, 20, 0, 0, time.UTC)) || tp.BinSeconds != 300 || !slices.Equal(tp.Ended, want) {
+		t.Errorf("throughput: got from %s, %d s bins, %v; want from 23:20, 300 s bins, %v", tp.From, tp.BinSeconds, tp.Ended, want)
+	}
+}
+
+func TestFailureCode(t *testing.T) {
+	for _, tc := range []struct {
+		r    Record
+		want string
+	}{
+		{Record{State: StateFailed, Reason: "decode_error: exit code 65"}, "decode_error"},
+		{Record{State: StateRejected, Reason: "empty"}, "empty"},
+		{Record{State: StateFailed, Reason: "something unclassified"}, "failed"},
+		{Record{State: StateBadRequest}, "bad_request"},
+		{Record{State: StateDone, Reason: "decode_error"}, ""},
+		{Record{State: StateQueued, Reason: "timeout: retrying"}, ""},
+	} {
+		if got := tc.r.FailureCode(); got != tc.want {
+			t.Errorf("FailureCode(%s, %q): got %q, want %q", tc.r.State, tc.r.Reason, got, tc.want)
 		}
 	}
 }
@@ -296,6 +371,9 @@ func TestSummarizeFromIndex(t *testing.T) {
 	}
 	if !sum.Indexed || sum.Total != 5 || sum.Counts[StateDone] != 3 || sum.EndedLastHour != 3 || sum.RetentionDays != 90 {
 		t.Errorf("summary: got %+v, want 5 records, 3 done and ended, 90 days, indexed", sum)
+	}
+	if sum.Throughput == nil || len(sum.Throughput.Ended) != 12 || sum.Throughput.Ended[11] != 3 {
+		t.Errorf("throughput: got %+v, want 12 bins, the 3 ends in the current one", sum.Throughput)
 	}
 }
 

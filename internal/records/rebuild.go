@@ -22,6 +22,7 @@ type listed struct {
 	state       State
 	updated     time.Time
 	nodeSeconds float64
+	reason      string // failure reason code (metaReason); "" for none
 }
 
 // listRecords lists the records under prefix ("" for all) with their state
@@ -36,6 +37,7 @@ func (s *Store) listRecords(ctx context.Context, prefix string, fn func(listed) 
 			l.state = "unknown"
 		}
 		l.nodeSeconds, _ = strconv.ParseFloat(it.Metadata[metaNodeSeconds], 64)
+		l.reason = it.Metadata[metaReason]
 		return fn(l)
 	})
 }
@@ -50,6 +52,9 @@ func (s *Store) Recount(ctx context.Context) (map[string]Day, error) {
 	}
 	from := x.windowStart(x.now())
 	days := map[string]Day{}
+	// unmarked are failures written before records carried their reason
+	// code in metadata: their code is read from the record.
+	var unmarked []listed
 	err := s.listRecords(ctx, "", func(l listed) bool {
 		d := dayOf(l.updated)
 		if d < from {
@@ -64,6 +69,13 @@ func (s *Store) Recount(ctx context.Context) (map[string]Day, error) {
 		b.Recent = append(b.Recent, Change{Key: l.key, State: l.state, Updated: l.updated.UTC()})
 		if l.state.Terminal() {
 			b.Ended[l.updated.UTC().Hour()]++
+			b.Ended5m[binOf(l.updated)]++
+		}
+		switch {
+		case l.reason != "":
+			b.addFailures(map[string]int{l.reason: 1})
+		case l.state.Terminal() && l.state != StateDone:
+			unmarked = append(unmarked, l)
 		}
 		if len(b.Recent) > 4*RecentCap {
 			b.Recent = latest(b.Recent, RecentCap)
@@ -73,6 +85,22 @@ func (s *Store) Recount(ctx context.Context) (map[string]Day, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("recount: %w", err)
+	}
+	for _, l := range unmarked {
+		r, err := s.Get(ctx, l.key)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			r = Record{State: l.state} // deleted since: counted under its state
+		case err != nil:
+			return nil, fmt.Errorf("recount: %w", err)
+		}
+		code := r.FailureCode()
+		if code == "" {
+			code = string(l.state) // rewritten since as done: the listing is what is counted
+		}
+		b := days[dayOf(l.updated)]
+		b.addFailures(map[string]int{code: 1})
+		days[dayOf(l.updated)] = b
 	}
 	for d, b := range days {
 		b.Recent = latest(b.Recent, RecentCap)

@@ -241,6 +241,9 @@ func (s *Store) encode(r *Record) ([]byte, map[string]string, error) {
 		return nil, nil, fmt.Errorf("put record %s: %w", r.Key, err)
 	}
 	md := map[string]string{metaState: string(r.State), metaUpdated: r.Updated.Format(time.RFC3339Nano)}
+	if code := r.FailureCode(); code != "" {
+		md[metaReason] = code
+	}
 	if r.Cost != nil && r.Cost.NodeSeconds > 0 {
 		md[metaNodeSeconds] = strconv.FormatFloat(r.Cost.NodeSeconds, 'f', -1, 64)
 	}
@@ -347,6 +350,11 @@ type Summary struct {
 	// the records written today and in the last 30 days (UTC).
 	NodeSecondsToday      float64 `json:"nodeSecondsToday"`
 	NodeSecondsLast30Days float64 `json:"nodeSecondsLast30Days"`
+	// Throughput is the files ended per 5 minutes over the last hour, and
+	// FailureCounts the records kept (RetentionDays) that ended other than
+	// done, by reason code (Record.FailureCode); both from the index.
+	Throughput    *Throughput    `json:"throughput,omitempty"`
+	FailureCounts map[string]int `json:"failureCounts,omitempty"`
 }
 
 // Summarize counts records by state and loads the recent most recently
