@@ -127,35 +127,15 @@ func (c *callCounter) snapshot() map[string]int {
 
 func (r *runner) sweepPhase(ctx context.Context) error {
 	n := r.o.SweepTasks
-	// The stack's settings must point the handler at the proxies, which
-	// need the stack's ports: pick them first, then start.
-	ports := stack.Ports{}
-	var err error
-	if ports.Azurite, err = stack.FreePort(); err != nil {
-		return err
-	}
-	if ports.Batch, err = stack.FreePort(); err != nil {
-		return err
-	}
-	stor, err := newCallCounter("storage", fmt.Sprintf("http://127.0.0.1:%d", ports.Azurite))
+	p, stor, bat, err := r.sweepStack(ctx)
 	if err != nil {
 		return err
 	}
-	defer stor.srv.Close()
-	bat, err := newCallCounter("batch", fmt.Sprintf("http://127.0.0.1:%d", ports.Batch))
-	if err != nil {
-		return err
-	}
-	defer bat.srv.Close()
-	opts := stack.Options{Ports: ports, Slots: max(8, r.o.TaskSlots), HostSettings: map[string]string{
-		"DataStorage":           azurite.ConnectionString(stor.srv.URL + "/" + azurite.Account),
-		"FFPIPE_BATCH_ENDPOINT": bat.srv.URL,
-	}}
-	p, err := r.startStack(ctx, "sweep", opts)
-	if err != nil {
-		return err
-	}
-	defer p.s.Close()
+	defer func() {
+		_ = p.s.Close()
+		stor.srv.Close()
+		bat.srv.Close()
+	}()
 	for _, name := range []string{stack.EventGrid, stack.Host} {
 		if err := p.s.Stop(name, false); err != nil {
 			return err
@@ -173,6 +153,58 @@ func (r *runner) sweepPhase(ctx context.Context) error {
 	if err := p.s.Restart(ctx, stack.Host); err != nil {
 		return err
 	}
+	if err := r.waitEmptyJob(ctx, p, t0); err != nil {
+		return err
+	}
+	// From Sweep's first call (it lists the completed tasks first): the
+	// host's start is not Sweep's work.
+	bat.mu.Lock()
+	first := bat.first
+	bat.mu.Unlock()
+	if first.IsZero() || first.Before(t0) {
+		first = t0
+	}
+	r.res.SweepHostStartSeconds = round(first.Sub(t0).Seconds(), 3)
+	r.recordSweep(n, time.Since(first), cpu0, stor, bat)
+	return r.checkSwept(ctx, p, keys)
+}
+
+// sweepStack starts the phase's stack with the handler reaching Azurite
+// and Batch through counting proxies. The proxies need the stack's ports
+// before it starts: they are picked first.
+func (r *runner) sweepStack(ctx context.Context) (*pipe, *callCounter, *callCounter, error) {
+	ports := stack.Ports{}
+	var err error
+	if ports.Azurite, err = stack.FreePort(); err != nil {
+		return nil, nil, nil, err
+	}
+	if ports.Batch, err = stack.FreePort(); err != nil {
+		return nil, nil, nil, err
+	}
+	stor, err := newCallCounter("storage", fmt.Sprintf("http://127.0.0.1:%d", ports.Azurite))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	bat, err := newCallCounter("batch", fmt.Sprintf("http://127.0.0.1:%d", ports.Batch))
+	if err != nil {
+		stor.srv.Close()
+		return nil, nil, nil, err
+	}
+	opts := stack.Options{Ports: ports, Slots: max(8, r.o.TaskSlots), HostSettings: map[string]string{
+		"DataStorage":           azurite.ConnectionString(stor.srv.URL + "/" + azurite.Account),
+		"FFPIPE_BATCH_ENDPOINT": bat.srv.URL,
+	}}
+	p, err := r.startStack(ctx, "sweep", opts)
+	if err != nil {
+		stor.srv.Close()
+		bat.srv.Close()
+		return nil, nil, nil, err
+	}
+	return p, stor, bat, nil
+}
+
+// waitEmptyJob polls Batch's task counts until the job has no task left.
+func (r *runner) waitEmptyJob(ctx context.Context, p *pipe, t0 time.Time) error {
 	bc, err := p.s.BatchClient()
 	if err != nil {
 		return err
@@ -183,7 +215,7 @@ func (r *runner) sweepPhase(ctx context.Context) error {
 		if err == nil {
 			left := tc.Active + tc.Running + tc.Completed
 			if left == 0 {
-				break
+				return nil
 			}
 			if left != lastLeft {
 				r.progress("sweep: %d tasks left after %.1fs", left, time.Since(t0).Seconds())
@@ -196,15 +228,11 @@ func (r *runner) sweepPhase(ctx context.Context) error {
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
-	// From Sweep's first call (it lists the completed tasks first): the
-	// host's start is not Sweep's work.
-	bat.mu.Lock()
-	first := bat.first
-	bat.mu.Unlock()
-	if first.IsZero() || first.Before(t0) {
-		first = t0
-	}
-	d := time.Since(first)
+}
+
+// recordSweep fills the phase's figures: n files settled in d, the calls
+// the proxies counted, and the CPU each part spent since cpu0.
+func (r *runner) recordSweep(n int, d time.Duration, cpu0 map[string]time.Duration, stor, bat *callCounter) {
 	cpu1 := stackCPUBreakdown()
 	r.res.SweepCPUMsPerFile = map[string]float64{}
 	for k, v := range cpu1 {
@@ -215,7 +243,6 @@ func (r *runner) sweepPhase(ctx context.Context) error {
 	if az := r.res.SweepCPUMsPerFile["node"]; az > 0 {
 		r.res.SweepStorageBoundFilesPerS = round(1000/az, 1)
 	}
-	r.res.SweepHostStartSeconds = round(first.Sub(t0).Seconds(), 3)
 	calls := stor.snapshot()
 	for k, v := range bat.snapshot() {
 		calls[k] = v
@@ -228,7 +255,6 @@ func (r *runner) sweepPhase(ctx context.Context) error {
 	r.progress("sweep: %d files settled in %.2fs: %.0f files/s; %.2f storage and %.2f Batch calls per file %v; CPU ms per file %v (Azurite alone would allow %.0f files/s)",
 		n, d.Seconds(), r.res.SweepFilesPerS, r.res.SweepStorageCallsPerFile, r.res.SweepBatchCallsPerFile, sortedCalls(calls),
 		r.res.SweepCPUMsPerFile, r.res.SweepStorageBoundFilesPerS)
-	return r.checkSwept(ctx, p, keys)
 }
 
 func sortedCalls(m map[string]int) []string {
