@@ -38,7 +38,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	taskSlots := fs.Int("task-slots", 0, "task slots of the local pool, taskSlotsPerNode (default: --slots)")
 	nodeRounds := fs.Int("node-rounds", 3, "interleaved baseline/pipeline rounds per slot count in the node phase")
 	videoFiles := fs.Int("video-files", 0, "clips the node phase's video study (web profile) runs (default 4; quick 2; -1 none)")
-	sweepTasks := fs.Int("sweep-tasks", 0, "completed tasks the sweep phase settles (default 5000; quick 500)")
+	sweepTasks := fs.Int("sweep-tasks", 0, "completed tasks the sweep phase settles (default 1000; quick 300)")
 	statusRecords := fs.Int("status-records", 0, "records the status phase seeds (default 100000; quick 5000)")
 	phases := fs.String("phases", "", "comma list of phases: "+strings.Join(bench.AllPhases(), ",")+" (default all)")
 	settings := map[string]string{}
