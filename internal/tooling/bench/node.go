@@ -118,7 +118,7 @@ func (r *runner) nodePhase(ctx context.Context) error {
 		return err
 	}
 	sets := []nodeSet{audio}
-	if v, err := r.videoSet(ctx); err == nil {
+	if v, err := r.videoSet(); err == nil {
 		sets = append(sets, v)
 	} else {
 		r.res.Notes = append(r.res.Notes, "video_node_throughput_ratio not measured: "+err.Error())
@@ -130,7 +130,7 @@ func (r *runner) nodePhase(ctx context.Context) error {
 		}
 		for round := range r.o.NodeRounds {
 			for _, st := range studies {
-				nr, err := r.nodeRound(ctx, set, st.TaskSlots, node, all, round)
+				nr, err := r.nodeRound(ctx, set, st.TaskSlots, node, cloud, round)
 				if err != nil {
 					return fmt.Errorf("node phase %s, %d slots, round %d: %w", set.profile, st.TaskSlots, round+1, err)
 				}
@@ -186,11 +186,10 @@ func Median(xs []float64) float64 {
 
 // nodeRound runs the baseline on the node cores, then the pipeline on a
 // fresh stack whose Batch stand-in runs on them.
-func (r *runner) nodeRound(ctx context.Context, set nodeSet, slots int, node, all cpuset.Set, rnd int) (NodeRound, error) {
+func (r *runner) nodeRound(ctx context.Context, set nodeSet, slots int, node, cloud cpuset.Set, rnd int) (NodeRound, error) {
 	var nr NodeRound
 	// The baseline's processes inherit this process's mask at fork: pin
 	// it to the node for the baseline, then back to the cloud.
-	cloud, _ := cpuset.Allowed()
 	if err := cpuset.PinProcess(node); err != nil {
 		return nr, err
 	}
@@ -304,7 +303,7 @@ func (r *runner) profileSet(name string, clips []media.Clip) (nodeSet, error) {
 
 // videoSet is the web profile's study on the first Options.VideoFiles
 // clips (a video encode costs ~25× an MP3's).
-func (r *runner) videoSet(ctx context.Context) (nodeSet, error) {
+func (r *runner) videoSet() (nodeSet, error) {
 	n := min(r.o.VideoFiles, len(r.clips))
 	if n <= 0 {
 		return nodeSet{}, errors.New("no video files asked for (--video-files -1)")

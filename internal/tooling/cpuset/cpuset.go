@@ -14,7 +14,6 @@ package cpuset
 import (
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -85,19 +84,7 @@ func (s Set) mask() (*unix.CPUSet, error) {
 }
 
 // Allowed is the set this thread may run on now.
-func Allowed() (Set, error) {
-	var m unix.CPUSet
-	if err := unix.SchedGetaffinity(0, &m); err != nil {
-		return nil, fmt.Errorf("sched_getaffinity: %w", err)
-	}
-	var out Set
-	for c := range 1024 {
-		if m.IsSet(c) {
-			out = append(out, c)
-		}
-	}
-	return out, nil
-}
+func Allowed() (Set, error) { return Of(0) }
 
 // Split divides cpus into a node part and a cloud part: half each, the node
 // taking the lower half (at least one CPU each). It fails on fewer than 2.
@@ -195,13 +182,4 @@ func Start(cmd *exec.Cmd, s Set) error {
 		errc <- err
 	}()
 	return <-errc
-}
-
-// Online is the set of CPUs the kernel has online.
-func Online() (Set, error) {
-	b, err := os.ReadFile("/sys/devices/system/cpu/online")
-	if err != nil {
-		return Allowed()
-	}
-	return Parse(string(b))
 }

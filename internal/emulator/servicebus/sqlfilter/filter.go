@@ -188,12 +188,19 @@ func evalLogic(e *expr, m *Message) (any, error) {
 	return !decisive, nil
 }
 
-func evalCompare(e *expr, m *Message) (any, error) {
-	l, err := eval(e.args[0], m)
-	if err != nil {
-		return nil, err
+// operands evaluates a binary operator's two sides (either may be NULL).
+func operands(e *expr, m *Message) (l, r any, err error) {
+	if l, err = eval(e.args[0], m); err != nil {
+		return nil, nil, err
 	}
-	r, err := eval(e.args[1], m)
+	if r, err = eval(e.args[1], m); err != nil {
+		return nil, nil, err
+	}
+	return l, r, nil
+}
+
+func evalCompare(e *expr, m *Message) (any, error) {
+	l, r, err := operands(e, m)
 	if err != nil || l == nil || r == nil {
 		return nil, err
 	}
@@ -400,11 +407,7 @@ func like(s, pat []rune, esc rune) (bool, error) {
 }
 
 func evalArith(e *expr, m *Message) (any, error) {
-	l, err := eval(e.args[0], m)
-	if err != nil {
-		return nil, err
-	}
-	r, err := eval(e.args[1], m)
+	l, r, err := operands(e, m)
 	if err != nil || l == nil || r == nil {
 		return nil, err
 	}
