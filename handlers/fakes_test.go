@@ -463,6 +463,7 @@ type env struct {
 	batch   *fakeBatch
 	records *records.Store
 	logs    *bytes.Buffer
+	deps    Deps // as New got them: a test may swap one and call New again
 	h       http.Handler
 }
 
@@ -521,7 +522,7 @@ func newEnv(t *testing.T, change func(m map[string]string)) *env {
 	if err := Check(e.cfg, d); err != nil {
 		t.Fatal(err)
 	}
-	e.h = New(e.cfg, d)
+	e.deps, e.h = d, New(e.cfg, d)
 	return e
 }
 

@@ -148,6 +148,7 @@ var storageUses = []storageUse{
 	{pkg: "handlers", method: "Tail", containers: []string{"logs"}, why: "Sweep reads a failed task's stderr tail"},
 	{pkg: "handlers", method: "List", containers: []string{"input"}, why: "Sweep reconciles inputs that have no task and no record"},
 	{pkg: "handlers", method: "ReadURL", containers: []string{"input"}, mode: "sas", why: "Dispatch signs the task's input URL"},
+	{pkg: "handlers", method: "ReadURL", containers: []string{"output"}, why: "Status signs a read-only download link per done output"},
 	{pkg: "handlers", method: "ContainerWriteURL", containers: []string{"output"}, mode: "sas", why: "Dispatch signs the task's output URL"},
 	{pkg: "handlers", method: "ContainerWriteURL", containers: []string{"logs"}, mode: "sas", why: "Dispatch signs the task's stdout and stderr URLs"},
 	{pkg: "internal/records", method: "Put", containers: []string{"status", "index"}, why: "status records; the index's day buckets (rebuild)"},

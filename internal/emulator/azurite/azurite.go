@@ -4,19 +4,25 @@
 // Azurite is the real emulator (npm package "azurite", pinned in the
 // project's package-lock.json); this package only finds the installed binary,
 // chooses a loopback port, starts it with a data directory and waits until the
-// blob endpoint answers.
+// blob endpoint answers. For tests it can also serve HTTPS with bearer-token
+// authentication (Options.CertFile, KeyFile, OAuth), which user delegation SAS
+// need (docs/status-page.md says what Azurite checks).
 package azurite
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -42,6 +48,17 @@ type Options struct {
 	Logger *slog.Logger
 	// Stdout and Stderr receive the child's output. Default: discarded.
 	Stdout, Stderr *os.File
+	// CertFile and KeyFile, both PEM, serve the blob endpoint over HTTPS
+	// (Azurite's --cert and --key); URL then starts with https and clients
+	// must trust the certificate. Empty: plain HTTP.
+	CertFile, KeyFile string
+	// OAuth "basic" turns on Azurite's bearer-token authentication
+	// (--oauth basic): it accepts an Entra-shaped JWT (issuer, audience and
+	// lifetime checked, the signature not) and answers Get User Delegation
+	// Key, so user delegation SAS can be tested (docs/standins.md). Azurite
+	// allows bearer tokens only over HTTPS: it needs CertFile and KeyFile.
+	// Empty: no token authentication.
+	OAuth string
 }
 
 // Server is a running Azurite blob service.
@@ -109,6 +126,9 @@ func (s *Server) Start(ctx context.Context) error {
 	if s.opts.Dir == "" {
 		return errors.New("start azurite: Options.Dir is required")
 	}
+	if err := s.opts.validateTLS(); err != nil {
+		return fmt.Errorf("start azurite: %w", err)
+	}
 	bin := s.opts.Bin
 	if bin == "" {
 		var err error
@@ -127,9 +147,15 @@ func (s *Server) Start(ctx context.Context) error {
 		}
 		port = p
 	}
-	cmd := exec.Command(bin,
-		"--blobHost", "127.0.0.1", "--blobPort", strconv.Itoa(port),
-		"--location", s.opts.Dir, "--skipApiVersionCheck", "--loose", "--silent", "--disableTelemetry")
+	args := []string{"--blobHost", "127.0.0.1", "--blobPort", strconv.Itoa(port),
+		"--location", s.opts.Dir, "--skipApiVersionCheck", "--loose", "--silent", "--disableTelemetry"}
+	if s.opts.CertFile != "" {
+		args = append(args, "--cert", s.opts.CertFile, "--key", s.opts.KeyFile)
+	}
+	if s.opts.OAuth != "" {
+		args = append(args, "--oauth", s.opts.OAuth)
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = s.opts.Stdout, s.opts.Stderr
 	// Own process group so Close also stops node's children.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -154,7 +180,11 @@ func (s *Server) waitReady(ctx context.Context, done <-chan struct{}) error {
 	defer cancel()
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
-	client := &http.Client{Timeout: time.Second}
+	client, err := s.Client()
+	if err != nil {
+		return fmt.Errorf("start azurite: %w", err)
+	}
+	client.Timeout = time.Second
 	for {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL()+"?comp=list", nil)
 		if resp, err := client.Do(req); err == nil {
@@ -174,9 +204,75 @@ func (s *Server) waitReady(ctx context.Context, done <-chan struct{}) error {
 // Port is the blob endpoint's TCP port.
 func (s *Server) Port() int { s.mu.Lock(); defer s.mu.Unlock(); return s.port }
 
-// URL is the blob service endpoint, e.g. http://127.0.0.1:10000/devstoreaccount1.
+// URL is the blob service endpoint, e.g. http://127.0.0.1:10000/devstoreaccount1
+// (https with Options.CertFile).
 func (s *Server) URL() string {
-	return fmt.Sprintf("http://127.0.0.1:%d/%s", s.Port(), Account)
+	scheme := "http"
+	if s.opts.CertFile != "" {
+		scheme = "https"
+	}
+	return fmt.Sprintf("%s://127.0.0.1:%d/%s", scheme, s.Port(), Account)
+}
+
+// AccountHost is the dev account's production-style host name. Azurite
+// takes the account from the first label of a host name that has a dot
+// (extractStoragePartsFromPath in its blobStorageContext.middleware.js),
+// so https://devstoreaccount1.blob.localhost:<port>/<container>/<blob> is
+// the same blob as the path-style URL. The Go SDK needs this form for user
+// delegation SAS: azblob v1.8.1 takes the account it signs for from the
+// host's first label (service.Client.GetUserDelegationCredential), which is
+// "127" for 127.0.0.1. Client dials this name at 127.0.0.1.
+const AccountHost = Account + ".blob.localhost"
+
+// AccountURL is the blob endpoint in production style,
+// https://devstoreaccount1.blob.localhost:<port> (see AccountHost); it
+// needs Options.CertFile (bearer tokens are HTTPS only) and a Client.
+func (s *Server) AccountURL() string {
+	return fmt.Sprintf("https://%s:%d", AccountHost, s.Port())
+}
+
+// Client is an HTTP client for the blob endpoint: with Options.CertFile it
+// trusts that certificate (and only it) and dials AccountHost at
+// 127.0.0.1; else it is a plain client.
+func (s *Server) Client() (*http.Client, error) {
+	if s.opts.CertFile == "" {
+		return &http.Client{}, nil
+	}
+	pem, err := os.ReadFile(s.opts.CertFile)
+	if err != nil {
+		return nil, fmt.Errorf("azurite certificate: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("azurite certificate %s: no PEM certificate in it", s.opts.CertFile)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	dialer := &net.Dialer{Timeout: 10 * time.Second}
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if host, port, err := net.SplitHostPort(addr); err == nil && strings.EqualFold(host, AccountHost) {
+			addr = net.JoinHostPort("127.0.0.1", port)
+		}
+		return dialer.DialContext(ctx, network, addr)
+	}
+	return &http.Client{Transport: tr}, nil
+}
+
+// validateTLS checks the HTTPS and OAuth options together.
+func (o Options) validateTLS() error {
+	if (o.CertFile == "") != (o.KeyFile == "") {
+		return errors.New("a certificate needs its key and a key its certificate (Options.CertFile, Options.KeyFile)")
+	}
+	switch o.OAuth {
+	case "":
+	case "basic":
+		if o.CertFile == "" {
+			return errors.New(`oauth "basic" needs HTTPS (Options.CertFile and KeyFile): Azurite refuses bearer tokens over HTTP`)
+		}
+	default:
+		return fmt.Errorf(`oauth %q: Azurite knows only "basic" (Options.OAuth)`, o.OAuth)
+	}
+	return nil
 }
 
 // ConnectionString is the storage connection string for the dev account.
