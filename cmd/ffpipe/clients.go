@@ -206,7 +206,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	key := fs.String("key", "", "show one record")
 	recent := fs.Int("recent", 15, "how many recent records to list")
 	asJSON := fs.Bool("json", false, "print JSON")
-	watch := fs.Bool("watch", false, "show a progress bar per running file until interrupted")
+	watch := fs.Bool("watch", false, "refresh the counts, the last hour's throughput and the failures by reason every 5 s, with a progress bar per running file, until interrupted")
 	rebuild := fs.Bool("rebuild", false, "rebuild the records' index from the records (after a crash or to start one over old records; run it when the pipeline is quiet)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -218,7 +218,15 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	defer set.Close(context.WithoutCancel(ctx))
 	recs := set.Records
 	if *watch {
-		return watchProgress(ctx, set.Batch, cfg.BatchJob, stdout, time.Second, false)
+		summarize := func(ctx context.Context) (handlers.Summary, error) {
+			sum, err := recs.Summarize(ctx, *recent)
+			if err != nil {
+				return handlers.Summary{}, err
+			}
+			view, _ := handlers.WithTasks(ctx, set.Batch, cfg.BatchJob, sum) // without task counts when Batch does not answer
+			return view, nil
+		}
+		return watchStatus(ctx, summarize, set.Batch, cfg.BatchJob, stdout, time.Second, 5*time.Second)
 	}
 	if *rebuild {
 		t0 := time.Now()
@@ -270,20 +278,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		enc.SetIndent("", "  ")
 		return enc.Encode(view)
 	}
-	fmt.Fprintf(stdout, "%d records:", sum.Total)
-	for _, s := range records.States {
-		if n := sum.Counts[s]; n > 0 {
-			fmt.Fprintf(stdout, "  %s %d", s, n)
-		}
-	}
-	fmt.Fprintln(stdout)
-	if sum.Indexed {
-		fmt.Fprintf(stdout, "(records of the last %d days) ended in the last hour: %d\n", sum.RetentionDays, sum.EndedLastHour)
-		fmt.Fprintf(stdout, "node hours: today %.2f, last 30 days %.2f\n", sum.NodeSecondsToday/3600, sum.NodeSecondsLast30Days/3600)
-	}
-	if tc := view.Batch; tc != nil {
-		fmt.Fprintf(stdout, "batch tasks (dispatched, not yet swept): active %d  running %d  completed %d\n", tc.Active, tc.Running, tc.Completed)
-	}
+	writeSummary(stdout, view)
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "UPDATED\tSTATE\tSOURCE\tOUTPUT\tREASON\tKEY")
 	for _, r := range sum.Recent {

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
 
+	"github.com/ffpipe/ffpipe/handlers"
 	"github.com/ffpipe/ffpipe/internal/batch"
 )
 
@@ -96,4 +98,104 @@ func drawProgress(ctx context.Context, src progressSource, jobID string, p *mpb.
 		case <-t.C:
 		}
 	}
+}
+
+// panel is a block of text kept above the progress bars and redrawn in
+// place: one bar without a bar (BarFillerTrim, no decorators) whose rows
+// are the lines. A block with another number of lines replaces the bar.
+type panel struct {
+	p *mpb.Progress
+
+	mu    sync.Mutex
+	lines []string
+	bar   *mpb.Bar
+	rows  int
+}
+
+// set shows lines from the next refresh on.
+func (pl *panel) set(lines []string) error {
+	if len(lines) == 0 {
+		lines = []string{""}
+	}
+	pl.mu.Lock()
+	pl.lines = lines
+	old, same := pl.bar, pl.bar != nil && pl.rows == len(lines)
+	pl.mu.Unlock()
+	if same {
+		return nil
+	}
+	row := func(i int, last bool) mpb.BarFiller {
+		return mpb.BarFillerFunc(func(w io.Writer, _ decor.Statistics) error {
+			pl.mu.Lock()
+			defer pl.mu.Unlock()
+			s := ""
+			if i < len(pl.lines) {
+				s = pl.lines[i]
+			}
+			if !last {
+				s += "\n" // an extender row ends its own line; mpb ends the bar's
+			}
+			_, err := io.WriteString(w, s)
+			return err
+		})
+	}
+	extra := make([]mpb.BarFiller, 0, len(lines)-1)
+	for i := 1; i < len(lines); i++ {
+		extra = append(extra, row(i, false))
+	}
+	bar, err := pl.p.Add(0, row(0, true), mpb.BarFillerTrim(), mpb.BarPriority(-1), mpb.BarBtmExtender(extra...))
+	if err != nil {
+		return err
+	}
+	if old != nil {
+		old.Abort(true)
+	}
+	pl.mu.Lock()
+	pl.bar, pl.rows = bar, len(lines)
+	pl.mu.Unlock()
+	return nil
+}
+
+// summarizer reads the status summary the panel shows.
+type summarizer func(ctx context.Context) (handlers.Summary, error)
+
+// watchStatus is `ffpipe status --watch`: the summary's text view
+// (writeSummary: counts, the last hour's throughput, failures by reason),
+// read again every `every`, above a progress bar per running file,
+// refreshed every period, until ctx ends. A summary that cannot be read
+// shows the error in its place and is tried again.
+func watchStatus(ctx context.Context, summarize summarizer, src progressSource, jobID string, w io.Writer, period, every time.Duration) error {
+	p := newBars(ctx, w, period)
+	pl := &panel{p: p}
+	pctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			var b strings.Builder
+			view, err := summarize(pctx)
+			switch {
+			case pctx.Err() != nil:
+				return
+			case err != nil:
+				fmt.Fprintf(&b, "status: %v (trying again in %v)\n", err, every)
+			default:
+				writeSummary(&b, view)
+			}
+			b.WriteString("updated " + time.Now().Format("15:04:05") + "\n")
+			if pl.set(strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")) != nil {
+				return // the bars have shut down
+			}
+			select {
+			case <-pctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	})
+	err := drawProgress(ctx, src, jobID, p, period, false)
+	stop()
+	wg.Wait()
+	return err
 }
