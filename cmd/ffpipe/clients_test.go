@@ -88,13 +88,16 @@ func TestClientCommands(t *testing.T) {
 		t.Errorf("web record: profile %q outputs %+v, want an MP4 and a JPEG", rec.Preset, rec.Outputs)
 	}
 
-	// status: the three records are listed and counted.
+	// status: the three records are listed and counted, ended within the
+	// last hour (the throughput line's total), with no failure.
 	out.Reset()
 	if err := run(ctx, []string{"status", "--info", info}, &out, &out); err != nil {
 		t.Fatalf("status: %v", err)
 	}
-	if !strings.Contains(out.String(), "done 3") || !strings.Contains(out.String(), "cli/sub.mp4") {
-		t.Errorf("status output lacks the counts or the records:\n%s", out.String())
+	for _, want := range []string{"done 3", "cli/sub.mp4", "in a bin, 3 in all", "failures by reason (records of the last 90 days): none"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("status output lacks %q:\n%s", want, out.String())
+		}
 	}
 
 	// Bad input gets a clear error, not a crash.
