@@ -102,14 +102,15 @@ func drawProgress(ctx context.Context, src progressSource, jobID string, p *mpb.
 
 // panel is a block of text kept above the progress bars and redrawn in
 // place: one bar without a bar (BarFillerTrim, no decorators) whose rows
-// are the lines. A block with another number of lines replaces the bar.
+// are the lines. A block with another number of lines replaces the bar;
+// the replaced one draws empty rows until mpb drops it.
 type panel struct {
 	p *mpb.Progress
 
 	mu    sync.Mutex
 	lines []string
 	bar   *mpb.Bar
-	rows  int
+	gen   int // the current bar's generation
 }
 
 // set shows lines from the next refresh on.
@@ -118,18 +119,26 @@ func (pl *panel) set(lines []string) error {
 		lines = []string{""}
 	}
 	pl.mu.Lock()
+	same := pl.bar != nil && len(pl.lines) == len(lines)
 	pl.lines = lines
-	old, same := pl.bar, pl.bar != nil && pl.rows == len(lines)
+	old := pl.bar
+	if !same {
+		pl.gen++ // a new bar; the old one goes blank
+	}
+	gen := pl.gen
 	pl.mu.Unlock()
 	if same {
 		return nil
+	}
+	if old != nil {
+		old.Abort(true)
 	}
 	row := func(i int, last bool) mpb.BarFiller {
 		return mpb.BarFillerFunc(func(w io.Writer, _ decor.Statistics) error {
 			pl.mu.Lock()
 			defer pl.mu.Unlock()
 			s := ""
-			if i < len(pl.lines) {
+			if gen == pl.gen && i < len(pl.lines) {
 				s = pl.lines[i]
 			}
 			if !last {
@@ -147,11 +156,8 @@ func (pl *panel) set(lines []string) error {
 	if err != nil {
 		return err
 	}
-	if old != nil {
-		old.Abort(true)
-	}
 	pl.mu.Lock()
-	pl.bar, pl.rows = bar, len(lines)
+	pl.bar = bar
 	pl.mu.Unlock()
 	return nil
 }

@@ -248,6 +248,7 @@ func (s *Server) Client() (*http.Client, error) {
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	tr.Proxy = nil // AccountHost is not "localhost" to a proxy setting's exclusions
 	dialer := &net.Dialer{Timeout: 10 * time.Second}
 	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		if host, port, err := net.SplitHostPort(addr); err == nil && strings.EqualFold(host, AccountHost) {
