@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
+
 	"github.com/ffpipe/ffpipe/internal/emulator/azurite/azuritetest"
 )
 
@@ -307,6 +310,99 @@ func FuzzSASBuilder(f *testing.F) {
 			if err != nil || se.After(now.Add(MaxSASLifetime)) || se.After(now.Add(ttl).Add(time.Second)) {
 				t.Fatalf("%s SAS expiry %q for ttl %v", tc.kind, q.Get("se"), ttl)
 			}
+		}
+	})
+}
+
+// countingTransport counts the requests a Client sends.
+type countingTransport struct{ n int }
+
+func (c *countingTransport) Do(r *http.Request) (*http.Response, error) {
+	c.n++
+	return http.DefaultClient.Do(r)
+}
+
+// TestTailAgainstAzurite: Tail returns the last n bytes in one request for
+// a blob of at most n bytes (a result file) and two for a longer one.
+func TestTailAgainstAzurite(t *testing.T) {
+	s := azuritetest.Start(t)
+	ct := &countingTransport{}
+	c, err := NewFromConnectionString(s.ConnectionString(), Options{ClientOptions: &azblob.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: ct}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := c.EnsureContainer(ctx, "logs"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name      string
+		data      string // "" with missing: no blob
+		missing   bool
+		n         int64
+		want      string
+		wantCalls int
+	}{
+		{name: "shorter than n", data: "ok\n", n: 4096, want: "ok\n", wantCalls: 1},
+		{name: "exactly n", data: "abcdef", n: 6, want: "abcdef", wantCalls: 1},
+		{name: "longer than n", data: "line1\nline2\nline3\n", n: 6, want: "line3\n", wantCalls: 2},
+		{name: "one byte longer", data: "abcdefg", n: 6, want: "bcdefg", wantCalls: 2},
+		{name: "empty", data: "", n: 4096, want: "", wantCalls: 1},
+		{name: "missing", missing: true, n: 4096, wantCalls: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			blob := strings.ReplaceAll(tc.name, " ", "-")
+			if !tc.missing {
+				if err := c.Put(ctx, "logs", blob, []byte(tc.data), "text/plain", nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ct.n = 0
+			got, err := c.Tail(ctx, "logs", blob, tc.n)
+			if tc.missing {
+				if !errors.Is(err, ErrNotFound) {
+					t.Errorf("Tail of a missing blob: got %v, want ErrNotFound", err)
+				}
+			} else if err != nil || string(got) != tc.want {
+				t.Errorf("Tail: got %q, %v; want %q", got, err, tc.want)
+			}
+			if ct.n != tc.wantCalls {
+				t.Errorf("requests: got %d, want %d", ct.n, tc.wantCalls)
+			}
+		})
+	}
+}
+
+func TestRangeSize(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"bytes 0-99/1234", 1234, true},
+		{"bytes 0-0/1", 1, true},
+		{"bytes */0", 0, true},
+		{"bytes 0-99/*", 0, false},
+		{"bytes 0-99", 0, false},
+		{"bytes 0-99/-5", 0, false},
+	} {
+		got, err := rangeSize(tc.in)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("rangeSize(%q): got %d, %v; want %d, ok %v", tc.in, got, err, tc.want, tc.ok)
+		}
+	}
+}
+
+// FuzzRangeSize: any Content-Range value gives a size ≥ 0 or an error,
+// never a panic.
+func FuzzRangeSize(f *testing.F) {
+	for _, s := range []string{"bytes 0-99/1234", "bytes */0", "bytes 0-1/", "/", "bytes 0-1/9223372036854775808"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if n, err := rangeSize(s); err == nil && n < 0 {
+			t.Fatalf("rangeSize(%q): got %d, want ≥ 0", s, n)
 		}
 	})
 }
