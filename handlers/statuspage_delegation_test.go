@@ -2,24 +2,16 @@ package handlers
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/json"
-	"encoding/xml"
-	"fmt"
 	"html"
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 
 	"github.com/ffpipe/ffpipe/internal/emulator/azurite"
@@ -110,11 +102,25 @@ func TestStatusPageDelegationLinks(t *testing.T) {
 
 	// ffpipe's signature is the user delegation SAS of its version (sv=),
 	// computed under the key Azurite issued for this principal and window.
-	key := delegationKey(ctx, t, hc, az.AccountURL(), tok, q.Get("skt"), q.Get("ske"))
-	if got, want := q.Get("sig"), udkSignature(key, "devstoreaccount1", "output", "videos/a.mp3", q, true); got != want {
+	key := delegationKey(ctx, t, hc, az.AccountURL(), tok, q)
+	if got, want := q.Get("sig"), azuritetest.UDKSignature(key, azurite.Account, "output", "videos/a.mp3", q, true); got != want {
 		t.Fatalf("link sig=: got %s, want %s (HMAC-SHA256 of the sv=%s string-to-sign under the delegation key)", got, want, q.Get("sv"))
 	}
-	link = azuriteAccepted(ctx, t, hc, link, key)
+	// An Azurite before 3.37.0 verifies the 2025-07-05 string-to-sign
+	// only (docs/status-page.md): it is given the link re-signed that way,
+	// every field as ffpipe signed it, so it still enforces them.
+	version, err := azuritetest.Version(ctx, hc, az.AccountURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resign := azuritetest.LegacyUDKLayout(version)
+	if resign {
+		if code, body := do(ctx, t, hc, http.MethodGet, link, ""); code != http.StatusForbidden {
+			t.Errorf("Azurite %s with the link as signed: got %d, want 403 (its older string-to-sign): %s", version, code, body)
+		}
+		link = resigned(t, link, key)
+		t.Logf("Azurite %s: testing the link re-signed with the 2025-07-05 string-to-sign", version)
+	}
 
 	type try struct {
 		name, method, url string
@@ -157,18 +163,17 @@ func TestStatusPageDelegationLinks(t *testing.T) {
 	if ese := signedTime(t, eq, "se"); !ese.Before(time.Now()) {
 		t.Fatalf("link of the slow clock: se=%s is not past", eq.Get("se"))
 	}
-	ekey := delegationKey(ctx, t, hc, az.AccountURL(), tok, eq.Get("skt"), eq.Get("ske"))
-	if got, want := eq.Get("sig"), udkSignature(ekey, "devstoreaccount1", "output", "videos/a.mp3", eq, true); got != want {
+	ekey := delegationKey(ctx, t, hc, az.AccountURL(), tok, eq)
+	if got, want := eq.Get("sig"), azuritetest.UDKSignature(ekey, azurite.Account, "output", "videos/a.mp3", eq, true); got != want {
 		t.Fatalf("expired link sig=: got %s, want %s", got, want)
 	}
-	expired = resignFor(t, expired, ekey)
+	if resign {
+		expired = resigned(t, expired, ekey)
+	}
 	if code, body := do(ctx, t, hc, http.MethodGet, expired, ""); code != http.StatusForbidden || !strings.Contains(body, "AuthorizationFailure") {
 		t.Errorf("GET with a link past se=: got %d, want 403 AuthorizationFailure: %s", code, body)
 	}
 }
-
-// policyScope is what azblob asks a credential for.
-var policyScope = policy.TokenRequestOptions{Scopes: []string{"https://storage.azure.com/.default"}}
 
 func parseLink(t *testing.T, link string) (*url.URL, url.Values) {
 	t.Helper()
@@ -196,137 +201,27 @@ func signedTime(t *testing.T, q url.Values, k string) time.Time {
 	return v
 }
 
-// delegationKey asks Azurite for the user delegation key of tok's principal
-// over [start, expiry] with a plain REST call (Get User Delegation Key) and
-// returns its value. Azurite derives the value from the principal, the
-// window and its service version, so it is the key the link was signed
-// with.
-func delegationKey(ctx context.Context, t *testing.T, hc *http.Client, base string, tok azuritetest.Token, start, expiry string) []byte {
+// delegationKey is the key of the link's principal and window (skt=,
+// ske=), as Azurite issues it.
+func delegationKey(ctx context.Context, t *testing.T, hc *http.Client, serviceURL string, tok azuritetest.Token, q url.Values) []byte {
 	t.Helper()
-	at, err := tok.GetToken(ctx, policyScope)
+	key, oid, err := azuritetest.DelegationKey(ctx, hc, serviceURL, tok, q.Get("skt"), q.Get("ske"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	body := "<?xml version=\"1.0\" encoding=\"utf-8\"?><KeyInfo><Start>" + start + "</Start><Expiry>" + expiry + "</Expiry></KeyInfo>"
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/?restype=service&comp=userdelegationkey", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
+	if oid != azuritetest.TestOID {
+		t.Errorf("user delegation key SignedOid: got %q, want the token's oid %q", oid, azuritetest.TestOID)
 	}
-	req.Header.Set("Authorization", "Bearer "+at.Token)
-	req.Header.Set("x-ms-version", "2025-11-05")
-	resp, err := hc.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("get user delegation key: %d %s", resp.StatusCode, raw)
-	}
-	var k struct {
-		OID   string `xml:"SignedOid"`
-		Value string `xml:"Value"`
-	}
-	if err := xml.Unmarshal(raw, &k); err != nil {
-		t.Fatalf("user delegation key %s: %v", raw, err)
-	}
-	if k.OID != azuritetest.TestOID {
-		t.Errorf("user delegation key SignedOid: got %q, want the token's oid %q", k.OID, azuritetest.TestOID)
-	}
-	v, err := base64.StdEncoding.DecodeString(k.Value)
-	if err != nil {
-		t.Fatalf("user delegation key value %q: %v", k.Value, err)
-	}
-	return v
+	return key
 }
 
-// udkSignature is the user delegation SAS signature of a blob link's
-// fields. withRequestFields selects the string-to-sign of service version
-// 2026-04-06 and later, which adds the signed request headers and query
-// parameters (srh, srq: none here) after the encryption scope; without it,
-// the 2025-07-05 one. Field order: the Go SDK's sas.BlobSignatureValues.
-// SignWithUserDelegation (azblob v1.8.1 sas/service.go) and Azurite's
-// generateBlobSASSignatureWithUDK20250705 (IBlobSASSignatureValues.js).
-func udkSignature(key []byte, account, cont, blob string, q url.Values, withRequestFields bool) string {
-	f := []string{q.Get("sp"), q.Get("st"), q.Get("se"), "/blob/" + account + "/" + cont + "/" + blob,
-		q.Get("skoid"), q.Get("sktid"), q.Get("skt"), q.Get("ske"), q.Get("sks"), q.Get("skv"),
-		q.Get("saoid"), q.Get("suoid"), q.Get("scid"), q.Get("skdutid"), q.Get("sduoid"),
-		q.Get("sip"), q.Get("spr"), q.Get("sv"), q.Get("sr"), q.Get("snapshot"), q.Get("ses")}
-	if withRequestFields {
-		f = append(f, "", "") // srh, srq
-	}
-	f = append(f, q.Get("rscc"), q.Get("rscd"), q.Get("rsce"), q.Get("rscl"), q.Get("rsct"))
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(strings.Join(f, "\n")))
-	return base64.StdEncoding.EncodeToString(m.Sum(nil))
-}
-
-// azuriteAccepted returns the link Azurite is to be tested with: the link
-// itself when Azurite accepts it. Azurite before 3.37.0 verifies any sv= of
-// 2025-07-05 or later with the 2025-07-05 string-to-sign, while azblob
-// v1.8.1 signs sv=2026-12-06 with the srh and srq lines (checked above
-// against the key): there the link is re-signed, every field kept, with the
-// layout Azurite verifies, so Azurite still enforces ffpipe's permissions,
-// resource, expiry and protocol.
-func azuriteAccepted(ctx context.Context, t *testing.T, hc *http.Client, link string, key []byte) string {
+func resigned(t *testing.T, link string, key []byte) string {
 	t.Helper()
-	code, body := do(ctx, t, hc, http.MethodGet, link, "")
-	if code == http.StatusOK {
-		return link
-	}
-	v := azuriteVersion(t)
-	if code != http.StatusForbidden || !olderThan(v, "3.37.0") {
-		t.Fatalf("Azurite %s refuses the link as signed: %d %s", v, code, body)
-	}
-	t.Logf("Azurite %s verifies user delegation SAS with the 2025-07-05 string-to-sign: testing the link re-signed that way", v)
-	return resignFor(t, link, key)
-}
-
-// resignFor re-signs link for Azurite when its version needs it.
-func resignFor(t *testing.T, link string, key []byte) string {
-	t.Helper()
-	if !olderThan(azuriteVersion(t), "3.37.0") {
-		return link
-	}
-	u, q := parseLink(t, link)
-	cont, blob, _ := strings.Cut(strings.TrimPrefix(u.Path, "/"), "/")
-	old := url.QueryEscape(q.Get("sig"))
-	return strings.Replace(link, "sig="+old, "sig="+url.QueryEscape(udkSignature(key, azurite.Account, cont, blob, q, false)), 1)
-}
-
-func azuriteVersion(t *testing.T) string {
-	t.Helper()
-	p, ok := azurite.FindInNodeModules("azurite/package.json")
-	if !ok {
-		t.Fatal("node_modules/azurite/package.json not found")
-	}
-	raw, err := os.ReadFile(p)
+	l, err := azuritetest.Resign(link, "", key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var pkg struct{ Version string }
-	if err := json.Unmarshal(raw, &pkg); err != nil {
-		t.Fatal(err)
-	}
-	return pkg.Version
-}
-
-// olderThan compares dotted versions numerically.
-func olderThan(v, than string) bool {
-	a, b := strings.Split(v, "."), strings.Split(than, ".")
-	for i := range max(len(a), len(b)) {
-		var x, y int
-		if i < len(a) {
-			fmt.Sscan(a[i], &x)
-		}
-		if i < len(b) {
-			fmt.Sscan(b[i], &y)
-		}
-		if x != y {
-			return x < y
-		}
-	}
-	return false
+	return l
 }
 
 func do(ctx context.Context, t *testing.T, hc *http.Client, method, link, body string) (int, string) {
