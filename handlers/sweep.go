@@ -126,7 +126,11 @@ func (a *app) settle(ctx context.Context, t batch.CompletedTask) (bool, error) {
 	}
 	var res *presets.Result
 	if t.Success || t.ExitCode != nil && *t.ExitCode == 0 {
-		if r, ok := a.taskResult(ctx, log, t.Key); ok {
+		r, ok, err := a.taskResult(ctx, log, t.Key)
+		if err != nil {
+			return false, err
+		}
+		if ok {
 			res = &r
 		}
 	}
@@ -225,23 +229,26 @@ func (a *app) record(ctx context.Context, t batch.CompletedTask, req request.Req
 }
 
 // taskResult reads the task wrapper's verdict (presets.ResultFile) from the
-// logs container. ok is false when there is none (a task made before
-// result files, or one that ended before the wrapper wrote it) or it does
-// not parse; the caller then judges by the exit code and the outputs.
-func (a *app) taskResult(ctx context.Context, log *slog.Logger, key string) (presets.Result, bool) {
+// logs container, in one request (storage.Client.Tail). ok is false when
+// there is none (a task made before result files, or one that ended before
+// the wrapper wrote it) or it does not parse; the caller then judges by the
+// exit code and the outputs. Any other read error is returned: the task
+// stays for the next run, which reads the verdict again, rather than being
+// judged without it.
+func (a *app) taskResult(ctx context.Context, log *slog.Logger, key string) (presets.Result, bool, error) {
 	b, err := a.d.Blobs.Tail(ctx, a.cfg.LogsContainer, batch.ResultBlob(key), presets.MaxResultBytes)
-	if err != nil {
-		if !errors.Is(err, storage.ErrNotFound) {
-			log.Warn("result file not read", "err", err)
-		}
-		return presets.Result{}, false
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return presets.Result{}, false, nil
+	case err != nil:
+		return presets.Result{}, false, fmt.Errorf("read the result file of %s: %w", key, err)
 	}
 	res, err := presets.ParseResult(b)
 	if err != nil {
 		log.Warn("result file does not parse", "err", err)
-		return presets.Result{}, false
+		return presets.Result{}, false, nil
 	}
-	return res, true
+	return res, true, nil
 }
 
 // resultReason explains a deterministic failure the wrapper reported: its

@@ -355,6 +355,8 @@ func TestSweepIdempotentAcrossCrashes(t *testing.T) {
 		breakStep func(e *env, f sweepFixture)
 		fix       func(e *env)
 	}{
+		{"before the result file read", func(e *env, f sweepFixture) { e.blobs.fail["tail logs/"+batch.ResultBlob(f.key)] = errTransient }, func(e *env) { e.blobs.fail = map[string]error{} }},
+		{"before the output check", func(e *env, f sweepFixture) { e.blobs.fail["props output/a.mp3"] = errTransient }, func(e *env) { e.blobs.fail = map[string]error{} }},
 		{"before the input delete", func(e *env, f sweepFixture) { e.blobs.fail["delete input/a.mp4"] = errTransient }, func(e *env) { delete(e.blobs.fail, "delete input/a.mp4") }},
 		{"after the input delete, before the record", func(e *env, f sweepFixture) { e.blobs.fail["put status/"+f.key] = errTransient }, func(e *env) { e.blobs.fail = map[string]error{} }},
 		{"after the record, before the task delete", func(e *env, f sweepFixture) { e.batch.deleteErr = errTransient }, func(e *env) { e.batch.deleteErr = nil }},
@@ -364,6 +366,7 @@ func TestSweepIdempotentAcrossCrashes(t *testing.T) {
 			e := newEnv(t, nil)
 			f := e.dispatched("a.mp4")
 			e.blobs.put("output", "a.mp3", []byte("mp3"), e.now)
+			e.blobs.put("logs", batch.ResultBlob(f.key), []byte(okResult), e.now)
 			e.complete(f, true, 0, nil)
 			st.breakStep(e, f)
 			if code := e.sweep(); code != http.StatusInternalServerError {
@@ -387,6 +390,49 @@ func TestSweepIdempotentAcrossCrashes(t *testing.T) {
 				t.Fatalf("third run: got %d, want 200", code)
 			}
 		})
+	}
+}
+
+// okResult is the wrapper's result file of a one-output success.
+const okResult = "ffpipe-result 1\nsource audio=1 video=0 height=0 duration=1\noutput 0 duration=1\nok\n"
+
+// TestSweepCallsPerFile: settling a successful one-output file makes one
+// storage call for each thing settled means, and no more: the result file
+// (one read), the output's properties, the input's If-Match delete, the
+// record's read and conditional write (docs/performance.md, Sweep).
+func TestSweepCallsPerFile(t *testing.T) {
+	e := newEnv(t, nil)
+	f := e.dispatched("a.mp4")
+	e.blobs.put("output", "a.mp3", []byte("mp3"), e.now)
+	e.blobs.put("logs", batch.ResultBlob(f.key), []byte(okResult), e.now)
+	e.complete(f, true, 0, nil)
+	e.blobs.mu.Lock()
+	e.blobs.ops = nil
+	e.blobs.mu.Unlock()
+	if code := e.sweep(); code != http.StatusOK {
+		t.Fatalf("sweep: got %d, want 200", code)
+	}
+	e.blobs.mu.Lock()
+	var got []string
+	for _, op := range e.blobs.ops {
+		// The records index and the reconcile listing are not per file.
+		if !strings.HasPrefix(op, "list ") && !strings.Contains(op, "/days/") && !strings.HasPrefix(op, "get index/") && !strings.HasPrefix(op, "put index/") {
+			got = append(got, op)
+		}
+	}
+	e.blobs.mu.Unlock()
+	want := []string{
+		"tail logs/" + batch.ResultBlob(f.key),
+		"props output/a.mp3",
+		"delete input/a.mp4",
+		"get status/" + f.key,
+		"put status/" + f.key,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("storage calls:\ngot  %q\nwant %q", got, want)
+	}
+	if r := e.record(f.key); r.State != records.StateDone || len(r.Outputs) != 1 || r.Outputs[0].Duration != 1 {
+		t.Errorf("record: got %s %+v, want done with the result's duration", r.State, r.Outputs)
 	}
 }
 
