@@ -236,6 +236,13 @@ func (s *Store) encode(r *Record) ([]byte, map[string]string, error) {
 		return nil, nil, errors.New("put record: empty key")
 	}
 	r.Updated = s.now().UTC()
+	return Encode(*r)
+}
+
+// Encode is a record blob's body and metadata exactly as Store writes them,
+// with the record's own Updated time: for tools that write records in bulk
+// (the bench's status phase seeds Azurite with them).
+func Encode(r Record) ([]byte, map[string]string, error) {
 	b, err := json.Marshal(r)
 	if err != nil {
 		return nil, nil, fmt.Errorf("put record %s: %w", r.Key, err)

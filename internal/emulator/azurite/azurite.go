@@ -2,11 +2,15 @@
 // child process for the local stack and for tests.
 //
 // Azurite is the real emulator (npm package "azurite", pinned in the
-// project's package-lock.json); this package only finds the installed binary,
+// project's package-lock.json); this package finds the installed binary,
 // chooses a loopback port, starts it with a data directory and waits until the
 // blob endpoint answers. For tests it can also serve HTTPS with bearer-token
 // authentication (Options.CertFile, KeyFile, OAuth), which user delegation SAS
 // need (docs/status-page.md says what Azurite checks).
+//
+// Seed adds many blobs to a stopped Azurite's data at
+// once, for benchmarks that need more blobs than Azurite's API can take in
+// reasonable time (seed.go says why).
 package azurite
 
 import (

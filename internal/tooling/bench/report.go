@@ -277,7 +277,7 @@ func (r Result) WriteTable(w io.Writer) error {
 	row("sweep: files settled", fmt.Sprintf("%d in %.2f s; %.2f storage + %.2f Batch calls per file", r.SweepFiles, r.SweepSeconds, r.SweepStorageCallsPerFile, r.SweepBatchCallsPerFile), "")
 	row("  sweep CPU per file (ms) / Azurite's bound", fmt.Sprintf("%v / %.0f files/s", r.SweepCPUMsPerFile, r.SweepStorageBoundFilesPerS), "")
 	row("  sweep rate", fmt.Sprintf("%.0f files/s", r.SweepFilesPerS), tgt(TargetSweep))
-	row("status: records (seeded at / index rebuilt in)", fmt.Sprintf("%d (%.0f/s / %.1f s)", r.StatusRecords, r.StatusSeedPerS, r.StatusRebuildSeconds), "")
+	row("status: records (seeded in / index rebuilt in)", fmt.Sprintf("%d (%.1f s / %.1f s)", r.StatusRecords, r.StatusSeedSeconds, r.StatusRebuildSeconds), "")
 	row("  status summary p50 / p95; one key; HTML", fmt.Sprintf("%.0f / %.0f ms; %.0f ms; %.0f ms", r.StatusP50Ms, r.StatusP95Ms, r.StatusKeyP50Ms, r.StatusHTMLP50Ms), tgt(TargetStatus))
 	row("service bus stand-in send+receive+complete", fmt.Sprintf("%.0f msg/s (send %.0f, receive+complete %.0f)", r.ServiceBusMsgsPerS, r.ServiceBusSendPerS, r.ServiceBusReceivePerS), "")
 	row("  through the JavaScript SDK", fmt.Sprintf("%.0f msg/s (send %.0f, receive+complete %.0f)", r.ServiceBusJSMsgsPerS, r.ServiceBusJSSendPerS, r.ServiceBusJSReceivePerS), "")

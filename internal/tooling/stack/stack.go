@@ -209,6 +209,10 @@ func (s *Stack) Config() (config.Config, error) {
 	return config.Load(config.FromMap(s.settings))
 }
 
+// AzuriteDir is Azurite's data directory (its --location), for
+// azurite.Seed while Azurite is stopped.
+func (s *Stack) AzuriteDir() string { return s.dir("azurite") }
+
 // StorageConnectionString is Azurite's connection string.
 func (s *Stack) StorageConnectionString() string { return s.settings["DataStorage"] }
 
