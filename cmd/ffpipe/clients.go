@@ -226,6 +226,9 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			view, _ := handlers.WithTasks(ctx, set.Batch, cfg.BatchJob, sum) // without task counts when Batch does not answer
 			return view, nil
 		}
+		if !isTerminal(stdout) {
+			return logStatus(ctx, summarize, set.Batch, cfg.BatchJob, stdout, time.Second, 5*time.Second)
+		}
 		return watchStatus(ctx, summarize, set.Batch, cfg.BatchJob, stdout, time.Second, 5*time.Second)
 	}
 	if *rebuild {

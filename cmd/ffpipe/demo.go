@@ -133,7 +133,8 @@ func demoProfiles(ctx context.Context, s *stack.Stack, dir string, stdout io.Wri
 
 // runWithBars runs the files through the stack with a progress bar per
 // running file (read from the tasks' progress files through Batch); the
-// runner's lines print above the bars.
+// runner's lines print above the bars. When stdout is not a terminal,
+// logProgress's plain lines replace the bars.
 func runWithBars(ctx context.Context, s *stack.Stack, o runner.Options, stdout io.Writer) (runner.Report, error) {
 	bc, err := s.BatchClient()
 	if err != nil {
@@ -144,6 +145,20 @@ func runWithBars(ctx context.Context, s *stack.Stack, o runner.Options, stdout i
 		return runner.Report{}, err
 	}
 	wctx, stop := context.WithCancel(ctx)
+	if !isTerminal(stdout) {
+		// A pipe or a log: a line per file's start, quarter and end.
+		lw := &lineWriter{w: stdout}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			logProgress(wctx, bc, cfg.BatchJob, lw, time.Second)
+		}()
+		o.Progress = lw
+		rep, err := runner.Run(ctx, s, o)
+		stop()
+		<-done
+		return rep, err
+	}
 	bars := newBars(wctx, stdout, 500*time.Millisecond)
 	done := make(chan struct{})
 	go func() {

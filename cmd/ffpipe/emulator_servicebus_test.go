@@ -6,30 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/ffpipe/ffpipe/internal/emulator/servicebus"
 )
-
-// syncBuffer is a bytes.Buffer safe for one writer and one poller.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func TestEmulatorServiceBusTLSFlags(t *testing.T) {
 	tests := []struct {
@@ -58,7 +39,7 @@ func TestEmulatorServiceBusTLS(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out syncBuffer
+	var out lockedBuffer
 	done := make(chan error, 1)
 	go func() {
 		done <- runEmulatorServiceBus(ctx, []string{"--listen", "127.0.0.1:0", "--in-memory", "--data", dir, "--tls", "--tls-listen", "127.0.0.1:0"}, &out, &bytes.Buffer{})
