@@ -61,7 +61,7 @@ func TestLogProgress(t *testing.T) {
 		"progress: k2 running",
 		"progress: videos/first.mp4 25 %, ETA 10s",
 		"progress: videos/first.mp4 75 %, ETA 10s", // 99.5 % passes 50 and 75: one line, the last quarter
-		"progress: k2 50 %, ETA 10s", // a poll prints the running files first, then the ended ones
+		"progress: k2 50 %, ETA 10s",               // a poll prints the running files first, then the ended ones
 		"progress: videos/first.mp4 task ended",
 		"progress: k2 task ended",
 	}
