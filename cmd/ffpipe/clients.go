@@ -216,58 +216,15 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer set.Close(context.WithoutCancel(ctx))
-	recs := set.Records
-	if *watch {
-		summarize := func(ctx context.Context) (handlers.Summary, error) {
-			sum, err := recs.Summarize(ctx, *recent)
-			if err != nil {
-				return handlers.Summary{}, err
-			}
-			view, _ := handlers.WithTasks(ctx, set.Batch, cfg.BatchJob, sum) // without task counts when Batch does not answer
-			return view, nil
-		}
-		if !isTerminal(stdout) {
-			return logStatus(ctx, summarize, set.Batch, cfg.BatchJob, stdout, time.Second, 5*time.Second)
-		}
-		return watchStatus(ctx, summarize, set.Batch, cfg.BatchJob, stdout, time.Second, 5*time.Second)
+	switch {
+	case *watch:
+		return statusWatch(ctx, cfg, set, *recent, stdout)
+	case *rebuild:
+		return statusRebuild(ctx, set.Records, stdout)
+	case *key != "":
+		return statusKey(ctx, cfg, set, *key, stdout, stderr)
 	}
-	if *rebuild {
-		t0 := time.Now()
-		res, err := recs.Rebuild(ctx)
-		if err != nil {
-			return fmt.Errorf("status: %w", err)
-		}
-		fmt.Fprintf(stdout, "index rebuilt from %d records over %d days in %.1fs\n", res.Records, res.Days, time.Since(t0).Seconds())
-		for _, s := range records.States {
-			if b, a := res.Before[s], res.After[s]; a != 0 || b != 0 {
-				fmt.Fprintf(stdout, "  %-14s %d (index said %d)\n", s, a, b)
-			}
-		}
-		return nil
-	}
-	if *key != "" {
-		r, err := recs.Get(ctx, *key)
-		if err != nil && !errors.Is(err, records.ErrNotFound) {
-			return fmt.Errorf("status: %w", err)
-		}
-		if err != nil || !r.State.Terminal() {
-			// Dispatched work is a Batch task until Sweep settles it.
-			live, ok, terr := handlers.InFlight(ctx, set.Batch, cfg.BatchJob, *key, r)
-			if terr != nil {
-				fmt.Fprintf(stderr, "status: batch: %v\n", terr)
-			}
-			if ok {
-				r, err = live, nil
-			}
-		}
-		if err != nil {
-			return fmt.Errorf("status: no record or task for key %s: %w", *key, err)
-		}
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(r)
-	}
-	sum, err := recs.Summarize(ctx, *recent)
+	sum, err := set.Records.Summarize(ctx, *recent)
 	if err != nil {
 		return fmt.Errorf("status: %w", err)
 	}
@@ -293,6 +250,63 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			r.Source.Container, r.Source.Blob, out, r.Reason, r.Key)
 	}
 	return tw.Flush()
+}
+
+// statusWatch is `ffpipe status --watch`: bars on a terminal, plain lines elsewhere.
+func statusWatch(ctx context.Context, cfg config.Config, set *clients.Set, recent int, stdout io.Writer) error {
+	summarize := func(ctx context.Context) (handlers.Summary, error) {
+		sum, err := set.Records.Summarize(ctx, recent)
+		if err != nil {
+			return handlers.Summary{}, err
+		}
+		view, _ := handlers.WithTasks(ctx, set.Batch, cfg.BatchJob, sum) // without task counts when Batch does not answer
+		return view, nil
+	}
+	if !isTerminal(stdout) {
+		return logStatus(ctx, summarize, set.Batch, cfg.BatchJob, stdout, time.Second, 5*time.Second)
+	}
+	return watchStatus(ctx, summarize, set.Batch, cfg.BatchJob, stdout, time.Second, 5*time.Second)
+}
+
+// statusRebuild is `ffpipe status --rebuild`.
+func statusRebuild(ctx context.Context, recs *records.Store, stdout io.Writer) error {
+	t0 := time.Now()
+	res, err := recs.Rebuild(ctx)
+	if err != nil {
+		return fmt.Errorf("status: %w", err)
+	}
+	fmt.Fprintf(stdout, "index rebuilt from %d records over %d days in %.1fs\n", res.Records, res.Days, time.Since(t0).Seconds())
+	for _, s := range records.States {
+		if b, a := res.Before[s], res.After[s]; a != 0 || b != 0 {
+			fmt.Fprintf(stdout, "  %-14s %d (index said %d)\n", s, a, b)
+		}
+	}
+	return nil
+}
+
+// statusKey is `ffpipe status --key KEY`: the record, or the Batch task
+// while the work is in flight.
+func statusKey(ctx context.Context, cfg config.Config, set *clients.Set, key string, stdout, stderr io.Writer) error {
+	r, err := set.Records.Get(ctx, key)
+	if err != nil && !errors.Is(err, records.ErrNotFound) {
+		return fmt.Errorf("status: %w", err)
+	}
+	if err != nil || !r.State.Terminal() {
+		// Dispatched work is a Batch task until Sweep settles it.
+		live, ok, terr := handlers.InFlight(ctx, set.Batch, cfg.BatchJob, key, r)
+		if terr != nil {
+			fmt.Fprintf(stderr, "status: batch: %v\n", terr)
+		}
+		if ok {
+			r, err = live, nil
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("status: no record or task for key %s: %w", key, err)
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
 }
 
 func joinBlob(b records.Blob) string {
