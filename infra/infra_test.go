@@ -853,8 +853,10 @@ func (f *bicepFile) checkPool(t *testing.T) {
 	if !strings.EqualFold(vm, batch.DefaultVMSize) {
 		t.Errorf("modules/batch.bicep vmSize = %q, want internal/batch DefaultVMSize %q", vm, batch.DefaultVMSize)
 	}
-	if cores, ok := batch.VMCores(vm); !ok || cores != intDefault("taskSlotsPerNode") {
-		t.Errorf("modules/batch.bicep taskSlotsPerNode = %d, want the %d vCPUs of %s (internal/batch's default)", intDefault("taskSlotsPerNode"), cores, vm)
+	// The same default slots as a pool `ffpipe pool ensure` creates: two
+	// per vCPU (docs/performance.md, the node phase's slot study).
+	if slots, ok := batch.DefaultTaskSlotsPerNode(vm); !ok || slots != intDefault("taskSlotsPerNode") {
+		t.Errorf("modules/batch.bicep taskSlotsPerNode = %d, want %d for %s, internal/batch DefaultTaskSlotsPerNode (%d per vCPU)", intDefault("taskSlotsPerNode"), slots, vm, batch.DefaultSlotsPerVCPU)
 	}
 	pools := f.resources("Microsoft.Batch/batchAccounts/pools")
 	if len(pools) != 1 {

@@ -82,12 +82,12 @@ param sweepSchedule string = '0 */1 * * * *'
 param logLevel string = 'info'
 
 // Capacity and cost.
-@description('Batch node VM size. Standard_D2s_v5 (2 vCPUs) runs two audio tasks or one video task at a time; for mostly video work take more vCPUs per node, e.g. Standard_D4s_v5 with taskSlotsPerNode 4 (docs/deploy.md, sizing the pool).')
+@description('Batch node VM size. Standard_D2s_v5 (2 vCPUs) with the default taskSlotsPerNode 4 runs four audio tasks or two video tasks at a time; with another size set taskSlotsPerNode to match, e.g. 8 on Standard_D4s_v5 (docs/deploy.md, sizing the pool).')
 param poolVmSize string = 'Standard_D2s_v5'
-@description('Task slots per node, at most 4 x the VM size\'s vCPUs. An audio task takes 1 slot; a video or HLS profile takes 2 (its requiredSlots), and a custom profile its "slots", which must not exceed this or its tasks never run.')
+@description('Task slots per node, at most min(4 x the VM size\'s vCPUs, 256). An audio task takes 1 slot; a video or HLS profile takes 2 (its requiredSlots), and a custom profile its "slots", which must not exceed this or its tasks never run. Default 2 per vCPU of the default poolVmSize (4 on Standard_D2s_v5): a second task per vCPU downloads its input while the first encodes (docs/performance.md, node phase). Set 2 x vCPUs for another VM size; lower it (e.g. to the vCPUs) for CPU-heavy custom profiles.')
 @minValue(2)
 @maxValue(256)
-param taskSlotsPerNode int = 2
+param taskSlotsPerNode int = 4
 @description('Most nodes the pool scales out to.')
 param poolMaxNodes int = 10
 @description('How many of the nodes, while there is work, are dedicated instead of Spot (0: Spot only). Idle pools scale to zero either way.')

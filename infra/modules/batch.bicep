@@ -36,10 +36,10 @@ param poolIdentityId string
 @description('VM size of a node. Avoid the A/D/Dv2 families Batch is retiring (docs/infra.md).')
 param vmSize string = 'Standard_D2s_v5'
 
-@description('Task slots per node (at most min(4 x vCPUs, 256)); a task takes its requiredSlots: 1 for audio, 2 for video profiles.')
+@description('Task slots per node, at most min(4 x vCPUs, 256); a task takes its requiredSlots: 1 for audio, 2 for video and HLS profiles. Default 2 per vCPU of the default vmSize (internal/batch DefaultTaskSlotsPerNode): a second task per vCPU downloads while the first encodes (docs/performance.md, node phase). Lower it for CPU-heavy custom profiles.')
 @minValue(2)
 @maxValue(256)
-param taskSlotsPerNode int = 2
+param taskSlotsPerNode int = 4
 
 @description('Most nodes the autoscale formula asks for (Spot, plus any dedicated ones).')
 @minValue(1)

@@ -466,8 +466,8 @@ func TestEnsurePoolFake(t *testing.T) {
 	if !res.Created || res.FormulaUpdated || res.Evaluation == "" {
 		t.Errorf("first EnsurePool = %+v, want created and evaluated", res)
 	}
-	if got := f.pool["taskSlotsPerNode"]; got != float64(2) {
-		t.Errorf("taskSlotsPerNode = %v, want 2 (standard_d2s_v5)", got)
+	if got := f.pool["taskSlotsPerNode"]; got != float64(4) {
+		t.Errorf("taskSlotsPerNode = %v, want 4 (2 per vCPU of standard_d2s_v5)", got)
 	}
 	if got := f.pool["targetNodeCommunicationMode"]; got != "simplified" {
 		t.Errorf("targetNodeCommunicationMode = %v, want simplified", got)

@@ -22,7 +22,7 @@
 //
 // PoolSpec, AutoScaleFormula and Client.EnsurePool describe and maintain
 // the persistent pool: Ubuntu 22.04, ffmpeg installed by the start task,
-// one task slot per vCPU, simplified node communication and a queue-driven
+// two task slots per vCPU (DefaultTaskSlotsPerNode), simplified node communication and a queue-driven
 // autoscale formula that prefers spot nodes and scales to zero. infra/
 // creates the same pool (and is tested to agree with AutoScaleFormula and
 // StartTaskCommand); a pool with a user-assigned identity can only be

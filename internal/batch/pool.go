@@ -22,9 +22,33 @@ const (
 	DefaultMaxNodes           = 10
 	DefaultSlotsPerTask       = 2
 	DefaultEvaluationInterval = 5 * time.Minute // the service minimum
+	// DefaultSlotsPerVCPU is how many task slots a pool gets per vCPU when
+	// none are set (DefaultTaskSlotsPerNode).
+	DefaultSlotsPerVCPU = 2
 	// MaxTaskSlotsPerNode is the service's upper bound (also ≤ 4 × cores).
 	MaxTaskSlotsPerNode = 256
 )
+
+// DefaultTaskSlotsPerNode is the task slots per node of a pool of VM size
+// vmSize when none are set: DefaultSlotsPerVCPU per vCPU (VMCores), within
+// Batch's limit of min(4 × vCPUs, 256); false if the size's vCPU count is
+// unknown. On Standard_D2s_v5 that is 4: four audio tasks (1 slot each) or
+// two video or HLS tasks (2 slots) per node.
+//
+// Two per vCPU is the slot study of `ffpipe bench`'s node phase
+// (docs/performance.md, run G), which pins the node to its own core with
+// storage elsewhere, as in Azure: with one audio task per core the node
+// idles while each input downloads (mp3 ratio to a bare ffmpeg baseline
+// 1.639); with two, one task downloads while the other encodes (0.953).
+// It is one run on a shared machine; a CPU-heavy custom profile may want
+// fewer slots, set explicitly (infra's taskSlotsPerNode parameter).
+func DefaultTaskSlotsPerNode(vmSize string) (int, bool) {
+	cores, ok := VMCores(vmSize)
+	if !ok {
+		return 0, false
+	}
+	return min(DefaultSlotsPerVCPU*cores, 4*cores, MaxTaskSlotsPerNode), true
+}
 
 // Image is a marketplace image and the node agent that goes with it.
 type Image struct {
@@ -60,8 +84,9 @@ type PoolConfig struct {
 	ID string
 	// VMSize, e.g. "standard_d2s_v5" (default). Avoid retired families (A, D/Dv2, ...).
 	VMSize string
-	// TaskSlotsPerNode: concurrent tasks per node; 0 means the VM's vCPU
-	// count as parsed from VMSize (see VMCores).
+	// TaskSlotsPerNode: task slots per node; 0 means
+	// DefaultTaskSlotsPerNode(VMSize), two per vCPU. The local stack sets
+	// it to the cores explicitly (its storage emulator shares them).
 	TaskSlotsPerNode int
 	// MaxNodes caps the autoscale target (default 10).
 	MaxNodes int
@@ -96,11 +121,11 @@ func (c PoolConfig) WithDefaults() (PoolConfig, error) {
 		c.VMSize = DefaultVMSize
 	}
 	if c.TaskSlotsPerNode == 0 {
-		cores, ok := VMCores(c.VMSize)
+		slots, ok := DefaultTaskSlotsPerNode(c.VMSize)
 		if !ok {
 			return c, fmt.Errorf("%w: pool %s: cannot tell the vCPU count of VM size %q; set the task slots per node", ErrInvalidSpec, c.ID, c.VMSize)
 		}
-		c.TaskSlotsPerNode = cores
+		c.TaskSlotsPerNode = slots
 	}
 	if c.MaxNodes == 0 {
 		c.MaxNodes = DefaultMaxNodes

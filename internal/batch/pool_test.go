@@ -36,7 +36,7 @@ func TestPoolConfigDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.ID != "ffmpeg" || c.TaskSlotsPerNode != 8 || c.MaxNodes != DefaultMaxNodes || c.EvaluationInterval != 5*time.Minute || c.Image != Ubuntu2204 || c.StartTask != StartTaskCommand {
+	if c.ID != "ffmpeg" || c.TaskSlotsPerNode != 16 || c.MaxNodes != DefaultMaxNodes || c.EvaluationInterval != 5*time.Minute || c.Image != Ubuntu2204 || c.StartTask != StartTaskCommand {
 		t.Errorf("WithDefaults = %+v", c)
 	}
 }
@@ -61,6 +61,44 @@ func TestPoolConfigInvalid(t *testing.T) {
 				t.Errorf("WithDefaults error = %v, want ErrInvalidSpec", err)
 			}
 		})
+	}
+}
+
+// A pool gets two task slots per vCPU unless set, within Batch's limit of
+// min(4 × vCPUs, 256) (docs/performance.md, the node phase's slot study).
+func TestDefaultTaskSlotsPerNode(t *testing.T) {
+	tests := []struct {
+		size string
+		want int
+		ok   bool
+	}{
+		{"standard_d2s_v5", 4, true}, // DefaultVMSize: 4 audio or 2 video tasks
+		{"Standard_A1_v2", 2, true},
+		{"Standard_F8s_v2", 16, true},
+		{"Standard_E8-4ds_v5", 8, true}, // constrained: 4 active vCPUs
+		{"Standard_HB120rs_v3", 240, true},
+		{"Standard_HB176rs_v4", 256, true}, // capped at Batch's 256
+		{"custom", 0, false},
+		{"", 0, false},
+	}
+	for _, tt := range tests {
+		got, ok := DefaultTaskSlotsPerNode(tt.size)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("DefaultTaskSlotsPerNode(%q) = %d, %v; want %d, %v", tt.size, got, ok, tt.want, tt.ok)
+		}
+		if cores, _ := VMCores(tt.size); ok && (got > 4*cores || got > MaxTaskSlotsPerNode) {
+			t.Errorf("DefaultTaskSlotsPerNode(%q) = %d, above Batch's min(4 × %d vCPUs, %d)", tt.size, got, cores, MaxTaskSlotsPerNode)
+		}
+	}
+	c, err := PoolConfig{}.WithDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.TaskSlotsPerNode != 4 {
+		t.Errorf("PoolConfig{}.WithDefaults().TaskSlotsPerNode = %d, want 4 (2 per vCPU of %s)", c.TaskSlotsPerNode, DefaultVMSize)
+	}
+	if c, err := (PoolConfig{TaskSlotsPerNode: 2}).WithDefaults(); err != nil || c.TaskSlotsPerNode != 2 {
+		t.Errorf("WithDefaults with 2 slots set = %d, %v; want 2 kept (the local stack sets slots = cores)", c.TaskSlotsPerNode, err)
 	}
 }
 

@@ -92,8 +92,11 @@ type Options struct {
 	// Slots is the number of baseline processes (xargs -P). Default: cores.
 	Slots int
 	// TaskSlots is the local pool's task slots (taskSlotsPerNode of the one
-	// node). Default: Slots, as the local stack, the infra and the
-	// architecture have it (slots = cores). More slots than cores overlap a
+	// node). Default: Slots, as the local stack has it (slots = cores),
+	// because here Azurite shares the task cores. (An Azure pool gets 2
+	// per vCPU, from the node phase's slot study, which sets its own
+	// slots per round: storage is off a node's cores.) More slots than
+	// cores overlap a
 	// task's download with another's encoding, but since the dispatch
 	// rework the stack's own CPU fills those gaps and 4 ffmpeg processes
 	// on 2 cores pay for the contention: on 32 two-minute clips (2026-11-21)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -37,6 +39,7 @@ func TestEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkPoolSlots(ctx, t, s, cfg.BatchPool)
 	clips, err := media.GenerateSet(ctx, t.TempDir(), 3, 7, media.SetOptions{MinDuration: time.Second, MaxDuration: 3 * time.Second})
 	if err != nil {
 		t.Fatalf("generate clips: %v", err)
@@ -184,4 +187,29 @@ func poll(ctx context.Context, t *testing.T, what string, f func() (bool, string
 		case <-tick.C:
 		}
 	}
+}
+
+// checkPoolSlots: the local pool has one task slot per core (Options.Slots
+// default), set explicitly, not internal/batch's default of two per vCPU
+// for Azure: locally Azurite shares the task cores (docs/performance.md).
+func checkPoolSlots(ctx context.Context, t *testing.T, s *stack.Stack, poolID string) {
+	t.Helper()
+	bc, err := s.BatchClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := bc.SDK().GetPool(ctx, poolID, nil)
+	if err != nil {
+		t.Fatalf("get pool %s: %v", poolID, err)
+	}
+	if got, want := pool.TaskSlotsPerNode, runtime.NumCPU(); got == nil || int(*got) != want {
+		t.Errorf("local pool taskSlotsPerNode = %s, want %d (the cores)", fmtPtr(got), want)
+	}
+}
+
+func fmtPtr(p *int32) string {
+	if p == nil {
+		return "unset"
+	}
+	return strconv.Itoa(int(*p))
 }

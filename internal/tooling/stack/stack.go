@@ -56,7 +56,11 @@ type Options struct {
 	// Ports pins listen ports; zero values pick free ports once, which are
 	// then kept across restarts.
 	Ports Ports
-	// Slots is the number of local Batch task slots (default: cores).
+	// Slots is the number of local Batch task slots (default: cores), the
+	// local pool's taskSlotsPerNode. It is set on the pool explicitly, not
+	// left to internal/batch's default of 2 per vCPU: here Azurite shares
+	// the task cores, where one slot per core is faster
+	// (docs/performance.md, run F); in Azure storage is off the node.
 	Slots int
 	// SweepSchedule is the Sweep timer (6-field NCRONTAB). Default every second.
 	SweepSchedule string
