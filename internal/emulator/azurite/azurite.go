@@ -42,8 +42,14 @@ const (
 
 // Options configure a Server. The zero value is usable inside the repository.
 type Options struct {
-	// Dir is Azurite's --location (its data). Required.
+	// Dir is Azurite's --location (its data). Required unless InMemory.
 	Dir string
+	// InMemory keeps every blob and Azurite's database in memory
+	// (--inMemoryPersistence; Azurite then refuses --location): nothing
+	// survives a restart, and Azurite no longer saves its whole database
+	// to disk every 5 s (LokiJS's autosave) nor writes and syncs an extent
+	// file per blob. For benchmarks of what runs against storage.
+	InMemory bool
 	// Bin is the azurite-blob executable. Default: FindBin().
 	Bin string
 	// Port for the blob endpoint on 127.0.0.1. 0 picks a free port.
@@ -127,7 +133,7 @@ func FindInNodeModules(rel string) (string, bool) {
 
 // Start launches Azurite and waits until its blob endpoint answers or ctx ends.
 func (s *Server) Start(ctx context.Context) error {
-	if s.opts.Dir == "" {
+	if s.opts.Dir == "" && !s.opts.InMemory {
 		return errors.New("start azurite: Options.Dir is required")
 	}
 	if err := s.opts.validateTLS(); err != nil {
@@ -140,8 +146,12 @@ func (s *Server) Start(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := os.MkdirAll(s.opts.Dir, 0o755); err != nil {
-		return fmt.Errorf("start azurite: %w", err)
+	args := []string{"--inMemoryPersistence"}
+	if !s.opts.InMemory {
+		if err := os.MkdirAll(s.opts.Dir, 0o755); err != nil {
+			return fmt.Errorf("start azurite: %w", err)
+		}
+		args = []string{"--location", s.opts.Dir}
 	}
 	port := s.opts.Port
 	if port == 0 {
@@ -151,8 +161,8 @@ func (s *Server) Start(ctx context.Context) error {
 		}
 		port = p
 	}
-	args := []string{"--blobHost", "127.0.0.1", "--blobPort", strconv.Itoa(port),
-		"--location", s.opts.Dir, "--skipApiVersionCheck", "--loose", "--silent", "--disableTelemetry"}
+	args = append(args, "--blobHost", "127.0.0.1", "--blobPort", strconv.Itoa(port),
+		"--skipApiVersionCheck", "--loose", "--silent", "--disableTelemetry")
 	if s.opts.CertFile != "" {
 		args = append(args, "--cert", s.opts.CertFile, "--key", s.opts.KeyFile)
 	}

@@ -19,19 +19,58 @@ import (
 	"github.com/ffpipe/ffpipe/internal/emulator/azurite/azuritetest"
 )
 
+// TestAzuriteRoundTrip: a blob written is read back, on disk and in
+// memory; on disk it survives a restart, in memory it does not.
 func TestAzuriteRoundTrip(t *testing.T) {
-	s := azuritetest.Start(t)
-	c, err := azblob.NewClientFromConnectionString(s.ConnectionString(), nil)
-	if err != nil {
-		t.Fatal(err)
+	for _, tt := range []struct {
+		name          string
+		opts          azurite.Options
+		wantRestarted bool // the blob is still there after a restart
+	}{
+		{"on disk", azurite.Options{Dir: t.TempDir()}, true},
+		{"in memory", azurite.Options{InMemory: true}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			s := azurite.New(tt.opts)
+			if err := s.Start(ctx); err != nil {
+				t.Fatalf("start: %v", err)
+			}
+			t.Cleanup(func() { _ = s.Close() })
+			c, err := azblob.NewClientFromConnectionString(s.ConnectionString(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.CreateContainer(ctx, "input", nil); err != nil {
+				t.Fatalf("create container: %v", err)
+			}
+			if _, err := c.UploadBuffer(ctx, "input", "a.mp4", []byte("hello"), nil); err != nil {
+				t.Fatalf("upload: %v", err)
+			}
+			if got := readBlob(ctx, t, c); got != "hello" {
+				t.Fatalf("got %q, want %q", got, "hello")
+			}
+			if err := s.Close(); err != nil {
+				t.Fatalf("close: %v", err)
+			}
+			if err := s.Start(ctx); err != nil {
+				t.Fatalf("restart: %v", err)
+			}
+			c, err = azblob.NewClientFromConnectionString(s.ConnectionString(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = c.DownloadStream(ctx, "input", "a.mp4", nil)
+			if got := err == nil; got != tt.wantRestarted {
+				t.Fatalf("blob there after a restart: got %v (%v), want %v", got, err, tt.wantRestarted)
+			}
+		})
 	}
-	ctx := context.Background()
-	if _, err := c.CreateContainer(ctx, "input", nil); err != nil {
-		t.Fatalf("create container: %v", err)
-	}
-	if _, err := c.UploadBuffer(ctx, "input", "a.mp4", []byte("hello"), nil); err != nil {
-		t.Fatalf("upload: %v", err)
-	}
+}
+
+func readBlob(ctx context.Context, t *testing.T, c *azblob.Client) string {
+	t.Helper()
 	resp, err := c.DownloadStream(ctx, "input", "a.mp4", nil)
 	if err != nil {
 		t.Fatalf("download: %v", err)
@@ -41,9 +80,7 @@ func TestAzuriteRoundTrip(t *testing.T) {
 	if _, err := buf.ReadFrom(resp.Body); err != nil {
 		t.Fatal(err)
 	}
-	if got := buf.String(); got != "hello" {
-		t.Fatalf("got %q, want %q", got, "hello")
-	}
+	return buf.String()
 }
 
 func TestOptionsValidate(t *testing.T) {

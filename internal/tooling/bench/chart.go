@@ -78,6 +78,7 @@ func (r Result) plots() ([]*plot.Plot, error) {
 			groups: []barGroup{{label: "files settled per second", bars: []bar{
 				{"measured", r.SweepFilesPerS},
 				{"Azurite's bound (1 core)", r.SweepStorageBoundFilesPerS},
+				{"Azurite alone, same calls", r.SweepAzuriteAloneFilesPerS},
 			}}},
 			targets: []target{{"target", t[TargetSweep].Target}},
 		}.plot,

@@ -10,6 +10,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,6 +64,17 @@ type SweepFigures struct {
 	// SweepStorageBoundFilesPerS is what one core of Azurite could settle
 	// at that CPU per file: the local bound when it is the busiest part.
 	SweepStorageBoundFilesPerS float64 `json:"sweep_storage_bound_files_per_s,omitempty"`
+	// SweepAzuriteMsPerCall is Azurite's CPU per storage call while Sweep
+	// ran (its CPU per file over the storage calls per file).
+	SweepAzuriteMsPerCall float64 `json:"sweep_azurite_ms_per_call,omitempty"`
+	// SweepAzuriteAloneFilesPerS is Azurite alone serving a settled file's
+	// storage calls (result read, output properties, input delete, record
+	// read and create-only write), as many in flight as Sweep settles,
+	// straight from this process to the same Azurite after the sweep: what
+	// storage allows at that account size with nothing else in the way;
+	// SweepAzuriteAloneCPUMsPerFile is Azurite's CPU per such file.
+	SweepAzuriteAloneFilesPerS    float64 `json:"sweep_azurite_alone_files_per_s,omitempty"`
+	SweepAzuriteAloneCPUMsPerFile float64 `json:"sweep_azurite_alone_cpu_ms_per_file,omitempty"`
 }
 
 // callCounter is a reverse proxy that counts requests by service and method.
@@ -166,7 +178,10 @@ func (r *runner) sweepPhase(ctx context.Context) error {
 	}
 	r.res.SweepHostStartSeconds = round(first.Sub(t0).Seconds(), 3)
 	r.recordSweep(n, time.Since(first), cpu0, stor, bat)
-	return r.checkSwept(ctx, p, keys)
+	if err := r.checkSwept(ctx, p, keys); err != nil {
+		return err
+	}
+	return r.sweepAzuriteAlone(ctx, p, n)
 }
 
 // sweepStack starts the phase's stack with the handler reaching Azurite
@@ -190,7 +205,11 @@ func (r *runner) sweepStack(ctx context.Context) (*pipe, *callCounter, *callCoun
 		stor.srv.Close()
 		return nil, nil, nil, err
 	}
-	opts := stack.Options{Ports: ports, Slots: max(8, r.o.TaskSlots), HostSettings: map[string]string{
+	// Azurite keeps its data in memory: on disk it syncs every blob it
+	// writes and saves its whole database every 5 s, work Blob Storage
+	// does elsewhere, which cost Sweep ~20 % of its local rate
+	// (docs/performance.md, Sweep). The phase never restarts Azurite.
+	opts := stack.Options{Ports: ports, Slots: max(8, r.o.TaskSlots), InMemoryStorage: true, HostSettings: map[string]string{
 		"DataStorage":           azurite.ConnectionString(stor.srv.URL + "/" + azurite.Account),
 		"FFPIPE_BATCH_ENDPOINT": bat.srv.URL,
 	}}
@@ -242,6 +261,9 @@ func (r *runner) recordSweep(n int, d time.Duration, cpu0 map[string]time.Durati
 	}
 	if az := r.res.SweepCPUMsPerFile["node"]; az > 0 {
 		r.res.SweepStorageBoundFilesPerS = round(1000/az, 1)
+		if c := stor.total.Load(); c > 0 {
+			r.res.SweepAzuriteMsPerCall = round(az*float64(n)/float64(c), 2)
+		}
 	}
 	calls := stor.snapshot()
 	for k, v := range bat.snapshot() {
@@ -400,5 +422,66 @@ func (r *runner) checkSwept(ctx context.Context, p *pipe, keys []string) error {
 		return fmt.Errorf("sweep: %d of %d files not settled as done, e.g. %w", bad, len(keys), first)
 	}
 	r.progress("sweep: all %d files checked: record done, input deleted, output present", len(keys))
+	return nil
+}
+
+// sweepAzuriteAlone makes, straight against the phase's Azurite (its
+// account as the sweep left it), the storage calls of n settled files with
+// as many files in flight as Sweep's parallelism: each file's result file
+// read (one ranged GET), its output's properties, its input's If-Match
+// delete, its record's read (none yet) and create-only write. The inputs
+// and result files are written first, outside the clock.
+func (r *runner) sweepAzuriteAlone(ctx context.Context, p *pipe, n int) error {
+	st, err := storage.NewFromConnectionString(p.s.StorageConnectionString(), storage.Options{})
+	if err != nil {
+		return err
+	}
+	result := []byte("ffpipe-result 1\nsource audio=1 video=0 height=0 duration=1\noutput 0 duration=1\nok\n")
+	body := make([]byte, 2048)
+	tags := make([]string, n)
+	name := func(i int) string { return fmt.Sprintf("azurite-alone/%06d", i) }
+	if err := parallelN(ctx, n, 32, func(i int) error {
+		if err := st.Put(ctx, p.cfg.LogsContainer, name(i), result, "text/plain", nil); err != nil {
+			return err
+		}
+		if err := st.Put(ctx, p.cfg.InputContainer, name(i), body, "video/mp4", nil); err != nil {
+			return err
+		}
+		pr, err := st.Properties(ctx, p.cfg.InputContainer, name(i))
+		tags[i] = pr.ETag
+		return err
+	}); err != nil {
+		return fmt.Errorf("sweep: azurite alone: %w", err)
+	}
+	rec := []byte(`{"key":"k","state":"done","timings":{}}`)
+	par := 16 // the handler's FFPIPE_SWEEP_PARALLELISM default
+	if v, err := strconv.Atoi(r.o.Settings["FFPIPE_SWEEP_PARALLELISM"]); err == nil && v > 0 {
+		par = v
+	}
+	cpu0 := stackCPUBreakdown()["node"]
+	t0 := time.Now()
+	err = parallelN(ctx, n, par, func(i int) error {
+		if _, err := st.Tail(ctx, p.cfg.LogsContainer, name(i), presets.MaxResultBytes); err != nil {
+			return err
+		}
+		if _, err := st.Properties(ctx, p.cfg.LogsContainer, name(i)); err != nil {
+			return err
+		}
+		if err := st.DeleteIfMatch(ctx, p.cfg.InputContainer, name(i), tags[i]); err != nil {
+			return err
+		}
+		if _, _, err := st.GetWithETag(ctx, p.cfg.StatusContainer, name(i)); !errors.Is(err, storage.ErrNotFound) {
+			return fmt.Errorf("record read: got %v, want not found", err)
+		}
+		return st.PutIf(ctx, p.cfg.StatusContainer, name(i), rec, "application/json", map[string]string{"state": "done"}, "")
+	})
+	d, cpu := time.Since(t0), stackCPUBreakdown()["node"]-cpu0
+	if err != nil {
+		return fmt.Errorf("sweep: azurite alone: %w", err)
+	}
+	r.res.SweepAzuriteAloneFilesPerS = round(Rate(n, d), 1)
+	r.res.SweepAzuriteAloneCPUMsPerFile = round(float64(cpu)/float64(time.Millisecond)/float64(n), 2)
+	r.progress("sweep: Azurite alone, a settled file's 5 storage calls at this account size, %d in flight: %.0f files/s, %.2f ms of its CPU per file",
+		par, r.res.SweepAzuriteAloneFilesPerS, r.res.SweepAzuriteAloneCPUMsPerFile)
 	return nil
 }

@@ -72,6 +72,10 @@ type Options struct {
 	Settings map[string]string
 	// InMemoryBroker keeps Service Bus state in memory (faster, not durable).
 	InMemoryBroker bool
+	// InMemoryStorage runs Azurite with its data in memory
+	// (azurite.Options.InMemory): lost when Azurite restarts, so only for
+	// runs that never stop it.
+	InMemoryStorage bool
 	// ServiceBusTLSPort, when not 0, adds the broker's AMQPS listener on
 	// 127.0.0.1 with a self-signed certificate generated into Dir/servicebus
 	// (see docs/servicebus-clients.md).
@@ -396,7 +400,7 @@ func (s *Stack) startComponent(ctx context.Context, name string) error {
 	}
 	switch name {
 	case Azurite:
-		az := azurite.New(azurite.Options{Dir: s.dir("azurite"), Port: s.opts.Ports.Azurite, Logger: s.logger(name), Stdout: s.opts.AzuriteLog, Stderr: s.opts.AzuriteLog})
+		az := azurite.New(azurite.Options{Dir: s.dir("azurite"), InMemory: s.opts.InMemoryStorage, Port: s.opts.Ports.Azurite, Logger: s.logger(name), Stdout: s.opts.AzuriteLog, Stderr: s.opts.AzuriteLog})
 		if err := az.Start(ctx); err != nil {
 			return err
 		}
