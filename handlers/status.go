@@ -66,40 +66,49 @@ func (a *app) status(r *http.Request, inv *invocation) error {
 		return nil
 	}
 	if key != "" {
-		key = strings.ToLower(key)
-		if !request.IsKey(key) {
-			inv.output(BindingResponse, a.render(wantJSON, http.StatusBadRequest, map[string]string{"error": "a key is 32 hex characters"}, nil))
-			return nil
-		}
-		rec, err := a.d.Records.Get(ctx, key)
-		if err != nil && !errors.Is(err, records.ErrNotFound) {
-			a.log.Warn("status: read record", "key", key, "err", err)
-			inv.output(BindingResponse, a.render(wantJSON, http.StatusServiceUnavailable, map[string]string{"error": "storage unavailable"}, nil))
-			return nil
-		}
-		found := err == nil
-		if !found || !rec.State.Terminal() {
-			// Between the queue and Sweep the work is a Batch task.
-			live, ok, err := InFlight(ctx, a.d.Tasks, a.cfg.BatchJob, key, rec)
-			if err != nil {
-				a.log.Warn("status: read task", "key", key, "err", err)
-			}
-			if ok {
-				rec, found = live, true
-			}
-		}
-		if !found {
-			inv.output(BindingResponse, a.render(wantJSON, http.StatusNotFound, map[string]string{"error": "no record or task for key " + key}, nil))
-			return nil
-		}
-		inv.output(BindingResponse, a.render(wantJSON, http.StatusOK, rec, &page{Record: &rec}))
+		inv.output(BindingResponse, a.statusRecord(ctx, strings.ToLower(key), wantJSON))
 		return nil
 	}
+	inv.output(BindingResponse, a.statusSummary(ctx, query, wantJSON))
+	return nil
+}
+
+// statusRecord is the page of one key: its record, or while a Batch task
+// holds the work, the record overlaid with the task.
+func (a *app) statusRecord(ctx context.Context, key string, wantJSON bool) httpResponse {
+	if !request.IsKey(key) {
+		return a.render(wantJSON, http.StatusBadRequest, map[string]string{"error": "a key is 32 hex characters"}, nil)
+	}
+	rec, err := a.d.Records.Get(ctx, key)
+	if err != nil && !errors.Is(err, records.ErrNotFound) {
+		a.log.Warn("status: read record", "key", key, "err", err)
+		return a.render(wantJSON, http.StatusServiceUnavailable, map[string]string{"error": "storage unavailable"}, nil)
+	}
+	found := err == nil
+	if !found || !rec.State.Terminal() {
+		// Between the queue and Sweep the work is a Batch task.
+		live, ok, err := InFlight(ctx, a.d.Tasks, a.cfg.BatchJob, key, rec)
+		if err != nil {
+			a.log.Warn("status: read task", "key", key, "err", err)
+		}
+		if ok {
+			rec, found = live, true
+		}
+	}
+	if !found {
+		return a.render(wantJSON, http.StatusNotFound, map[string]string{"error": "no record or task for key " + key}, nil)
+	}
+	return a.render(wantJSON, http.StatusOK, rec, &page{Record: &rec})
+}
+
+// statusSummary is the summary page: counts by state, task counts, cost,
+// running files, failures by reason and the recent records, filtered as
+// the query asks.
+func (a *app) statusSummary(ctx context.Context, query url.Values, wantJSON bool) httpResponse {
 	sum, err := a.d.Records.Summarize(ctx, statusRecent)
 	if err != nil {
 		a.log.Warn("status: summarize", "err", err)
-		inv.output(BindingResponse, a.render(wantJSON, http.StatusServiceUnavailable, map[string]string{"error": "storage unavailable"}, nil))
-		return nil
+		return a.render(wantJSON, http.StatusServiceUnavailable, map[string]string{"error": "storage unavailable"}, nil)
 	}
 	view, err := WithTasks(ctx, a.d.Tasks, a.cfg.BatchJob, sum)
 	if err != nil {
@@ -117,8 +126,7 @@ func (a *app) status(r *http.Request, inv *invocation) error {
 	if !wantJSON {
 		pg.Downloads = a.downloads(ctx, view.Recent)
 	}
-	inv.output(BindingResponse, a.render(wantJSON, http.StatusOK, view, pg))
-	return nil
+	return a.render(wantJSON, http.StatusOK, view, pg)
 }
 
 // storedStates are the states records are written in: "dispatched" is
