@@ -99,177 +99,162 @@ func (d *decoder) value(depth int) (any, error) {
 // body decodes the value after constructor c (already consumed; start is
 // the offset of the constructor).
 func (d *decoder) body(c byte, start, depth int) (any, error) {
+	if v, ok := constant(c); ok {
+		return v, nil
+	}
+	if w := fixedWidth(c); w > 0 {
+		s, err := d.need(w)
+		if err != nil {
+			return nil, err
+		}
+		return fixed(c, s, d.b[start:d.p])
+	}
 	switch c {
-	case 0x40:
-		return nil, nil
-	case 0x41:
-		return true, nil
-	case 0x42:
-		return false, nil
-	case 0x56:
-		x, err := d.byte1()
-		if err != nil {
-			return nil, err
-		}
-		if x > 1 {
-			return nil, fmt.Errorf("amqp: invalid boolean %#x", x)
-		}
-		return x == 1, nil
-	case 0x50:
-		x, err := d.byte1()
-		return x, err
-	case 0x51:
-		x, err := d.byte1()
-		return int8(x), err
-	case 0x60:
-		s, err := d.need(2)
-		if err != nil {
-			return nil, err
-		}
-		return binary.BigEndian.Uint16(s), nil
-	case 0x61:
-		s, err := d.need(2)
-		if err != nil {
-			return nil, err
-		}
-		return int16(binary.BigEndian.Uint16(s)), nil
-	case 0x43:
-		return uint32(0), nil
-	case 0x52:
-		x, err := d.byte1()
-		return uint32(x), err
-	case 0x70:
-		s, err := d.need(4)
-		if err != nil {
-			return nil, err
-		}
-		return binary.BigEndian.Uint32(s), nil
-	case 0x44:
-		return uint64(0), nil
-	case 0x53:
-		x, err := d.byte1()
-		return uint64(x), err
-	case 0x80:
-		s, err := d.need(8)
-		if err != nil {
-			return nil, err
-		}
-		return binary.BigEndian.Uint64(s), nil
-	case 0x54:
-		x, err := d.byte1()
-		return int32(int8(x)), err
-	case 0x71:
-		s, err := d.need(4)
-		if err != nil {
-			return nil, err
-		}
-		return int32(binary.BigEndian.Uint32(s)), nil
-	case 0x55:
-		x, err := d.byte1()
-		return int64(int8(x)), err
-	case 0x81:
-		s, err := d.need(8)
-		if err != nil {
-			return nil, err
-		}
-		return int64(binary.BigEndian.Uint64(s)), nil
-	case 0x72:
-		s, err := d.need(4)
-		if err != nil {
-			return nil, err
-		}
-		return math.Float32frombits(binary.BigEndian.Uint32(s)), nil
-	case 0x82:
-		s, err := d.need(8)
-		if err != nil {
-			return nil, err
-		}
-		return math.Float64frombits(binary.BigEndian.Uint64(s)), nil
-	case 0x83:
-		s, err := d.need(8)
-		if err != nil {
-			return nil, err
-		}
-		return Timestamp(int64(binary.BigEndian.Uint64(s))), nil
-	case 0x73, 0x74, 0x84, 0x94:
-		n := map[byte]int{0x73: 4, 0x74: 4, 0x84: 8, 0x94: 16}[c]
-		if _, err := d.need(n); err != nil {
-			return nil, err
-		}
-		return Raw(append([]byte(nil), d.b[start:d.p]...)), nil
-	case 0x98:
-		s, err := d.need(16)
-		if err != nil {
-			return nil, err
-		}
-		var u UUID
-		copy(u[:], s)
-		return u, nil
 	case 0xa0, 0xb0, 0xa1, 0xb1, 0xa3, 0xb3:
-		n, err := d.size(c >= 0xb0)
-		if err != nil {
-			return nil, err
-		}
-		s, err := d.need(n)
-		if err != nil {
-			return nil, err
-		}
-		switch c {
-		case 0xa0, 0xb0:
-			b := make([]byte, len(s))
-			copy(b, s)
-			return b, nil
-		case 0xa1, 0xb1:
-			if !utf8.Valid(s) {
-				return nil, ErrInvalidUTF8
-			}
-			return string(s), nil
-		default:
-			return Symbol(s), nil
-		}
-	case 0x45:
-		return []any{}, nil
+		return d.variable(c)
 	case 0xc0, 0xd0, 0xc1, 0xd1:
-		wide := c >= 0xd0
-		size, err := d.size(wide)
-		if err != nil {
-			return nil, err
-		}
-		body, err := d.need(size)
-		if err != nil {
-			return nil, err
-		}
-		sub := decoder{b: body}
-		count, err := sub.size(wide)
-		if err != nil {
-			return nil, err
-		}
-		if count > len(body)-sub.p {
-			return nil, ErrTooLarge // each element takes at least one byte
-		}
-		elems := make([]any, 0, count)
-		for i := 0; i < count; i++ {
-			v, err := sub.value(depth + 1)
-			if err != nil {
-				return nil, err
-			}
-			elems = append(elems, v)
-		}
-		if c == 0xc0 || c == 0xd0 {
-			return elems, nil
-		}
-		if count%2 != 0 {
-			return nil, ErrOddMap
-		}
-		m := make(Map, 0, count/2)
-		for i := 0; i < count; i += 2 {
-			m = append(m, KV{Key: elems[i], Value: elems[i+1]})
-		}
-		return m, nil
+		return d.compound(c, depth)
 	case 0xe0, 0xf0:
 		return d.array(c == 0xf0, start, depth)
 	}
 	return nil, fmt.Errorf("%w %#02x", ErrInvalidCode, c)
+}
+
+// constant is the value of a zero-width encoding, where the constructor
+// is the whole value.
+func constant(c byte) (any, bool) {
+	switch c {
+	case 0x40:
+		return nil, true
+	case 0x41:
+		return true, true
+	case 0x42:
+		return false, true
+	case 0x43:
+		return uint32(0), true
+	case 0x44:
+		return uint64(0), true
+	case 0x45:
+		return []any{}, true
+	}
+	return nil, false
+}
+
+// fixed decodes the payload s of a fixed-width value with constructor c;
+// raw is the value's whole encoding, kept for the types Go has no
+// equivalent for (decimals, char) so they pass through unchanged.
+func fixed(c byte, s, raw []byte) (any, error) {
+	switch c {
+	case 0x56:
+		if s[0] > 1 {
+			return nil, fmt.Errorf("amqp: invalid boolean %#x", s[0])
+		}
+		return s[0] == 1, nil
+	case 0x50:
+		return s[0], nil
+	case 0x51:
+		return int8(s[0]), nil
+	case 0x52:
+		return uint32(s[0]), nil
+	case 0x53:
+		return uint64(s[0]), nil
+	case 0x54:
+		return int32(int8(s[0])), nil
+	case 0x55:
+		return int64(int8(s[0])), nil
+	case 0x60:
+		return binary.BigEndian.Uint16(s), nil
+	case 0x61:
+		return int16(binary.BigEndian.Uint16(s)), nil
+	case 0x70:
+		return binary.BigEndian.Uint32(s), nil
+	case 0x71:
+		return int32(binary.BigEndian.Uint32(s)), nil
+	case 0x72:
+		return math.Float32frombits(binary.BigEndian.Uint32(s)), nil
+	case 0x80:
+		return binary.BigEndian.Uint64(s), nil
+	case 0x81:
+		return int64(binary.BigEndian.Uint64(s)), nil
+	case 0x82:
+		return math.Float64frombits(binary.BigEndian.Uint64(s)), nil
+	case 0x83:
+		return Timestamp(int64(binary.BigEndian.Uint64(s))), nil
+	case 0x73, 0x74, 0x84, 0x94:
+		return Raw(append([]byte(nil), raw...)), nil
+	case 0x98:
+		var u UUID
+		copy(u[:], s)
+		return u, nil
+	}
+	return nil, fmt.Errorf("%w %#02x", ErrInvalidCode, c)
+}
+
+// variable decodes binary, string and symbol values: a size, then bytes.
+// Binary is copied so the value outlives the frame it came in.
+func (d *decoder) variable(c byte) (any, error) {
+	n, err := d.size(c >= 0xb0)
+	if err != nil {
+		return nil, err
+	}
+	s, err := d.need(n)
+	if err != nil {
+		return nil, err
+	}
+	switch c {
+	case 0xa0, 0xb0:
+		b := make([]byte, len(s))
+		copy(b, s)
+		return b, nil
+	case 0xa1, 0xb1:
+		if !utf8.Valid(s) {
+			return nil, ErrInvalidUTF8
+		}
+		return string(s), nil
+	default:
+		return Symbol(s), nil
+	}
+}
+
+// compound decodes a list (0xc0, 0xd0) or a map (0xc1, 0xd1): a size, a
+// count, then count values, in pairs for a map.
+func (d *decoder) compound(c byte, depth int) (any, error) {
+	wide := c >= 0xd0
+	size, err := d.size(wide)
+	if err != nil {
+		return nil, err
+	}
+	body, err := d.need(size)
+	if err != nil {
+		return nil, err
+	}
+	sub := decoder{b: body}
+	count, err := sub.size(wide)
+	if err != nil {
+		return nil, err
+	}
+	if count > len(body)-sub.p {
+		return nil, ErrTooLarge // each element takes at least one byte
+	}
+	elems := make([]any, 0, count)
+	for i := 0; i < count; i++ {
+		v, err := sub.value(depth + 1)
+		if err != nil {
+			return nil, err
+		}
+		elems = append(elems, v)
+	}
+	if c == 0xc0 || c == 0xd0 {
+		return elems, nil
+	}
+	if count%2 != 0 {
+		return nil, ErrOddMap
+	}
+	m := make(Map, 0, count/2)
+	for i := 0; i < count; i += 2 {
+		m = append(m, KV{Key: elems[i], Value: elems[i+1]})
+	}
+	return m, nil
 }
 
 func (d *decoder) size(wide bool) (int, error) {
