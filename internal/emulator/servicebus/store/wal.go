@@ -403,100 +403,114 @@ func (w *wal) compact() error {
 		return failed
 	}
 	snaps, pending, b := w.snapshot()
-
-	err := func() error {
-		tmp := filepath.Join(w.dir, compactName)
-		f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
-		if err != nil {
-			return err
-		}
-		ok := false
-		defer func() {
-			if !ok {
-				f.Close()
-				os.Remove(tmp)
-			}
-		}()
-		buf := []byte(logMagic)
-		var rec []byte
-		var size int64
-		write := func(force bool) error {
-			if len(buf) >= 1<<20 || force && len(buf) > 0 {
-				if _, err := f.Write(buf); err != nil {
-					return err
-				}
-				size += int64(len(buf))
-				buf = buf[:0]
-			}
-			return nil
-		}
-		for _, qs := range snaps {
-			rec = appendSeq(rec[:0], qs.key, qs.lastSeq)
-			buf = appendFrame(buf, rec)
-			sort.Slice(qs.entries, func(i, j int) bool { return qs.entries[i].seq < qs.entries[j].seq })
-			for i := range qs.entries {
-				e := &qs.entries[i]
-				e.locked = false
-				rec = appendPut(rec[:0], qs.key, e)
-				buf = appendFrame(buf, rec)
-				if err := write(false); err != nil {
-					return err
-				}
-			}
-			for i, d := range qs.dups {
-				rec = appendDup(rec[:0], qs.key, qs.dupSeq[i], d.id, d.at)
-				buf = appendFrame(buf, rec)
-				if err := write(false); err != nil {
-					return err
-				}
-			}
-		}
-		buf = append(buf, pending...)
-		if err := write(true); err != nil {
-			return err
-		}
-		if err := f.Sync(); err != nil {
-			return err
-		}
-		if err := os.Rename(tmp, w.path); err != nil {
-			return err
-		}
-		// From here on the new file is the log, whatever happens.
-		ok = true
-		if err := syncDir(w.dir); err != nil {
-			w.s.log.Warn("store log: sync directory after compaction", "err", err)
-		}
-		old := w.f
-		w.f = f
-		w.dirty = false
-		old.Close()
-		w.mu.Lock()
-		w.size = size
-		w.compactions++
-		w.mu.Unlock()
-		w.s.log.Info("store log compacted", "path", w.path, "bytes", size)
-		return nil
-	}()
+	err := w.replace(snaps, pending)
 	if err != nil {
 		// Keep the old log; the pending records still belong to it.
-		if len(pending) > 0 {
-			if _, werr := w.f.Write(pending); werr == nil {
-				werr = w.f.Sync()
-				if werr != nil {
-					w.fail(werr)
-					b.err = werr
-				}
-			} else {
-				w.fail(werr)
-				b.err = werr
-			}
-			w.mu.Lock()
-			w.size += int64(len(pending))
-			w.mu.Unlock()
-		}
+		w.keepPending(pending, b)
 	}
 	close(b.done)
 	return err
+}
+
+// replace writes snaps and the pending records to a new file, syncs it and
+// renames it over the log. On error the old log stays the log and the new
+// file is removed.
+func (w *wal) replace(snaps []qsnap, pending []byte) error {
+	tmp := filepath.Join(w.dir, compactName)
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	size, err := writeSnapshot(f, snaps, pending)
+	if err == nil {
+		err = f.Sync()
+	}
+	if err == nil {
+		err = os.Rename(tmp, w.path)
+	}
+	if err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return err
+	}
+	// From here on the new file is the log, whatever happens.
+	if err := syncDir(w.dir); err != nil {
+		w.s.log.Warn("store log: sync directory after compaction", "err", err)
+	}
+	old := w.f
+	w.f = f
+	w.dirty = false
+	old.Close()
+	w.mu.Lock()
+	w.size = size
+	w.compactions++
+	w.mu.Unlock()
+	w.s.log.Info("store log compacted", "path", w.path, "bytes", size)
+	return nil
+}
+
+// writeSnapshot writes the log magic, then per queue or topic its last
+// sequence number, its messages in sequence order and its duplicate
+// detection history, then pending, a MiB at a time; it returns the bytes
+// written.
+func writeSnapshot(f io.Writer, snaps []qsnap, pending []byte) (int64, error) {
+	buf := []byte(logMagic)
+	var rec []byte
+	var size int64
+	write := func(force bool) error {
+		if len(buf) >= 1<<20 || force && len(buf) > 0 {
+			if _, err := f.Write(buf); err != nil {
+				return err
+			}
+			size += int64(len(buf))
+			buf = buf[:0]
+		}
+		return nil
+	}
+	for _, qs := range snaps {
+		rec = appendSeq(rec[:0], qs.key, qs.lastSeq)
+		buf = appendFrame(buf, rec)
+		sort.Slice(qs.entries, func(i, j int) bool { return qs.entries[i].seq < qs.entries[j].seq })
+		for i := range qs.entries {
+			e := &qs.entries[i]
+			e.locked = false
+			rec = appendPut(rec[:0], qs.key, e)
+			buf = appendFrame(buf, rec)
+			if err := write(false); err != nil {
+				return size, err
+			}
+		}
+		for i, d := range qs.dups {
+			rec = appendDup(rec[:0], qs.key, qs.dupSeq[i], d.id, d.at)
+			buf = appendFrame(buf, rec)
+			if err := write(false); err != nil {
+				return size, err
+			}
+		}
+	}
+	buf = append(buf, pending...)
+	err := write(true)
+	return size, err
+}
+
+// keepPending appends the pending records of a failed compaction to the
+// old log, which they belong to; if that fails too, the log is failed
+// and so is their batch.
+func (w *wal) keepPending(pending []byte, b *batch) {
+	if len(pending) == 0 {
+		return
+	}
+	_, err := w.f.Write(pending)
+	if err == nil {
+		err = w.f.Sync()
+	}
+	if err != nil {
+		w.fail(err)
+		b.err = err
+	}
+	w.mu.Lock()
+	w.size += int64(len(pending))
+	w.mu.Unlock()
 }
 
 func (w *wal) close() error {
