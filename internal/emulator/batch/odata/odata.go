@@ -281,6 +281,8 @@ func (p *parser) expect(k tokKind, what string) (*token, error) {
 	return t, nil
 }
 
+// parsePrimary parses a parenthesised expression, startswith(prop,'x'),
+// or a comparison.
 func (p *parser) parsePrimary(depth int) (Expr, error) {
 	t := p.peek()
 	if t == nil {
@@ -302,30 +304,42 @@ func (p *parser) parsePrimary(depth int) (Expr, error) {
 	}
 	if strings.EqualFold(t.text, "startswith") && p.pos+1 < len(p.toks) && p.toks[p.pos+1].kind == tLParen {
 		p.pos += 2
-		pt, err := p.expect(tIdent, "a property name")
-		if err != nil {
-			return nil, err
-		}
-		f, ok := p.schema[pt.text]
-		if !ok {
-			return nil, p.errorf("unknown property %q", pt.text)
-		}
-		if !f.StartsWith {
-			return nil, p.errorf("startswith is not supported on %q", pt.text)
-		}
-		if _, err := p.expect(tComma, "','"); err != nil {
-			return nil, err
-		}
-		st, err := p.expect(tString, "a string literal")
-		if err != nil {
-			return nil, err
-		}
-		if _, err := p.expect(tRParen, "')'"); err != nil {
-			return nil, err
-		}
-		return startsWith{prop: pt.text, prefix: strings.ToLower(st.text)}, nil
+		return p.parseStartsWith()
 	}
 	p.pos++
+	return p.parseCompare(t)
+}
+
+// parseStartsWith parses the arguments of startswith after its '(':
+// a property that allows it, ',', a string literal, ')'.
+func (p *parser) parseStartsWith() (Expr, error) {
+	pt, err := p.expect(tIdent, "a property name")
+	if err != nil {
+		return nil, err
+	}
+	f, ok := p.schema[pt.text]
+	if !ok {
+		return nil, p.errorf("unknown property %q", pt.text)
+	}
+	if !f.StartsWith {
+		return nil, p.errorf("startswith is not supported on %q", pt.text)
+	}
+	if _, err := p.expect(tComma, "','"); err != nil {
+		return nil, err
+	}
+	st, err := p.expect(tString, "a string literal")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := p.expect(tRParen, "')'"); err != nil {
+		return nil, err
+	}
+	return startsWith{prop: pt.text, prefix: strings.ToLower(st.text)}, nil
+}
+
+// parseCompare parses the operator and value that follow property t
+// (already consumed).
+func (p *parser) parseCompare(t *token) (Expr, error) {
 	f, ok := p.schema[t.text]
 	if !ok {
 		return nil, p.errorf("unknown property %q", t.text)
@@ -350,39 +364,47 @@ func (p *parser) parsePrimary(depth int) (Expr, error) {
 	}
 	p.pos++
 	c := compare{prop: t.text, op: op, kind: f.Kind}
-	switch f.Kind {
+	if err := p.literal(&c, lit); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// literal sets c's value from lit, which must be of c's kind.
+func (p *parser) literal(c *compare, lit *token) error {
+	switch c.kind {
 	case String:
 		if lit.kind != tString {
-			return nil, p.errorf("%q needs a string value, found %q", t.text, lit.text)
+			return p.errorf("%q needs a string value, found %q", c.prop, lit.text)
 		}
 		c.s = strings.ToLower(lit.text)
 	case Int:
 		if lit.kind != tNumber {
-			return nil, p.errorf("%q needs an integer value, found %q", t.text, lit.text)
+			return p.errorf("%q needs an integer value, found %q", c.prop, lit.text)
 		}
 		n, err := strconv.ParseInt(lit.text, 10, 64)
 		if err != nil {
-			return nil, p.errorf("bad integer %q", lit.text)
+			return p.errorf("bad integer %q", lit.text)
 		}
 		c.n = n
 	case DateTime:
 		if lit.kind != tDateTime {
-			return nil, p.errorf("%q needs a DateTime'...' value, found %q", t.text, lit.text)
+			return p.errorf("%q needs a DateTime'...' value, found %q", c.prop, lit.text)
 		}
 		tm, err := time.Parse(time.RFC3339Nano, lit.text)
 		if err != nil {
-			return nil, p.errorf("bad DateTime %q", lit.text)
+			return p.errorf("bad DateTime %q", lit.text)
 		}
 		c.t = tm
 	case Bool:
 		if lit.kind != tIdent || (!strings.EqualFold(lit.text, "true") && !strings.EqualFold(lit.text, "false")) {
-			return nil, p.errorf("%q needs true or false, found %q", t.text, lit.text)
+			return p.errorf("%q needs true or false, found %q", c.prop, lit.text)
 		}
 		c.b = strings.EqualFold(lit.text, "true")
 	default:
-		return nil, p.errorf("property %q has no filter type", t.text)
+		return p.errorf("property %q has no filter type", c.prop)
 	}
-	return c, nil
+	return nil
 }
 
 type orExpr struct{ l, r Expr }
