@@ -52,42 +52,13 @@ func Parse(s string) (time.Duration, error) {
 			order = 10
 			continue
 		}
-		i := 0
-		for i < len(s) && (s[i] >= '0' && s[i] <= '9' || s[i] == '.' || s[i] == ',') {
-			i++
+		v, fraction, unit, rest, err := component(in, s)
+		if err != nil {
+			return 0, err
 		}
-		if i == 0 || i == len(s) {
-			return 0, fmt.Errorf("parse duration %q: want a number followed by a unit", in)
-		}
-		num := strings.ReplaceAll(s[:i], ",", ".")
-		if num[0] == '.' || num[len(num)-1] == '.' {
-			return 0, fmt.Errorf("parse duration %q: bad number %q", in, s[:i])
-		}
-		v, err := strconv.ParseFloat(num, 64)
-		if err != nil || v < 0 || math.IsInf(v, 0) {
-			return 0, fmt.Errorf("parse duration %q: bad number %q", in, s[:i])
-		}
-		fraction := strings.Contains(num, ".")
-		unit := s[i]
-		s = s[i+1:]
-		var mult float64
-		var rank int
-		switch {
-		case !inTime && unit == 'Y':
-			mult, rank = 365*24*float64(time.Hour), 1
-		case !inTime && unit == 'M':
-			mult, rank = 30*24*float64(time.Hour), 2
-		case !inTime && unit == 'W':
-			mult, rank = 7*24*float64(time.Hour), 3
-		case !inTime && unit == 'D':
-			mult, rank = 24*float64(time.Hour), 4
-		case inTime && unit == 'H':
-			mult, rank = float64(time.Hour), 11
-		case inTime && unit == 'M':
-			mult, rank = float64(time.Minute), 12
-		case inTime && unit == 'S':
-			mult, rank = float64(time.Second), 13
-		default:
+		s = rest
+		mult, rank, ok := unitOf(unit, inTime)
+		if !ok {
 			return 0, fmt.Errorf("parse duration %q: unexpected unit %q", in, unit)
 		}
 		if rank <= order {
@@ -107,6 +78,51 @@ func Parse(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("parse duration %q: no components", in)
 	}
 	return time.Duration(math.Round(total)), nil
+}
+
+// component splits the component at the start of s (in is the whole
+// input, for errors) into its number, whether that has a fraction, its
+// unit letter, and the rest of s. ISO 8601 allows a comma as the decimal
+// point.
+func component(in, s string) (v float64, fraction bool, unit byte, rest string, err error) {
+	i := 0
+	for i < len(s) && (s[i] >= '0' && s[i] <= '9' || s[i] == '.' || s[i] == ',') {
+		i++
+	}
+	if i == 0 || i == len(s) {
+		return 0, false, 0, "", fmt.Errorf("parse duration %q: want a number followed by a unit", in)
+	}
+	num := strings.ReplaceAll(s[:i], ",", ".")
+	if num[0] == '.' || num[len(num)-1] == '.' {
+		return 0, false, 0, "", fmt.Errorf("parse duration %q: bad number %q", in, s[:i])
+	}
+	v, err = strconv.ParseFloat(num, 64)
+	if err != nil || v < 0 || math.IsInf(v, 0) {
+		return 0, false, 0, "", fmt.Errorf("parse duration %q: bad number %q", in, s[:i])
+	}
+	return v, strings.Contains(num, "."), s[i], s[i+1:], nil
+}
+
+// unitOf is the length of unit in nanoseconds and its rank in the
+// component order; M is months before the T and minutes after it.
+func unitOf(unit byte, inTime bool) (mult float64, rank int, ok bool) {
+	switch {
+	case !inTime && unit == 'Y':
+		return 365 * 24 * float64(time.Hour), 1, true
+	case !inTime && unit == 'M':
+		return 30 * 24 * float64(time.Hour), 2, true
+	case !inTime && unit == 'W':
+		return 7 * 24 * float64(time.Hour), 3, true
+	case !inTime && unit == 'D':
+		return 24 * float64(time.Hour), 4, true
+	case inTime && unit == 'H':
+		return float64(time.Hour), 11, true
+	case inTime && unit == 'M':
+		return float64(time.Minute), 12, true
+	case inTime && unit == 'S':
+		return float64(time.Second), 13, true
+	}
+	return 0, 0, false
 }
 
 // Format writes d as an ISO-8601 duration ("PT1M", "P1DT2H", "PT1.5S"):
