@@ -39,6 +39,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	nodeRounds := fs.Int("node-rounds", 3, "interleaved baseline/pipeline rounds per slot count in the node phase")
 	videoFiles := fs.Int("video-files", 0, "clips the node phase's video study (web profile) runs (default 4; quick 2; -1 none)")
 	sweepTasks := fs.Int("sweep-tasks", 0, "completed tasks the sweep phase settles (default 1000; quick 300)")
+	sweepInMemory := fs.Bool("sweep-azurite-in-memory", false, "run the sweep phase's Azurite with its data in memory (--inMemoryPersistence) instead of on disk")
 	statusRecords := fs.Int("status-records", 0, "records the status phase seeds (default 100000; quick 5000)")
 	phases := fs.String("phases", "", "comma list of phases: "+strings.Join(bench.AllPhases(), ",")+" (default all)")
 	settings := map[string]string{}
@@ -74,7 +75,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("bench: %w", err)
 	}
 	opts := bench.Options{
-		Exec: exe, NodeRounds: *nodeRounds, SweepTasks: *sweepTasks, VideoFiles: *videoFiles, StatusRecords: *statusRecords,
+		Exec: exe, NodeRounds: *nodeRounds, SweepTasks: *sweepTasks, SweepAzuriteInMemory: *sweepInMemory, VideoFiles: *videoFiles, StatusRecords: *statusRecords,
 		AppDir: appDir, Keep: *keep, CacheDir: *cache, Seed: *seed,
 		Files: *files, ClipDuration: *clip, LatencyFiles: *latency, DispatchMessages: *dispatch,
 		StandinMessages: *standin, StandinTasks: *standin, Preset: *preset, Slots: *slots, TaskSlots: *taskSlots,

@@ -84,6 +84,10 @@ type Options struct {
 	// whose every request scans the account's blobs, so 5,000 files
 	// measure Azurite's slowdown (~4 files/s at 25,000 blobs), not Sweep.
 	SweepTasks int
+	// SweepAzuriteInMemory runs the sweep phase's Azurite with its data in
+	// memory (azurite.Options.InMemory) instead of on disk: a comparison
+	// of the two, docs/performance.md (Sweep).
+	SweepAzuriteInMemory bool
 	// StatusRecords is the number of records the status phase seeds.
 	// Default 100,000 (quick 5,000).
 	StatusRecords int
@@ -273,7 +277,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 			LatencyFiles: o.LatencyFiles, DispatchMessages: o.DispatchMessages,
 			StandinMessages: o.StandinMessages, StandinTasks: o.StandinTasks,
 			Slots: o.Slots, TaskSlots: o.TaskSlots, Phases: o.Phases, Settings: o.Settings,
-			NodeRounds: o.NodeRounds, SweepTasks: o.SweepTasks, StatusRecords: o.StatusRecords,
+			NodeRounds: o.NodeRounds, SweepTasks: o.SweepTasks, SweepAzuriteInMemory: o.SweepAzuriteInMemory, StatusRecords: o.StatusRecords,
 		},
 	}
 	res.Machine.LoadStart = loadAverage()

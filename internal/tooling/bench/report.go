@@ -94,24 +94,26 @@ func loadAverage() float64 {
 
 // Config is what the run was asked to do (echoed in the JSON).
 type Config struct {
-	Quick            bool              `json:"quick"`
-	Seed             uint64            `json:"seed"`
-	Preset           string            `json:"preset"`
-	Files            int               `json:"files"`
-	ClipSeconds      float64           `json:"clip_seconds"`
-	Width            int               `json:"width"`
-	Height           int               `json:"height"`
-	LatencyFiles     int               `json:"latency_files"`
-	DispatchMessages int               `json:"dispatch_messages"`
-	StandinMessages  int               `json:"standin_messages"`
-	StandinTasks     int               `json:"standin_tasks"`
-	Slots            int               `json:"slots"`
-	TaskSlots        int               `json:"task_slots"`
-	Phases           []string          `json:"phases"`
-	NodeRounds       int               `json:"node_rounds"`
-	SweepTasks       int               `json:"sweep_tasks"`
-	StatusRecords    int               `json:"status_records_seeded"`
-	Settings         map[string]string `json:"settings,omitempty"`
+	Quick            bool     `json:"quick"`
+	Seed             uint64   `json:"seed"`
+	Preset           string   `json:"preset"`
+	Files            int      `json:"files"`
+	ClipSeconds      float64  `json:"clip_seconds"`
+	Width            int      `json:"width"`
+	Height           int      `json:"height"`
+	LatencyFiles     int      `json:"latency_files"`
+	DispatchMessages int      `json:"dispatch_messages"`
+	StandinMessages  int      `json:"standin_messages"`
+	StandinTasks     int      `json:"standin_tasks"`
+	Slots            int      `json:"slots"`
+	TaskSlots        int      `json:"task_slots"`
+	Phases           []string `json:"phases"`
+	NodeRounds       int      `json:"node_rounds"`
+	SweepTasks       int      `json:"sweep_tasks"`
+	// SweepAzuriteInMemory: the sweep phase's Azurite kept its data in memory.
+	SweepAzuriteInMemory bool              `json:"sweep_azurite_in_memory,omitempty"`
+	StatusRecords        int               `json:"status_records_seeded"`
+	Settings             map[string]string `json:"settings,omitempty"`
 }
 
 // FileLatency is one file of the latency phase.

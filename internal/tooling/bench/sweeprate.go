@@ -69,10 +69,11 @@ type SweepFigures struct {
 	SweepAzuriteMsPerCall float64 `json:"sweep_azurite_ms_per_call,omitempty"`
 	// SweepAzuriteAloneFilesPerS is Azurite alone serving a settled file's
 	// storage calls (result read, output properties, input delete, record
-	// read and create-only write), as many in flight as Sweep settles,
-	// straight from this process to the same Azurite after the sweep: what
-	// storage allows at that account size with nothing else in the way;
-	// SweepAzuriteAloneCPUMsPerFile is Azurite's CPU per such file.
+	// read and create-only write) for a quarter of the files, as many in
+	// flight as Sweep settles, straight from this process to the same
+	// Azurite after the sweep: what storage allows at that account size
+	// with nothing else in the way; SweepAzuriteAloneCPUMsPerFile is
+	// Azurite's CPU per such file.
 	SweepAzuriteAloneFilesPerS    float64 `json:"sweep_azurite_alone_files_per_s,omitempty"`
 	SweepAzuriteAloneCPUMsPerFile float64 `json:"sweep_azurite_alone_cpu_ms_per_file,omitempty"`
 }
@@ -178,10 +179,11 @@ func (r *runner) sweepPhase(ctx context.Context) error {
 	}
 	r.res.SweepHostStartSeconds = round(first.Sub(t0).Seconds(), 3)
 	r.recordSweep(n, time.Since(first), cpu0, stor, bat)
-	if err := r.checkSwept(ctx, p, keys); err != nil {
+	outputs, err := r.checkSwept(ctx, p, keys)
+	if err != nil {
 		return err
 	}
-	return r.sweepAzuriteAlone(ctx, p, n)
+	return r.sweepAzuriteAlone(ctx, p, keys, outputs)
 }
 
 // sweepStack starts the phase's stack with the handler reaching Azurite
@@ -205,11 +207,7 @@ func (r *runner) sweepStack(ctx context.Context) (*pipe, *callCounter, *callCoun
 		stor.srv.Close()
 		return nil, nil, nil, err
 	}
-	// Azurite keeps its data in memory: on disk it syncs every blob it
-	// writes and saves its whole database every 5 s, work Blob Storage
-	// does elsewhere, which cost Sweep ~20 % of its local rate
-	// (docs/performance.md, Sweep). The phase never restarts Azurite.
-	opts := stack.Options{Ports: ports, Slots: max(8, r.o.TaskSlots), InMemoryStorage: true, HostSettings: map[string]string{
+	opts := stack.Options{Ports: ports, Slots: max(8, r.o.TaskSlots), InMemoryStorage: r.o.SweepAzuriteInMemory, HostSettings: map[string]string{
 		"DataStorage":           azurite.ConnectionString(stor.srv.URL + "/" + azurite.Account),
 		"FFPIPE_BATCH_ENDPOINT": bat.srv.URL,
 	}}
@@ -389,12 +387,14 @@ func (r *runner) sweepTask(ctx context.Context, p *pipe, st *storage.Client, pre
 }
 
 // checkSwept verifies what settled means for every key: a done record,
-// the input gone, the output present.
-func (r *runner) checkSwept(ctx context.Context, p *pipe, keys []string) error {
+// the input gone, the output present. It returns each key's output.
+func (r *runner) checkSwept(ctx context.Context, p *pipe, keys []string) ([]records.Blob, error) {
+	outputs := make([]records.Blob, len(keys))
 	bad := 0
 	var first error
-	for _, k := range keys {
+	for i, k := range keys {
 		rec, err := p.recs.Get(ctx, k)
+		outputs[i] = rec.Output
 		switch {
 		case err != nil:
 			err = fmt.Errorf("record %s: %w", k, err)
@@ -419,31 +419,30 @@ func (r *runner) checkSwept(ctx context.Context, p *pipe, keys []string) error {
 		}
 	}
 	if bad > 0 {
-		return fmt.Errorf("sweep: %d of %d files not settled as done, e.g. %w", bad, len(keys), first)
+		return nil, fmt.Errorf("sweep: %d of %d files not settled as done, e.g. %w", bad, len(keys), first)
 	}
 	r.progress("sweep: all %d files checked: record done, input deleted, output present", len(keys))
-	return nil
+	return outputs, nil
 }
 
 // sweepAzuriteAlone makes, straight against the phase's Azurite (its
-// account as the sweep left it), the storage calls of n settled files with
-// as many files in flight as Sweep's parallelism: each file's result file
-// read (one ranged GET), its output's properties, its input's If-Match
-// delete, its record's read (none yet) and create-only write. The inputs
-// and result files are written first, outside the clock.
-func (r *runner) sweepAzuriteAlone(ctx context.Context, p *pipe, n int) error {
+// account as the sweep left it), the storage calls of settling a quarter of
+// the phase's files again, with as many files in flight as Sweep settles:
+// each file's result file read (one ranged GET) and output properties (the
+// sweep's own blobs), an input's If-Match delete and a record's read (none
+// yet) and create-only write (new blobs, written first outside the clock:
+// a quarter, so that the account grows little beyond its size during the
+// sweep).
+func (r *runner) sweepAzuriteAlone(ctx context.Context, p *pipe, keys []string, outputs []records.Blob) error {
 	st, err := storage.NewFromConnectionString(p.s.StorageConnectionString(), storage.Options{})
 	if err != nil {
 		return err
 	}
-	result := []byte("ffpipe-result 1\nsource audio=1 video=0 height=0 duration=1\noutput 0 duration=1\nok\n")
+	n := max(len(keys)/4, min(len(keys), 50))
 	body := make([]byte, 2048)
 	tags := make([]string, n)
 	name := func(i int) string { return fmt.Sprintf("azurite-alone/%06d", i) }
 	if err := parallelN(ctx, n, 32, func(i int) error {
-		if err := st.Put(ctx, p.cfg.LogsContainer, name(i), result, "text/plain", nil); err != nil {
-			return err
-		}
 		if err := st.Put(ctx, p.cfg.InputContainer, name(i), body, "video/mp4", nil); err != nil {
 			return err
 		}
@@ -461,10 +460,10 @@ func (r *runner) sweepAzuriteAlone(ctx context.Context, p *pipe, n int) error {
 	cpu0 := stackCPUBreakdown()["node"]
 	t0 := time.Now()
 	err = parallelN(ctx, n, par, func(i int) error {
-		if _, err := st.Tail(ctx, p.cfg.LogsContainer, name(i), presets.MaxResultBytes); err != nil {
+		if _, err := st.Tail(ctx, p.cfg.LogsContainer, batch.ResultBlob(keys[i]), presets.MaxResultBytes); err != nil {
 			return err
 		}
-		if _, err := st.Properties(ctx, p.cfg.LogsContainer, name(i)); err != nil {
+		if _, err := st.Properties(ctx, outputs[i].Container, outputs[i].Blob); err != nil {
 			return err
 		}
 		if err := st.DeleteIfMatch(ctx, p.cfg.InputContainer, name(i), tags[i]); err != nil {
@@ -481,7 +480,7 @@ func (r *runner) sweepAzuriteAlone(ctx context.Context, p *pipe, n int) error {
 	}
 	r.res.SweepAzuriteAloneFilesPerS = round(Rate(n, d), 1)
 	r.res.SweepAzuriteAloneCPUMsPerFile = round(float64(cpu)/float64(time.Millisecond)/float64(n), 2)
-	r.progress("sweep: Azurite alone, a settled file's 5 storage calls at this account size, %d in flight: %.0f files/s, %.2f ms of its CPU per file",
-		par, r.res.SweepAzuriteAloneFilesPerS, r.res.SweepAzuriteAloneCPUMsPerFile)
+	r.progress("sweep: Azurite alone, a settled file's 5 storage calls for %d files at this account size, %d in flight: %.0f files/s, %.2f ms of its CPU per file",
+		n, par, r.res.SweepAzuriteAloneFilesPerS, r.res.SweepAzuriteAloneCPUMsPerFile)
 	return nil
 }
