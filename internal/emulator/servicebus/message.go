@@ -372,33 +372,58 @@ func buildDelivery(bare []byte, info deliveryInfo) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	var header []any
-	var dann, mann, appProps enc.Map
-	var props []byte
-	var rest [][]byte // body sections
-	var footer []byte
+	m := sectionsOf(secs)
+	// Change copies: the stored message is never modified. The copies are
+	// made here, not in a callee, so that small ones stay on the stack.
+	m.header = deliveryHeader(append([]any(nil), m.header...), info)
+	m.dann = append(enc.Map(nil), m.dann...)
+	if info.lockToken != nil {
+		m.dann = m.dann.Delete("x-opt-lock-token").Set(enc.Symbol("x-opt-lock-token"), *info.lockToken)
+	}
+	m.mann = messageAnnotations(append(enc.Map(nil), m.mann...), info)
+	m.appProps = append(enc.Map(nil), m.appProps...)
+	for _, kv := range info.appProps {
+		m.appProps = m.appProps.Set(kv.Key, kv.Value)
+	}
+	return m.encode(make([]byte, 0, len(bare)+160))
+}
+
+// deliverySections are the sections of a stored message that a delivery
+// changes or places, by kind; secs are all of them, for the body sections.
+type deliverySections struct {
+	secs                 []section
+	header               []any
+	dann, mann, appProps enc.Map
+	props                []byte
+	footer               []byte
+}
+
+// sectionsOf sorts secs by kind; the values are the stored message's own.
+func sectionsOf(secs []section) deliverySections {
+	m := deliverySections{secs: secs}
 	for _, s := range secs {
 		switch s.code {
 		case secHeader:
-			l, _ := s.val.([]any)
-			header = append([]any(nil), l...)
+			m.header, _ = s.val.([]any)
 		case secDeliveryAnn:
-			m, _ := s.val.(enc.Map)
-			dann = append(enc.Map(nil), m...)
+			m.dann, _ = s.val.(enc.Map)
 		case secMessageAnn:
-			m, _ := s.val.(enc.Map)
-			mann = append(enc.Map(nil), m...)
+			m.mann, _ = s.val.(enc.Map)
 		case secProperties:
-			props = s.raw
+			m.props = s.raw
 		case secApplicationProp:
-			m, _ := s.val.(enc.Map)
-			appProps = append(enc.Map(nil), m...)
+			m.appProps, _ = s.val.(enc.Map)
 		case secFooter:
-			footer = s.raw
-		default:
-			rest = append(rest, s.raw)
+			m.footer = s.raw
 		}
 	}
+	return m
+}
+
+// deliveryHeader sets the delivery count, and a TTL no longer than the
+// entity's, in header's list fields; trailing nulls are dropped, as the
+// encoding allows.
+func deliveryHeader(header []any, info deliveryInfo) []any {
 	for len(header) < 5 {
 		header = append(header, nil)
 	}
@@ -412,9 +437,13 @@ func buildDelivery(bare []byte, info deliveryInfo) ([]byte, error) {
 	for len(header) > 0 && header[len(header)-1] == nil {
 		header = header[:len(header)-1]
 	}
-	if info.lockToken != nil {
-		dann = dann.Delete("x-opt-lock-token").Set(enc.Symbol("x-opt-lock-token"), *info.lockToken)
-	}
+	return header
+}
+
+// messageAnnotations replaces the broker's message annotations in mann
+// (sequence number, enqueued and locked-until times, state) with this
+// delivery's.
+func messageAnnotations(mann enc.Map, info deliveryInfo) enc.Map {
 	mann = mann.Delete("x-opt-sequence-number").Delete("x-opt-enqueued-time").Delete("x-opt-locked-until").Delete("x-opt-message-state")
 	mann = append(mann, enc.KV{Key: enc.Symbol("x-opt-sequence-number"), Value: info.seq},
 		enc.KV{Key: enc.Symbol("x-opt-enqueued-time"), Value: info.enqueued})
@@ -424,40 +453,55 @@ func buildDelivery(bare []byte, info deliveryInfo) ([]byte, error) {
 	if info.state != 0 {
 		mann = append(mann, enc.KV{Key: enc.Symbol("x-opt-message-state"), Value: info.state})
 	}
-	for _, kv := range info.appProps {
-		appProps = appProps.Set(kv.Key, kv.Value)
-	}
+	return mann
+}
 
-	e := enc.Buffer{B: make([]byte, 0, len(bare)+160)}
+// encode appends the sections to b in the order the spec requires; an
+// empty properties section is written when the message had none.
+func (m *deliverySections) encode(b []byte) ([]byte, error) {
+	e := enc.Buffer{B: b}
 	e.WriteDescriptor(secHeader)
-	if err := e.WriteList(header); err != nil {
+	if err := e.WriteList(m.header); err != nil {
 		return nil, err
 	}
-	if len(dann) > 0 {
+	if len(m.dann) > 0 {
 		e.WriteDescriptor(secDeliveryAnn)
-		if err := e.WriteMap(dann); err != nil {
+		if err := e.WriteMap(m.dann); err != nil {
 			return nil, err
 		}
 	}
 	e.WriteDescriptor(secMessageAnn)
-	if err := e.WriteMap(mann); err != nil {
+	if err := e.WriteMap(m.mann); err != nil {
 		return nil, err
 	}
-	if props != nil {
-		e.B = append(e.B, props...)
+	if m.props != nil {
+		e.B = append(e.B, m.props...)
 	} else {
 		e.WriteDescriptor(secProperties)
 		_ = e.WriteList(nil)
 	}
-	if len(appProps) > 0 {
+	if len(m.appProps) > 0 {
 		e.WriteDescriptor(secApplicationProp)
-		if err := e.WriteMap(appProps); err != nil {
+		if err := e.WriteMap(m.appProps); err != nil {
 			return nil, err
 		}
 	}
-	for _, r := range rest {
-		e.B = append(e.B, r...)
+	for _, s := range m.secs {
+		if isBody(s.code) {
+			e.B = append(e.B, s.raw...)
+		}
 	}
-	e.B = append(e.B, footer...)
+	e.B = append(e.B, m.footer...)
 	return e.B, nil
+}
+
+// isBody says whether a section is none of the kinds deliverySections
+// names: a body section (data, sequence or value) or an unknown one, kept
+// as it is.
+func isBody(code uint64) bool {
+	switch code {
+	case secHeader, secDeliveryAnn, secMessageAnn, secProperties, secApplicationProp, secFooter:
+		return false
+	}
+	return true
 }
