@@ -55,7 +55,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	pngOut := fs.String("png", "", "write the chart to this PNG file")
 	keep := fs.Bool("keep", false, "keep the stacks' state directory")
 	timeout := fs.Duration("timeout", 60*time.Minute, "give up after this long")
-	cpuProfile := fs.String("cpuprofile", "", "write a pprof CPU profile of this process over the throughput window to this file")
+	cpuProfile := fs.String("cpuprofile", "", "write a pprof CPU profile of this process over the throughput window to this file (and over the dispatch window to this file + \".dispatch\")")
 	level := fs.String("log-level", "warn", "log level of the local stacks: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -113,7 +113,8 @@ type Options struct {
 	// Phases to run (default all).
 	Phases []string
 	// CPUProfile, if set, receives a pprof CPU profile of this process (the
-	// in-process stand-ins, host and bench) over the throughput window.
+	// in-process stand-ins, host and bench) over the throughput window,
+	// and one over the dispatch window into CPUProfile + ".dispatch".
 	CPUProfile string
 	// Quick marks the result as a quick run (set by QuickOptions).
 	Quick bool

@@ -88,6 +88,16 @@ func (r *runner) dispatch(ctx context.Context) error {
 	}
 	r.progress("dispatch: sent in %.1fs; starting the host, counting tasks …", time.Since(t0).Seconds())
 
+	profile := ""
+	if r.o.CPUProfile != "" {
+		profile = r.o.CPUProfile + ".dispatch"
+	}
+	stopProfile, err := startCPUProfile(profile)
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
+	cpu0 := stackCPUBreakdown()
 	start := time.Now()
 	if err := p.s.Restart(ctx, stack.Host); err != nil {
 		return err
@@ -121,16 +131,34 @@ func (r *runner) dispatch(ctx context.Context) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+	stopProfile()
 	d := time.Duration(curve[len(curve)-1].T * float64(time.Second))
 	r.res.DispatchTasks = lastTasks(curve)
+	r.res.DispatchCPUSecondsPer1000 = cpuPer1000(cpu0, stackCPUBreakdown(), r.res.DispatchTasks)
 	r.res.DispatchSeconds = round(d.Seconds(), 3)
 	r.res.DispatchTasksPerS = round(Rate(r.res.DispatchTasks, d), 1)
 	r.res.DispatchPeakPerS = round(PeakRate(curve, 1), 1)
 	r.res.DispatchCurve = curve
 	r.res.HandlerRSSDispatchMB = handlerHWM(p.s)
-	r.progress("dispatch: %d tasks in %.2fs = %.0f tasks/s (peak %.0f/s); handler peak RSS %.1f MB",
-		r.res.DispatchTasks, d.Seconds(), r.res.DispatchTasksPerS, r.res.DispatchPeakPerS, r.res.HandlerRSSDispatchMB)
+	r.progress("dispatch: %d tasks in %.2fs = %.0f tasks/s (peak %.0f/s); CPU s per 1,000 tasks %v; handler peak RSS %.1f MB",
+		r.res.DispatchTasks, d.Seconds(), r.res.DispatchTasksPerS, r.res.DispatchPeakPerS, r.res.DispatchCPUSecondsPer1000, r.res.HandlerRSSDispatchMB)
 	return nil
+}
+
+// cpuPer1000 is the CPU seconds each part spent between two
+// stackCPUBreakdown samples per 1,000 of n units of work (nil when n is 0).
+// A part that started after cpu0 (a restarted handler) counts from zero.
+func cpuPer1000(cpu0, cpu1 map[string]time.Duration, n int) map[string]float64 {
+	if n <= 0 {
+		return nil
+	}
+	out := map[string]float64{}
+	for k, v := range cpu1 {
+		if d := v - cpu0[k]; d > 0 {
+			out[k] = round(d.Seconds()*1000/float64(n), 3)
+		}
+	}
+	return out
 }
 
 func lastTasks(c []Sample) int {

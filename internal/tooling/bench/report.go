@@ -180,6 +180,11 @@ type Result struct {
 	DispatchTasks     int      `json:"dispatch_tasks"`
 	DispatchPeakPerS  float64  `json:"dispatch_peak_tasks_per_s"`
 	DispatchCurve     []Sample `json:"dispatch_curve,omitempty"`
+	// DispatchCPUSecondsPer1000 is the CPU each part of the stack spent
+	// per 1,000 tasks over the dispatch window: "self" (this process: the
+	// Service Bus and Batch stand-ins, the host and the bench's polling),
+	// "handler", "node" (Azurite).
+	DispatchCPUSecondsPer1000 map[string]float64 `json:"dispatch_cpu_s_per_1000_tasks,omitempty"`
 
 	// Handler memory (VmHWM of the handler process).
 	HandlerPeakRSSMB       float64 `json:"handler_peak_rss_mb"`
@@ -268,6 +273,7 @@ func (r Result) WriteTable(w io.Writer) error {
 	row("  overhead p50 / p95", fmt.Sprintf("%.0f / %.0f ms", r.OverheadP50Ms, r.OverheadP95Ms), tgt(TargetOverhead))
 	row("dispatch: tasks", fmt.Sprintf("%d in %.2f s", r.DispatchTasks, r.DispatchSeconds), "")
 	row("  dispatch rate (peak 1 s)", fmt.Sprintf("%.0f tasks/s (%.0f)", r.DispatchTasksPerS, r.DispatchPeakPerS), tgt(TargetDispatch))
+	row("  dispatch CPU s per 1,000 tasks", fmt.Sprintf("%v", r.DispatchCPUSecondsPer1000), "")
 	row("handler peak RSS (throughput / dispatch)", fmt.Sprintf("%.1f MB (%.1f / %.1f)", r.HandlerPeakRSSMB, r.HandlerRSSThroughputMB, r.HandlerRSSDispatchMB), tgt(TargetMemory))
 	row("node phase: node cpus | cloud cpus", r.NodeCPUs+" | "+r.CloudCPUs, "")
 	for _, st := range r.NodeStudies {

@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"math"
 	"net/http/httptest"
 	"slices"
@@ -199,6 +200,29 @@ func TestParseStat(t *testing.T) {
 			ppid, ticks, ok := parseStat(tt.line)
 			if ppid != tt.wantPPID || ticks != tt.wantTicks || ok != tt.wantOK {
 				t.Errorf("parseStat = %d, %d, %v; want %d, %d, %v", ppid, ticks, ok, tt.wantPPID, tt.wantTicks, tt.wantOK)
+			}
+		})
+	}
+}
+
+func TestCPUPer1000(t *testing.T) {
+	s := time.Second
+	tests := []struct {
+		name       string
+		cpu0, cpu1 map[string]time.Duration
+		n          int
+		want       map[string]float64
+	}{
+		{"per part", map[string]time.Duration{"self": 2 * s, "node": s}, map[string]time.Duration{"self": 6 * s, "node": s + 500*time.Millisecond}, 2000,
+			map[string]float64{"self": 2, "node": 0.25}},
+		{"a part that started in between counts from zero", map[string]time.Duration{"self": s}, map[string]time.Duration{"self": s, "handler": 3 * s}, 1000,
+			map[string]float64{"handler": 3}},
+		{"no work", map[string]time.Duration{}, map[string]time.Duration{"self": s}, 0, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := cpuPer1000(tt.cpu0, tt.cpu1, tt.n); !maps.Equal(got, tt.want) {
+				t.Errorf("cpuPer1000 = %v, want %v", got, tt.want)
 			}
 		})
 	}
