@@ -40,7 +40,7 @@ func TestBuiltinProfiles(t *testing.T) {
 		}
 	}
 	web, _ := ps.Get("web")
-	if web.Outputs[0].MaxHeight != 720 || !strings.Contains(web.TaskCommandLine(), "+faststart") {
+	if web.Outputs[0].MaxHeight != 720 || !strings.Contains(web.Script(), "+faststart") {
 		t.Errorf("web: maxHeight %d, want 720 with +faststart", web.Outputs[0].MaxHeight)
 	}
 	hls, _ := ps.Get("hls")
@@ -230,7 +230,14 @@ func FuzzLoadProfiles(f *testing.F) {
 			if strings.Count(cl, "'") != 2 || !strings.HasPrefix(cl, "/bin/sh -c '") || strings.ContainsAny(cl, "\n\x00`") {
 				t.Fatalf("profile %s: command line %q", n, cl)
 			}
-			if c := strings.Count(cl, " -i input.mp4"); c == 0 {
+			script, ok := ScriptOf(cl)
+			if !ok || script != p.Script() {
+				t.Fatalf("profile %s: the command line does not carry the script", n)
+			}
+			if strings.ContainsAny(script, "\n\x00`") {
+				t.Fatalf("profile %s: script %q", n, script)
+			}
+			if c := strings.Count(script, " -i input.mp4"); c == 0 {
 				t.Fatalf("profile %s: no pinned input", n)
 			}
 		}

@@ -126,38 +126,104 @@ func TestTaskCommandLineTransient(t *testing.T) {
 		t.Fatal(err)
 	}
 	p, _ := Default().Get("mp3")
-	// A PATH with ffprobe but not ffmpeg.
-	bin := t.TempDir()
 	probe, err := exec.LookPath("ffprobe")
 	if err != nil {
 		t.Skip(err)
 	}
-	for _, tool := range []string{"ffprobe", "sh", "awk", "grep", "head", "cat", "cut", "tr", "rm", "mkdir"} {
-		path := probe
-		if tool != "ffprobe" {
-			if path, err = exec.LookPath(tool); err != nil {
-				t.Skip(err)
+	all := []string{"ffprobe", "sh", "awk", "grep", "head", "cat", "cut", "tr", "rm", "mkdir", "base64", "gzip"}
+	tests := []struct {
+		name    string
+		missing string // left out of PATH (ffmpeg always is)
+		say     string
+	}{
+		{"no ffmpeg", "", "ffmpeg is missing on the node"},
+		{"no base64 to unpack the script", "base64", "cannot unpack the task script"},
+		{"no gzip to unpack the script", "gzip", "cannot unpack the task script"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bin := t.TempDir()
+			for _, tool := range all {
+				if tool == tt.missing {
+					continue
+				}
+				path := probe
+				if tool != "ffprobe" {
+					if path, err = exec.LookPath(tool); err != nil {
+						t.Skip(err)
+					}
+				}
+				if err := os.Symlink(path, filepath.Join(bin, tool)); err != nil {
+					t.Fatal(err)
+				}
 			}
+			script := strings.TrimSuffix(strings.TrimPrefix(p.TaskCommandLine(), "/bin/sh -c '"), "'")
+			dir := workdir(t, good)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, "/bin/sh", "-c", script)
+			cmd.Dir = dir
+			cmd.Env = []string{"PATH=" + bin}
+			out, err := cmd.CombinedOutput()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 127 {
+				t.Fatalf("exit: got %v, want 127\n%s", err, out)
+			}
+			if _, err := os.Stat(filepath.Join(dir, ResultFile)); err == nil {
+				t.Errorf("a transient failure left %s", ResultFile)
+			}
+			if !strings.Contains(string(out), "transient") || !strings.Contains(string(out), tt.say) {
+				t.Errorf("stderr does not say %q and transient:\n%s", tt.say, out)
+			}
+		})
+	}
+}
+
+// TestTaskCommandLinePacked: every built-in profile's command line carries
+// exactly its script (packed, behind the fixed loader), the script is the
+// reviewed golden (testdata/script; -update rewrites it), and the command
+// line is a fraction of the script's size.
+func TestTaskCommandLinePacked(t *testing.T) {
+	ps := DefaultProfiles()
+	for _, n := range ps.Names() {
+		t.Run(n, func(t *testing.T) {
+			p, _ := ps.Get(n)
+			cl := p.TaskCommandLine()
+			got, ok := ScriptOf(cl)
+			if !ok {
+				t.Fatalf("ScriptOf(%q): not a packed command line", cl)
+			}
+			if got != p.Script() {
+				t.Fatalf("unpacked script differs from Script():\ngot  %s\nwant %s", got, p.Script())
+			}
+			if strings.Count(cl, "'") != 2 || strings.ContainsAny(cl, "\n\x00`\\") {
+				t.Errorf("command line %q is not one single-quoted loader", cl)
+			}
+			if len(cl) >= len(p.Script()) {
+				t.Errorf("command line is %d bytes, the script %d: packing does not shorten it", len(cl), len(p.Script()))
+			}
+			golden := filepath.Join("testdata", "script", n+".sh")
+			if *update {
+				if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(golden, []byte(strings.ReplaceAll(got, "; ", ";\n")+"\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("read golden (run with -update): %v", err)
+			}
+			if got := strings.ReplaceAll(got, "; ", ";\n") + "\n"; got != string(want) {
+				t.Errorf("script of %s differs from %s (one statement a line):\ngot\n%s\nwant\n%s", n, golden, got, want)
+			}
+		})
+	}
+	for _, bad := range []string{"", "/bin/sh -c 'echo hi'", "/bin/sh -c 'S=$(echo !!! | base64 -d | gzip -dc)'"} {
+		if _, ok := ScriptOf(bad); ok {
+			t.Errorf("ScriptOf(%q) = ok, want not a packed command line", bad)
 		}
-		if err := os.Symlink(path, filepath.Join(bin, tool)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	script := strings.TrimSuffix(strings.TrimPrefix(p.TaskCommandLine(), "/bin/sh -c '"), "'")
-	dir := workdir(t, good)
-	cmd := exec.Command("/bin/sh", "-c", script)
-	cmd.Dir = dir
-	cmd.Env = []string{"PATH=" + bin}
-	out, err := cmd.CombinedOutput()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 127 {
-		t.Fatalf("exit: got %v, want 127\n%s", err, out)
-	}
-	if _, err := os.Stat(filepath.Join(dir, ResultFile)); err == nil {
-		t.Errorf("a transient failure left %s", ResultFile)
-	}
-	if !strings.Contains(string(out), "transient") {
-		t.Errorf("stderr does not say transient:\n%s", out)
 	}
 }
 

@@ -1,7 +1,11 @@
 package presets
 
 import (
+	"bytes"
+	"compress/gzip"
+	"encoding/base64"
 	"fmt"
+	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -78,9 +82,80 @@ func (p Preset) TaskCommandLine() string { return OneOutput(p).TaskCommandLine()
 //
 // ffmpeg's stderr is copied to the task's stderr.txt, so Sweep's failure
 // reason shows it.
+//
+// The command line carries the script gzip-compressed and base64-encoded
+// (PackScript), unpacked on the node by a fixed loader: a script is 4–14
+// KB, and every byte of it is encoded by Dispatch, sent, decoded and
+// stored by Batch for every task, which bounded Dispatch's rate
+// (docs/performance.md; Batch's guidance is a short command line). base64
+// and gzip are in every Linux image Batch supports (coreutils, gzip); a
+// node without them exits 127, a transient failure, like a node without
+// ffmpeg.
 func (p Profile) TaskCommandLine() string {
-	// Validation rules out quotes in every argument, so single-quoting is exact.
-	return "/bin/sh -c '" + p.script() + "'"
+	return "/bin/sh -c '" + unpackLoader(PackScript(p.script())) + "'"
+}
+
+// Script is the wrapper script that TaskCommandLine carries packed: what
+// the node runs.
+func (p Profile) Script() string { return p.script() }
+
+// unpackLoader is the fixed shell text that unpacks a packed script and
+// runs it in the same shell (its exit status is the task's). The script
+// goes through an argument, never stdin: ffmpeg and the loops of the
+// script must not read it.
+func unpackLoader(packed string) string {
+	return `S=$(echo ` + packed + ` | base64 -d | gzip -dc) || { echo "ffpipe: cannot unpack the task script: base64 or gzip failed or is missing on the node (transient: the task runs again)" >&2; exit 127; }; eval "$S"`
+}
+
+// PackScript is script gzip-compressed (best compression, no name, no
+// time: the same script always packs to the same text) and base64-encoded
+// (standard alphabet, which needs no quoting inside single quotes).
+func PackScript(script string) string {
+	var b bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&b, gzip.BestCompression)
+	if err != nil {
+		panic(err) // only for an invalid level
+	}
+	// Writes to a bytes.Buffer cannot fail.
+	_, _ = zw.Write([]byte(script))
+	_ = zw.Close()
+	return base64.StdEncoding.EncodeToString(b.Bytes())
+}
+
+// UnpackScript reverses PackScript.
+func UnpackScript(packed string) (string, error) {
+	z, err := base64.StdEncoding.DecodeString(packed)
+	if err != nil {
+		return "", fmt.Errorf("unpack script: %w", err)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(z))
+	if err != nil {
+		return "", fmt.Errorf("unpack script: %w", err)
+	}
+	b, err := io.ReadAll(io.LimitReader(zr, 1<<20))
+	if err != nil {
+		return "", fmt.Errorf("unpack script: %w", err)
+	}
+	return string(b), nil
+}
+
+// ScriptOf returns the script a task command line made by
+// TaskCommandLine carries, and false for any other command line.
+func ScriptOf(commandLine string) (string, bool) {
+	inner, ok := strings.CutPrefix(commandLine, "/bin/sh -c '")
+	if !ok || !strings.HasSuffix(inner, "'") {
+		return "", false
+	}
+	packed, ok := strings.CutPrefix(strings.TrimSuffix(inner, "'"), "S=$(echo ")
+	if !ok {
+		return "", false
+	}
+	packed, _, ok = strings.Cut(packed, " ")
+	if !ok || commandLine != "/bin/sh -c '"+unpackLoader(packed)+"'" {
+		return "", false
+	}
+	script, err := UnpackScript(packed)
+	return script, err == nil
 }
 
 // shArg renders one fixed argument for the script: bare when it holds only
