@@ -185,10 +185,18 @@ func TestTaskCommandLineTransient(t *testing.T) {
 // line is a fraction of the script's size.
 func TestTaskCommandLinePacked(t *testing.T) {
 	ps := DefaultProfiles()
+	seen := map[string]string{} // command line → profile
 	for _, n := range ps.Names() {
 		t.Run(n, func(t *testing.T) {
 			p, _ := ps.Get(n)
 			cl := p.TaskCommandLine()
+			if again := p.TaskCommandLine(); again != cl {
+				t.Errorf("second TaskCommandLine (cached) differs from the first")
+			}
+			if other, dup := seen[cl]; dup {
+				t.Errorf("same command line as profile %s", other)
+			}
+			seen[cl] = n
 			got, ok := ScriptOf(cl)
 			if !ok {
 				t.Fatalf("ScriptOf(%q): not a packed command line", cl)
@@ -259,4 +267,27 @@ func TestTaskCommandLineRefusedStream(t *testing.T) {
 	if r := readResult(t, wd); r.OK || r.Code == "not_media" {
 		t.Errorf("web: result %+v, want a failure other than not_media\n%s", r, log)
 	}
+}
+
+// BenchmarkTaskCommandLine: what Dispatch pays per task for the command
+// line (packed once per script), against building the script alone and
+// packing it.
+func BenchmarkTaskCommandLine(b *testing.B) {
+	p, _ := DefaultProfiles().Get("mp3")
+	b.Run("TaskCommandLine", func(b *testing.B) {
+		for b.Loop() {
+			_ = p.TaskCommandLine()
+		}
+	})
+	b.Run("Script", func(b *testing.B) {
+		for b.Loop() {
+			_ = p.Script()
+		}
+	})
+	b.Run("PackScript", func(b *testing.B) {
+		s := p.Script()
+		for b.Loop() {
+			_ = PackScript(s)
+		}
+	})
 }

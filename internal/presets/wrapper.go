@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 )
 
 // ExitDamagedInput was the task's exit code when ffmpeg exited 0 but logged
@@ -92,8 +94,31 @@ func (p Preset) TaskCommandLine() string { return OneOutput(p).TaskCommandLine()
 // node without them exits 127, a transient failure, like a node without
 // ffmpeg.
 func (p Profile) TaskCommandLine() string {
-	return "/bin/sh -c '" + unpackLoader(PackScript(p.script())) + "'"
+	script := p.script()
+	if cl, ok := packed.Load(script); ok {
+		return cl.(string)
+	}
+	// Compressing costs ten times as much as building the script (and
+	// 800 KB of garbage; BenchmarkTaskCommandLine), and Dispatch asks for
+	// every task: each distinct script is packed once.
+	cl := "/bin/sh -c '" + unpackLoader(PackScript(script)) + "'"
+	if packedCount.Load() < maxPacked {
+		if _, loaded := packed.LoadOrStore(script, cl); !loaded {
+			packedCount.Add(1)
+		}
+	}
+	return cl
 }
+
+// packed caches TaskCommandLine by script (a command line is a function of
+// its script alone). Profiles are configuration, so a process sees a few;
+// maxPacked bounds the cache whatever it is given.
+var (
+	packed      sync.Map // script → command line
+	packedCount atomic.Int64
+)
+
+const maxPacked = 256
 
 // Script is the wrapper script that TaskCommandLine carries packed: what
 // the node runs.
