@@ -88,6 +88,7 @@ func NewClient(endpoint string, cred azcore.TokenCredential, opts Options) (*Cli
 	if opts.Transport != nil {
 		co.Transport = opts.Transport
 	}
+	co.PerCallPolicies = append(co.PerCallPolicies, collectionBodyPolicy{})
 	c, err := azbatch.NewClient(endpoint, cred, co)
 	if err != nil {
 		return nil, fmt.Errorf("new batch client: %w", err)
@@ -208,8 +209,7 @@ type AddResult struct {
 func (c *Client) AddTasks(ctx context.Context, jobID string, specs []TaskSpec) ([]AddResult, error) {
 	results := make([]AddResult, len(specs))
 	first := map[string]int{} // key → index of the first spec with it
-	var todo []azbatch.CreateTaskContent
-	var sizes []int
+	var todo []encodedTask
 	for i, s := range specs {
 		results[i].Key = s.Key
 		if _, dup := first[s.Key]; dup {
@@ -220,12 +220,16 @@ func (c *Client) AddTasks(ctx context.Context, jobID string, specs []TaskSpec) (
 			results[i].Err, results[i].Permanent = err, true
 			continue
 		}
+		t, err := encodeTask(content)
+		if err != nil {
+			results[i].Err, results[i].Permanent = fmt.Errorf("encode task %s: %w", s.Key, err), true
+			continue
+		}
 		first[s.Key] = i
-		todo = append(todo, content)
-		sizes = append(sizes, sizeBound(content))
+		todo = append(todo, t)
 	}
 
-	chunks := chunk(todo, sizes, perRequest(len(todo), c.parallelism))
+	chunks := chunk(todo, perRequest(len(todo), c.parallelism))
 	outcomes := make(map[string]AddResult, len(todo))
 	var mu sync.Mutex
 	ctx, cancel := context.WithCancel(ctx)
@@ -297,21 +301,21 @@ func perRequest(n, parallelism int) int {
 	return (n + reqs - 1) / reqs
 }
 
-// chunk splits contents into groups of at most per tasks and
-// MaxCollectionBytes (from an upper bound of each task's JSON size).
-func chunk(contents []azbatch.CreateTaskContent, sizes []int, per int) [][]azbatch.CreateTaskContent {
+// chunk splits tasks into groups of at most per tasks and
+// MaxCollectionBytes of JSON.
+func chunk(tasks []encodedTask, per int) [][]encodedTask {
 	per = min(max(per, 1), MaxTasksPerCollection)
-	var out [][]azbatch.CreateTaskContent
+	var out [][]encodedTask
 	start, bytes := 0, 0
-	for i := range contents {
-		if i > start && (i-start == per || bytes+sizes[i]+1 > MaxCollectionBytes) {
-			out = append(out, contents[start:i])
+	for i, t := range tasks {
+		if i > start && (i-start == per || bytes+len(t.json)+1 > MaxCollectionBytes) {
+			out = append(out, tasks[start:i])
 			start, bytes = i, 0
 		}
-		bytes += sizes[i] + 1
+		bytes += len(t.json) + 1
 	}
-	if start < len(contents) {
-		out = append(out, contents[start:])
+	if start < len(tasks) {
+		out = append(out, tasks[start:])
 	}
 	return out
 }
@@ -319,7 +323,7 @@ func chunk(contents []azbatch.CreateTaskContent, sizes []int, per int) [][]azbat
 // addChunk submits one collection, resending ServerError items, and
 // splitting the collection when the service rejects it as a whole with 400
 // or 413 (so one bad task cannot poison its neighbours).
-func (c *Client) addChunk(ctx context.Context, jobID string, tasks []azbatch.CreateTaskContent) (map[string]AddResult, error) {
+func (c *Client) addChunk(ctx context.Context, jobID string, tasks []encodedTask) (map[string]AddResult, error) {
 	out := make(map[string]AddResult, len(tasks))
 	pending := tasks
 	for attempt := 1; len(pending) > 0; attempt++ {
@@ -330,7 +334,8 @@ func (c *Client) addChunk(ctx context.Context, jobID string, tasks []azbatch.Cre
 			case <-time.After(c.backoff * time.Duration(attempt-1)):
 			}
 		}
-		resp, err := c.c.CreateTaskCollection(ctx, jobID, azbatch.TaskGroup{Value: pending}, nil)
+		// The SDK encodes an empty group; collectionBodyPolicy sends ours.
+		resp, err := c.c.CreateTaskCollection(withCollectionBody(ctx, collectionBody(pending)), jobID, azbatch.TaskGroup{}, nil)
 		if err != nil {
 			code, status := errorCode(err)
 			switch {
@@ -344,12 +349,12 @@ func (c *Client) addChunk(ctx context.Context, jobID string, tasks []azbatch.Cre
 				return out, fmt.Errorf("addtaskcollection: %w", err)
 			case status == http.StatusBadRequest || status == http.StatusRequestEntityTooLarge:
 				if len(pending) == 1 {
-					id := deref(pending[0].ID)
+					id := pending[0].id
 					out[id] = AddResult{Key: id, Err: &TaskError{Code: code, Message: responseMessage(err)}, Permanent: true}
 					return out, nil
 				}
 				half := len(pending) / 2
-				for _, part := range [][]azbatch.CreateTaskContent{pending[:half], pending[half:]} {
+				for _, part := range [][]encodedTask{pending[:half], pending[half:]} {
 					got, err := c.addChunk(ctx, jobID, part)
 					for k, r := range got {
 						out[k] = r
@@ -367,10 +372,10 @@ func (c *Client) addChunk(ctx context.Context, jobID string, tasks []azbatch.Cre
 		for _, r := range resp.Value {
 			byID[strings.ToLower(deref(r.TaskID))] = r
 		}
-		var retry []azbatch.CreateTaskContent
+		var retry []encodedTask
 		var lastServerErr string
 		for _, t := range pending {
-			id := deref(t.ID)
+			id := t.id
 			r, ok := byID[strings.ToLower(id)]
 			if !ok {
 				retry = append(retry, t) // not in the reply: treat as not applied

@@ -390,12 +390,16 @@ func FuzzTaskSpec(f *testing.F) {
 				t.Fatalf("environment %s carries the raw blob name", *e.Name)
 			}
 		}
-		b, err := json.Marshal(c)
+		b, err := json.Marshal(azbatch.TaskGroup{Value: []azbatch.CreateTaskContent{c}})
 		if err != nil {
 			t.Fatalf("marshal: %v", err)
 		}
-		if bound := sizeBound(c); bound < len(b) {
-			t.Fatalf("size bound %d < encoded size %d", bound, len(b))
+		enc, err := encodeTask(c)
+		if err != nil {
+			t.Fatalf("encode: %v", err)
+		}
+		if got := collectionBody([]encodedTask{enc}); !bytes.Equal(got, b) {
+			t.Fatalf("collection body differs from the SDK's:\ngot  %s\nwant %s", got, b)
 		}
 	})
 }
