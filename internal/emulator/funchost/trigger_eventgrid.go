@@ -35,16 +35,7 @@ func (h *Host) serveEventGrid(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Method == http.MethodOptions {
-		// CloudEvents abuse-protection handshake.
-		origin := r.Header.Get("WebHook-Request-Origin")
-		allowed := "eventgrid.azure.net"
-		for _, o := range knownOrigins {
-			if strings.EqualFold(origin, o) {
-				allowed = origin
-			}
-		}
-		w.Header().Set("WebHook-Allowed-Origin", allowed)
-		w.WriteHeader(http.StatusOK)
+		allowOrigin(w, r)
 		return
 	}
 	if r.Method != http.MethodPost {
@@ -62,44 +53,71 @@ func (h *Host) serveEventGrid(w http.ResponseWriter, r *http.Request) {
 	kind := r.Header.Get("aeg-event-type")
 	switch {
 	case strings.EqualFold(kind, "SubscriptionValidation"):
-		events, err := splitEvents(body)
-		if err != nil || len(events) == 0 {
-			http.Error(w, "bad validation event", http.StatusBadRequest)
-			return
-		}
-		var ev struct {
-			Data struct {
-				ValidationCode string `json:"validationCode"`
-			} `json:"data"`
-		}
-		if err := json.Unmarshal(events[0], &ev); err != nil || ev.Data.ValidationCode == "" {
-			http.Error(w, "bad validation event", http.StatusBadRequest)
-			return
-		}
-		h.log.Info("event grid subscription validated", "function", fn.Name)
-		w.Header().Set("Content-Type", "application/json; charset=utf-8")
-		_, _ = w.Write(marshal(map[string]string{"validationResponse": ev.Data.ValidationCode}))
+		h.validateSubscription(w, fn, body)
 	case strings.EqualFold(kind, "Notification"):
-		events, err := splitEvents(body)
-		if err != nil {
-			h.log.Warn("event grid webhook: bad body", "function", fn.Name, "err", err)
-			http.Error(w, "bad event body: "+err.Error(), http.StatusBadRequest)
-			return
-		}
-		// Like the host, the invocations run to completion even when Event
-		// Grid gives up waiting (30 s) and will redeliver: at least once.
-		if err := h.runEventGrid(context.WithoutCancel(r.Context()), fn, events); err != nil {
-			// Event Grid redelivers the whole payload.
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		w.WriteHeader(http.StatusAccepted)
+		h.notifyEventGrid(w, r, fn, body)
 	case strings.EqualFold(kind, "Unsubscribe"):
 		w.WriteHeader(http.StatusAccepted)
 	default:
 		h.log.Warn("event grid webhook: bad aeg-event-type", "value", kind)
 		http.Error(w, "missing or unknown aeg-event-type header", http.StatusBadRequest)
 	}
+}
+
+// allowOrigin answers the CloudEvents abuse-protection handshake (an
+// OPTIONS request): a known Event Grid origin is echoed, any other gets
+// the public cloud's.
+func allowOrigin(w http.ResponseWriter, r *http.Request) {
+	origin := r.Header.Get("WebHook-Request-Origin")
+	allowed := "eventgrid.azure.net"
+	for _, o := range knownOrigins {
+		if strings.EqualFold(origin, o) {
+			allowed = origin
+		}
+	}
+	w.Header().Set("WebHook-Allowed-Origin", allowed)
+	w.WriteHeader(http.StatusOK)
+}
+
+// validateSubscription answers a SubscriptionValidation event with its
+// validation code, as the extension does for the Event Grid schema.
+func (h *Host) validateSubscription(w http.ResponseWriter, fn *function, body []byte) {
+	events, err := splitEvents(body)
+	if err != nil || len(events) == 0 {
+		http.Error(w, "bad validation event", http.StatusBadRequest)
+		return
+	}
+	var ev struct {
+		Data struct {
+			ValidationCode string `json:"validationCode"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(events[0], &ev); err != nil || ev.Data.ValidationCode == "" {
+		http.Error(w, "bad validation event", http.StatusBadRequest)
+		return
+	}
+	h.log.Info("event grid subscription validated", "function", fn.Name)
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	_, _ = w.Write(marshal(map[string]string{"validationResponse": ev.Data.ValidationCode}))
+}
+
+// notifyEventGrid invokes fn with a Notification's events and answers
+// 202 once the invocations have run, 500 if one failed.
+func (h *Host) notifyEventGrid(w http.ResponseWriter, r *http.Request, fn *function, body []byte) {
+	events, err := splitEvents(body)
+	if err != nil {
+		h.log.Warn("event grid webhook: bad body", "function", fn.Name, "err", err)
+		http.Error(w, "bad event body: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	// Like the host, the invocations run to completion even when Event
+	// Grid gives up waiting (30 s) and will redeliver: at least once.
+	if err := h.runEventGrid(context.WithoutCancel(r.Context()), fn, events); err != nil {
+		// Event Grid redelivers the whole payload.
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
 }
 
 // splitEvents returns the events of a body that is an array or one object.
