@@ -205,37 +205,41 @@ func (h *harness) exercise(ctx context.Context) error {
 	fwg.Add(1)
 	go func() { defer fwg.Done(); h.injectFaults(fctx, window) }()
 
-	// Uploads (and messages) spread over the first half of the window.
-	var uwg sync.WaitGroup
+	if err := h.feed(ctx, items, window); err != nil {
+		stopFaults()
+		fwg.Wait()
+		return fmt.Errorf("chaos: feeding inputs: %w", err)
+	}
+	fwg.Wait() // the injector returns at the end of the window
+	h.egProxy.setFaults(false)
+	if err := h.ensureAllRunning(ctx); err != nil {
+		return err
+	}
+	h.log.Info("faults stopped", "kills", h.report.KillsByComponent)
+	return nil
+}
+
+// feed uploads items, uploadParallel at a time and spread over the first
+// half of the fault window, sending a request message for those that go by
+// message, while the edge cases that need the harness's timing run beside
+// them; it returns every error.
+func (h *harness) feed(ctx context.Context, items []item, window time.Duration) error {
+	var wg sync.WaitGroup
 	work := make(chan item)
 	errs := make(chan error, uploadParallel+8)
 	for w := 0; w < uploadParallel; w++ {
-		uwg.Add(1)
+		wg.Add(1)
 		go func() {
-			defer uwg.Done()
+			defer wg.Done()
 			for it := range work {
-				if err := h.upload(ctx, it.row, it.path); err != nil {
-					errs <- err
-					continue
-				}
-				h.addRow(it.row)
-				if it.row.ViaMsg {
-					req := request.Request{V: request.Version, Source: request.Source{Container: h.cfg.InputContainer, Blob: it.row.Name}}
-					body, err := req.Encode()
-					if err == nil {
-						err = h.send(ctx, it.row.Key, body)
-					}
-					if err != nil {
-						errs <- err
-					}
-				}
+				h.feedItem(ctx, it, errs)
 			}
 		}()
 	}
 	spread := window / 2 / time.Duration(max(len(items), 1))
-	uwg.Add(1)
+	wg.Add(1)
 	go func() {
-		defer uwg.Done()
+		defer wg.Done()
 		defer close(work)
 		for _, it := range items {
 			select {
@@ -249,9 +253,9 @@ func (h *harness) exercise(ctx context.Context) error {
 		}
 	}()
 	// Edge cases of docs/reliability.md#duplicates-and-reordering and #poison-and-edge-case-inputs that need the harness's timing.
-	uwg.Add(1)
+	wg.Add(1)
 	go func() {
-		defer uwg.Done()
+		defer wg.Done()
 		if err := h.edgeCases(ctx); err != nil {
 			errs <- err
 		}
@@ -259,24 +263,34 @@ func (h *harness) exercise(ctx context.Context) error {
 			errs <- err
 		}
 	}()
-	uwg.Wait()
+	wg.Wait()
 	close(errs)
 	var all []error
 	for err := range errs {
 		all = append(all, err)
 	}
-	if err := errors.Join(all...); err != nil {
-		stopFaults()
-		fwg.Wait()
-		return fmt.Errorf("chaos: feeding inputs: %w", err)
+	return errors.Join(all...)
+}
+
+// feedItem uploads it, records its row, and sends its request when the row
+// goes by message.
+func (h *harness) feedItem(ctx context.Context, it item, errs chan<- error) {
+	if err := h.upload(ctx, it.row, it.path); err != nil {
+		errs <- err
+		return
 	}
-	fwg.Wait() // the injector returns at the end of the window
-	h.egProxy.setFaults(false)
-	if err := h.ensureAllRunning(ctx); err != nil {
-		return err
+	h.addRow(it.row)
+	if !it.row.ViaMsg {
+		return
 	}
-	h.log.Info("faults stopped", "kills", h.report.KillsByComponent)
-	return nil
+	req := request.Request{V: request.Version, Source: request.Source{Container: h.cfg.InputContainer, Blob: it.row.Name}}
+	body, err := req.Encode()
+	if err == nil {
+		err = h.send(ctx, it.row.Key, body)
+	}
+	if err != nil {
+		errs <- err
+	}
 }
 
 // edgeCases: overwrite while processed, delete before dispatch, and
