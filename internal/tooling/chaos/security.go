@@ -29,39 +29,61 @@ type SecurityCheck struct {
 // securityChecks probes the running stack: keys and tokens are required,
 // and every component listens on loopback only.
 func (h *harness) securityChecks(ctx context.Context) []SecurityCheck {
-	var out []SecurityCheck
-	add := func(name string, ok bool, format string, args ...any) {
-		out = append(out, SecurityCheck{Name: name, OK: ok, Detail: fmt.Sprintf(format, args...)})
-	}
-	client := &http.Client{Timeout: 10 * time.Second}
-	status := func(u string, hdr map[string]string) (int, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-		if err != nil {
-			return 0, err
-		}
-		for k, v := range hdr {
-			req.Header.Set(k, v)
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			return 0, err
-		}
-		resp.Body.Close()
-		return resp.StatusCode, nil
-	}
-	want := func(name, u string, hdr map[string]string, code int) {
-		got, err := status(u, hdr)
-		add(name, err == nil && got == code, "got %d (%v), want %d", got, err, code)
-	}
-	host := h.st.HostURL()
-	want("host: Status without a key is refused", host+"/api/status", nil, http.StatusUnauthorized)
-	want("host: Status with a wrong key is refused", host+"/api/status?code=not-the-key", nil, http.StatusUnauthorized)
-	want("host: Status with the master key is served", host+"/api/status", map[string]string{"x-functions-key": h.st.HostMasterKey()}, http.StatusOK)
-	batchURL := h.st.BatchURL() + "/jobs?api-version=2024-07-01.20.0"
-	want("batch: no bearer token is refused", batchURL, nil, http.StatusUnauthorized)
-	want("batch: a wrong bearer token is refused", batchURL, map[string]string{"Authorization": "Bearer not-the-token"}, http.StatusUnauthorized)
-	want("batch: the configured token is accepted", batchURL, map[string]string{"Authorization": "Bearer " + h.st.BatchToken()}, http.StatusOK)
+	out := h.authChecks(ctx)
+	out = append(out, h.sasCheck(ctx), h.telemetryCheck())
+	return append(out, h.listenChecks()...)
+}
 
+// check is the result of one security check.
+func check(name string, ok bool, format string, args ...any) SecurityCheck {
+	return SecurityCheck{Name: name, OK: ok, Detail: fmt.Sprintf(format, args...)}
+}
+
+// authChecks: the host and Batch refuse a request without their key or
+// token or with a wrong one, and serve one with the right one.
+func (h *harness) authChecks(ctx context.Context) []SecurityCheck {
+	client := &http.Client{Timeout: 10 * time.Second}
+	host := h.st.HostURL()
+	batchURL := h.st.BatchURL() + "/jobs?api-version=2024-07-01.20.0"
+	probes := []struct {
+		name, url string
+		hdr       map[string]string
+		code      int
+	}{
+		{"host: Status without a key is refused", host + "/api/status", nil, http.StatusUnauthorized},
+		{"host: Status with a wrong key is refused", host + "/api/status?code=not-the-key", nil, http.StatusUnauthorized},
+		{"host: Status with the master key is served", host + "/api/status", map[string]string{"x-functions-key": h.st.HostMasterKey()}, http.StatusOK},
+		{"batch: no bearer token is refused", batchURL, nil, http.StatusUnauthorized},
+		{"batch: a wrong bearer token is refused", batchURL, map[string]string{"Authorization": "Bearer not-the-token"}, http.StatusUnauthorized},
+		{"batch: the configured token is accepted", batchURL, map[string]string{"Authorization": "Bearer " + h.st.BatchToken()}, http.StatusOK},
+	}
+	out := make([]SecurityCheck, 0, len(probes))
+	for _, p := range probes {
+		got, err := getStatus(ctx, client, p.url, p.hdr)
+		out = append(out, check(p.name, err == nil && got == p.code, "got %d (%v), want %d", got, err, p.code))
+	}
+	return out
+}
+
+// getStatus is the HTTP status of a GET of u with the headers hdr.
+func getStatus(ctx context.Context, client *http.Client, u string, hdr map[string]string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return 0, err
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// sasCheck: the broker refuses a send signed with a wrong SAS key.
+func (h *harness) sasCheck(ctx context.Context) SecurityCheck {
 	wrong := strings.Replace(h.sbConn, "SharedAccessKey=", "SharedAccessKey=wrong", 1)
 	err := func() error {
 		c, err := azservicebus.NewClientFromConnectionString(wrong, nil)
@@ -80,26 +102,34 @@ func (h *harness) securityChecks(ctx context.Context) []SecurityCheck {
 	}()
 	var sbErr *azservicebus.Error
 	ok := errors.As(err, &sbErr) && sbErr.Code == azservicebus.CodeUnauthorizedAccess
-	add("servicebus: a wrong SAS key is refused", ok, "send with a wrong key: %v", redactErr(err))
+	return check("servicebus: a wrong SAS key is refused", ok, "send with a wrong key: %v", redactErr(err))
+}
 
-	// Azurite must not phone home (it does unless --disableTelemetry).
+// telemetryCheck: Azurite must not phone home (it does unless
+// --disableTelemetry).
+func (h *harness) telemetryCheck() SecurityCheck {
 	azLog, err := os.ReadFile(filepath.Join(h.st.LogDir(), "azurite.log"))
-	add("azurite: no telemetry (no outbound calls)", err == nil && !strings.Contains(string(azLog), "ApplicationInsights"),
+	return check("azurite: no telemetry (no outbound calls)", err == nil && !strings.Contains(string(azLog), "ApplicationInsights"),
 		"azurite.log mentions ApplicationInsights: %v (read err %v)", strings.Contains(string(azLog), "ApplicationInsights"), err)
+}
 
+// listenChecks: every component listens on loopback only, and the Event
+// Grid delivery client nowhere.
+func (h *harness) listenChecks() []SecurityCheck {
+	var out []SecurityCheck
 	for _, c := range append(stack.Components(), "handler") {
 		pid := h.st.Pid(c)
 		if c == "handler" {
 			pid = h.st.HandlerPid()
 		}
 		if pid == 0 {
-			add(c+": listens on loopback only", false, "not running")
+			out = append(out, check(c+": listens on loopback only", false, "not running"))
 			continue
 		}
 		addrs, err := listenAddrs(pid)
 		if c == stack.EventGrid {
 			// A client only: it must not listen at all.
-			add(c+": listens nowhere (client only)", err == nil && len(addrs) == 0, "listening on %v (err %v)", addrs, err)
+			out = append(out, check(c+": listens nowhere (client only)", err == nil && len(addrs) == 0, "listening on %v (err %v)", addrs, err))
 			continue
 		}
 		bad := []string{}
@@ -108,8 +138,8 @@ func (h *harness) securityChecks(ctx context.Context) []SecurityCheck {
 				bad = append(bad, a)
 			}
 		}
-		add(c+": listens on loopback only", err == nil && len(addrs) > 0 && len(bad) == 0,
-			"listening on %v (err %v)", addrs, err)
+		out = append(out, check(c+": listens on loopback only", err == nil && len(addrs) > 0 && len(bad) == 0,
+			"listening on %v (err %v)", addrs, err))
 	}
 	return out
 }
