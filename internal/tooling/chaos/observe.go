@@ -104,6 +104,34 @@ func (h *harness) listBlobs(ctx context.Context, container string) (map[string]s
 
 // observeAndCheck collects the end state and runs Check.
 func (h *harness) observeAndCheck(ctx context.Context) error {
+	obs, err := h.observe(ctx)
+	if err != nil {
+		return err
+	}
+	rows := h.ledger()
+	rep := h.report
+	rep.Rows = len(rows)
+	rep.Result = Check(rows, obs, media.DefaultTolerance)
+	rep.DLQByReason = map[string]int{}
+	for _, d := range obs.DLQ {
+		rep.DLQByReason[cmp.Or(d.Reason, "(none)")]++
+	}
+	rep.EventFaults["delayed"] = int(h.egProxy.delayed.Load())
+	rep.EventFaults["duplicated"] = int(h.egProxy.duplicates.Load())
+	rep.RecoverySeconds = map[string]p5095{}
+	for c, ds := range h.recov {
+		rep.RecoverySeconds[c] = percentiles(ds)
+	}
+	h.executions(rows)
+	h.scanSecrets()
+	rep.SecurityChecks = h.securityChecks(ctx)
+	rep.Ledger = rows
+	return nil
+}
+
+// observe reads the end state from the stack (records, blobs, dead
+// letters, verified outputs, retrying each read) and from the harness.
+func (h *harness) observe(ctx context.Context) (Observed, error) {
 	var obs Observed
 	var outs map[string]string
 	steps := []struct {
@@ -137,13 +165,21 @@ func (h *harness) observeAndCheck(ctx context.Context) error {
 	}
 	for _, st := range steps {
 		if err := retry(ctx, "observe "+st.what, st.do); err != nil {
-			return fmt.Errorf("chaos: %w", err)
+			return obs, fmt.Errorf("chaos: %w", err)
 		}
 	}
 	var err error
 	if obs.Outputs, err = h.verifyOutputs(ctx, slices.Sorted(maps.Keys(outs))); err != nil {
-		return fmt.Errorf("chaos: %w", err)
+		return obs, fmt.Errorf("chaos: %w", err)
 	}
+	h.observeRun(&obs)
+	return obs, nil
+}
+
+// observeRun adds what the run itself saw: the host's terminal writes
+// (from its log), the storage kills, and what was still in flight when the
+// drain hit its cap.
+func (h *harness) observeRun(obs *Observed) {
 	if f, err := os.Open(filepath.Join(h.st.LogDir(), "funchost.log")); err == nil {
 		obs.TerminalWrites, err = ParseTerminalWrites(f)
 		f.Close()
@@ -161,6 +197,10 @@ func (h *harness) observeAndCheck(ctx context.Context) error {
 		}
 		obs.DeliveriesInFlight = h.egProxy.inflight.Load() > 0
 	}
+}
+
+// ledger is a copy of the rows, by ID.
+func (h *harness) ledger() []Row {
 	h.mu.Lock()
 	rows := make([]Row, len(h.rows))
 	for i, r := range h.rows {
@@ -168,24 +208,7 @@ func (h *harness) observeAndCheck(ctx context.Context) error {
 	}
 	h.mu.Unlock()
 	sort.Slice(rows, func(i, j int) bool { return rows[i].ID < rows[j].ID })
-	rep := h.report
-	rep.Rows = len(rows)
-	rep.Result = Check(rows, obs, media.DefaultTolerance)
-	rep.DLQByReason = map[string]int{}
-	for _, d := range obs.DLQ {
-		rep.DLQByReason[cmp.Or(d.Reason, "(none)")]++
-	}
-	rep.EventFaults["delayed"] = int(h.egProxy.delayed.Load())
-	rep.EventFaults["duplicated"] = int(h.egProxy.duplicates.Load())
-	rep.RecoverySeconds = map[string]p5095{}
-	for c, ds := range h.recov {
-		rep.RecoverySeconds[c] = percentiles(ds)
-	}
-	h.executions(rows)
-	h.scanSecrets()
-	rep.SecurityChecks = h.securityChecks(ctx)
-	rep.Ledger = rows
-	return nil
+	return rows
 }
 
 func deref(s *string) string {
