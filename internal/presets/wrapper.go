@@ -95,7 +95,7 @@ func (p Preset) TaskCommandLine() string { return OneOutput(p).TaskCommandLine()
 // ffmpeg.
 func (p Profile) TaskCommandLine() string {
 	script := p.script()
-	if cl, ok := packed.Load(script); ok {
+	if cl, ok := commandLines.Load(script); ok {
 		return cl.(string)
 	}
 	// Compressing costs ten times as much as building the script (and
@@ -103,19 +103,19 @@ func (p Profile) TaskCommandLine() string {
 	// every task: each distinct script is packed once.
 	cl := "/bin/sh -c '" + unpackLoader(PackScript(script)) + "'"
 	if packedCount.Load() < maxPacked {
-		if _, loaded := packed.LoadOrStore(script, cl); !loaded {
+		if _, loaded := commandLines.LoadOrStore(script, cl); !loaded {
 			packedCount.Add(1)
 		}
 	}
 	return cl
 }
 
-// packed caches TaskCommandLine by script (a command line is a function of
-// its script alone). Profiles are configuration, so a process sees a few;
-// maxPacked bounds the cache whatever it is given.
+// commandLines caches TaskCommandLine by script (a command line is a
+// function of its script alone). Profiles are configuration, so a process
+// sees a few; maxPacked bounds the cache whatever it is given.
 var (
-	packed      sync.Map // script → command line
-	packedCount atomic.Int64
+	commandLines sync.Map // script → command line
+	packedCount  atomic.Int64
 )
 
 const maxPacked = 256
@@ -127,7 +127,8 @@ func (p Profile) Script() string { return p.script() }
 // unpackLoader is the fixed shell text that unpacks a packed script and
 // runs it in the same shell (its exit status is the task's). The script
 // goes through an argument, never stdin: ffmpeg and the loops of the
-// script must not read it.
+// script must not read it. eval parses a copy of its argument, so the
+// script may set S itself (it does).
 func unpackLoader(packed string) string {
 	return `S=$(echo ` + packed + ` | base64 -d | gzip -dc) || { echo "ffpipe: cannot unpack the task script: base64 or gzip failed or is missing on the node (transient: the task runs again)" >&2; exit 127; }; eval "$S"`
 }
