@@ -189,7 +189,7 @@ func (c *checker) output(rs rowState) bool {
 		c.res.rolledBack(r, "output %q uploaded, then lost by an Azurite SIGKILL before Sweep recorded it done", out)
 		return true // its input went with the verified output: not a deletion of its own
 	case !ok:
-		c.res.add("lost", r.ID, "%s: record done but output %q missing", r.Name, out)
+		c.res.add("lost", r.ID, "%s: record done but output %q missing (%s)", r.Name, out, c.obs.writeTimes(rs.rec))
 	case ob.Err != nil:
 		c.res.add("invalid_outputs", r.ID, "%s: output %q: %v", r.Name, out, ob.Err)
 	case r.Kind == KindOverwriteOld:

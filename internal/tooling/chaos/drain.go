@@ -151,7 +151,7 @@ func (h *harness) snapshot(ctx context.Context) (snapshot, error) {
 		return s, fmt.Errorf("task counts: %w", err)
 	}
 	s.counts = fmt.Sprintf("%+v", counts)
-	recs, err := h.listRecords(ctx)
+	recs, err := h.listRecords(ctx, nil)
 	if err != nil {
 		return s, fmt.Errorf("records: %w", err)
 	}

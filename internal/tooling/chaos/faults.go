@@ -212,9 +212,12 @@ func (h *harness) fault(ctx context.Context, f string, pause time.Duration) {
 			return
 		}
 		killed := time.Now()
+		outage := -1
 		if f == stack.Azurite {
 			h.mu.Lock()
+			outage = len(h.storageKills)
 			h.storageKills = append(h.storageKills, killed)
+			h.storageRestarts = append(h.storageRestarts, time.Time{})
 			h.mu.Unlock()
 		}
 		pid := h.st.Pid(f)
@@ -230,6 +233,11 @@ func (h *harness) fault(ctx context.Context, f string, pause time.Duration) {
 		if err := h.restart(rctx, f); err != nil {
 			h.note("restart %s failed: %v", f, err)
 			return
+		}
+		if outage >= 0 {
+			h.mu.Lock()
+			h.storageRestarts[outage] = t0
+			h.mu.Unlock()
 		}
 		h.recovMu.Lock()
 		h.recov[f] = append(h.recov[f], time.Since(t0))

@@ -60,6 +60,9 @@ type harness struct {
 	// reached its cap (nil otherwise).
 	inFlight     map[string]bool
 	storageKills []time.Time
+	// storageRestarts[i]: when Azurite was started again after
+	// storageKills[i] (zero until it listened).
+	storageRestarts []time.Time
 }
 
 func (h *harness) randIntN(n int) int {

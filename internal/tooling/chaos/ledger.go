@@ -82,6 +82,13 @@ type Observed struct {
 	// Storage never loses an acknowledged write.
 	TerminalWrites map[string][]time.Time
 	StorageKills   []time.Time
+	// RecordModified is each record blob's Last-Modified (Azurite's
+	// clock, whole seconds), by key.
+	RecordModified map[string]time.Time
+	// StorageRestarts[i] is when Azurite was started again after
+	// StorageKills[i] (zero if it did not come back): nothing it
+	// acknowledged from then on was lost in that kill.
+	StorageRestarts []time.Time
 	// InFlight, when the drain reached its cap while the pipeline was
 	// still making progress, holds the keys that still had work in flight
 	// (a Batch task, a queued message, a record not yet final), and
@@ -116,30 +123,101 @@ func (o Observed) lostToRollback(keys ...string) bool {
 // can have been undone by an Azurite rollback that the record itself
 // survived: Azurite was SIGKILLed after the task ended, before its
 // metadata reached disk (within rollbackWindow), and the record was
-// written after the kill (a rollback restores a consistent earlier state:
-// had the record been written before the kill, the uploads made before it
-// would be there too). Such a rollback leaves a missing output, an output
-// holding an earlier version's content (an overwritten name), or a failure
-// reason without what the lost stderr would have told. The record's write
-// time is Updated, stamped when it was encoded (Timings.Swept is when
-// Sweep began the write, which may be before the kill while the write
-// itself lands after the restart). In Azure an acknowledged upload is
-// durable and none of this can happen.
+// written after the kill (recordWrittenAfter; a rollback restores a
+// consistent earlier state: had the record been written before the kill,
+// the uploads made before it would be there too). Such a rollback leaves a
+// missing output, an output holding an earlier version's content (an
+// overwritten name), or a failure reason without what the lost stderr
+// would have told. In Azure an acknowledged upload is durable and none of
+// this can happen.
 func (o Observed) taskUploadsRolledBack(rec records.Record) bool {
 	if rec.Timings.Ended == nil {
 		return false
 	}
 	end := *rec.Timings.Ended
-	written := rec.Updated
-	if written.IsZero() && rec.Timings.Swept != nil {
-		written = *rec.Timings.Swept
-	}
-	for _, kill := range o.StorageKills {
-		if !kill.Before(end) && kill.Sub(end) <= rollbackWindow && kill.Before(written) {
+	for i, kill := range o.StorageKills {
+		if !kill.Before(end) && kill.Sub(end) <= rollbackWindow && o.recordWrittenAfter(rec, i) {
 			return true
 		}
 	}
 	return false
+}
+
+// recordWrittenAfter reports whether rec was written after the i-th
+// Azurite kill. The write landed after its stamp (Updated, set when the
+// record was encoded; Timings.Swept, when Sweep began, for a record without
+// one) and within its blob's Last-Modified second (Azurite's clock, one
+// second resolution), and not while Azurite was down. The stamp alone can
+// be early: the storage client retries a PUT that failed against the dying
+// Azurite, with the same body, after the restart. So the write was after
+// the kill if it was stamped after it, or if Last-Modified is after it, or
+// if the kill falls inside the Last-Modified second and the host logged the
+// write only after Azurite was started again (an acknowledgement from the
+// new process is of a write that landed after the kill). A record stamped
+// before the kill, modified in an earlier second, or logged before Azurite
+// was started again was written before the kill: a missing
+// output is then no rollback.
+func (o Observed) recordWrittenAfter(rec records.Record, i int) bool {
+	kill := o.StorageKills[i]
+	stamped, acked := o.recordWritten(rec)
+	modified := o.RecordModified[rec.Key]
+	switch {
+	case kill.Before(stamped), !modified.IsZero() && kill.Before(modified):
+		return true
+	case modified.IsZero() || !kill.Before(modified.Add(time.Second)) || i >= len(o.StorageRestarts):
+		return false
+	}
+	up := o.StorageRestarts[i]
+	return !up.IsZero() && !acked.IsZero() && !acked.Before(up)
+}
+
+// recordWritten bounds when a terminal record was written by what the
+// pipeline saw: not before stamped (its Updated; Timings.Swept for a
+// record without one) and not after acked, when the host logged writing
+// it (the first terminal write it logged for the key from stamped on; zero
+// if none).
+func (o Observed) recordWritten(rec records.Record) (stamped, acked time.Time) {
+	stamped = rec.Updated
+	if stamped.IsZero() && rec.Timings.Swept != nil {
+		stamped = *rec.Timings.Swept
+	}
+	for _, w := range o.TerminalWrites[rec.Key] {
+		// Log times have millisecond resolution.
+		if !w.Before(stamped.Truncate(time.Millisecond)) && (acked.IsZero() || w.Before(acked)) {
+			acked = w
+		}
+	}
+	return stamped, acked
+}
+
+// writeTimes explains, for a finding, when a record's task ended, when
+// the record was written (recordWritten) and when Azurite was killed and
+// restarted.
+func (o Observed) writeTimes(rec records.Record) string {
+	const layout = "15:04:05.000"
+	at := func(t time.Time) string {
+		if t.IsZero() {
+			return "-"
+		}
+		return t.UTC().Format(layout)
+	}
+	var end time.Time
+	if rec.Timings.Ended != nil {
+		end = *rec.Timings.Ended
+	}
+	stamped, acked := o.recordWritten(rec)
+	s := fmt.Sprintf("task ended %s, record stamped %s, modified %s, logged %s; Azurite", at(end), at(stamped), at(o.RecordModified[rec.Key]), at(acked))
+	if len(o.StorageKills) == 0 {
+		return s + " never killed"
+	}
+	for i, k := range o.StorageKills {
+		var up time.Time
+		if i < len(o.StorageRestarts) {
+			up = o.StorageRestarts[i]
+		}
+		s += fmt.Sprintf(" killed %s (up %s)", at(k), at(up))
+	}
+	return s
 }
 
 // DeadLetter is one message found in the dead-letter queue.

@@ -51,6 +51,18 @@ func outputLostAt(o *Observed, swept, written, kill time.Duration) {
 	o.StorageKills = []time.Time{end.Add(kill)}
 }
 
+// outputLostInFlight makes k1's output vanish with its record done, the
+// record stamped at t0+stamped but written when Azurite says (Last-Modified
+// t0+modified, whole seconds) and logged by the host at t0+logged; the task
+// ended at t0, Azurite was killed at t0+kill and started again at t0+up.
+func outputLostInFlight(o *Observed, stamped, modified, logged, kill, up time.Duration) {
+	outputLostAt(o, stamped, stamped, kill)
+	t0 := *o.Records["k1"].Timings.Ended
+	o.RecordModified = map[string]time.Time{"k1": t0.Add(modified).Truncate(time.Second)}
+	o.TerminalWrites = map[string][]time.Time{"k1": {t0.Add(logged)}}
+	o.StorageRestarts = []time.Time{t0.Add(up)}
+}
+
 // rolledBackAfter gives key's record the timings of a task that ended at
 // t0 and a record written at t0+3s, with Azurite killed at t0+kill.
 func rolledBackAfter(o *Observed, key string, kill time.Duration) {
@@ -183,6 +195,38 @@ func TestCheck(t *testing.T) {
 			// kill; the write itself landed after the restart (updated).
 			outputLostAt(o, 360*time.Millisecond, 3300*time.Millisecond, 400*time.Millisecond)
 		}, map[string]int{"lost_to_storage_rollback": 1}},
+		{"output lost by an Azurite rollback, the record's PUT retried after the restart (a later second)", func(_ []Row, o *Observed) {
+			// Seen in a run (seed 7): the record was stamped just before
+			// the kill, its PUT failed against the dying Azurite and the
+			// storage client sent it again after the restart.
+			ms := time.Millisecond
+			outputLostInFlight(o, 4450*ms, 5300*ms, 5310*ms, 4500*ms, 5200*ms)
+		}, map[string]int{"lost_to_storage_rollback": 1}},
+		{"output lost by an Azurite rollback, the record's PUT retried after the restart (the kill's second)", func(_ []Row, o *Observed) {
+			ms := time.Millisecond
+			outputLostInFlight(o, 4050*ms, 4800*ms, 4810*ms, 4100*ms, 4700*ms)
+		}, map[string]int{"lost_to_storage_rollback": 1}},
+		{"output missing, record written in the kill's second but logged before the restart", func(_ []Row, o *Observed) {
+			ms := time.Millisecond
+			outputLostInFlight(o, 4300*ms, 4350*ms, 4400*ms, 4600*ms, 5500*ms)
+		}, map[string]int{"lost": 1, "wrongly_deleted_inputs": 1}},
+		{"output missing, record written a second before the kill, logged late", func(_ []Row, o *Observed) {
+			// The host's log line comes after the event publish and the
+			// task delete, which can wait out the outage: it does not
+			// move a write Azurite dates before the kill's second.
+			ms := time.Millisecond
+			outputLostInFlight(o, 4300*ms, 4350*ms, 6000*ms, 5500*ms, 6000*ms)
+		}, map[string]int{"lost": 1, "wrongly_deleted_inputs": 1}},
+		{"output missing, record stamped before the kill, write time unknown", func(_ []Row, o *Observed) {
+			ms := time.Millisecond
+			outputLostInFlight(o, 4050*ms, 4800*ms, 4810*ms, 4100*ms, 4700*ms)
+			o.RecordModified = nil
+		}, map[string]int{"lost": 1, "wrongly_deleted_inputs": 1}},
+		{"output missing, Azurite never started again", func(_ []Row, o *Observed) {
+			ms := time.Millisecond
+			outputLostInFlight(o, 4050*ms, 4800*ms, 4810*ms, 4100*ms, 4700*ms)
+			o.StorageRestarts = []time.Time{{}}
+		}, map[string]int{"lost": 1, "wrongly_deleted_inputs": 1}},
 		{"overwrite: the newest output rolled back to the old version's", func(_ []Row, o *Observed) {
 			o.Outputs["o/w.mp3"] = OutputBlob{Size: 1, Duration: 2 * time.Second}
 			rolledBackAfter(o, "k6", time.Second)
@@ -293,6 +337,25 @@ func TestCheck(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLostFindingTimes: a done record with a missing output is reported
+// with the times that decide whether a rollback explains it.
+func TestLostFindingTimes(t *testing.T) {
+	rows, obs := baseline()
+	ms := time.Millisecond
+	outputLostInFlight(&obs, 4300*ms, 4350*ms, 4400*ms, 4600*ms, 5500*ms)
+	res := Check(rows, obs, media.DefaultTolerance)
+	want := "task ended 00:00:00.000, record stamped 00:00:04.300, modified 00:00:04.000, logged 00:00:04.400; Azurite killed 00:00:04.600 (up 00:00:05.500)"
+	for _, f := range res.Findings {
+		if f.Invariant == "lost" {
+			if !strings.Contains(f.Detail, want) {
+				t.Errorf("lost finding %q, want it to contain %q", f.Detail, want)
+			}
+			return
+		}
+	}
+	t.Fatalf("no lost finding; findings: %+v", res.Findings)
 }
 
 func TestParseBatchLog(t *testing.T) {

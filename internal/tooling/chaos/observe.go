@@ -55,11 +55,16 @@ func (h *harness) peek(ctx context.Context, dlq bool) ([]*azservicebus.ReceivedM
 	return out, nil
 }
 
-func (h *harness) listRecords(ctx context.Context) (map[string]records.Record, error) {
+// listRecords reads every record; modified, when not nil, gets each record
+// blob's Last-Modified.
+func (h *harness) listRecords(ctx context.Context, modified map[string]time.Time) (map[string]records.Record, error) {
 	recs := records.New(h.store, h.cfg.StatusContainer, nil)
 	var keys []string
 	err := h.store.List(ctx, h.cfg.StatusContainer, "", func(it storage.Item) bool {
 		keys = append(keys, it.Name)
+		if modified != nil {
+			modified[it.Name] = it.LastModified
+		}
 		return true
 	})
 	if err != nil {
@@ -138,7 +143,11 @@ func (h *harness) observe(ctx context.Context) (Observed, error) {
 		what string
 		do   func(context.Context) error
 	}{
-		{"records", func(ctx context.Context) (err error) { obs.Records, err = h.listRecords(ctx); return }},
+		{"records", func(ctx context.Context) (err error) {
+			obs.RecordModified = map[string]time.Time{}
+			obs.Records, err = h.listRecords(ctx, obs.RecordModified)
+			return
+		}},
 		{"inputs", func(ctx context.Context) (err error) {
 			obs.Inputs, err = h.listBlobs(ctx, h.cfg.InputContainer)
 			return
@@ -189,6 +198,7 @@ func (h *harness) observeRun(obs *Observed) {
 	}
 	h.mu.Lock()
 	obs.StorageKills = slices.Clone(h.storageKills)
+	obs.StorageRestarts = slices.Clone(h.storageRestarts)
 	h.mu.Unlock()
 	if h.report.DrainEnd == DrainCap {
 		obs.InFlight = h.inFlight
