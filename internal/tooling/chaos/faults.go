@@ -214,11 +214,7 @@ func (h *harness) fault(ctx context.Context, f string, pause time.Duration) {
 		killed := time.Now()
 		outage := -1
 		if f == stack.Azurite {
-			h.mu.Lock()
-			outage = len(h.storageKills)
-			h.storageKills = append(h.storageKills, killed)
-			h.storageRestarts = append(h.storageRestarts, time.Time{})
-			h.mu.Unlock()
+			outage = h.storageOutage(killed)
 		}
 		pid := h.st.Pid(f)
 		if err := h.st.Stop(f, true); err != nil {
@@ -235,9 +231,7 @@ func (h *harness) fault(ctx context.Context, f string, pause time.Duration) {
 			return
 		}
 		if outage >= 0 {
-			h.mu.Lock()
-			h.storageRestarts[outage] = t0
-			h.mu.Unlock()
+			h.storageBack(outage, t0)
 		}
 		h.recovMu.Lock()
 		h.recov[f] = append(h.recov[f], time.Since(t0))
@@ -247,6 +241,23 @@ func (h *harness) fault(ctx context.Context, f string, pause time.Duration) {
 			h.repairRollback(rctx, killed)
 		}
 	}
+}
+
+// storageOutage records an Azurite kill and returns its index.
+func (h *harness) storageOutage(killed time.Time) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.storageKills = append(h.storageKills, killed)
+	h.storageRestarts = append(h.storageRestarts, time.Time{})
+	return len(h.storageKills) - 1
+}
+
+// storageBack records when Azurite was started again after outage i (it
+// listens from then on).
+func (h *harness) storageBack(i int, started time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.storageRestarts[i] = started
 }
 
 func percentiles(ds []time.Duration) p5095 {
