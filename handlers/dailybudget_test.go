@@ -30,6 +30,7 @@ func TestDailyBudget(t *testing.T) {
 			e := newEnv(t, func(m map[string]string) {
 				m["FFPIPE_NODE_PRICE_PER_HOUR"] = "spot=0.5,dedicated=1"
 				m["FFPIPE_DAILY_BUDGET"] = tc.budget
+				m["FFPIPE_TASK_MAX_SLOTS"] = "2" // a two-slot node
 			})
 			// Two hours on both slots of a two-slot node: 2 node hours,
 			// 1.00 at spot prices and 2.00 at dedicated ones.

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ffpipe/ffpipe/internal/config"
 )
 
 func TestAutoScaleFormulaGolden(t *testing.T) {
@@ -96,6 +98,15 @@ func TestDefaultTaskSlotsPerNode(t *testing.T) {
 	}
 	if c.TaskSlotsPerNode != 4 {
 		t.Errorf("PoolConfig{}.WithDefaults().TaskSlotsPerNode = %d, want 4 (2 per vCPU of %s)", c.TaskSlotsPerNode, DefaultVMSize)
+	}
+	// FFPIPE_TASK_MAX_SLOTS (cost per file, the requiredSlots cap) defaults
+	// to the same slots, for deployments that do not set it.
+	app, err := config.Load(config.FromMap(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if app.TaskMaxSlots != c.TaskSlotsPerNode {
+		t.Errorf("FFPIPE_TASK_MAX_SLOTS defaults to %d, want the default pool's %d slots", app.TaskMaxSlots, c.TaskSlotsPerNode)
 	}
 	if c, err := (PoolConfig{TaskSlotsPerNode: 2}).WithDefaults(); err != nil || c.TaskSlotsPerNode != 2 {
 		t.Errorf("WithDefaults with 2 slots set = %d, %v; want 2 kept (the local stack sets slots = cores)", c.TaskSlotsPerNode, err)

@@ -206,7 +206,10 @@ var table = []setting{
 		c.ProfileMetadata = b
 		return nil
 	}},
-	{Setting{"FFPIPE_TASK_MAX_SLOTS", "2", "the pool's taskSlotsPerNode: a profile's requiredSlots is capped to it", false}, func(c *Config, v string) error {
+	// The default is the Azure pool's: 2 × the 2 vCPUs of the default
+	// Standard_D2s_v5 (internal/batch.DefaultTaskSlotsPerNode, which a test
+	// keeps equal). The local stack sets it to its own slots.
+	{Setting{"FFPIPE_TASK_MAX_SLOTS", "4", "the pool's taskSlotsPerNode: a profile's requiredSlots is capped to it", false}, func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 256 {
 			return fmt.Errorf("want a number in [1, 256], got %q", v)
