@@ -204,25 +204,13 @@ var generated = regexp.MustCompile(`^// Code generated .* DO NOT EDIT\.$`)
 // No non-test Go file is over maxFileLines lines, except generated code.
 func TestFileLength(t *testing.T) {
 	long := map[string]int{}
-	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			if name := d.Name(); path != "." && (strings.HasPrefix(name, ".") || name == "node_modules" || name == "testdata") {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
-			return nil
-		}
+	err := walkSources(func(path string) error {
 		n, gen, err := countLines(path)
 		if err != nil {
 			return err
 		}
 		if n > maxFileLines && !gen {
-			long[filepath.ToSlash(path)] = n
+			long[path] = n
 		}
 		return nil
 	})
@@ -245,6 +233,26 @@ func TestFileLength(t *testing.T) {
 	}
 }
 
+// walkSources calls fn with the slash path of every non-test Go file of
+// the repository, skipping hidden directories, node_modules and testdata.
+func walkSources(fn func(path string) error) error {
+	return filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if name := d.Name(); path != "." && (strings.HasPrefix(name, ".") || name == "node_modules" || name == "testdata") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		return fn(filepath.ToSlash(path))
+	})
+}
+
 // maxFuncLines is the style's bound on a non-test function, from its
 // func keyword to its closing brace.
 const maxFuncLines = 80
@@ -264,20 +272,8 @@ var knownLongFuncs = map[string]string{
 // lines, generated code aside.
 func TestFuncLength(t *testing.T) {
 	long := map[string]int{}
-	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			if name := d.Name(); path != "." && (strings.HasPrefix(name, ".") || name == "node_modules" || name == "testdata") {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
-			return nil
-		}
-		funcs, err := longFuncs(filepath.ToSlash(path), maxFuncLines)
+	err := walkSources(func(path string) error {
+		funcs, err := longFuncs(path, maxFuncLines)
 		for name, n := range funcs {
 			long[name] = n
 		}
