@@ -94,14 +94,24 @@ func (a *app) dispatchBatch(r *http.Request, inv *invocation) error {
 		}
 		return retry(fmt.Errorf("add %d tasks: %w", len(specs), err))
 	}
+	created, existed, rejected, err := a.settleAdded(ctx, specs, logs, added)
+	inv.logf("dispatch: %d messages, %d tasks added, %d existed, %d rejected", len(msgs), created, existed, rejected)
+	if err != nil {
+		return retry(err)
+	}
+	return nil
+}
+
+// settleAdded logs each task Batch added and writes the failure record of
+// each task Batch rejected for good. A task is the record of its dispatch:
+// no status record is written for an added one (Status and Sweep read the
+// task), so a batch costs one Batch call and nothing per message unless
+// Batch rejects one. The error joins what must be retried.
+func (a *app) settleAdded(ctx context.Context, specs []batch.TaskSpec, logs map[string]*slog.Logger, added []batch.AddResult) (created, existed, rejected int, err error) {
 	byKey := map[string]batch.TaskSpec{}
 	for _, s := range specs {
 		byKey[s.Key] = s
 	}
-	// A task is the record of its dispatch: no status record is written
-	// here (Status and Sweep read the task), so a batch costs one Batch
-	// call and nothing per message unless Batch rejects one.
-	var created, existed, rejected int
 	recErrs := make([]error, len(added))
 	parallel(len(added), dispatchParallelism, func(i int) {
 		res := added[i]
@@ -136,11 +146,7 @@ func (a *app) dispatchBatch(r *http.Request, inv *invocation) error {
 			rejected++
 		}
 	}
-	inv.logf("dispatch: %d messages, %d tasks added, %d existed, %d rejected", len(msgs), created, existed, rejected)
-	if err := errors.Join(recErrs...); err != nil {
-		return retry(err)
-	}
-	return nil
+	return created, existed, rejected, errors.Join(recErrs...)
 }
 
 // prepare decodes and completes one message. It writes the failure record

@@ -368,34 +368,7 @@ func (c *Client) addChunk(ctx context.Context, jobID string, tasks []encodedTask
 				return out, fmt.Errorf("addtaskcollection (%d tasks): %w", len(pending), err)
 			}
 		}
-		byID := make(map[string]azbatch.TaskAddResult, len(resp.Value))
-		for _, r := range resp.Value {
-			byID[strings.ToLower(deref(r.TaskID))] = r
-		}
-		var retry []encodedTask
-		var lastServerErr string
-		for _, t := range pending {
-			id := t.id
-			r, ok := byID[strings.ToLower(id)]
-			if !ok {
-				retry = append(retry, t) // not in the reply: treat as not applied
-				lastServerErr = "missing from the reply"
-				continue
-			}
-			status := string(deref(r.Status))
-			code, msg := batchError(r.Error)
-			switch {
-			case strings.EqualFold(status, string(azbatch.TaskAddStatusSuccess)):
-				out[id] = AddResult{Key: id}
-			case strings.EqualFold(status, string(azbatch.TaskAddStatusClientError)) && strings.EqualFold(code, "TaskExists"):
-				out[id] = AddResult{Key: id, Existed: true}
-			case strings.EqualFold(status, string(azbatch.TaskAddStatusClientError)):
-				out[id] = AddResult{Key: id, Err: &TaskError{Code: code, Message: msg}, Permanent: true}
-			default: // ServerError, or a status this code does not know
-				retry = append(retry, t)
-				lastServerErr = fmt.Sprintf("%s %s: %s", status, code, msg)
-			}
-		}
+		retry, lastServerErr := sortReplies(pending, resp.Value, out)
 		if len(retry) > 0 && attempt >= serverErrorAttempts {
 			return out, fmt.Errorf("addtaskcollection: %d tasks still failing after %d attempts (last: %s)", len(retry), attempt, lastServerErr)
 		}
@@ -405,6 +378,39 @@ func (c *Client) addChunk(ctx context.Context, jobID string, tasks []encodedTask
 		pending = retry
 	}
 	return out, nil
+}
+
+// sortReplies files each pending task's reply into out (added, existed or
+// rejected for good) and returns the tasks to send again (a server error,
+// a status this code does not know, or no reply) with the last reason.
+func sortReplies(pending []encodedTask, replies []azbatch.TaskAddResult, out map[string]AddResult) (retry []encodedTask, lastServerErr string) {
+	byID := make(map[string]azbatch.TaskAddResult, len(replies))
+	for _, r := range replies {
+		byID[strings.ToLower(deref(r.TaskID))] = r
+	}
+	for _, t := range pending {
+		id := t.id
+		r, ok := byID[strings.ToLower(id)]
+		if !ok {
+			retry = append(retry, t) // not in the reply: treat as not applied
+			lastServerErr = "missing from the reply"
+			continue
+		}
+		status := string(deref(r.Status))
+		code, msg := batchError(r.Error)
+		switch {
+		case strings.EqualFold(status, string(azbatch.TaskAddStatusSuccess)):
+			out[id] = AddResult{Key: id}
+		case strings.EqualFold(status, string(azbatch.TaskAddStatusClientError)) && strings.EqualFold(code, "TaskExists"):
+			out[id] = AddResult{Key: id, Existed: true}
+		case strings.EqualFold(status, string(azbatch.TaskAddStatusClientError)):
+			out[id] = AddResult{Key: id, Err: &TaskError{Code: code, Message: msg}, Permanent: true}
+		default: // ServerError, or a status this code does not know
+			retry = append(retry, t)
+			lastServerErr = fmt.Sprintf("%s %s: %s", status, code, msg)
+		}
+	}
+	return retry, lastServerErr
 }
 
 // requestLevelCodes are 400 codes about the request itself (URL, headers,

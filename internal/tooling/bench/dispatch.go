@@ -18,6 +18,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 
+	"github.com/ffpipe/ffpipe/internal/batch"
 	"github.com/ffpipe/ffpipe/internal/etags"
 	"github.com/ffpipe/ffpipe/internal/request"
 	"github.com/ffpipe/ffpipe/internal/tooling/stack"
@@ -56,25 +57,8 @@ func (r *runner) dispatch(ctx context.Context) error {
 
 	r.progress("dispatch: creating %d input blobs …", n)
 	t0 := time.Now()
-	bodies := make([][]byte, n)
-	keys := make([]string, n)
-	if err := parallelN(ctx, n, 32, func(i int) error {
-		blob := fmt.Sprintf("dispatch/%06d.mp4", i)
-		bb := p.blob.ServiceClient().NewContainerClient(p.cfg.InputContainer).NewBlockBlobClient(blob)
-		content := []byte("bench: never downloaded (zero-node pool)")
-		resp, err := bb.UploadBuffer(ctx, content, &blockblob.UploadBufferOptions{})
-		if err != nil {
-			return fmt.Errorf("create %s: %w", blob, err)
-		}
-		etag := string(*resp.ETag)
-		keys[i] = request.Key(p.cfg.StorageAccount(), p.cfg.InputContainer, blob, etag)
-		bodies[i], err = json.Marshal(map[string]any{
-			"v": 1,
-			// What OnBlobCreated sends: name, eTag and size from the event.
-			"source": map[string]any{"container": p.cfg.InputContainer, "blob": blob, "etag": etags.Normalize(etag), "size": len(content)},
-		})
-		return err
-	}); err != nil {
+	bodies, keys, err := dispatchInputs(ctx, p, n)
+	if err != nil {
 		return err
 	}
 	r.progress("dispatch: blobs in %.1fs; stopping the host and sending %d messages …", time.Since(t0).Seconds(), n)
@@ -102,34 +86,9 @@ func (r *runner) dispatch(ctx context.Context) error {
 	if err := p.s.Restart(ctx, stack.Host); err != nil {
 		return err
 	}
-	var curve []Sample
-	deadline := time.Now().Add(time.Duration(n)*30*time.Millisecond + 2*time.Minute)
-	lastPrint := time.Now()
-	for {
-		tc, err := bc.TaskCounts(ctx, p.cfg.BatchJob)
-		now := time.Since(start)
-		if err == nil {
-			total := tc.Active + tc.Running + tc.Completed
-			curve = append(curve, Sample{T: round(now.Seconds(), 3), Tasks: total})
-			if total >= n {
-				break
-			}
-			if time.Since(lastPrint) > 2*time.Second {
-				r.progress("dispatch: %d/%d tasks after %.1fs", total, n, now.Seconds())
-				lastPrint = time.Now()
-			}
-		}
-		if time.Now().After(deadline) && len(curve) > 0 {
-			// Report the rate so far rather than nothing.
-			r.res.Notes = append(r.res.Notes, fmt.Sprintf("dispatch stopped at its deadline: %d of %d tasks after %s; the rate is over those",
-				lastTasks(curve), n, now.Round(time.Second)))
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
+	curve, err := r.countTasks(ctx, bc, p.cfg.BatchJob, n, start)
+	if err != nil {
+		return err
 	}
 	stopProfile()
 	d := time.Duration(curve[len(curve)-1].T * float64(time.Second))
@@ -143,6 +102,65 @@ func (r *runner) dispatch(ctx context.Context) error {
 	r.progress("dispatch: %d tasks in %.2fs = %.0f tasks/s (peak %.0f/s); CPU s per 1,000 tasks %v; handler peak RSS %.1f MB",
 		r.res.DispatchTasks, d.Seconds(), r.res.DispatchTasksPerS, r.res.DispatchPeakPerS, r.res.DispatchCPUSecondsPer1000, r.res.HandlerRSSDispatchMB)
 	return nil
+}
+
+// dispatchInputs creates n small input blobs (never downloaded: the pool
+// has no nodes) and the request each would get from OnBlobCreated.
+func dispatchInputs(ctx context.Context, p *pipe, n int) (bodies [][]byte, keys []string, err error) {
+	bodies, keys = make([][]byte, n), make([]string, n)
+	err = parallelN(ctx, n, 32, func(i int) error {
+		blob := fmt.Sprintf("dispatch/%06d.mp4", i)
+		bb := p.blob.ServiceClient().NewContainerClient(p.cfg.InputContainer).NewBlockBlobClient(blob)
+		content := []byte("bench: never downloaded (zero-node pool)")
+		resp, err := bb.UploadBuffer(ctx, content, &blockblob.UploadBufferOptions{})
+		if err != nil {
+			return fmt.Errorf("create %s: %w", blob, err)
+		}
+		etag := string(*resp.ETag)
+		keys[i] = request.Key(p.cfg.StorageAccount(), p.cfg.InputContainer, blob, etag)
+		bodies[i], err = json.Marshal(map[string]any{
+			"v": 1,
+			// What OnBlobCreated sends: name, eTag and size from the event.
+			"source": map[string]any{"container": p.cfg.InputContainer, "blob": blob, "etag": etags.Normalize(etag), "size": len(content)},
+		})
+		return err
+	})
+	return bodies, keys, err
+}
+
+// countTasks polls the job's task counts from start until it holds n
+// tasks (or a deadline that grows with n, noted in the result) and returns
+// the curve of tasks over time.
+func (r *runner) countTasks(ctx context.Context, bc *batch.Client, jobID string, n int, start time.Time) ([]Sample, error) {
+	var curve []Sample
+	deadline := time.Now().Add(time.Duration(n)*30*time.Millisecond + 2*time.Minute)
+	lastPrint := time.Now()
+	for {
+		tc, err := bc.TaskCounts(ctx, jobID)
+		now := time.Since(start)
+		if err == nil {
+			total := tc.Active + tc.Running + tc.Completed
+			curve = append(curve, Sample{T: round(now.Seconds(), 3), Tasks: total})
+			if total >= n {
+				return curve, nil
+			}
+			if time.Since(lastPrint) > 2*time.Second {
+				r.progress("dispatch: %d/%d tasks after %.1fs", total, n, now.Seconds())
+				lastPrint = time.Now()
+			}
+		}
+		if time.Now().After(deadline) && len(curve) > 0 {
+			// Report the rate so far rather than nothing.
+			r.res.Notes = append(r.res.Notes, fmt.Sprintf("dispatch stopped at its deadline: %d of %d tasks after %s; the rate is over those",
+				lastTasks(curve), n, now.Round(time.Second)))
+			return curve, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // cpuPer1000 is the CPU seconds each part spent between two

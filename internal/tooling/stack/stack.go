@@ -408,29 +408,7 @@ func (s *Stack) startComponent(ctx context.Context, name string) error {
 		s.az = az
 		s.mu.Unlock()
 	case ServiceBus:
-		dataDir := s.dir("servicebus")
-		if s.opts.InMemoryBroker {
-			dataDir = ""
-		}
-		sbOpts := servicebus.Options{
-			Addr:    "127.0.0.1:" + strconv.Itoa(s.opts.Ports.ServiceBus),
-			Config:  s.serviceBusConfig(),
-			DataDir: dataDir,
-			Logger:  s.logger(name),
-		}
-		if s.opts.ServiceBusTLSPort != 0 {
-			sbOpts.TLSAddr, sbOpts.TLSDir = "127.0.0.1:"+strconv.Itoa(s.opts.ServiceBusTLSPort), s.dir("servicebus")
-		}
-		sb, err := servicebus.New(sbOpts)
-		if err != nil {
-			return fmt.Errorf("start service bus: %w", err)
-		}
-		if err := sb.Start(ctx); err != nil {
-			return fmt.Errorf("start service bus: %w", err)
-		}
-		s.mu.Lock()
-		s.sb = sb
-		s.mu.Unlock()
+		return s.startServiceBus(ctx)
 	case Batch:
 		bt := batch.New(batch.Options{
 			Addr:     "127.0.0.1:" + strconv.Itoa(s.opts.Ports.Batch),
@@ -461,30 +439,66 @@ func (s *Stack) startComponent(ctx context.Context, name string) error {
 		s.host = h
 		s.mu.Unlock()
 	case EventGrid:
-		cfg, err := s.Config()
-		if err != nil {
-			return err
-		}
-		eg := eventgrid.New(eventgrid.Options{
-			ConnectionString: s.StorageConnectionString(),
-			Containers:       []string{cfg.InputContainer},
-			Subscriptions: []eventgrid.Subscription{{
-				Name:              "onblobcreated",
-				Endpoint:          s.eventGridEndpoint(),
-				SubjectBeginsWith: "/blobServices/default/containers/" + cfg.InputContainer + "/blobs/",
-			}},
-			DataDir: s.dir("eventgrid"),
-			Logger:  s.logger(name),
-		})
-		if err := eg.Start(s.ctx); err != nil {
-			return fmt.Errorf("start event grid: %w", err)
-		}
-		s.mu.Lock()
-		s.eg = eg
-		s.mu.Unlock()
+		return s.startEventGrid()
 	default:
 		return fmt.Errorf("unknown component %q", name)
 	}
+	return nil
+}
+
+// startServiceBus starts the Service Bus stand-in on its port (and its TLS
+// port when set), with the stack's queues and topics.
+func (s *Stack) startServiceBus(ctx context.Context) error {
+	dataDir := s.dir("servicebus")
+	if s.opts.InMemoryBroker {
+		dataDir = ""
+	}
+	sbOpts := servicebus.Options{
+		Addr:    "127.0.0.1:" + strconv.Itoa(s.opts.Ports.ServiceBus),
+		Config:  s.serviceBusConfig(),
+		DataDir: dataDir,
+		Logger:  s.logger(ServiceBus),
+	}
+	if s.opts.ServiceBusTLSPort != 0 {
+		sbOpts.TLSAddr, sbOpts.TLSDir = "127.0.0.1:"+strconv.Itoa(s.opts.ServiceBusTLSPort), s.dir("servicebus")
+	}
+	sb, err := servicebus.New(sbOpts)
+	if err != nil {
+		return fmt.Errorf("start service bus: %w", err)
+	}
+	if err := sb.Start(ctx); err != nil {
+		return fmt.Errorf("start service bus: %w", err)
+	}
+	s.mu.Lock()
+	s.sb = sb
+	s.mu.Unlock()
+	return nil
+}
+
+// startEventGrid starts the Event Grid stand-in, subscribed for the input
+// container's blobs.
+func (s *Stack) startEventGrid() error {
+	cfg, err := s.Config()
+	if err != nil {
+		return err
+	}
+	eg := eventgrid.New(eventgrid.Options{
+		ConnectionString: s.StorageConnectionString(),
+		Containers:       []string{cfg.InputContainer},
+		Subscriptions: []eventgrid.Subscription{{
+			Name:              "onblobcreated",
+			Endpoint:          s.eventGridEndpoint(),
+			SubjectBeginsWith: "/blobServices/default/containers/" + cfg.InputContainer + "/blobs/",
+		}},
+		DataDir: s.dir("eventgrid"),
+		Logger:  s.logger(EventGrid),
+	})
+	if err := eg.Start(s.ctx); err != nil {
+		return fmt.Errorf("start event grid: %w", err)
+	}
+	s.mu.Lock()
+	s.eg = eg
+	s.mu.Unlock()
 	return nil
 }
 
