@@ -110,18 +110,8 @@ func logStatus(ctx context.Context, summarize summarizer, src progressSource, jo
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		var b strings.Builder
-		view, err := summarize(ctx)
-		switch {
-		case ctx.Err() != nil:
-		case err != nil:
-			fmt.Fprintf(&b, "status: %v (trying again in %v)\n", err, every)
-		default:
-			writeSummary(&b, view)
-		}
-		if ctx.Err() == nil {
-			b.WriteString("updated " + time.Now().Format("15:04:05") + "\n")
-			_, _ = lw.Write([]byte(b.String()))
+		if block, ok := summaryBlock(ctx, summarize, every); ok {
+			_, _ = lw.Write([]byte(block))
 		}
 		select {
 		case <-ctx.Done():
@@ -130,6 +120,24 @@ func logStatus(ctx context.Context, summarize summarizer, src progressSource, jo
 		case <-t.C:
 		}
 	}
+}
+
+// summaryBlock is the summary's text view as --watch shows it, ending in
+// the time it was read; a summary that cannot be read is the error and
+// when it is tried again. ok is false once ctx has ended.
+func summaryBlock(ctx context.Context, summarize summarizer, every time.Duration) (string, bool) {
+	var b strings.Builder
+	view, err := summarize(ctx)
+	switch {
+	case ctx.Err() != nil:
+		return "", false
+	case err != nil:
+		fmt.Fprintf(&b, "status: %v (trying again in %v)\n", err, every)
+	default:
+		writeSummary(&b, view)
+	}
+	b.WriteString("updated " + time.Now().Format("15:04:05") + "\n")
+	return b.String(), true
 }
 
 // lineWriter serializes writes, so that a block of lines from one writer

@@ -179,18 +179,11 @@ func watchStatus(ctx context.Context, summarize summarizer, src progressSource, 
 		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
-			var b strings.Builder
-			view, err := summarize(pctx)
-			switch {
-			case pctx.Err() != nil:
+			block, ok := summaryBlock(pctx, summarize, every)
+			if !ok {
 				return
-			case err != nil:
-				fmt.Fprintf(&b, "status: %v (trying again in %v)\n", err, every)
-			default:
-				writeSummary(&b, view)
 			}
-			b.WriteString("updated " + time.Now().Format("15:04:05") + "\n")
-			if pl.set(strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")) != nil {
+			if pl.set(strings.Split(strings.TrimSuffix(block, "\n"), "\n")) != nil {
 				return // the bars have shut down
 			}
 			select {
