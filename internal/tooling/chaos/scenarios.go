@@ -226,13 +226,22 @@ func (h *harness) exercise(ctx context.Context) error {
 func (h *harness) feed(ctx context.Context, items []item, window time.Duration) error {
 	var wg sync.WaitGroup
 	work := make(chan item)
-	errs := make(chan error, uploadParallel+8)
+	// Errors are collected, never sent on a bounded channel that is read
+	// only after the workers end: any number of failures must end the
+	// feed, not block it.
+	var mu sync.Mutex
+	var all []error
+	report := func(err error) {
+		mu.Lock()
+		all = append(all, err)
+		mu.Unlock()
+	}
 	for w := 0; w < uploadParallel; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for it := range work {
-				h.feedItem(ctx, it, errs)
+				h.feedItem(ctx, it, report)
 			}
 		}()
 	}
@@ -257,26 +266,21 @@ func (h *harness) feed(ctx context.Context, items []item, window time.Duration) 
 	go func() {
 		defer wg.Done()
 		if err := h.edgeCases(ctx); err != nil {
-			errs <- err
+			report(err)
 		}
 		if err := h.profileRows(ctx); err != nil {
-			errs <- err
+			report(err)
 		}
 	}()
 	wg.Wait()
-	close(errs)
-	var all []error
-	for err := range errs {
-		all = append(all, err)
-	}
 	return errors.Join(all...)
 }
 
 // feedItem uploads it, records its row, and sends its request when the row
 // goes by message.
-func (h *harness) feedItem(ctx context.Context, it item, errs chan<- error) {
+func (h *harness) feedItem(ctx context.Context, it item, report func(error)) {
 	if err := h.upload(ctx, it.row, it.path); err != nil {
-		errs <- err
+		report(err)
 		return
 	}
 	h.addRow(it.row)
@@ -289,7 +293,7 @@ func (h *harness) feedItem(ctx context.Context, it item, errs chan<- error) {
 		err = h.send(ctx, it.row.Key, body)
 	}
 	if err != nil {
-		errs <- err
+		report(err)
 	}
 }
 
