@@ -56,11 +56,7 @@ func drawProgress(ctx context.Context, src progressSource, jobID string, p *mpb.
 			seen[rt.Key] = true
 			b, ok := bars[rt.Key]
 			if !ok {
-				name := rt.Request.Source.Blob
-				if name == "" {
-					name = rt.Key
-				}
-				key := rt.Key
+				name, key := taskName(rt), rt.Key
 				b = p.AddBar(100, mpb.BarRemoveOnComplete(),
 					mpb.PrependDecorators(decor.Name(name, decor.WCSyncSpaceR)),
 					mpb.AppendDecorators(decor.Percentage(decor.WCSyncSpace), decor.Any(func(decor.Statistics) string {

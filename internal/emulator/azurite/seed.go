@@ -75,7 +75,8 @@ func Seed(ctx context.Context, dir, container string, blobs []SeedBlob, modified
 
 	extentID := uuid.NewString()
 	extentPath := filepath.Join(dir, extentDir, extentID)
-	docs, size, err := writeSeed(filepath.Join(work, "docs.jsonl"), extentPath, extentID, container, blobs, modified)
+	docs := filepath.Join(work, "docs.jsonl")
+	size, err := writeSeed(docs, extentPath, extentID, container, blobs, modified)
 	if err != nil {
 		_ = os.Remove(extentPath)
 		return fmt.Errorf("seed azurite: %w", err)
@@ -97,16 +98,16 @@ func Seed(ctx context.Context, dir, container string, blobs []SeedBlob, modified
 }
 
 // writeSeed writes the blobs' bytes to one extent file and their documents,
-// one JSON object per line, to docsPath. It returns docsPath and the extent's size.
-func writeSeed(docsPath, extentPath, extentID, container string, blobs []SeedBlob, modified time.Time) (string, int64, error) {
+// one JSON object per line, to docsPath. It returns the extent's size.
+func writeSeed(docsPath, extentPath, extentID, container string, blobs []SeedBlob, modified time.Time) (int64, error) {
 	ext, err := os.OpenFile(extentPath, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 	if err != nil {
-		return "", 0, err
+		return 0, err
 	}
 	defer ext.Close()
 	df, err := os.Create(docsPath)
 	if err != nil {
-		return "", 0, err
+		return 0, err
 	}
 	defer df.Close()
 	ew, dw := bufio.NewWriterSize(ext, 1<<20), bufio.NewWriterSize(df, 1<<20)
@@ -114,25 +115,25 @@ func writeSeed(docsPath, extentPath, extentID, container string, blobs []SeedBlo
 	var off int64
 	for i, b := range blobs {
 		if b.Name == "" {
-			return "", 0, fmt.Errorf("blob %d has no name", i)
+			return 0, fmt.Errorf("blob %d has no name", i)
 		}
 		if _, err := ew.Write(b.Body); err != nil {
-			return "", 0, err
+			return 0, err
 		}
 		if err := enc.Encode(blobDoc(container, b, extentID, off, modified, i)); err != nil {
-			return "", 0, err
+			return 0, err
 		}
 		off += int64(len(b.Body))
 	}
 	for _, w := range []*bufio.Writer{ew, dw} {
 		if err := w.Flush(); err != nil {
-			return "", 0, err
+			return 0, err
 		}
 	}
 	if err := ext.Sync(); err != nil {
-		return "", 0, err
+		return 0, err
 	}
-	return docsPath, off, df.Close()
+	return off, df.Close()
 }
 
 // blobDoc is Azurite's document for a committed block blob (the fields and
