@@ -155,7 +155,7 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	port := s.opts.Port
 	if port == 0 {
-		p, err := freePort()
+		p, err := ports.Free()
 		if err != nil {
 			return fmt.Errorf("start azurite: %w", err)
 		}
@@ -333,5 +333,3 @@ func (s *Server) stop(sig syscall.Signal) error {
 	}
 	return nil
 }
-
-func freePort() (int, error) { return ports.Free() }
