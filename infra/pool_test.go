@@ -1,43 +1,12 @@
 package infra
 
 import (
-	"regexp"
 	"strconv"
 	"testing"
 
+	"github.com/ffpipe/ffpipe/internal/batch"
 	"github.com/ffpipe/ffpipe/internal/presets"
 )
-
-// vmCPUs reads the vCPU count from an Azure VM size name such as
-// Standard_D2s_v5 or Standard_F4s_v2 (the number after the family letters).
-func vmCPUs(size string) (int, bool) {
-	m := regexp.MustCompile(`^(?i)standard_[a-z]+(\d+)`).FindStringSubmatch(size)
-	if m == nil {
-		return 0, false
-	}
-	n, err := strconv.Atoi(m[1])
-	return n, err == nil && n > 0
-}
-
-func TestVMCPUs(t *testing.T) {
-	tests := []struct {
-		size string
-		want int
-		ok   bool
-	}{
-		{"Standard_D2s_v5", 2, true},
-		{"standard_d4ds_v5", 4, true},
-		{"Standard_F16s_v2", 16, true},
-		{"Standard_E8as_v5", 8, true},
-		{"Basic_A1", 0, false},
-	}
-	for _, tt := range tests {
-		got, ok := vmCPUs(tt.size)
-		if got != tt.want || ok != tt.ok {
-			t.Errorf("vmCPUs(%q) = %d, %v; want %d, %v", tt.size, got, ok, tt.want, tt.ok)
-		}
-	}
-}
 
 // The default pool can run every built-in profile: a task's requiredSlots
 // must fit one node's taskSlotsPerNode, or Batch leaves it active for ever;
@@ -54,7 +23,7 @@ func TestPoolFitsProfiles(t *testing.T) {
 		t.Fatalf("main.bicep taskSlotsPerNode = %q: %v", main.text(d.value), err)
 	}
 	size, _ := main.paramDefault("poolVmSize")
-	cpus, ok := vmCPUs(size)
+	cpus, ok := batch.VMCores(size)
 	if !ok {
 		t.Fatalf("main.bicep poolVmSize = %q: no vCPU count in the name", size)
 	}
