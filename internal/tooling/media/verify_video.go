@@ -68,11 +68,7 @@ func HLSRungs(master string) ([]string, error) {
 	}
 	dir := filepath.Dir(master)
 	var rungs []string
-	for _, l := range strings.Split(string(b), "\n") {
-		l = strings.TrimSpace(l)
-		if l == "" || strings.HasPrefix(l, "#") {
-			continue
-		}
+	for _, l := range playlistURIs(b) {
 		if err := checkPlaylist(filepath.Join(dir, filepath.FromSlash(l))); err != nil {
 			return nil, err
 		}
@@ -92,15 +88,23 @@ func checkPlaylist(path string) error {
 	if !strings.Contains(string(b), "#EXT-X-ENDLIST") {
 		return fmt.Errorf("hls %s: %w: no #EXT-X-ENDLIST", path, ErrVerify)
 	}
-	for _, l := range strings.Split(string(b), "\n") {
-		l = strings.TrimSpace(l)
-		if l == "" || strings.HasPrefix(l, "#") {
-			continue
-		}
+	for _, l := range playlistURIs(b) {
 		fi, err := os.Stat(filepath.Join(filepath.Dir(path), filepath.FromSlash(l)))
 		if err != nil || fi.Size() == 0 {
 			return fmt.Errorf("hls %s: %w: segment %s missing or empty", path, ErrVerify, l)
 		}
 	}
 	return nil
+}
+
+// playlistURIs are a playlist's URI lines: every line that is neither
+// blank nor a tag or comment (#).
+func playlistURIs(b []byte) []string {
+	var uris []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			uris = append(uris, l)
+		}
+	}
+	return uris
 }
