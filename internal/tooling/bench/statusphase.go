@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
-	"slices"
 	"time"
 
 	"github.com/ffpipe/ffpipe/internal/config"
@@ -148,7 +147,7 @@ func (r *runner) timeStatus(ctx context.Context, p *pipe, keys []string) error {
 	if err != nil {
 		return err
 	}
-	r.res.StatusP50Ms, r.res.StatusP95Ms = pct(d, 50), pct(d, 95)
+	r.res.StatusP50Ms, r.res.StatusP95Ms = round(Percentile(d, 50), 1), round(Percentile(d, 95), 1)
 	r.res.StatusRecords = sum.Total
 	if sum.Total != len(keys) || len(sum.Recent) == 0 {
 		return fmt.Errorf("status counted %d records and listed %d recent ones, want %d and some", sum.Total, len(sum.Recent), len(keys))
@@ -156,46 +155,41 @@ func (r *runner) timeStatus(ctx context.Context, p *pipe, keys []string) error {
 	i := 0
 	d, err = timeCalls(func() error {
 		i++
+		key := keys[(i*7919)%len(keys)]
 		var rec records.Record
-		if err := getStatus(ctx, base+"/"+keys[(i*7919)%len(keys)]+"?format=json&"+code.Encode(), &rec); err != nil {
+		if err := getStatus(ctx, base+"/"+key+"?format=json&"+code.Encode(), &rec); err != nil {
 			return err
 		}
-		if rec.Key != keys[(i*7919)%len(keys)] {
-			return fmt.Errorf("status of key %s answered key %q", keys[(i*7919)%len(keys)], rec.Key)
+		if rec.Key != key {
+			return fmt.Errorf("status of key %s answered key %q", key, rec.Key)
 		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	r.res.StatusKeyP50Ms = pct(d, 50)
+	r.res.StatusKeyP50Ms = round(Percentile(d, 50), 1)
 	d, err = timeCalls(func() error { return getStatus(ctx, base+"?"+code.Encode(), nil) })
 	if err != nil {
 		return err
 	}
-	r.res.StatusHTMLP50Ms = pct(d, 50)
+	r.res.StatusHTMLP50Ms = round(Percentile(d, 50), 1)
 	r.progress("status: summary p50 %.0f ms (p95 %.0f), one key %.0f ms, HTML %.0f ms over %d records",
 		r.res.StatusP50Ms, r.res.StatusP95Ms, r.res.StatusKeyP50Ms, r.res.StatusHTMLP50Ms, r.res.StatusRecords)
 	return nil
 }
 
-func timeCalls(call func() error) ([]time.Duration, error) {
-	var d []time.Duration
+// timeCalls times call statusCalls times, in ms.
+func timeCalls(call func() error) ([]float64, error) {
+	var d []float64
 	for range statusCalls {
 		t0 := time.Now()
 		if err := call(); err != nil {
 			return nil, err
 		}
-		d = append(d, time.Since(t0))
+		d = append(d, ms(time.Since(t0)))
 	}
-	slices.Sort(d)
 	return d, nil
-}
-
-// pct is the p-th percentile of sorted durations, in ms.
-func pct(d []time.Duration, p int) float64 {
-	i := min(len(d)-1, (len(d)-1)*p/100)
-	return round(float64(d[i].Microseconds())/1000, 1)
 }
 
 // getStatus GETs u and decodes the JSON answer into v (nil: read and drop).
