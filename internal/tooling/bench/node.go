@@ -15,9 +15,8 @@ import (
 
 	"github.com/ffpipe/ffpipe/internal/presets"
 	"github.com/ffpipe/ffpipe/internal/records"
-	"github.com/ffpipe/ffpipe/internal/tooling/media"
-
 	"github.com/ffpipe/ffpipe/internal/tooling/cpuset"
+	"github.com/ffpipe/ffpipe/internal/tooling/media"
 	"github.com/ffpipe/ffpipe/internal/tooling/stack"
 )
 
