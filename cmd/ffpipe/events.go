@@ -100,7 +100,6 @@ func readEvents(ctx context.Context, rcv eventReceiver, follow bool, idle time.D
 // printEvent writes one event: the CloudEvent as one line of JSON, or a
 // line for people. A body that is not an ffpipe event is shown as such.
 func printEvent(w io.Writer, body []byte, asJSON bool) error {
-	ev, err := events.Parse(body)
 	if asJSON {
 		var buf bytes.Buffer
 		if cerr := json.Compact(&buf, body); cerr != nil {
@@ -110,6 +109,7 @@ func printEvent(w io.Writer, body []byte, asJSON bool) error {
 		_, werr := w.Write(buf.Bytes())
 		return werr
 	}
+	ev, err := events.Parse(body)
 	if err != nil {
 		_, werr := fmt.Fprintf(w, "(not an ffpipe event: %v)\n", err)
 		return werr
