@@ -37,7 +37,6 @@ func verifyOutputs(ctx context.Context, c *azblob.Client, cfg config.Config, r *
 		if strings.Contains(o.Name, "/") {
 			continue // an HLS rung: checked with its master
 		}
-		local := filepath.Join(dir, fmt.Sprint(i)+path.Ext(o.Blob))
 		ext := path.Ext(o.Blob)
 		if ext == ".m3u8" {
 			if err := verifyHLS(ctx, c, cfg, r, o, filepath.Join(dir, fmt.Sprint(i))); err != nil {
@@ -45,6 +44,7 @@ func verifyOutputs(ctx context.Context, c *azblob.Client, cfg config.Config, r *
 			}
 			continue
 		}
+		local := filepath.Join(dir, fmt.Sprint(i)+ext)
 		if err := Download(ctx, c, cfg.OutputContainer, o.Blob, local); err != nil {
 			return err
 		}
