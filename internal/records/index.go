@@ -487,35 +487,42 @@ func (s *Store) summarizeIndexed(ctx context.Context, recent int) (Summary, erro
 	sum := Summary{Counts: v.Counts, Total: v.Total, Indexed: true, EndedLastHour: v.EndedLastHour,
 		Throughput: &v.Throughput, FailureCounts: v.Failures,
 		RetentionDays: int(s.index.retention / (24 * time.Hour)), NodeSecondsToday: v.NodeSecondsToday, NodeSecondsLast30Days: v.NodeSecondsLast30Days}
-	recs := make([]Record, len(v.Recent))
-	errs := make([]error, len(v.Recent))
+	if err := s.readRecords(ctx, v.Recent); err != nil {
+		return Summary{}, err
+	}
+	for _, c := range v.Recent {
+		if c.Record != nil { // nil: expired or deleted since
+			sum.Recent = append(sum.Recent, *c.Record)
+		}
+	}
+	slices.SortStableFunc(sum.Recent, func(a, b Record) int { return b.Updated.Compare(a.Updated) })
+	return sum, nil
+}
+
+// readRecords reads, in parallel (summaryReaders at a time), the record of
+// each change that does not carry one (an entry Rebuild derived from a
+// listing); a record gone since stays nil.
+func (s *Store) readRecords(ctx context.Context, changes []Change) error {
+	errs := make([]error, len(changes))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, summaryReaders)
-	for i, c := range v.Recent {
-		if c.Record != nil {
-			recs[i] = *c.Record
+	for i := range changes {
+		if changes[i].Record != nil {
 			continue
 		}
-		// An entry Rebuild derived from a listing: read the record.
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			recs[i], errs[i] = s.Get(ctx, c.Key)
+			r, err := s.Get(ctx, changes[i].Key)
+			if err == nil {
+				changes[i].Record = &r
+			} else if !errors.Is(err, ErrNotFound) {
+				errs[i] = err
+			}
 		}()
 	}
 	wg.Wait()
-	for i := range recs {
-		switch {
-		case errors.Is(errs[i], ErrNotFound):
-			// Expired or deleted since.
-		case errs[i] != nil:
-			return Summary{}, errs[i]
-		default:
-			sum.Recent = append(sum.Recent, recs[i])
-		}
-	}
-	slices.SortStableFunc(sum.Recent, func(a, b Record) int { return b.Updated.Compare(a.Updated) })
-	return sum, nil
+	return errors.Join(errs...)
 }

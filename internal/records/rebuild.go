@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/ffpipe/ffpipe/internal/storage"
@@ -116,25 +115,7 @@ func (s *Store) withRecords(ctx context.Context, days map[string]Day) error {
 	filled := 0
 	for i := len(names) - 1; i >= 0 && filled < RecentCap; i-- {
 		b := days[names[i]]
-		errs := make([]error, len(b.Recent))
-		var wg sync.WaitGroup
-		sem := make(chan struct{}, summaryReaders)
-		for j := range b.Recent {
-			wg.Add(1)
-			sem <- struct{}{}
-			go func() {
-				defer wg.Done()
-				defer func() { <-sem }()
-				r, err := s.Get(ctx, b.Recent[j].Key)
-				if err == nil {
-					b.Recent[j].Record = &r
-				} else if !errors.Is(err, ErrNotFound) {
-					errs[j] = err
-				}
-			}()
-		}
-		wg.Wait()
-		if err := errors.Join(errs...); err != nil {
+		if err := s.readRecords(ctx, b.Recent); err != nil {
 			return err
 		}
 		filled += len(b.Recent)
