@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/ffpipe/ffpipe/internal/batch"
-	"github.com/ffpipe/ffpipe/internal/failure"
 	"github.com/ffpipe/ffpipe/internal/records"
 )
 
@@ -71,19 +70,14 @@ type ReasonCount struct {
 }
 
 // failuresByReason groups the recent records that did not end done by
-// their reason code, most frequent first.
+// their reason code (Record.FailureCode, as the index counts them), most
+// frequent first.
 func failuresByReason(rs []records.Record) []ReasonCount {
 	n := map[string]int{}
 	for _, r := range rs {
-		if !r.State.Terminal() || r.State == records.StateDone {
-			continue
+		if c := r.FailureCode(); c != "" {
+			n[c]++
 		}
-		code, ok := failure.Parse(r.Reason)
-		c := string(code)
-		if !ok || c == "" {
-			c = string(r.State)
-		}
-		n[c]++
 	}
 	out := make([]ReasonCount, 0, len(n))
 	for c, k := range n {
