@@ -184,8 +184,7 @@ func InFlight(ctx context.Context, tasks TaskReader, jobID, key string, rec reco
 			// Progress is a view: a task between its start and ffmpeg's
 			// first block has none yet, and a read that fails shows none.
 			if p, perr := tasks.Progress(ctx, jobID, key, ti.Started); perr == nil {
-				live.Progress = &records.Progress{Percent: round2(p.Percent), DoneSeconds: round2(p.DoneSeconds),
-					DurationSeconds: round2(p.DurationSeconds), ETASeconds: p.ETA.Seconds()}
+				live.Progress = progressView(p)
 			}
 		}
 		return live, true, nil

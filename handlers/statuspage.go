@@ -44,11 +44,17 @@ func (a *app) running(ctx context.Context) []records.Record {
 	for _, t := range tasks {
 		r := recordFrom(records.Record{}, t.Request).InFlight(t.Key, t.State, t.Created, t.Started)
 		if p, err := a.d.Tasks.Progress(ctx, a.cfg.BatchJob, t.Key, t.Started); err == nil {
-			r.Progress = &records.Progress{Percent: round2(p.Percent), DoneSeconds: round2(p.DoneSeconds), DurationSeconds: round2(p.DurationSeconds), ETASeconds: p.ETA.Seconds()}
+			r.Progress = progressView(p)
 		}
 		out = append(out, r)
 	}
 	return out
+}
+
+// progressView is a task's progress as Status shows it (hundredths).
+func progressView(p batch.Progress) *records.Progress {
+	return &records.Progress{Percent: round2(p.Percent), DoneSeconds: round2(p.DoneSeconds),
+		DurationSeconds: round2(p.DurationSeconds), ETASeconds: p.ETA.Seconds()}
 }
 
 // filterRecent keeps the recent records in state (any when "") whose
