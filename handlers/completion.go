@@ -61,6 +61,18 @@ func eventMessage(ev events.Event, body []byte) queue.Message {
 		Properties: map[string]any{"type": ev.Type, "state": string(ev.Data.State), "key": ev.Data.Key, "subject": ev.Subject}}
 }
 
+// publish sends one event within publishTimeout; a failure pauses
+// publishing for eventsPause.
+func (a *app) publish(ctx context.Context, ev events.Event, body []byte) error {
+	pctx, cancel := context.WithTimeout(ctx, publishTimeout)
+	defer cancel()
+	err := a.d.Events.Send(pctx, eventMessage(ev, body))
+	if err != nil {
+		a.events.pause(a.now())
+	}
+	return err
+}
+
 // publishEnd publishes the completion event of a terminal record, or keeps
 // it in the outbox for Sweep when the topic cannot take it. It fails only
 // when neither worked, so that the caller's own retry (the task stays, the
@@ -82,13 +94,10 @@ func (a *app) publishEnd(ctx context.Context, rec records.Record) error {
 		return nil
 	}
 	if a.events.open(a.now()) {
-		pctx, cancel := context.WithTimeout(ctx, publishTimeout)
-		err = a.d.Events.Send(pctx, eventMessage(ev, body))
-		cancel()
+		err := a.publish(ctx, ev, body)
 		if err == nil {
 			return nil
 		}
-		a.events.pause(a.now())
 		log.Warn("completion event not published; kept in the outbox for Sweep", "id", ev.ID, "err", err)
 	}
 	if err := a.d.Outbox.OutboxPut(ctx, ev.ID, body); err != nil {
@@ -116,11 +125,7 @@ func (a *app) drainOutbox(ctx context.Context, log *slog.Logger) int {
 			log.Error("sweep: unreadable event in the outbox", "id", it.ID, "err", err)
 			continue
 		}
-		pctx, cancel := context.WithTimeout(ctx, publishTimeout)
-		err = a.d.Events.Send(pctx, eventMessage(ev, it.Body))
-		cancel()
-		if err != nil {
-			a.events.pause(a.now())
+		if err := a.publish(ctx, ev, it.Body); err != nil {
 			log.Warn("sweep: events topic still unavailable; the outbox waits", "waiting", len(items)-sent, "err", err)
 			return sent
 		}
