@@ -100,8 +100,7 @@ type Options struct {
 	// because here Azurite shares the task cores. (An Azure pool gets 2
 	// per vCPU, from the node phase's slot study, which sets its own
 	// slots per round: storage is off a node's cores.) More slots than
-	// cores overlap a
-	// task's download with another's encoding, but since the dispatch
+	// cores overlap a task's download with another's encoding, but since the dispatch
 	// rework the stack's own CPU fills those gaps and 4 ffmpeg processes
 	// on 2 cores pay for the contention: on 32 two-minute clips (2026-11-21)
 	// 2 slots gave ratios 1.154–1.198 (mean 1.166, 6 runs) and 4 slots
