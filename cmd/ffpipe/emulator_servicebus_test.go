@@ -66,7 +66,12 @@ func TestEmulatorServiceBusTLS(t *testing.T) {
 		t.Errorf("generated certificate: %v", err)
 	}
 	cancel()
-	if err := <-done; err != context.Canceled {
-		t.Errorf("after cancel: got %v, want context.Canceled", err)
+	select {
+	case err := <-done:
+		if err != context.Canceled {
+			t.Errorf("after cancel: got %v, want context.Canceled", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("emulator servicebus did not end within 30 s of cancel")
 	}
 }

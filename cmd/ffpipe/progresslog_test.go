@@ -97,8 +97,11 @@ func TestLogProgressErrorOnce(t *testing.T) {
 		src.mu.Lock()
 		calls := src.call
 		src.mu.Unlock()
-		if calls >= 5 || time.Now().After(deadline) {
+		if calls >= 5 {
 			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("logProgress polled %d times in 30 s, want 5", calls)
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
