@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/ffpipe/ffpipe/handlers"
-	"github.com/ffpipe/ffpipe/internal/failure"
 	"github.com/ffpipe/ffpipe/internal/records"
 )
 
@@ -36,7 +35,9 @@ func planRedrives(ctx context.Context, d handlers.RedriveDeps, recs *records.Sto
 		if err != nil {
 			return nil, fmt.Errorf("redrive: %w", err)
 		}
-		if c, _ := failure.Parse(rec.Reason); code != "" && string(c) != code {
+		// The code Status groups failures by (a reason's failure code, else
+		// the state), so any code the status view shows selects its records.
+		if code != "" && rec.FailureCode() != code {
 			continue
 		}
 		act, err := handlers.PlanRedrive(ctx, d, rec)
@@ -53,7 +54,7 @@ func runRedrive(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.SetOutput(stderr)
 	info := fs.String("info", defaultStackInfo, "stack info written by `ffpipe dev`")
 	state := fs.String("state", string(records.StateFailed), "final state of the records to redrive (failed, input_missing, bad_request, rejected)")
-	reason := fs.String("reason", "", "only records whose reason code is this (e.g. decode_error; docs/reasons.md)")
+	reason := fs.String("reason", "", "only records whose failure code is this, as Status groups them (e.g. decode_error; docs/reasons.md; a record whose reason has no code counts as its state)")
 	since := fs.Duration("since", 0, "only records updated within this duration (e.g. 24h; 0: any)")
 	dryRun := fs.Bool("dry-run", false, "show what would be done and do nothing")
 	if err := fs.Parse(args); err != nil {
